@@ -1,0 +1,3 @@
+from checkout_cli.cli.app import main
+
+main()

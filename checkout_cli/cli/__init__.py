@@ -1,0 +1,1 @@
+"""The command-line face: parse flags, call the backend, render. No business logic here."""

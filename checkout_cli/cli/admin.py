@@ -1,0 +1,230 @@
+"""Operator commands on the checkout-admin service: settings, outbox, vault, and init."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from checkout_cli.cli.flow import Body
+from checkout_cli.cli.state import State, merge_body
+from checkout_cli.endpoints import CHECKOUT_ADMIN
+
+settings_app = typer.Typer(
+    help="Shop settings.\n\nExample: checkout settings set allow_invoice_checkout true",
+    no_args_is_help=True,
+)
+outbox_app = typer.Typer(
+    help="Confirmation emails: list and (re)send.\n\nExample: checkout outbox send",
+    no_args_is_help=True,
+)
+vault_app = typer.Typer(
+    help="Write-only secrets: provider keys, SMTP password.\n\n"
+    "Example: checkout vault set smtp_password",
+    no_args_is_help=True,
+)
+
+
+def groups() -> list[tuple[str, typer.Typer]]:
+    return [("settings", settings_app), ("outbox", outbox_app), ("vault", vault_app)]
+
+
+@settings_app.command("show")
+def settings_show(ctx: typer.Context) -> None:
+    """Every setting and its value.
+
+    Example: checkout settings show
+    """
+    from checkout_cli.cli import output
+
+    def render(result: dict[str, Any]) -> None:
+        t = output.table("Setting", "Value")
+        for key, value in result["settings"].items():
+            t.add_row(key, _shown(value))
+        output.out().print(t)
+
+    state: State = ctx.obj
+    state.run(CHECKOUT_ADMIN, "get-settings", {}, render)
+
+
+def _shown(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@settings_app.command("set")
+def settings_set(
+    ctx: typer.Context,
+    key: Annotated[
+        str, typer.Argument(help="setting name (see `settings show`)", show_default=False)
+    ],
+    value: Annotated[
+        str, typer.Argument(help="new value; JSON for tax_rates and lists", show_default=False)
+    ],
+) -> None:
+    """Change one setting; the value is checked against the setting's type.
+
+    Example: checkout settings set tax_rates '{"NL": "21", "DE": "19"}'
+    """
+    from checkout_cli.cli import output
+
+    state: State = ctx.obj
+    state.run(
+        CHECKOUT_ADMIN,
+        "set-setting",
+        {"key": key, "value": value},
+        lambda r: output.say(f"{r['key']} = {_shown(r['value'])}"),
+    )
+
+
+def _outbox_table(result: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+
+    t = output.table("Id", "Order", "To", "Status", "Attempts", "Last error", "Sent")
+    for e in result["emails"]:
+        t.add_row(
+            str(e["id"]),
+            e["order_number"],
+            e["recipient"],
+            e["status"],
+            str(e["attempts"]),
+            e["last_error"] or "",
+            e["sent_at"] or "",
+        )
+    output.out().print(t)
+
+
+@outbox_app.command("list")
+def outbox_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="queued, sending, sent or failed")] = None,
+    body: Body = None,
+) -> None:
+    """Emails in the outbox, newest first.
+
+    Example: checkout outbox list --status failed
+    """
+    state: State = ctx.obj
+    state.run(CHECKOUT_ADMIN, "list-outbox", merge_body(body, status=status), _outbox_table)
+
+
+@outbox_app.command("send")
+def outbox_send(ctx: typer.Context, body: Body = None) -> None:
+    """Deliver every queued or failed email now.
+
+    Example: checkout outbox send
+    """
+    from checkout_cli.cli import output
+
+    state: State = ctx.obj
+    result = state.run(
+        CHECKOUT_ADMIN,
+        "send-outbox",
+        merge_body(body),
+        lambda r: output.say(f"sent {r['sent']}, failed {r['failed']}"),
+    )
+    if result["failed"]:
+        raise typer.Exit(6)
+
+
+@vault_app.command("set")
+def vault_set(
+    ctx: typer.Context,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="stripe_secret_key, stripe_webhook_secret, mollie_api_key or smtp_password",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Store a secret, read from a hidden prompt or from stdin when piped; never shown again.
+
+    Example: printenv SMTP_PASSWORD | checkout vault set smtp_password
+    """
+    from checkout_cli.cli import output
+    from checkout_cli.cli.prompts import can_prompt, missing_input, prompter
+
+    state: State = ctx.obj
+    if not sys.stdin.isatty():
+        value = sys.stdin.read().strip()
+    elif can_prompt(state.settings):
+        value = prompter().secret(f"Value for {name}")
+    else:
+        raise missing_input([f"the value of {name} on stdin"])
+    state.run(
+        CHECKOUT_ADMIN,
+        "set-vault",
+        {"name": name, "value": value},
+        lambda r: output.say(f"{name} stored"),
+    )
+
+
+@vault_app.command("list")
+def vault_list(ctx: typer.Context) -> None:
+    """Names of the secrets and when they were set (values are never shown).
+
+    Example: checkout vault list
+    """
+    from checkout_cli.cli import output
+
+    def render(result: dict[str, Any]) -> None:
+        t = output.table("Name", "Set", "Set at", "What")
+        for s in result["secrets"]:
+            t.add_row(s["name"], "yes" if s["set"] else "no", s["set_at"] or "", s["description"])
+        output.out().print(t)
+
+    state: State = ctx.obj
+    state.run(CHECKOUT_ADMIN, "list-vault", {}, render)
+
+
+@vault_app.command("delete")
+def vault_delete(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(show_default=False)]
+) -> None:
+    """Delete a secret.
+
+    Example: checkout vault delete smtp_password
+    """
+    from checkout_cli.cli import output
+
+    state: State = ctx.obj
+    state.run(
+        CHECKOUT_ADMIN, "delete-vault", {"name": name}, lambda r: output.say(f"{name} deleted")
+    )
+
+
+def init(
+    ctx: typer.Context,
+    project_id: Annotated[
+        str | None, typer.Option(help="project id this store serves (default: local)")
+    ] = None,
+) -> None:
+    """Create the store (if needed) and print where it is.
+
+    Example: checkout --db shop.db init --project-id shop-nl
+    """
+    from checkout_cli.cli import output
+
+    state: State = ctx.obj
+    existed = state.settings.db.exists()
+    if project_id:
+        state.call(CHECKOUT_ADMIN, "set-setting", {"key": "project_id", "value": project_id})
+    settings = state.call(CHECKOUT_ADMIN, "get-settings")["settings"]
+    result = {
+        "db": str(state.settings.db),
+        "created": not existed,
+        "project_id": settings["project_id"],
+    }
+    state.show(
+        result,
+        lambda r: output.say(
+            f"{'created' if r['created'] else 'using'} store {r['db']} (project {r['project_id']})"
+        ),
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)

@@ -1,0 +1,133 @@
+"""The root command: global options, error handling, and the command groups."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from checkout_cli import __version__
+from checkout_cli.cli.state import State
+
+
+class CheckoutGroup(TyperGroup):
+    """Maps every failure below the root to one stderr line and the documented exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if type(exc).__module__.startswith("typer"):
+                raise  # typer.Exit, usage errors: already handled the usual way
+            raise typer.Exit(self._report(ctx, exc)) from None
+        except KeyboardInterrupt as exc:
+            raise typer.Exit(self._report(ctx, exc)) from None
+        finally:
+            if isinstance(ctx.obj, State):
+                ctx.obj.close()
+
+    @staticmethod
+    def _report(ctx: Any, exc: BaseException) -> int:
+        from checkout_cli.cli.errors import report
+
+        state = ctx.obj if isinstance(ctx.obj, State) else None
+        return report(
+            exc,
+            as_json=bool(state and state.settings.json),
+            debug=bool(state and state.settings.debug),
+        )
+
+
+app = typer.Typer(
+    cls=CheckoutGroup,
+    name="checkout",
+    help="Run a shop's checkout flow: carts, checkouts, payments, orders.\n\n"
+    "Example: checkout demo",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"checkout-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="CHECKOUT_DB",
+            show_envvar=True,
+            metavar="PATH",
+            help="SQLite store to use [default: the platform's data dir]",
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            envvar="CHECKOUT_PROFILE",
+            show_envvar=True,
+            help="profile from config.toml",
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="print the result object as JSON")
+    ] = False,
+    no_input: Annotated[
+        bool,
+        typer.Option(
+            "--no-input", help="never prompt; missing input is an error (also when CI is set)"
+        ),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="show the version")
+    ] = False,
+) -> None:
+    from checkout_cli.cli import output
+    from checkout_cli.cli.errors import report
+    from checkout_cli.config import resolve
+    from checkout_cli.errors import CheckoutError
+
+    output.reset_consoles()
+    try:
+        settings = resolve(db=db, profile=profile, json=json_output, no_input=no_input, debug=debug)
+    except CheckoutError as exc:
+        raise typer.Exit(report(exc, as_json=json_output, debug=debug)) from None
+    ctx.obj = State(settings=settings)
+
+
+def _register() -> None:
+    from checkout_cli.cli import (
+        admin,
+        call,
+        cart,
+        demo,
+        flow,
+        orders,
+        products,
+    )
+
+    for module in (flow, call, demo, admin):
+        module.register(app)
+    app.add_typer(cart.app, name="cart")
+    app.add_typer(products.app, name="products")
+    app.add_typer(orders.app, name="orders")
+    for name, sub in admin.groups():
+        app.add_typer(sub, name=name)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="checkout")

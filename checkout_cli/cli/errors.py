@@ -1,0 +1,36 @@
+"""Turning any failure into one line on stderr and the documented exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+
+from checkout_cli.errors import CheckoutError, InternalError
+
+EXIT_INTERRUPTED = 130
+
+
+def report(exc: BaseException, *, as_json: bool, debug: bool) -> int:
+    """Print ``exc`` for an operator and return the exit code."""
+    if isinstance(exc, KeyboardInterrupt):
+        sys.stderr.write("\ninterrupted\n")
+        return EXIT_INTERRUPTED
+    if not isinstance(exc, CheckoutError):
+        if debug:
+            traceback.print_exception(exc)
+        exc = InternalError(
+            "internal_error",
+            f"unexpected {type(exc).__name__}: {exc}",
+            recovery="this is a bug; run again with --debug for the traceback",
+        )
+    elif debug and exc.__cause__ is not None:
+        traceback.print_exception(exc)
+    if as_json:
+        sys.stderr.write(json.dumps({"error_object": exc.to_error_object()}) + "\n")
+    else:
+        line = f"error: {exc.message}"
+        if exc.recovery:
+            line += f" — {exc.recovery}"
+        sys.stderr.write(" ".join(line.split()) + "\n")
+    return exc.exit_code

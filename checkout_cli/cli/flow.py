@@ -1,0 +1,275 @@
+"""The checkout-flow commands, one per endpoint and named exactly as the endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from checkout_cli.cli.state import State, merge_body, present
+from checkout_cli.endpoints import ADDRESS, CHECKOUT_FLOW, CUSTOMER, ENDPOINTS
+
+Token = Annotated[str, typer.Argument(help="checkout token (chk_…)", show_default=False)]
+Body = Annotated[
+    str | None,
+    typer.Option(
+        "--body",
+        metavar="JSON|@FILE",
+        help="request fields as a JSON object, or @file.json (@- for stdin); flags win",
+    ),
+]
+
+
+def _help(name: str, extra: str = "") -> str:
+    endpoint = ENDPOINTS[(CHECKOUT_FLOW, name)]
+    return f"{endpoint.summary}{extra}\n\nExample: {endpoint.example}"
+
+
+def _show_checkout(result: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+
+    output.checkout_view(result)
+    for warning in result.get("warnings", []):
+        output.say(f"warning: {warning['message']}", "yellow")
+    if result.get("reused"):
+        output.say("an open checkout already existed for this cart; it was reused")
+    if result.get("already_completed"):
+        output.say("already completed earlier; this is the same order")
+
+
+def _run(ctx: typer.Context, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    state: State = ctx.obj
+    return state.run(CHECKOUT_FLOW, name, body, _show_checkout)
+
+
+def initiate_checkout(
+    ctx: typer.Context,
+    cart_token: Annotated[
+        str | None, typer.Argument(help="cart token (cart_…)", show_default=False)
+    ] = None,
+    body: Body = None,
+) -> None:
+    _run(ctx, "initiate-checkout", merge_body(body, cart_token=cart_token))
+
+
+def set_customer(
+    ctx: typer.Context,
+    checkout_token: Annotated[
+        str | None, typer.Argument(help="checkout token (chk_…)", show_default=False)
+    ] = None,
+    email: Annotated[str | None, typer.Option(help="customer's email")] = None,
+    name: Annotated[str | None, typer.Option(help="customer's full name")] = None,
+    phone: Annotated[str | None, typer.Option(help="phone number")] = None,
+    company: Annotated[str | None, typer.Option(help="company name")] = None,
+    line1: Annotated[str | None, typer.Option(help="shipping address: street and number")] = None,
+    line2: Annotated[str | None, typer.Option(help="shipping address: second line")] = None,
+    postal_code: Annotated[str | None, typer.Option(help="shipping postal code")] = None,
+    city: Annotated[str | None, typer.Option(help="shipping city")] = None,
+    region: Annotated[str | None, typer.Option(help="shipping region or state")] = None,
+    country: Annotated[
+        str | None, typer.Option(help="shipping country, ISO 3166 (NL, DE…)")
+    ] = None,
+    billing_line1: Annotated[
+        str | None, typer.Option(help="billing address (default: the shipping address)")
+    ] = None,
+    billing_line2: Annotated[str | None, typer.Option()] = None,
+    billing_postal_code: Annotated[str | None, typer.Option()] = None,
+    billing_city: Annotated[str | None, typer.Option()] = None,
+    billing_region: Annotated[str | None, typer.Option()] = None,
+    billing_country: Annotated[str | None, typer.Option()] = None,
+    shipping_cents: Annotated[
+        int | None,
+        typer.Option(help="shipping in minor units (default: the shop's default shipping)"),
+    ] = None,
+    tax_cents: Annotated[
+        int | None,
+        typer.Option(help="total tax in minor units (default: computed from the country's rate)"),
+    ] = None,
+    body: Body = None,
+) -> None:
+    request = merge_body(
+        body,
+        checkout_token=checkout_token,
+        customer=present(email=email, name=name, phone=phone, company=company),
+        shipping_address=present(
+            line1=line1,
+            line2=line2,
+            postal_code=postal_code,
+            city=city,
+            region=region,
+            country=country,
+        ),
+        billing_address=present(
+            line1=billing_line1,
+            line2=billing_line2,
+            postal_code=billing_postal_code,
+            city=billing_city,
+            region=billing_region,
+            country=billing_country,
+        ),
+        shipping_cents=shipping_cents,
+        tax_cents=tax_cents,
+    )
+    _ask_missing_customer(ctx.obj, request)
+    _run(ctx, "set-customer", request)
+
+
+# (request object, key, flag, prompt) for each required customer field, in asking order.
+_CUSTOMER_FIELDS = (
+    ("customer", "email", "--email", "Customer email"),
+    ("customer", "name", "--name", "Customer name"),
+    ("shipping_address", "line1", "--line1", "Street and number"),
+    ("shipping_address", "postal_code", "--postal-code", "Postal code"),
+    ("shipping_address", "city", "--city", "City"),
+    ("shipping_address", "country", "--country", "Country"),
+)
+
+
+def _ask_missing_customer(state: State, request: dict[str, Any]) -> None:
+    from checkout_cli.cli.prompts import can_prompt, checker, missing_input, prompter
+
+    missing = [
+        (part, key, flag, label)
+        for part, key, flag, label in _CUSTOMER_FIELDS
+        if not request.get(part, {}).get(key)
+    ]
+    if not request.get("checkout_token"):
+        missing.insert(0, ("", "checkout_token", "CHECKOUT_TOKEN", "Checkout token"))
+    if not missing:
+        return
+    if not can_prompt(state.settings):
+        raise missing_input([flag for _, _, flag, _ in missing])
+    ask = prompter()
+    for part, key, _, label in missing:
+        if key == "country":
+            from checkout_cli.countries import country_names
+
+            choices = [
+                (code, f"{code}  {name}")
+                for code, name in sorted(country_names().items(), key=lambda kv: kv[1])
+            ]
+            value = ask.choice(label, choices, default="NL")
+        elif part:
+            node = (CUSTOMER if part == "customer" else ADDRESS).props[key].node
+            value = ask.text(label, validate=checker(node.check))
+        else:
+            value = ask.text(label)
+        if part:
+            request.setdefault(part, {})[key] = value
+        else:
+            request[key] = value
+
+
+def create_payment(
+    ctx: typer.Context,
+    checkout_token: Token,
+    provider: Annotated[str | None, typer.Option(help="stripe, mollie or invoice")] = None,
+    redirect_url: Annotated[
+        str | None, typer.Option(help="where the provider sends the customer after paying")
+    ] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="where the provider reports payment changes")
+    ] = None,
+    new: Annotated[
+        bool | None,
+        typer.Option("--new", help="replace an open payment (the customer lost the link)"),
+    ] = None,
+    body: Body = None,
+) -> None:
+    _run(
+        ctx,
+        "create-payment",
+        merge_body(
+            body,
+            checkout_token=checkout_token,
+            provider=provider,
+            redirect_url=redirect_url,
+            webhook_url=webhook_url,
+            new=new,
+        ),
+    )
+
+
+def set_payment(
+    ctx: typer.Context,
+    checkout_token: Token,
+    provider: Annotated[
+        str | None, typer.Option(help="who took the payment, e.g. bank, pos, paypal")
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="the payment's reference at that provider")
+    ] = None,
+    status: Annotated[str | None, typer.Option(help="paid or pending")] = None,
+    amount_cents: Annotated[
+        int | None, typer.Option(help="amount in minor units (default: the checkout total)")
+    ] = None,
+    force: Annotated[
+        bool | None,
+        typer.Option("--force", help="accept an amount that differs from the total (logged)"),
+    ] = None,
+    body: Body = None,
+) -> None:
+    _run(
+        ctx,
+        "set-payment",
+        merge_body(
+            body,
+            checkout_token=checkout_token,
+            provider=provider,
+            reference=reference,
+            status=status,
+            amount_cents=amount_cents,
+            force=force,
+        ),
+    )
+
+
+def get_checkout_status(ctx: typer.Context, checkout_token: Token, body: Body = None) -> None:
+    _run(ctx, "get-checkout-status", merge_body(body, checkout_token=checkout_token))
+
+
+def complete_checkout(ctx: typer.Context, checkout_token: Token, body: Body = None) -> None:
+    _run(ctx, "complete-checkout", merge_body(body, checkout_token=checkout_token))
+
+
+def cancel_checkout(
+    ctx: typer.Context,
+    checkout_token: Token,
+    reason: Annotated[str | None, typer.Option(help="why, for the timeline")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    body: Body = None,
+) -> None:
+    from checkout_cli.cli.prompts import can_prompt, missing_input, prompter
+
+    state: State = ctx.obj
+    if not yes:
+        if not can_prompt(state.settings):
+            raise missing_input(["--yes (confirm the cancellation)"])
+        if not prompter().confirm(f"Cancel checkout {checkout_token}?", default=False):
+            from checkout_cli.cli import output
+
+            output.say("not cancelled")
+            raise typer.Exit(1)
+    _run(ctx, "cancel-checkout", merge_body(body, checkout_token=checkout_token, reason=reason))
+
+
+def register(app: typer.Typer) -> None:
+    for function, name, extra in (
+        (initiate_checkout, "initiate-checkout", ""),
+        (
+            set_customer,
+            "set-customer",
+            "\n\nMissing customer and address fields are asked for on a terminal.",
+        ),
+        (create_payment, "create-payment", ""),
+        (set_payment, "set-payment", ""),
+        (get_checkout_status, "get-checkout-status", " Alias: status."),
+        (complete_checkout, "complete-checkout", ""),
+        (cancel_checkout, "cancel-checkout", " Asks to confirm unless --yes."),
+    ):
+        app.command(name, help=_help(name, extra), rich_help_panel="Checkout flow")(function)
+    app.command(
+        "status",
+        help=_help("get-checkout-status", " Short for get-checkout-status."),
+        rich_help_panel="Checkout flow",
+    )(get_checkout_status)

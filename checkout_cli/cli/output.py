@@ -1,0 +1,267 @@
+"""Rendering: stdout is data (tables, JSON), stderr is talk (hints, errors).
+
+Data consoles use ``markup=False`` so a customer named ``[red]x`` prints as typed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from checkout_cli.money import format_money
+
+_out: Console | None = None
+_err: Console | None = None
+
+
+def out() -> Console:
+    global _out
+    if _out is None:
+        _out = Console(markup=False, highlight=False, emoji=False)
+    return _out
+
+
+def err() -> Console:
+    global _err
+    if _err is None:
+        _err = Console(stderr=True, markup=False, highlight=False, emoji=False)
+    return _err
+
+
+def reset_consoles() -> None:
+    """Forget the consoles (the test runner swaps the streams between invocations)."""
+    global _out, _err
+    _out = _err = None
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def say(message: str, style: str | None = None) -> None:
+    err().print(Text(message, style=style or ""))
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column in columns:
+        right = column.endswith(("Qty", "Price", "Total", "Tax", "Stock", "Amount", "Attempts"))
+        t.add_column(column, justify="right" if right else "left")
+    return t
+
+
+def _address(a: dict[str, Any] | None) -> str:
+    if not a:
+        return "—"
+    city = " ".join(p for p in (a.get("postal_code"), a.get("city")) if p)
+    return "\n".join(
+        p for p in (a.get("line1"), a.get("line2"), city, a.get("region"), a.get("country")) if p
+    )
+
+
+def _customer(c: dict[str, Any] | None) -> str:
+    if not c:
+        return "—"
+    return "\n".join(
+        p for p in (c.get("name"), c.get("email"), c.get("phone"), c.get("company")) if p
+    )
+
+
+def items_table(items: list[dict[str, Any]], currency: str, *, with_line: bool = True) -> Table:
+    t = (
+        table("Line", "SKU", "Name", "Qty", "Price", "Total", "Tax")
+        if with_line
+        else table("SKU", "Name", "Qty", "Price", "Total")
+    )
+    for item in items:
+        row = [
+            item["product_sku"],
+            item["name"],
+            str(item["quantity"]),
+            format_money(item["unit_price_cents"], currency),
+            format_money(item["line_total_cents"], currency),
+        ]
+        if with_line:
+            row = [str(item["line_id"]), *row, format_money(item["tax_cents"], currency)]
+        t.add_row(*row)
+        for def_key, values in (item.get("meta") or {}).items():
+            shown = ", ".join(f"{k}={v}" for k, v in values.items())
+            t.add_row("", "", Text(f"  {def_key}: {shown}", style="dim"), *[""] * (len(row) - 3))
+    return t
+
+
+def totals_table(totals: dict[str, int], currency: str) -> Table:
+    t = Table.grid(padding=(0, 2))
+    t.add_column()
+    t.add_column(justify="right")
+    for label, key in (
+        ("Subtotal", "subtotal_cents"),
+        ("Shipping", "shipping_cents"),
+        ("Tax", "tax_cents"),
+    ):
+        t.add_row(label, format_money(totals[key], currency))
+    t.add_row(
+        Text("Total", style="bold"),
+        Text(format_money(totals["total_cents"], currency), style="bold"),
+    )
+    return t
+
+
+def checkout_view(co: dict[str, Any]) -> None:
+    """The status view: everything about one checkout on one screen."""
+    currency = co["currency"]
+    header = Text.assemble(
+        (co["checkout_token"], "bold"),
+        "  ",
+        (co["status"], "cyan"),
+        f"  cart {co['cart_token']}  expires {co['expires_at']}",
+    )
+    people = Table.grid(padding=(0, 4))
+    for _ in range(3):
+        people.add_column()
+    people.add_row(
+        Text("Customer", style="bold"),
+        Text("Shipping address", style="bold"),
+        Text("Billing address", style="bold"),
+    )
+    people.add_row(
+        _customer(co["customer"]), _address(co["shipping_address"]), _address(co["billing_address"])
+    )
+    payment = co["payment"]
+    pay_text = (
+        "— none yet"
+        if not payment
+        else (
+            f"{payment['provider']}: {payment['status']}  "
+            f"{format_money(payment['amount_cents'], currency)}"
+            + (f"  ref {payment['reference']}" if payment.get("reference") else "")
+            + (
+                f"  id {payment['provider_payment_id']}"
+                if payment.get("provider_payment_id")
+                else ""
+            )
+            + (f"\nlink: {payment['redirect_url']}" if payment.get("redirect_url") else "")
+        )
+    )
+    order = co["order"]
+    order_text = (
+        "— not completed"
+        if not order
+        else (
+            f"{order['order_number']}  {order['status']} / payment {order['payment_status']}"
+            f"  ({order['order_id']})"
+        )
+    )
+    bottom = Table.grid(padding=(0, 4))
+    bottom.add_column()
+    bottom.add_column()
+    bottom.add_row(
+        Group(
+            Text("Payment", style="bold"),
+            Text(pay_text),
+            Text("Order", style="bold"),
+            Text(order_text),
+        ),
+        totals_table(co["totals"], currency),
+    )
+    out().print(
+        Panel(
+            Group(
+                header,
+                Text(""),
+                items_table(co["items"], currency),
+                Text(""),
+                people,
+                Text(""),
+                bottom,
+            ),
+            title="Checkout",
+            title_align="left",
+        )
+    )
+
+
+def cart_view(cart: dict[str, Any]) -> None:
+    out().print(
+        Text.assemble(
+            ("Cart ", "bold"), (cart["cart_token"], "bold"), "  ", (cart["status"], "cyan")
+        )
+    )
+    out().print(items_table(cart["items"], cart["currency"], with_line=False))
+    out().print(
+        Text(f"Subtotal: {format_money(cart['subtotal_cents'], cart['currency'])}", style="bold")
+    )
+
+
+def products_view(products: list[dict[str, Any]]) -> None:
+    t = table("SKU", "Name", "Price", "Stock", "Backorder", "Status", "Meta")
+    for p in products:
+        t.add_row(
+            p["sku"],
+            p["name"],
+            format_money(p["price_cents"], p["currency"]),
+            "untracked" if p["stock"] is None else str(p["stock"]),
+            "yes" if p["allow_backorder"] else "no",
+            p["status"],
+            ", ".join(d["def_key"] + ("*" if d.get("required") else "") for d in p["meta_defs"]),
+        )
+    out().print(t)
+
+
+def order_view(order: dict[str, Any]) -> None:
+    currency = order["currency"]
+    header = Text.assemble(
+        ("Order ", "bold"),
+        (order["order_number"], "bold"),
+        "  ",
+        (f"{order['status']} / payment {order['payment_status']}", "cyan"),
+        f"  {order['order_id']}  checkout {order['checkout_token']}  {order['created_at']}",
+    )
+    people = Table.grid(padding=(0, 4))
+    for _ in range(3):
+        people.add_column()
+    people.add_row(
+        Text("Customer", style="bold"),
+        Text("Shipping address", style="bold"),
+        Text("Billing address", style="bold"),
+    )
+    people.add_row(
+        _customer(order["customer"]),
+        _address(order["shipping_address"]),
+        _address(order["billing_address"]),
+    )
+    out().print(
+        Panel(
+            Group(
+                header,
+                Text(""),
+                items_table(order["items"], currency),
+                Text(""),
+                people,
+                Text(""),
+                totals_table(order["totals"], currency),
+            ),
+            title="Order",
+            title_align="left",
+        )
+    )
+
+
+def orders_view(orders: list[dict[str, Any]]) -> None:
+    t = table("Order", "Status", "Payment", "Customer", "Total", "Created")
+    for o in orders:
+        t.add_row(
+            o["order_number"],
+            o["status"],
+            o["payment_status"],
+            (o["customer"] or {}).get("email", ""),
+            format_money(o["totals"]["total_cents"], o["currency"]),
+            o["created_at"],
+        )
+    out().print(t)

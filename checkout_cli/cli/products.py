@@ -1,0 +1,151 @@
+"""checkout products …: the product-catalog endpoints and catalog import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from checkout_cli.cli.flow import Body
+from checkout_cli.cli.state import State, merge_body
+from checkout_cli.endpoints import ENDPOINTS, PRODUCT_CATALOG
+from checkout_cli.errors import CheckoutError, UsageError, ValidationError
+
+app = typer.Typer(
+    help="The catalog: list, show, upsert, set stock, import.\n\nExample: checkout products list",
+    no_args_is_help=True,
+)
+
+Sku = Annotated[str, typer.Argument(help="product SKU", show_default=False)]
+
+
+def _help(name: str) -> str:
+    e = ENDPOINTS[(PRODUCT_CATALOG, name)]
+    return f"{e.summary} (endpoint {name})\n\nExample: {e.example}"
+
+
+def _one(result: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+
+    output.products_view([result])
+
+
+@app.command("list", help=_help("list-products"))
+def list_(
+    ctx: typer.Context,
+    query: Annotated[str | None, typer.Option("--query", "-s", help="text in SKU or name")] = None,
+    include_archived: Annotated[
+        bool | None, typer.Option("--all", help="include archived products")
+    ] = None,
+    body: Body = None,
+) -> None:
+    from checkout_cli.cli import output
+
+    state: State = ctx.obj
+    state.run(
+        PRODUCT_CATALOG,
+        "list-products",
+        merge_body(body, query=query, include_archived=include_archived),
+        lambda r: output.products_view(r["products"]),
+    )
+
+
+@app.command("show", help=_help("get-product"))
+def show(ctx: typer.Context, sku: Sku, body: Body = None) -> None:
+    state: State = ctx.obj
+    state.run(PRODUCT_CATALOG, "get-product", merge_body(body, sku=sku), _one)
+
+
+@app.command("upsert", help=_help("upsert-product"))
+def upsert(
+    ctx: typer.Context,
+    sku: Sku,
+    name: Annotated[str | None, typer.Option(help="product name")] = None,
+    price_cents: Annotated[int | None, typer.Option(help="unit price in minor units")] = None,
+    stock: Annotated[int | None, typer.Option(help="units in stock (omit: untracked)")] = None,
+    allow_backorder: Annotated[
+        bool | None, typer.Option("--allow-backorder/--no-backorder", help="sell beyond stock")
+    ] = None,
+    body: Body = None,
+) -> None:
+    state: State = ctx.obj
+    state.run(
+        PRODUCT_CATALOG,
+        "upsert-product",
+        merge_body(
+            body,
+            sku=sku,
+            name=name,
+            price_cents=price_cents,
+            stock=stock,
+            allow_backorder=allow_backorder,
+        ),
+        _one,
+    )
+
+
+@app.command("set-stock", help=_help("set-stock"))
+def set_stock(
+    ctx: typer.Context,
+    sku: Sku,
+    stock: Annotated[int | None, typer.Argument(help="units in stock", show_default=False)] = None,
+    untracked: Annotated[
+        bool | None, typer.Option("--untracked", help="stop tracking stock")
+    ] = None,
+    body: Body = None,
+) -> None:
+    state: State = ctx.obj
+    state.run(
+        PRODUCT_CATALOG,
+        "set-stock",
+        merge_body(body, sku=sku, stock=stock, untracked=untracked),
+        _one,
+    )
+
+
+def read_catalog(path: Path) -> list[dict[str, Any]]:
+    """A catalog file: a JSON list of products, or ``{"products": [...]}``."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError("file_unreadable", f"cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError("invalid_json", f"{path} is not valid JSON: {exc}") from None
+    products = data.get("products") if isinstance(data, dict) else data
+    if not isinstance(products, list):
+        raise UsageError("invalid_catalog", f"{path}: expected a list of products")
+    return products
+
+
+def import_catalog(state: State, products: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validate every product first (nothing is written if one is bad), then upsert each."""
+    request = ENDPOINTS[(PRODUCT_CATALOG, "upsert-product")].request
+    for index, product in enumerate(products):
+        try:
+            request.check(product, "")
+        except CheckoutError as exc:
+            raise ValidationError(
+                exc.code,
+                f"product {index + 1}: {exc.message}",
+                field=f"products[{index}].{exc.field}",
+                recovery=exc.recovery,
+            ) from None
+    return [state.call(PRODUCT_CATALOG, "upsert-product", p) for p in products]
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSON file: a list of products", show_default=False)],
+) -> None:
+    """Create or update every product in a catalog file; all are checked before any is written.
+
+    Example: checkout products import fixtures/catalog.json
+    """
+    from checkout_cli.cli import output
+
+    state: State = ctx.obj
+    imported = import_catalog(state, read_catalog(file))
+    state.show({"products": imported}, lambda r: output.products_view(r["products"]))

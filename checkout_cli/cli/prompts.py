@@ -1,0 +1,99 @@
+"""Asking an operator for missing input, behind a small interface.
+
+Prompts appear only on a terminal and never with ``--no-input`` or ``CI`` set. The real
+prompter uses questionary (imported on first use) and draws on stderr, so stdout stays data.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Protocol
+
+from checkout_cli.config import Settings
+from checkout_cli.errors import CheckoutError, UsageError
+
+Validator = Callable[[str], str | None]  # returns an error message, or None when fine
+
+
+class Prompter(Protocol):
+    def text(
+        self, message: str, *, default: str = "", validate: Validator | None = None
+    ) -> str: ...
+
+    def choice(
+        self, message: str, choices: list[tuple[str, str]], *, default: str | None = None
+    ) -> str:
+        """Pick one of ``(value, label)`` pairs; the list can be searched by typing."""
+
+    def confirm(self, message: str, *, default: bool = False) -> bool: ...
+
+    def secret(self, message: str) -> str:
+        """Hidden input."""
+
+
+def can_prompt(settings: Settings) -> bool:
+    return not settings.no_input and sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def checker(node_check: Callable[[str, str], object]) -> Validator:
+    """A prompt validator from a schema node's ``check``: its message, or None."""
+
+    def validate(value: str) -> str | None:
+        try:
+            node_check(value, "value")
+        except CheckoutError as exc:
+            return exc.message.removeprefix("value: ")
+        return None
+
+    return validate
+
+
+def missing_input(flags: list[str]) -> UsageError:
+    return UsageError(
+        "missing_input",
+        "missing " + ", ".join(flags),
+        recovery="give them as flags, or run on a terminal without --no-input to be asked",
+    )
+
+
+class QuestionaryPrompter:
+    def __init__(self) -> None:
+        import questionary
+        from prompt_toolkit.output import create_output
+
+        self._q = questionary
+        self._output = create_output(stdout=sys.stderr)
+
+    def text(self, message: str, *, default: str = "", validate: Validator | None = None) -> str:
+        def check(value: str) -> bool | str:
+            problem = validate(value) if validate else None
+            return problem or True
+
+        return self._q.text(
+            message, default=default, validate=check, output=self._output
+        ).unsafe_ask()
+
+    def choice(
+        self, message: str, choices: list[tuple[str, str]], *, default: str | None = None
+    ) -> str:
+        options = [self._q.Choice(title=label, value=value) for value, label in choices]
+        picked = next((c for c in options if c.value == default), None)
+        return self._q.select(
+            message,
+            choices=options,
+            default=picked,
+            use_search_filter=True,
+            use_jk_keys=False,
+            output=self._output,
+        ).unsafe_ask()
+
+    def confirm(self, message: str, *, default: bool = False) -> bool:
+        return self._q.confirm(message, default=default, output=self._output).unsafe_ask()
+
+    def secret(self, message: str) -> str:
+        return self._q.password(message, output=self._output).unsafe_ask()
+
+
+def prompter() -> Prompter:
+    return QuestionaryPrompter()

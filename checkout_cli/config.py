@@ -1,0 +1,100 @@
+"""Where things live and how a command is configured: flag > env > profile > default.
+
+Profiles are tables in ``config.toml`` in the platform's config dir::
+
+    default_profile = "shop"
+    [profiles.shop]
+    db = "~/shops/main.db"
+
+The store lives in the platform's data dir unless a flag, ``CHECKOUT_DB`` or the profile
+says otherwise.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from checkout_cli.errors import UsageError
+
+APP_NAME = "checkout-cli"
+PROFILE_KEYS = ("db",)
+
+
+def config_dir() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME))
+
+
+def config_file() -> Path:
+    return config_dir() / "config.toml"
+
+
+def load_config_file() -> dict[str, Any]:
+    path = config_file()
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError("bad_config", f"{path}: {exc}", recovery="fix or remove the file") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: Path
+    profile: str | None
+    db_given: bool = False  # chosen by flag, env or profile rather than the default
+    json: bool = False
+    no_input: bool = False
+    debug: bool = False
+
+    @property
+    def actor(self) -> str:
+        """Who is acting, for the checkout timeline."""
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "operator"
+
+
+def resolve(
+    *,
+    db: str | None,
+    profile: str | None,
+    json: bool = False,
+    no_input: bool = False,
+    debug: bool = False,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    env = dict(os.environ) if env is None else env
+    config = load_config_file()
+    name = profile or env.get("CHECKOUT_PROFILE") or config.get("default_profile")
+    values: dict[str, Any] = {}
+    if name:
+        profiles = config.get("profiles", {})
+        if name not in profiles:
+            known = ", ".join(profiles) or "none"
+            raise UsageError(
+                "unknown_profile",
+                f"no profile named {name!r} in {config_file()}",
+                recovery=f"profiles: {known}",
+            )
+        values = profiles[name]
+    chosen = db or env.get("CHECKOUT_DB") or values.get("db")
+    path = Path(chosen).expanduser() if chosen else data_dir() / "checkout.db"
+    no_input = no_input or env.get("CI", "").lower() in ("1", "true", "yes")
+    return Settings(
+        db=path, profile=name, db_given=bool(chosen), json=json, no_input=no_input, debug=debug
+    )

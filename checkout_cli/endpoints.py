@@ -1,0 +1,370 @@
+"""The endpoint registry: every operation, its request schema, summary and engine handler.
+
+Every face (CLI, HTTP server, MCP) and both backends go through this one table. Handlers are
+named ``"module:function"`` inside ``checkout_cli.engine`` and resolved only by the local
+backend, so importing the registry stays cheap and imports no engine code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from checkout_cli.schema import (
+    AnyObject,
+    AnyValue,
+    Array,
+    Bool,
+    Cents,
+    Country,
+    Currency,
+    Email,
+    Enum,
+    Int,
+    Obj,
+    Str,
+    obj,
+    req,
+)
+
+CHECKOUT_FLOW = "checkout-flow"
+SHOPPING_CART = "shopping-cart"
+PRODUCT_CATALOG = "product-catalog"
+ORDER_MANAGEMENT = "order-management"
+CHECKOUT_ADMIN = "checkout-admin"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    service: str
+    name: str
+    summary: str
+    request: Obj
+    handler: str
+    example: str = ""
+
+    @property
+    def reads_only(self) -> bool:
+        return self.name.startswith(("get-", "list-"))
+
+    @property
+    def tool_name(self) -> str:
+        return f"{self.service}_{self.name.replace('-', '_')}"
+
+
+TOKEN = Str(max_length=80, pattern=r"[A-Za-z0-9_\-]+", code="invalid_token_format")
+CHECKOUT_TOKEN = Str(
+    description="checkout token (chk_…)",
+    max_length=80,
+    pattern=r"[A-Za-z0-9_\-]+",
+    code="invalid_token_format",
+)
+SKU = Str(
+    description="product SKU",
+    max_length=64,
+    pattern=r"[A-Za-z0-9][A-Za-z0-9._\-]*",
+    code="invalid_sku",
+)
+QUANTITY = Int(description="quantity, 1 to 9999", minimum=1, maximum=9999, code="invalid_quantity")
+PROVIDERS = ("stripe", "mollie", "invoice")
+
+CUSTOMER = obj(
+    email=req(Email(description="customer's email address")),
+    name=req(Str(max_length=200)),
+    phone=Str(max_length=40, pattern=r"[0-9+()\-. /]{3,40}", code="invalid_phone"),
+    company=Str(max_length=200),
+)
+ADDRESS = obj(
+    line1=req(Str(max_length=200)),
+    line2=Str(max_length=200),
+    postal_code=req(Str(max_length=20)),
+    city=req(Str(max_length=100)),
+    region=Str(max_length=100),
+    country=req(Country(description="ISO 3166-1 alpha-2 code")),
+)
+PRODUCT = obj(
+    sku=req(SKU),
+    name=req(Str(max_length=200)),
+    price_cents=req(Cents("unit price in minor units, tax excluded")),
+    currency=Currency(),
+    stock=Int(
+        description="units in stock; null: not tracked",
+        minimum=0,
+        maximum=10**9,
+        code="invalid_stock",
+    ),
+    allow_backorder=Bool(),
+    status=Enum(choices=("active", "archived")),
+    meta_defs=Array(items=obj(def_key=req(Str(max_length=64)), required=Bool())),
+    config=AnyObject(description="product configuration, e.g. lists used by line meta"),
+)
+
+
+def _endpoints() -> list[Endpoint]:
+    flow = CHECKOUT_FLOW
+    return [
+        # checkout-flow: the mission's eight endpoints.
+        Endpoint(
+            flow,
+            "initiate-checkout",
+            "Snapshot a cart's lines and totals into a checkout (an open one is reused).",
+            obj(cart_token=req(TOKEN)),
+            "checkouts:initiate_checkout",
+            "checkout initiate-checkout cart_XXXX",
+        ),
+        Endpoint(
+            flow,
+            "set-customer",
+            "Set the customer and addresses; recalculates shipping and tax.",
+            obj(
+                checkout_token=req(CHECKOUT_TOKEN),
+                customer=req(CUSTOMER),
+                shipping_address=req(ADDRESS),
+                billing_address=ADDRESS,
+                shipping_cents=Cents("shipping in minor units"),
+                tax_cents=Cents("total tax in minor units; default: configured rates"),
+            ),
+            "checkouts:set_customer",
+            "checkout set-customer chk_XXXX --email ann@example.com --name 'Ann Smit' "
+            "--line1 'Kerkstraat 1' --postal-code 1017GA --city Amsterdam --country NL",
+        ),
+        Endpoint(
+            flow,
+            "create-payment",
+            "Create a payment with a provider (stripe, mollie) or as an invoice.",
+            obj(
+                checkout_token=req(CHECKOUT_TOKEN),
+                provider=req(Enum(choices=PROVIDERS, code="unknown_provider")),
+                redirect_url=Str(max_length=2000, pattern=r"https?://\S+", code="invalid_url"),
+                webhook_url=Str(max_length=2000, pattern=r"https?://\S+", code="invalid_url"),
+                new=Bool(description="replace an open payment (the customer lost the link)"),
+            ),
+            "checkouts:create_payment",
+            "checkout create-payment chk_XXXX --provider invoice",
+        ),
+        Endpoint(
+            flow,
+            "set-payment",
+            "Link an external payment by hand (amount must match the total unless forced).",
+            obj(
+                checkout_token=req(CHECKOUT_TOKEN),
+                provider=req(Str(max_length=40, pattern=r"[a-z0-9_\-]+", code="invalid_provider")),
+                reference=req(Str(max_length=200)),
+                status=req(Enum(choices=("paid", "pending"), code="invalid_payment_status")),
+                amount_cents=Cents("amount paid; default: the checkout total"),
+                force=Bool(description="accept an amount that differs from the total"),
+            ),
+            "checkouts:set_payment",
+            "checkout set-payment chk_XXXX --provider bank --reference NL-4711 --status paid",
+        ),
+        Endpoint(
+            flow,
+            "get-checkout-status",
+            "The whole checkout: lines, customer, addresses, payment, totals, order.",
+            obj(checkout_token=req(CHECKOUT_TOKEN)),
+            "checkouts:get_checkout_status",
+            "checkout get-checkout-status chk_XXXX --json",
+        ),
+        Endpoint(
+            flow,
+            "complete-checkout",
+            "Create the order, decrement stock and queue the confirmation (once).",
+            obj(checkout_token=req(CHECKOUT_TOKEN)),
+            "checkouts:complete_checkout",
+            "checkout complete-checkout chk_XXXX",
+        ),
+        Endpoint(
+            flow,
+            "cancel-checkout",
+            "Cancel an open checkout; the cart stays active for a new checkout.",
+            obj(checkout_token=req(CHECKOUT_TOKEN), reason=Str(max_length=500)),
+            "checkouts:cancel_checkout",
+            "checkout cancel-checkout chk_XXXX --reason 'customer changed their mind' --yes",
+        ),
+        # shopping-cart
+        Endpoint(
+            SHOPPING_CART,
+            "add-item",
+            "Add a product to a cart (no cart token: a new cart); same SKU adds up.",
+            obj(cart_token=TOKEN, product_sku=req(SKU), quantity=req(QUANTITY)),
+            "carts:add_item",
+            "checkout cart add LENS-30 --quantity 2",
+        ),
+        Endpoint(
+            SHOPPING_CART,
+            "update-item",
+            "Set a line's quantity (0 removes it).",
+            obj(
+                cart_token=req(TOKEN),
+                product_sku=req(SKU),
+                quantity=req(Int(minimum=0, maximum=9999, code="invalid_quantity")),
+            ),
+            "carts:update_item",
+            "checkout cart update cart_XXXX LENS-30 --quantity 3",
+        ),
+        Endpoint(
+            SHOPPING_CART,
+            "remove-item",
+            "Remove a product from a cart.",
+            obj(cart_token=req(TOKEN), product_sku=req(SKU)),
+            "carts:remove_item",
+            "checkout cart remove cart_XXXX LENS-30",
+        ),
+        Endpoint(
+            SHOPPING_CART,
+            "get-cart",
+            "A cart with its lines and subtotal.",
+            obj(cart_token=req(TOKEN)),
+            "carts:get_cart",
+            "checkout cart show cart_XXXX",
+        ),
+        Endpoint(
+            SHOPPING_CART,
+            "clear-cart",
+            "Remove every line from a cart.",
+            obj(cart_token=req(TOKEN)),
+            "carts:clear_cart",
+            "checkout cart clear cart_XXXX",
+        ),
+        # product-catalog
+        Endpoint(
+            PRODUCT_CATALOG,
+            "list-products",
+            "Products, optionally filtered by text.",
+            obj(
+                query=Str(max_length=100),
+                include_archived=Bool(),
+                limit=Int(minimum=1, maximum=10000),
+            ),
+            "catalog:list_products",
+            "checkout products list --query lens",
+        ),
+        Endpoint(
+            PRODUCT_CATALOG,
+            "get-product",
+            "One product by SKU.",
+            obj(sku=req(SKU)),
+            "catalog:get_product",
+            "checkout products show LENS-30",
+        ),
+        Endpoint(
+            PRODUCT_CATALOG,
+            "upsert-product",
+            "Create or update a product.",
+            PRODUCT,
+            "catalog:upsert_product",
+            "checkout products upsert LENS-30 --name 'Daily lenses' --price-cents 2495",
+        ),
+        Endpoint(
+            PRODUCT_CATALOG,
+            "set-stock",
+            "Set a product's stock (null: not tracked).",
+            obj(
+                sku=req(SKU),
+                stock=Int(minimum=0, maximum=10**9, code="invalid_stock"),
+                untracked=Bool(description="stop tracking stock"),
+            ),
+            "catalog:set_stock",
+            "checkout products set-stock LENS-30 120",
+        ),
+        # order-management
+        Endpoint(
+            ORDER_MANAGEMENT,
+            "list-orders",
+            "Orders, newest first.",
+            obj(
+                status=Str(max_length=40),
+                email=Str(max_length=254),
+                limit=Int(minimum=1, maximum=10000),
+            ),
+            "orders:list_orders",
+            "checkout orders list --limit 20",
+        ),
+        Endpoint(
+            ORDER_MANAGEMENT,
+            "get-order",
+            "One order by order id or order number.",
+            obj(order_id=req(Str(max_length=80))),
+            "orders:get_order",
+            "checkout orders show 2026-000042",
+        ),
+        # checkout-admin: the operator's service (a hosted remote may not offer it).
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "list-outbox",
+            "Queued, sent and failed emails.",
+            obj(
+                status=Enum(choices=("queued", "sending", "sent", "failed")),
+                limit=Int(minimum=1, maximum=10000),
+            ),
+            "outbox:list_outbox",
+            "checkout outbox list",
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "send-outbox",
+            "Deliver queued and failed emails now.",
+            obj(limit=Int(minimum=1, maximum=10000)),
+            "outbox:send_outbox",
+            "checkout outbox send",
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "get-settings",
+            "The store's settings.",
+            obj(),
+            "admin:get_settings",
+            "checkout settings show",
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "set-setting",
+            "Change one setting.",
+            obj(
+                key=req(Str(max_length=64)),
+                value=req(AnyValue(description="the value, typed as the setting requires")),
+            ),
+            "admin:set_setting",
+            "checkout settings set allow_invoice_checkout true",
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "list-vault",
+            "Names of the stored secrets and when they were set.",
+            obj(),
+            "vault:list_vault",
+            "checkout vault list",
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "set-vault",
+            "Store a secret (write-only: never read back).",
+            obj(name=req(Str(max_length=64)), value=req(Str(max_length=4096))),
+            "vault:set_vault",
+            "checkout vault set smtp_password",
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "delete-vault",
+            "Delete a stored secret.",
+            obj(name=req(Str(max_length=64))),
+            "vault:delete_vault",
+            "checkout vault delete smtp_password",
+        ),
+    ]
+
+
+ENDPOINTS: dict[tuple[str, str], Endpoint] = {(e.service, e.name): e for e in _endpoints()}
+SERVICES: tuple[str, ...] = tuple(dict.fromkeys(service for service, _ in ENDPOINTS))
+
+
+def get_endpoint(service: str, name: str) -> Endpoint:
+    from checkout_cli.errors import NotFoundError
+
+    try:
+        return ENDPOINTS[(service, name)]
+    except KeyError:
+        raise NotFoundError(
+            "endpoint_not_found",
+            f"no endpoint {service}/{name}",
+            recovery="see `checkout call --list` for the endpoints",
+        ) from None

@@ -1,0 +1,18 @@
+"""checkout-admin settings endpoints (the table of settings lives in ``settings``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from checkout_cli.engine import settings
+from checkout_cli.engine.core import Engine
+
+
+def get_settings(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    return {"settings": settings.read_all(engine.conn)}
+
+
+def set_setting(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    with engine.write() as conn:
+        value = settings.write(conn, body["key"], body["value"])
+    return {"key": body["key"], "value": value}

@@ -1,0 +1,176 @@
+"""shopping-cart: carts and their lines. Prices are read live from the catalog."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from checkout_cli.engine import settings
+from checkout_cli.engine.catalog import load_product
+from checkout_cli.engine.core import Engine, new_token
+from checkout_cli.errors import ConflictError, NotFoundError, ValidationError
+
+MAX_LINE_QUANTITY = 9999
+
+
+def load_cart(conn: sqlite3.Connection, token: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM carts WHERE token = ?", (token,)).fetchone()
+    if row is None:
+        raise NotFoundError(
+            "cart_not_found",
+            f"no cart with token {token!r}",
+            field="cart_token",
+            recovery="create one with `checkout cart add SKU`",
+        )
+    return row
+
+
+def cart_lines(conn: sqlite3.Connection, cart_id: int) -> list[sqlite3.Row]:
+    return conn.execute(
+        "SELECT ci.product_sku, ci.quantity, p.name, p.price_cents, p.currency, p.status, "
+        "p.stock, p.allow_backorder FROM cart_items ci JOIN products p ON p.sku = ci.product_sku "
+        "WHERE ci.cart_id = ? ORDER BY ci.id",
+        (cart_id,),
+    ).fetchall()
+
+
+def cart_object(conn: sqlite3.Connection, cart: sqlite3.Row) -> dict[str, Any]:
+    items = [
+        {
+            "product_sku": line["product_sku"],
+            "name": line["name"],
+            "quantity": line["quantity"],
+            "unit_price_cents": line["price_cents"],
+            "line_total_cents": line["price_cents"] * line["quantity"],
+        }
+        for line in cart_lines(conn, cart["id"])
+    ]
+    return {
+        "cart_token": cart["token"],
+        "status": cart["status"],
+        "currency": cart["currency"],
+        "items": items,
+        "subtotal_cents": sum(i["line_total_cents"] for i in items),
+    }
+
+
+def _active_cart(conn: sqlite3.Connection, token: str) -> sqlite3.Row:
+    cart = load_cart(conn, token)
+    if cart["status"] != "active":
+        raise ConflictError(
+            "cart_not_active",
+            f"cart {token} is {cart['status']}",
+            field="cart_token",
+            recovery="start a new cart with `checkout cart add`",
+        )
+    return cart
+
+
+def _sellable(conn: sqlite3.Connection, sku: str, currency: str) -> sqlite3.Row:
+    product = load_product(conn, sku)
+    if product["status"] != "active":
+        raise ConflictError(
+            "product_not_active", f"product {sku} is {product['status']}", field="product_sku"
+        )
+    if product["currency"] != currency:
+        raise ConflictError(
+            "currency_mismatch",
+            f"product {sku} is priced in {product['currency']}, the cart in {currency}",
+            field="product_sku",
+        )
+    return product
+
+
+def _touch(engine: Engine, conn: sqlite3.Connection, cart_id: int) -> None:
+    conn.execute("UPDATE carts SET updated_at = ? WHERE id = ?", (engine.now(), cart_id))
+
+
+def _check_quantity(quantity: int) -> None:
+    if quantity > MAX_LINE_QUANTITY:
+        raise ValidationError(
+            "invalid_quantity",
+            f"quantity: {quantity} is more than {MAX_LINE_QUANTITY} on one line",
+            field="quantity",
+        )
+
+
+def add_item(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    with engine.write() as conn:
+        if token := body.get("cart_token"):
+            cart = _active_cart(conn, token)
+        else:
+            currency = settings.read(conn, "currency")
+            _sellable(conn, body["product_sku"], currency)  # nothing is created for a bad SKU
+            now = engine.now()
+            cur = conn.execute(
+                "INSERT INTO carts (token, status, currency, created_at, updated_at) "
+                "VALUES (?, 'active', ?, ?, ?)",
+                (new_token("cart"), currency, now, now),
+            )
+            cart = conn.execute("SELECT * FROM carts WHERE id = ?", (cur.lastrowid,)).fetchone()
+        _sellable(conn, body["product_sku"], cart["currency"])
+        row = conn.execute(
+            "SELECT quantity FROM cart_items WHERE cart_id = ? AND product_sku = ?",
+            (cart["id"], body["product_sku"]),
+        ).fetchone()
+        quantity = body["quantity"] + (row["quantity"] if row else 0)
+        _check_quantity(quantity)
+        conn.execute(
+            "INSERT INTO cart_items (cart_id, product_sku, quantity, added_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(cart_id, product_sku) DO UPDATE SET quantity = excluded.quantity",
+            (cart["id"], body["product_sku"], quantity, engine.now()),
+        )
+        _touch(engine, conn, cart["id"])
+        return cart_object(conn, cart)
+
+
+def update_item(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    with engine.write() as conn:
+        cart = _active_cart(conn, body["cart_token"])
+        sku, quantity = body["product_sku"], body["quantity"]
+        _require_line(conn, cart, sku)
+        if quantity == 0:
+            conn.execute(
+                "DELETE FROM cart_items WHERE cart_id = ? AND product_sku = ?", (cart["id"], sku)
+            )
+        else:
+            conn.execute(
+                "UPDATE cart_items SET quantity = ? WHERE cart_id = ? AND product_sku = ?",
+                (quantity, cart["id"], sku),
+            )
+        _touch(engine, conn, cart["id"])
+        return cart_object(conn, cart)
+
+
+def _require_line(conn: sqlite3.Connection, cart: sqlite3.Row, sku: str) -> None:
+    if not conn.execute(
+        "SELECT 1 FROM cart_items WHERE cart_id = ? AND product_sku = ?", (cart["id"], sku)
+    ).fetchone():
+        raise NotFoundError(
+            "cart_item_not_found", f"{sku} is not in cart {cart['token']}", field="product_sku"
+        )
+
+
+def remove_item(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    with engine.write() as conn:
+        cart = _active_cart(conn, body["cart_token"])
+        _require_line(conn, cart, body["product_sku"])
+        conn.execute(
+            "DELETE FROM cart_items WHERE cart_id = ? AND product_sku = ?",
+            (cart["id"], body["product_sku"]),
+        )
+        _touch(engine, conn, cart["id"])
+        return cart_object(conn, cart)
+
+
+def get_cart(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    with engine.read() as conn:
+        return cart_object(conn, load_cart(conn, body["cart_token"]))
+
+
+def clear_cart(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    with engine.write() as conn:
+        cart = _active_cart(conn, body["cart_token"])
+        conn.execute("DELETE FROM cart_items WHERE cart_id = ?", (cart["id"],))
+        _touch(engine, conn, cart["id"])
+        return cart_object(conn, cart)

@@ -1,0 +1,154 @@
+"""product-catalog: products, stock and the stock ledger."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from checkout_cli.engine import settings
+from checkout_cli.engine.core import Engine, dumps, loads
+from checkout_cli.errors import NotFoundError, ValidationError
+
+
+def product_object(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "sku": row["sku"],
+        "name": row["name"],
+        "price_cents": row["price_cents"],
+        "currency": row["currency"],
+        "stock": row["stock"],
+        "allow_backorder": bool(row["allow_backorder"]),
+        "status": row["status"],
+        "meta_defs": loads(row["meta_defs"]) or [],
+        "config": loads(row["config"]) or {},
+    }
+
+
+def load_product(conn: sqlite3.Connection, sku: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM products WHERE sku = ?", (sku,)).fetchone()
+    if row is None:
+        raise NotFoundError(
+            "product_not_found",
+            f"no product with SKU {sku!r}",
+            field="product_sku",
+            recovery="list products with `checkout products list`",
+        )
+    return row
+
+
+def move_stock(
+    engine: Engine, conn: sqlite3.Connection, sku: str, delta: int, reason: str, ref: str | None
+) -> None:
+    """Record a stock change in the ledger (the stock column itself is updated by the caller)."""
+    if delta:
+        conn.execute(
+            "INSERT INTO stock_movements (sku, delta, reason, ref, at) VALUES (?, ?, ?, ?, ?)",
+            (sku, delta, reason, ref, engine.now()),
+        )
+
+
+def list_products(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    sql = "SELECT * FROM products WHERE 1 = 1"
+    params: list[Any] = []
+    if not body.get("include_archived"):
+        sql += " AND status = 'active'"
+    if query := body.get("query"):
+        sql += " AND (sku LIKE ? OR name LIKE ?)"
+        params += [f"%{query}%", f"%{query}%"]
+    sql += " ORDER BY sku LIMIT ?"
+    params.append(body.get("limit", 1000))
+    return {"products": [product_object(r) for r in engine.conn.execute(sql, params)]}
+
+
+def get_product(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    return product_object(load_product(engine.conn, body["sku"]))
+
+
+def upsert_product(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    with engine.write() as conn:
+        return product_object(_upsert(engine, conn, body))
+
+
+def _upsert(engine: Engine, conn: sqlite3.Connection, body: dict[str, Any]) -> sqlite3.Row:
+    sku = body["sku"]
+    currency = body.get("currency") or settings.read(conn, "currency")
+    for ref in body.get("meta_defs", []):
+        if not ref["def_key"]:
+            raise ValidationError(
+                "missing_field", "meta_defs: def_key is required", field="meta_defs"
+            )
+    existing = conn.execute("SELECT * FROM products WHERE sku = ?", (sku,)).fetchone()
+    now = engine.now()
+    if existing is None:
+        stock = body.get("stock")
+        conn.execute(
+            "INSERT INTO products (sku, name, price_cents, currency, stock, allow_backorder, "
+            "status, meta_defs, config, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                sku,
+                body["name"],
+                body["price_cents"],
+                currency,
+                stock,
+                int(body.get("allow_backorder", False)),
+                body.get("status", "active"),
+                dumps(body.get("meta_defs", [])),
+                dumps(body.get("config", {})),
+                now,
+                now,
+            ),
+        )
+        if stock is not None:
+            move_stock(engine, conn, sku, stock, "initial", None)
+    else:
+        conn.execute(
+            "UPDATE products SET name = ?, price_cents = ?, currency = ?, allow_backorder = ?, "
+            "status = ?, meta_defs = ?, config = ?, updated_at = ? WHERE sku = ?",
+            (
+                body["name"],
+                body["price_cents"],
+                currency,
+                int(body.get("allow_backorder", existing["allow_backorder"])),
+                body.get("status", existing["status"]),
+                dumps(body.get("meta_defs", loads(existing["meta_defs"]))),
+                dumps(body.get("config", loads(existing["config"]))),
+                now,
+                sku,
+            ),
+        )
+        if "stock" in body:
+            _set_stock(engine, conn, existing, body["stock"])
+    return load_product(conn, sku)
+
+
+def _set_stock(
+    engine: Engine, conn: sqlite3.Connection, row: sqlite3.Row, stock: int | None
+) -> None:
+    old = row["stock"]
+    conn.execute(
+        "UPDATE products SET stock = ?, updated_at = ? WHERE sku = ?",
+        (stock, engine.now(), row["sku"]),
+    )
+    if stock is None:
+        # No longer tracked: the ledger restarts when tracking does.
+        conn.execute("DELETE FROM stock_movements WHERE sku = ?", (row["sku"],))
+    elif old is None:
+        conn.execute("DELETE FROM stock_movements WHERE sku = ?", (row["sku"],))
+        move_stock(engine, conn, row["sku"], stock, "initial", None)
+    else:
+        move_stock(engine, conn, row["sku"], stock - old, "adjustment", None)
+
+
+def set_stock(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    if ("stock" in body) == bool(body.get("untracked")):
+        raise ValidationError(
+            "missing_field",
+            "give either stock or untracked",
+            field="stock",
+            recovery="e.g. `checkout products set-stock SKU 25` or `--untracked`",
+        )
+    with engine.write() as conn:
+        row = load_product(conn, body["sku"])
+        _set_stock(engine, conn, row, body.get("stock"))
+        return product_object(load_product(conn, body["sku"]))

@@ -1,0 +1,499 @@
+"""checkout-flow: from a cart snapshot to a completed order, one transaction per call.
+
+States: active -> payment_pending -> completable -> completed; any open state -> cancelled;
+active/payment_pending past ``expires_at`` -> expired. Every transition is an event.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from checkout_cli.engine import events, outbox, pricing, settings, vault
+from checkout_cli.engine.carts import cart_lines, load_cart
+from checkout_cli.engine.core import Engine, dumps, loads, new_token, parse_iso
+from checkout_cli.engine.orders import create_order, line_objects, order_summary
+from checkout_cli.errors import ConflictError, ForbiddenError, NotFoundError, PaymentError
+
+OPEN_STATES = ("active", "payment_pending", "completable")
+EXPIRING_STATES = ("active", "payment_pending")
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def load_checkout(conn: sqlite3.Connection, token: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM checkouts WHERE token = ?", (token,)).fetchone()
+    if row is None:
+        raise NotFoundError(
+            "checkout_not_found",
+            f"no checkout with token {token!r}",
+            field="checkout_token",
+            recovery="find it with `checkout orders list` or start one with "
+            "`checkout initiate-checkout CART`",
+        )
+    return row
+
+
+def current_payment(conn: sqlite3.Connection, checkout_id: int) -> sqlite3.Row | None:
+    return conn.execute(
+        "SELECT * FROM payments WHERE checkout_id = ? ORDER BY id DESC LIMIT 1", (checkout_id,)
+    ).fetchone()
+
+
+def payment_object(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "provider": row["provider"],
+        "provider_payment_id": row["provider_payment_id"],
+        "status": row["status"],
+        "redirect_url": row["redirect_url"],
+        "amount_cents": row["amount_cents"],
+        "reference": row["reference"],
+    }
+
+
+def totals_object(row: sqlite3.Row) -> dict[str, int]:
+    return {k: row[k] for k in ("subtotal_cents", "shipping_cents", "tax_cents", "total_cents")}
+
+
+def checkout_object(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+    lines = conn.execute(
+        "SELECT * FROM checkout_lines WHERE checkout_id = ? ORDER BY line_no", (co["id"],)
+    ).fetchall()
+    cart = conn.execute("SELECT token FROM carts WHERE id = ?", (co["cart_id"],)).fetchone()
+    order = conn.execute("SELECT * FROM orders WHERE checkout_id = ?", (co["id"],)).fetchone()
+    return {
+        "checkout_token": co["token"],
+        "status": co["status"],
+        "cart_token": cart["token"],
+        "currency": co["currency"],
+        "items": line_objects(lines),
+        "customer": loads(co["customer"]),
+        "shipping_address": loads(co["shipping_address"]),
+        "billing_address": loads(co["billing_address"]),
+        "totals": totals_object(co),
+        "payment": payment_object(current_payment(conn, co["id"])),
+        "order": order_summary(order) if order else None,
+        "created_at": co["created_at"],
+        "updated_at": co["updated_at"],
+        "expires_at": co["expires_at"],
+    }
+
+
+def get_checkout_status(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    with engine.read() as conn:
+        return checkout_object(conn, load_checkout(conn, body["checkout_token"]))
+
+
+# ---- state changes ---------------------------------------------------------------------------
+
+
+def transition(
+    engine: Engine,
+    conn: sqlite3.Connection,
+    co: sqlite3.Row,
+    to_status: str,
+    kind: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        "UPDATE checkouts SET status = ?, updated_at = ? WHERE id = ?",
+        (to_status, engine.now(), co["id"]),
+    )
+    events.record(
+        engine, conn, co["id"], kind, from_status=co["status"], to_status=to_status, detail=detail
+    )
+
+
+def _is_due(engine: Engine, co: sqlite3.Row) -> bool:
+    return co["status"] in EXPIRING_STATES and parse_iso(co["expires_at"]) <= engine.clock()
+
+
+def expire(engine: Engine, conn: sqlite3.Connection, co: sqlite3.Row) -> None:
+    transition(engine, conn, co, "expired", "checkout_expired", {"expires_at": co["expires_at"]})
+
+
+def _with_checkout(
+    engine: Engine, token: str, work: Callable[[sqlite3.Connection, sqlite3.Row], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run ``work`` in one write transaction, after expiring the checkout if it is due.
+
+    An expiry is committed (it is a fact, not part of the refused request) and then reported.
+    """
+    with engine.write() as conn:
+        co = load_checkout(conn, token)
+        if not _is_due(engine, co):
+            return work(conn, co)
+        expire(engine, conn, co)
+    raise ConflictError(
+        "checkout_expired",
+        f"checkout {token} expired at {co['expires_at']}",
+        field="checkout_token",
+        recovery="start a new checkout: `checkout initiate-checkout CART`",
+    )
+
+
+def _refuse_unless_open(co: sqlite3.Row) -> None:
+    status = co["status"]
+    if status in OPEN_STATES:
+        return
+    if status == "cancelled":
+        raise ConflictError(
+            "checkout_cancelled",
+            f"checkout {co['token']} is cancelled",
+            field="checkout_token",
+            recovery="start a new checkout from the cart: `checkout initiate-checkout CART`",
+        )
+    if status == "expired":
+        raise ConflictError(
+            "checkout_expired",
+            f"checkout {co['token']} has expired",
+            field="checkout_token",
+            recovery="start a new checkout: `checkout initiate-checkout CART`",
+        )
+    raise ConflictError(
+        "checkout_not_active", f"checkout {co['token']} is {status}", field="checkout_token"
+    )
+
+
+def initiate_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    with engine.write() as conn:
+        cart = load_cart(conn, body["cart_token"])
+        if cart["status"] != "active":
+            raise ConflictError(
+                "cart_not_active",
+                f"cart {cart['token']} is {cart['status']}",
+                field="cart_token",
+                recovery="start a new cart with `checkout cart add SKU`",
+            )
+        existing = conn.execute(
+            "SELECT * FROM checkouts WHERE cart_id = ? AND status IN (?, ?, ?)",
+            (cart["id"], *OPEN_STATES),
+        ).fetchone()
+        if existing is not None and not _is_due(engine, existing):
+            return {**checkout_object(conn, existing), "reused": True, "warnings": []}
+        if existing is not None:
+            expire(engine, conn, existing)
+        lines = cart_lines(conn, cart["id"])
+        if not lines:
+            raise ConflictError(
+                "cart_empty",
+                f"cart {cart['token']} has no items",
+                field="cart_token",
+                recovery="add items with `checkout cart add`",
+            )
+        co = _snapshot(engine, conn, cart, lines)
+        return {**checkout_object(conn, co), "reused": False, "warnings": _stock_warnings(lines)}
+
+
+def _snapshot(
+    engine: Engine, conn: sqlite3.Connection, cart: sqlite3.Row, lines: list[sqlite3.Row]
+) -> sqlite3.Row:
+    line_totals = [line["price_cents"] * line["quantity"] for line in lines]
+    totals = pricing.compute(line_totals, settings.read(conn, "default_shipping_cents"))
+    now = engine.clock()
+    ttl = timedelta(minutes=settings.read(conn, "checkout_ttl_minutes"))
+    cur = conn.execute(
+        "INSERT INTO checkouts (token, cart_id, status, currency, subtotal_cents, shipping_cents, "
+        "tax_cents, total_cents, created_at, updated_at, expires_at) "
+        "VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            new_token("chk"),
+            cart["id"],
+            cart["currency"],
+            totals.subtotal_cents,
+            totals.shipping_cents,
+            totals.tax_cents,
+            totals.total_cents,
+            engine.now(),
+            engine.now(),
+            (now + ttl).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        ),
+    )
+    checkout_id = cur.lastrowid
+    conn.executemany(
+        "INSERT INTO checkout_lines (checkout_id, line_no, product_sku, name, quantity, "
+        "unit_price_cents, line_total_cents, tax_cents) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+        [
+            (
+                checkout_id,
+                n,
+                line["product_sku"],
+                line["name"],
+                line["quantity"],
+                line["price_cents"],
+                total,
+            )
+            for n, (line, total) in enumerate(zip(lines, line_totals, strict=True), 1)
+        ],
+    )
+    events.record(
+        engine,
+        conn,
+        checkout_id,
+        "checkout_created",
+        to_status="active",
+        detail={"cart_token": cart["token"], "lines": len(lines)},
+    )
+    return conn.execute("SELECT * FROM checkouts WHERE id = ?", (checkout_id,)).fetchone()
+
+
+def _stock_warnings(lines: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    return [
+        {
+            "code": "insufficient_stock",
+            "product_sku": line["product_sku"],
+            "message": (
+                f"{line['product_sku']}: {line['stock']} in stock, {line['quantity']} wanted"
+            ),
+        }
+        for line in lines
+        if line["stock"] is not None
+        and not line["allow_backorder"]
+        and line["stock"] < line["quantity"]
+    ]
+
+
+def set_customer(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+        _refuse_unless_open(co)
+        lines = conn.execute(
+            "SELECT id, line_total_cents FROM checkout_lines "
+            "WHERE checkout_id = ? ORDER BY line_no",
+            (co["id"],),
+        ).fetchall()
+        shipping_address = body["shipping_address"]
+        rate = settings.read(conn, "tax_rates").get(shipping_address["country"])
+        totals = pricing.compute(
+            [line["line_total_cents"] for line in lines],
+            body.get("shipping_cents", co["shipping_cents"]),
+            tax_rate_percent=rate,
+            explicit_tax_cents=body.get("tax_cents"),
+        )
+        payment = current_payment(conn, co["id"])
+        if totals.total_cents != co["total_cents"] and payment is not None:
+            if payment["provider"] != "invoice":
+                raise ConflictError(
+                    "totals_locked",
+                    f"the new total differs from the {payment['provider']} payment's amount",
+                    recovery="cancel this checkout and start a new one, or keep the totals",
+                )
+            conn.execute(
+                "UPDATE payments SET amount_cents = ?, updated_at = ? WHERE id = ?",
+                (totals.total_cents, engine.now(), payment["id"]),
+            )
+        conn.executemany(
+            "UPDATE checkout_lines SET tax_cents = ? WHERE id = ?",
+            [(tax, line["id"]) for tax, line in zip(totals.line_tax, lines, strict=True)],
+        )
+        conn.execute(
+            "UPDATE checkouts SET customer = ?, shipping_address = ?, billing_address = ?, "
+            "subtotal_cents = ?, shipping_cents = ?, tax_cents = ?, total_cents = ?, "
+            "updated_at = ? WHERE id = ?",
+            (
+                dumps(_customer(body["customer"])),
+                dumps(_address(shipping_address)),
+                dumps(_address(body.get("billing_address") or shipping_address)),
+                totals.subtotal_cents,
+                totals.shipping_cents,
+                totals.tax_cents,
+                totals.total_cents,
+                engine.now(),
+                co["id"],
+            ),
+        )
+        events.record(
+            engine,
+            conn,
+            co["id"],
+            "customer_set",
+            detail={"country": shipping_address["country"], **totals.as_dict()},
+        )
+        return checkout_object(conn, load_checkout(conn, co["token"]))
+
+    return _with_checkout(engine, body["checkout_token"], work)
+
+
+def _customer(c: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "email": c["email"],
+        "name": c["name"],
+        "phone": c.get("phone"),
+        "company": c.get("company"),
+    }
+
+
+def _address(a: dict[str, Any]) -> dict[str, Any]:
+    return {k: a.get(k) for k in ("line1", "line2", "postal_code", "city", "region", "country")}
+
+
+def _require_customer(co: sqlite3.Row) -> None:
+    if co["customer"] is None:
+        raise ConflictError(
+            "customer_missing",
+            f"checkout {co['token']} has no customer yet",
+            field="checkout_token",
+            recovery=f"set one with `checkout set-customer {co['token']}`",
+        )
+
+
+def _insert_payment(
+    engine: Engine,
+    conn: sqlite3.Connection,
+    co: sqlite3.Row,
+    *,
+    provider: str,
+    status: str,
+    amount_cents: int,
+    reference: str | None = None,
+    provider_payment_id: str | None = None,
+    redirect_url: str | None = None,
+) -> None:
+    now = engine.now()
+    conn.execute(
+        "INSERT INTO payments (checkout_id, provider, provider_payment_id, status, redirect_url, "
+        "amount_cents, currency, reference, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            co["id"],
+            provider,
+            provider_payment_id,
+            status,
+            redirect_url,
+            amount_cents,
+            co["currency"],
+            reference,
+            now,
+            now,
+        ),
+    )
+
+
+def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    provider = body["provider"]
+
+    def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+        _refuse_unless_open(co)
+        _require_customer(co)
+        payment = current_payment(conn, co["id"])
+        if provider != "invoice":
+            from checkout_cli.payments import PROVIDER_KEYS, require_provider
+
+            require_provider(provider, vault.secret(conn, PROVIDER_KEYS[provider]))
+        if not settings.read(conn, "allow_invoice_checkout"):
+            raise ForbiddenError(
+                "invoice_checkout_not_allowed",
+                "invoice checkout is not allowed in this shop",
+                field="provider",
+                recovery="an administrator can allow it: "
+                "`checkout settings set allow_invoice_checkout true`",
+            )
+        if payment is not None and payment["provider"] == "invoice" and not body.get("new"):
+            return checkout_object(conn, co)  # already invoiced: idempotent
+        if payment is not None and payment["status"] == "paid":
+            raise ConflictError(
+                "payment_already_paid",
+                f"checkout {co['token']} is already paid",
+                recovery=f"complete it: `checkout complete-checkout {co['token']}`",
+            )
+        _insert_payment(
+            engine, conn, co, provider="invoice", status="unpaid", amount_cents=co["total_cents"]
+        )
+        transition(engine, conn, co, "completable", "payment_created", {"provider": "invoice"})
+        return checkout_object(conn, load_checkout(conn, co["token"]))
+
+    return _with_checkout(engine, body["checkout_token"], work)
+
+
+def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+        _refuse_unless_open(co)
+        amount = body.get("amount_cents", co["total_cents"])
+        forced = amount != co["total_cents"]
+        if forced and not body.get("force"):
+            raise ConflictError(
+                "amount_mismatch",
+                f"amount {amount} does not match the checkout total {co['total_cents']}",
+                field="amount_cents",
+                recovery="link the exact total, or pass --force to accept a different amount",
+            )
+        _insert_payment(
+            engine,
+            conn,
+            co,
+            provider=body["provider"],
+            status=body["status"],
+            amount_cents=amount,
+            reference=body["reference"],
+        )
+        to_status = "completable" if body["status"] == "paid" else "payment_pending"
+        detail = {
+            "provider": body["provider"],
+            "reference": body["reference"],
+            "status": body["status"],
+            "amount_cents": amount,
+            "forced": forced,
+        }
+        transition(engine, conn, co, to_status, "payment_linked", detail)
+        return checkout_object(conn, load_checkout(conn, co["token"]))
+
+    return _with_checkout(engine, body["checkout_token"], work)
+
+
+def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+        if co["status"] == "completed":
+            return {**checkout_object(conn, co), "already_completed": True}
+        _refuse_unless_open(co)
+        _require_customer(co)
+        payment = current_payment(conn, co["id"])
+        if payment is None:
+            raise ConflictError(
+                "payment_required",
+                f"checkout {co['token']} has no payment",
+                field="checkout_token",
+                recovery=f"create one: `checkout create-payment {co['token']} --provider invoice`",
+            )
+        if co["status"] != "completable":
+            raise PaymentError(
+                "payment_not_paid",
+                f"the {payment['provider']} payment is {payment['status']}, not paid",
+                recovery="wait for the payment, or link a paid one with `checkout set-payment`",
+            )
+        order = create_order(engine, conn, co, payment)
+        transition(
+            engine,
+            conn,
+            co,
+            "completed",
+            "checkout_completed",
+            {"order_number": order["order_number"]},
+        )
+        conn.execute(
+            "UPDATE carts SET status = 'converted', updated_at = ? WHERE id = ?",
+            (engine.now(), co["cart_id"]),
+        )
+        outbox.queue_confirmation(engine, conn, order["id"])
+        return {
+            **checkout_object(conn, load_checkout(conn, co["token"])),
+            "already_completed": False,
+        }
+
+    result = _with_checkout(engine, body["checkout_token"], work)
+    if not result["already_completed"]:
+        outbox.deliver_for_order(engine, result["order"]["order_id"])
+    return result
+
+
+def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    with engine.write() as conn:
+        co = load_checkout(conn, body["checkout_token"])
+        _refuse_unless_open(co)
+        reason = body.get("reason")
+        conn.execute("UPDATE checkouts SET cancel_reason = ? WHERE id = ?", (reason, co["id"]))
+        transition(engine, conn, co, "cancelled", "checkout_cancelled", {"reason": reason})
+        return checkout_object(conn, load_checkout(conn, co["token"]))

@@ -1,0 +1,73 @@
+"""The engine object handlers receive: the store, the clock, who is acting, and small helpers."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from checkout_cli.engine.store import Store
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def new_token(prefix: str) -> str:
+    """``chk_…``/``cart_…``: 20 random base32-ish characters, unguessable and copy-safe."""
+    return f"{prefix}_{secrets.token_urlsafe(15).replace('-', 'x').replace('_', 'y')}"
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+class Engine:
+    """One open store plus the context of the caller (actor, clock, where files go)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        actor: str = "operator",
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = Store(Path(path))
+        self.actor = actor
+        self.clock = clock
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.store.conn
+
+    @property
+    def data_dir(self) -> Path:
+        return self.store.path.parent
+
+    def now(self) -> str:
+        return iso(self.clock())
+
+    def write(self):  # -> ContextManager[sqlite3.Connection]
+        return self.store.write()
+
+    def read(self):
+        return self.store.read()
+
+    def close(self) -> None:
+        self.store.close()

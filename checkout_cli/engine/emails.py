@@ -1,0 +1,119 @@
+"""The order confirmation email, as plain text and HTML, built from the order object."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from html import escape
+from typing import Any
+
+from checkout_cli.money import format_money
+
+
+def payment_line(order: dict[str, Any]) -> str:
+    if order["payment_status"] == "paid":
+        return "Payment: paid"
+    return "Payment: to be invoiced — you will receive an invoice"
+
+
+def _address_lines(address: dict[str, Any] | None) -> list[str]:
+    if not address:
+        return []
+    city = " ".join(p for p in (address["postal_code"], address["city"]) if p)
+    parts = [
+        address["line1"],
+        address.get("line2"),
+        city,
+        address.get("region"),
+        address["country"],
+    ]
+    return [p for p in parts if p]
+
+
+def subject(shop_name: str, order: dict[str, Any]) -> str:
+    return f"{shop_name}: order {order['order_number']} confirmed"
+
+
+def render_text(shop_name: str, order: dict[str, Any]) -> str:
+    cur = order["currency"]
+    out = [
+        f"Dear {order['customer']['name']},",
+        "",
+        f"Thank you for your order at {shop_name}.",
+        "",
+        f"Order number: {order['order_number']}",
+        "",
+    ]
+    for item in order["items"]:
+        out.append(
+            f"  {item['quantity']} x {item['name']} ({item['product_sku']})"
+            f"  {format_money(item['line_total_cents'], cur)}"
+        )
+    totals = order["totals"]
+    out += [
+        "",
+        f"Subtotal: {format_money(totals['subtotal_cents'], cur)}",
+        f"Shipping: {format_money(totals['shipping_cents'], cur)}",
+        f"Tax:      {format_money(totals['tax_cents'], cur)}",
+        f"Total:    {format_money(totals['total_cents'], cur)}",
+        "",
+        payment_line(order),
+        "",
+        "Shipping address:",
+        *(f"  {line}" for line in _address_lines(order["shipping_address"])),
+        "",
+        "Billing address:",
+        *(f"  {line}" for line in _address_lines(order["billing_address"])),
+        "",
+        f"— {shop_name}",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def render_html(shop_name: str, order: dict[str, Any]) -> str:
+    cur = order["currency"]
+    rows = "".join(
+        f"<tr><td>{item['quantity']}</td><td>{escape(item['name'])} "
+        f"({escape(item['product_sku'])})</td>"
+        f'<td align="right">{escape(format_money(item["line_total_cents"], cur))}</td></tr>'
+        for item in order["items"]
+    )
+    totals = order["totals"]
+    total_rows = "".join(
+        f'<tr><td></td><td>{label}</td><td align="right">'
+        f"{escape(format_money(totals[key], cur))}</td></tr>"
+        for label, key in (
+            ("Subtotal", "subtotal_cents"),
+            ("Shipping", "shipping_cents"),
+            ("Tax", "tax_cents"),
+            ("<b>Total</b>", "total_cents"),
+        )
+    )
+
+    def address(a: dict[str, Any] | None) -> str:
+        return "<br>".join(escape(line) for line in _address_lines(a))
+
+    return (
+        "<!doctype html><html><body>"
+        f"<p>Dear {escape(order['customer']['name'])},</p>"
+        f"<p>Thank you for your order at {escape(shop_name)}.</p>"
+        f"<h2>Order {escape(order['order_number'])}</h2>"
+        f"<table>{rows}{total_rows}</table>"
+        f"<p>{escape(payment_line(order))}</p>"
+        f"<h3>Shipping address</h3><p>{address(order['shipping_address'])}</p>"
+        f"<h3>Billing address</h3><p>{address(order['billing_address'])}</p>"
+        "</body></html>"
+    )
+
+
+def build_message(
+    sender: str, shop_name: str, recipient: str, subject_text: str, body_text: str, body_html: str
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = formataddr((shop_name, sender))
+    message["To"] = recipient
+    message["Subject"] = subject_text
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message.set_content(body_text)
+    message.add_alternative(body_html, subtype="html")
+    return message

@@ -1,0 +1,120 @@
+"""The outbox: confirmation emails queued in the completing transaction, delivered after.
+
+A row is claimed (``queued``/``failed`` -> ``sending``) in a short transaction before the
+transport runs and marked ``sent`` or ``failed`` after, so two processes never deliver the
+same email and the write lock is never held while talking to a mail server.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from checkout_cli.engine import emails, settings, vault
+from checkout_cli.engine.core import Engine
+from checkout_cli.engine.mail import transport_for
+
+
+def queue_confirmation(engine: Engine, conn: sqlite3.Connection, order_row_id: int) -> None:
+    from checkout_cli.engine.orders import order_object
+
+    order = order_object(
+        conn, conn.execute("SELECT * FROM orders WHERE id = ?", (order_row_id,)).fetchone()
+    )
+    shop = settings.read(conn, "shop_name")
+    conn.execute(
+        "INSERT INTO outbox (order_id, kind, recipient, subject, body_text, body_html, status, "
+        "created_at) VALUES (?, 'order_confirmation', ?, ?, ?, ?, 'queued', ?) "
+        "ON CONFLICT(order_id, kind) DO NOTHING",
+        (
+            order_row_id,
+            order["customer"]["email"],
+            emails.subject(shop, order),
+            emails.render_text(shop, order),
+            emails.render_html(shop, order),
+            engine.now(),
+        ),
+    )
+
+
+def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    conn = engine.conn
+    config = settings.read_all(conn)
+    transport = transport_for(config, vault.secret(conn, "smtp_password"), engine.data_dir)
+    results = []
+    for row in rows:
+        with engine.write() as tx:
+            claimed = tx.execute(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1 "
+                "WHERE id = ? AND status IN ('queued', 'failed')",
+                (row["id"],),
+            ).rowcount
+        if not claimed:
+            continue
+        message = emails.build_message(
+            config["shop_email"],
+            config["shop_name"],
+            row["recipient"],
+            row["subject"],
+            row["body_text"],
+            row["body_html"],
+        )
+        try:
+            transport.send(message, row["order_number"])
+        except Exception as exc:  # any transport failure leaves the email queued for retry
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            with engine.write() as tx:
+                tx.execute(
+                    "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
+                    (error, row["id"]),
+                )
+            results.append({"id": row["id"], "status": "failed", "error": error})
+            continue
+        with engine.write() as tx:
+            tx.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
+                (engine.now(), row["id"]),
+            )
+        results.append({"id": row["id"], "status": "sent", "error": None})
+    return results
+
+
+_PENDING = (
+    "SELECT o.*, ord.order_number FROM outbox o JOIN orders ord ON ord.id = o.order_id "
+    "WHERE o.status IN ('queued', 'failed')"
+)
+
+
+def deliver_for_order(engine: Engine, order_id: str) -> None:
+    """Deliver a just-completed order's email; a failure stays queued (see ``send-outbox``)."""
+    rows = engine.conn.execute(_PENDING + " AND ord.order_id = ?", (order_id,)).fetchall()
+    _deliver(engine, rows)
+
+
+def send_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    rows = engine.conn.execute(
+        _PENDING + " ORDER BY o.id LIMIT ?", (body.get("limit", 1000),)
+    ).fetchall()
+    results = _deliver(engine, rows)
+    return {
+        "sent": sum(r["status"] == "sent" for r in results),
+        "failed": sum(r["status"] == "failed" for r in results),
+        "results": results,
+    }
+
+
+def list_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    sql = (
+        "SELECT o.id, ord.order_number, o.kind, o.recipient, o.subject, o.status, o.attempts, "
+        "o.last_error, o.created_at, o.sent_at FROM outbox o "
+        "JOIN orders ord ON ord.id = o.order_id"
+    )
+    params: list[Any] = []
+    if status := body.get("status"):
+        sql += " WHERE o.status = ?"
+        params.append(status)
+    sql += " ORDER BY o.id DESC LIMIT ?"
+    params.append(body.get("limit", 100))
+    return {"emails": [dict(r) for r in engine.conn.execute(sql, params)]}

@@ -1,0 +1,244 @@
+"""The store's schema, versioned by ``PRAGMA user_version`` with forward-only migrations.
+
+Tables are made with sqlite-utils (imported only here, when a store is created or upgraded).
+Each migration runs inside the caller's write transaction; the version is bumped with it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+SCHEMA_VERSION = 1
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
+    db["settings"].create({"key": str, "value": str}, pk="key")
+    db["vault"].create({"name": str, "value": str, "set_at": str}, pk="name", not_null={"value"})
+    db["counters"].create({"name": str, "value": int}, pk="name", not_null={"value"})
+    db["products"].create(
+        {
+            "sku": str,
+            "name": str,
+            "price_cents": int,
+            "currency": str,
+            "stock": int,
+            "allow_backorder": int,
+            "status": str,
+            "meta_defs": str,
+            "config": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="sku",
+        not_null={"name", "price_cents", "currency", "allow_backorder", "status"},
+        defaults={"allow_backorder": 0, "status": "active", "meta_defs": "[]", "config": "{}"},
+    )
+    # Every change of a tracked product's stock, so stock = sum(delta) can be checked.
+    db["stock_movements"].create(
+        {"id": int, "sku": str, "delta": int, "reason": str, "ref": str, "at": str},
+        pk="id",
+        not_null={"sku", "delta", "reason", "at"},
+        foreign_keys=[("sku", "products")],
+    )
+    db["carts"].create(
+        {
+            "id": int,
+            "token": str,
+            "status": str,
+            "currency": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"token", "status", "currency"},
+    )
+    db["cart_items"].create(
+        {"id": int, "cart_id": int, "product_sku": str, "quantity": int, "added_at": str},
+        pk="id",
+        not_null={"cart_id", "product_sku", "quantity"},
+        foreign_keys=[("cart_id", "carts"), ("product_sku", "products")],
+    )
+    db["checkouts"].create(
+        {
+            "id": int,
+            "token": str,
+            "cart_id": int,
+            "status": str,
+            "currency": str,
+            "customer": str,
+            "shipping_address": str,
+            "billing_address": str,
+            "subtotal_cents": int,
+            "shipping_cents": int,
+            "tax_cents": int,
+            "total_cents": int,
+            "cancel_reason": str,
+            "created_at": str,
+            "updated_at": str,
+            "expires_at": str,
+        },
+        pk="id",
+        not_null={
+            "token",
+            "cart_id",
+            "status",
+            "currency",
+            "subtotal_cents",
+            "shipping_cents",
+            "tax_cents",
+            "total_cents",
+        },
+        foreign_keys=[("cart_id", "carts")],
+    )
+    db["checkout_lines"].create(
+        {
+            "id": int,
+            "checkout_id": int,
+            "line_no": int,
+            "product_sku": str,
+            "name": str,
+            "quantity": int,
+            "unit_price_cents": int,
+            "line_total_cents": int,
+            "tax_cents": int,
+            "meta": str,
+        },
+        pk="id",
+        not_null={"checkout_id", "line_no", "product_sku", "quantity"},
+        foreign_keys=[("checkout_id", "checkouts")],
+        defaults={"meta": "{}", "tax_cents": 0},
+    )
+    db["payments"].create(
+        {
+            "id": int,
+            "checkout_id": int,
+            "provider": str,
+            "provider_payment_id": str,
+            "status": str,
+            "redirect_url": str,
+            "amount_cents": int,
+            "currency": str,
+            "reference": str,
+            "idempotency_key": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"checkout_id", "provider", "status", "amount_cents", "currency"},
+        foreign_keys=[("checkout_id", "checkouts")],
+    )
+    db["orders"].create(
+        {
+            "id": int,
+            "order_id": str,
+            "order_number": str,
+            "checkout_id": int,
+            "status": str,
+            "payment_status": str,
+            "currency": str,
+            "customer": str,
+            "shipping_address": str,
+            "billing_address": str,
+            "subtotal_cents": int,
+            "shipping_cents": int,
+            "tax_cents": int,
+            "total_cents": int,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"order_id", "order_number", "checkout_id", "status", "payment_status"},
+        foreign_keys=[("checkout_id", "checkouts")],
+    )
+    db["order_lines"].create(
+        {
+            "id": int,
+            "order_id": int,
+            "line_no": int,
+            "product_sku": str,
+            "name": str,
+            "quantity": int,
+            "unit_price_cents": int,
+            "line_total_cents": int,
+            "tax_cents": int,
+            "meta": str,
+        },
+        pk="id",
+        not_null={"order_id", "line_no", "product_sku", "quantity"},
+        foreign_keys=[("order_id", "orders")],
+    )
+    db["outbox"].create(
+        {
+            "id": int,
+            "order_id": int,
+            "kind": str,
+            "recipient": str,
+            "subject": str,
+            "body_text": str,
+            "body_html": str,
+            "status": str,
+            "attempts": int,
+            "last_error": str,
+            "created_at": str,
+            "sent_at": str,
+        },
+        pk="id",
+        not_null={"order_id", "kind", "recipient", "status"},
+        defaults={"attempts": 0},
+        foreign_keys=[("order_id", "orders")],
+    )
+    db["events"].create(
+        {
+            "id": int,
+            "checkout_id": int,
+            "at": str,
+            "actor": str,
+            "kind": str,
+            "from_status": str,
+            "to_status": str,
+            "detail": str,
+        },
+        pk="id",
+        not_null={"checkout_id", "at", "kind"},
+        foreign_keys=[("checkout_id", "checkouts")],
+    )
+    db["carts"].create_index(["token"], unique=True)
+    db["cart_items"].create_index(["cart_id", "product_sku"], unique=True)
+    db["checkouts"].create_index(["token"], unique=True)
+    db["checkouts"].create_index(["status", "updated_at"])
+    db["checkout_lines"].create_index(["checkout_id", "line_no"], unique=True)
+    db["payments"].create_index(["checkout_id"])
+    db["orders"].create_index(["order_id"], unique=True)
+    db["orders"].create_index(["order_number"], unique=True)
+    db["orders"].create_index(["checkout_id"], unique=True)  # invariant 1
+    db["order_lines"].create_index(["order_id", "line_no"], unique=True)
+    db["outbox"].create_index(["order_id", "kind"], unique=True)  # invariant 4
+    db["events"].create_index(["checkout_id", "id"])
+    db["stock_movements"].create_index(["sku"])
+    # Invariant 2: at most one open checkout per cart (a partial index sqlite-utils can't make).
+    conn.execute(
+        "CREATE UNIQUE INDEX one_open_checkout_per_cart ON checkouts(cart_id) "
+        "WHERE status IN ('active', 'payment_pending', 'completable')"
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1}
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema up to ``SCHEMA_VERSION``; refuse a store made by a newer release."""
+    from checkout_cli.errors import ConflictError
+
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise ConflictError(
+            "store_too_new",
+            f"the store has schema version {current}; this release knows {SCHEMA_VERSION}",
+            recovery="upgrade checkout-cli",
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        MIGRATIONS[version](conn)
+        conn.execute(f"PRAGMA user_version = {version}")

@@ -1,0 +1,151 @@
+"""Store settings: a fixed table of known keys, each with its type, default and help.
+
+Values are JSON in the ``settings`` table. ``set_setting`` takes either a typed JSON value
+or, from the command line, a string that is parsed by the setting's own type.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from checkout_cli.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    kind: str  # bool | int | str | email | currency | choice | rates | lists
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+
+
+SETTINGS: dict[str, Setting] = {
+    s.key: s
+    for s in (
+        Setting("project_id", "str", "local", "project id served and expected in /iapi paths"),
+        Setting("shop_name", "str", "Checkout Shop", "the shop's name in emails"),
+        Setting("shop_email", "email", "shop@example.com", "sender address of emails"),
+        Setting("currency", "currency", "EUR", "currency of new carts (ISO 4217)"),
+        Setting("allow_invoice_checkout", "bool", False, "allow create-payment --provider invoice"),
+        Setting("default_shipping_cents", "int", 0, "shipping charged when none is given"),
+        Setting("tax_rates", "rates", {}, 'tax percent by country, e.g. {"NL": "21"}'),
+        Setting("checkout_ttl_minutes", "int", 1440, "minutes before an unpaid checkout expires"),
+        Setting("auto_complete_paid", "bool", False, "complete checkouts when payment arrives"),
+        Setting("email_transport", "choice", "file", "how emails leave", ("file", "smtp")),
+        Setting("email_outbox_dir", "str", "", "folder for .eml files; default: beside the store"),
+        Setting("smtp_host", "str", "localhost", "SMTP server host"),
+        Setting("smtp_port", "int", 587, "SMTP server port"),
+        Setting("smtp_starttls", "bool", True, "use STARTTLS"),
+        Setting("smtp_user", "str", "", "SMTP user; password: `checkout vault set smtp_password`"),
+        Setting("lists", "lists", {}, 'named value lists for line meta, {"NAME": [...]}'),
+    )
+}
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _bad(key: str, message: str, recovery: str | None = None) -> ValidationError:
+    return ValidationError("invalid_setting", f"{key}: {message}", field="value", recovery=recovery)
+
+
+def coerce(setting: Setting, value: Any) -> Any:
+    """Check a value against the setting's type; strings from the command line are parsed."""
+    key, kind = setting.key, setting.kind
+    if kind == "bool":
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        if isinstance(value, bool):
+            return value
+        raise _bad(key, f"expected true or false, got {value!r}")
+    if kind == "int":
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise _bad(key, f"expected a whole number >= 0, got {value!r}")
+    if kind in ("rates", "lists") and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise _bad(key, "expected a JSON object", SETTINGS[key].help) from None
+    if kind == "rates":
+        return _coerce_rates(key, value)
+    if kind == "lists":
+        if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
+            raise _bad(key, "expected a JSON object of lists", SETTINGS[key].help)
+        return value
+    if not isinstance(value, str):
+        raise _bad(key, f"expected text, got {value!r}")
+    from checkout_cli import schema
+
+    node = {
+        "email": schema.Email(),
+        "currency": schema.Currency(),
+        "choice": schema.Enum(choices=setting.choices),
+        "str": schema.Str(min_length=0, max_length=500),
+    }[kind]
+    try:
+        return node.check(value, "value")
+    except ValidationError as exc:
+        raise _bad(key, exc.message.removeprefix("value: "), exc.recovery) from None
+
+
+def _coerce_rates(key: str, value: Any) -> dict[str, str]:
+    from checkout_cli.countries import COUNTRIES
+
+    if not isinstance(value, dict):
+        raise _bad(key, "expected a JSON object of country: percent", SETTINGS[key].help)
+    rates = {}
+    for country, rate in value.items():
+        code = str(country).upper()
+        if code not in COUNTRIES:
+            raise _bad(key, f"{country!r} is not an ISO 3166-1 alpha-2 country code")
+        try:
+            percent = Decimal(str(rate))
+        except InvalidOperation:
+            raise _bad(key, f"{rate!r} is not a percentage") from None
+        if not Decimal(0) <= percent <= Decimal(100):
+            raise _bad(key, f"{rate!r} is not between 0 and 100")
+        rates[code] = str(percent)
+    return rates
+
+
+def unknown(key: str) -> ValidationError:
+    return ValidationError(
+        "unknown_setting",
+        f"no setting named {key!r}",
+        field="key",
+        recovery="known settings: " + ", ".join(SETTINGS),
+    )
+
+
+def read_all(conn: sqlite3.Connection) -> dict[str, Any]:
+    stored = {
+        row["key"]: json.loads(row["value"]) for row in conn.execute("SELECT * FROM settings")
+    }
+    return {key: stored.get(key, s.default) for key, s in SETTINGS.items()}
+
+
+def read(conn: sqlite3.Connection, key: str) -> Any:
+    row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+    return json.loads(row["value"]) if row else SETTINGS[key].default
+
+
+def write(conn: sqlite3.Connection, key: str, value: Any) -> Any:
+    """Validate and store one setting (inside the caller's transaction); returns the value."""
+    setting = SETTINGS.get(key)
+    if setting is None:
+        raise unknown(key)
+    value = coerce(setting, value)
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, json.dumps(value)),
+    )
+    return value

@@ -1,0 +1,84 @@
+"""The SQLite store: connection settings, the versioned schema, and write transactions.
+
+One file, WAL mode, ``synchronous=FULL`` (a commit is durable when it returns), foreign keys
+on, a generous ``busy_timeout`` so a second writer waits instead of failing. Every write
+endpoint runs inside one ``BEGIN IMMEDIATE`` transaction (``Store.write``), taken before any
+read, so two processes can never interleave halves of an operation.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from checkout_cli.errors import UnavailableError
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.conn = self._connect()
+        from checkout_cli.engine.schema import SCHEMA_VERSION, migrate
+
+        if self.conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            with self.write():
+                migrate(self.conn)
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            # Created 0600: the store holds customer data and write-only secrets.
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _busy(exc) from exc
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self.conn.execute("ROLLBACK")
+            raise _busy(exc) from exc
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for multi-statement reads."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _busy(exc: sqlite3.OperationalError) -> UnavailableError:
+    return UnavailableError(
+        "database_busy",
+        f"the store is busy: {exc}",
+        recovery="another process holds the write lock for too long; try again",
+    )
