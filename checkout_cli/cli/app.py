@@ -11,8 +11,22 @@ from checkout_cli import __version__
 from checkout_cli.cli.state import State
 
 
+GLOBAL_FLAGS = ("--json", "--no-input", "--debug")
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """Let ``checkout status TOKEN --json`` mean ``checkout --json status TOKEN``."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
+    return flags + rest + args[end:]
+
+
 class CheckoutGroup(TyperGroup):
     """Maps every failure below the root to one stderr line and the documented exit code."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_flags(args))
 
     def invoke(self, ctx: Any) -> Any:
         try:

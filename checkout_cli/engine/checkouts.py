@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from checkout_cli.engine import events, outbox, pricing, settings, vault
+from checkout_cli.engine import events, pricing, settings, vault
 from checkout_cli.engine.carts import cart_lines, load_cart
 from checkout_cli.engine.core import Engine, dumps, loads, new_token, parse_iso
 from checkout_cli.engine.orders import create_order, line_objects, order_summary
@@ -445,6 +445,8 @@ def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    from checkout_cli.engine import outbox  # email rendering and transports: only when used
+
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
         if co["status"] == "completed":
             return {**checkout_object(conn, co), "already_completed": True}

@@ -1,0 +1,1 @@
+complete --command checkout --no-files --arguments "(env _CHECKOUT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) checkout)" --condition "env _CHECKOUT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) checkout"
