@@ -65,6 +65,12 @@ SKU = Str(
     code="invalid_sku",
 )
 QUANTITY = Int(description="quantity, 1 to 9999", minimum=1, maximum=9999, code="invalid_quantity")
+DEF_KEY = Str(
+    description="meta definition key",
+    max_length=64,
+    pattern=r"[a-z][a-z0-9_]*",
+    code="invalid_def_key",
+)
 PROVIDERS = ("stripe", "mollie", "invoice")
 
 CUSTOMER = obj(
@@ -163,6 +169,25 @@ def _endpoints() -> list[Endpoint]:
             obj(checkout_token=req(CHECKOUT_TOKEN)),
             "checkouts:get_checkout_status",
             "checkout get-checkout-status chk_XXXX --json",
+        ),
+        Endpoint(
+            flow,
+            "set-line-meta",
+            "Attach typed meta (e.g. a lens prescription) to one line, validated and normalized.",
+            obj(
+                checkout_token=req(CHECKOUT_TOKEN),
+                product_sku=req(SKU),
+                def_key=req(DEF_KEY),
+                values=req(AnyObject(description='field values, e.g. {"right_sphere": "-1.25"}')),
+                line_id=Int(
+                    description="line number, when the SKU is on several lines",
+                    minimum=1,
+                    maximum=10000,
+                ),
+            ),
+            "line_meta:set_line_meta",
+            "checkout set-line-meta chk_XXXX LENS-TORIC-6 --def lens_prescription "
+            "right_sphere=-1.25 left_sphere=-1.50 prescribed_on=2026-09-01",
         ),
         Endpoint(
             flow,
@@ -266,6 +291,34 @@ def _endpoints() -> list[Endpoint]:
             "catalog:set_stock",
             "checkout products set-stock LENS-30 120",
         ),
+        Endpoint(
+            PRODUCT_CATALOG,
+            "list-meta-definitions",
+            "Line meta definitions, each at its current version.",
+            obj(),
+            "line_meta:list_meta_definitions",
+            "checkout meta list",
+        ),
+        Endpoint(
+            PRODUCT_CATALOG,
+            "get-meta-definition",
+            "One meta definition; with product_sku its config sources are resolved.",
+            obj(def_key=req(DEF_KEY), product_sku=SKU),
+            "line_meta:get_meta_definition",
+            "checkout meta show lens_prescription --product LENS-TORIC-6",
+        ),
+        Endpoint(
+            PRODUCT_CATALOG,
+            "upsert-meta-definition",
+            "Create a meta definition or a new version of it (when its fields change).",
+            obj(
+                def_key=req(DEF_KEY),
+                title=Str(max_length=200),
+                fields=req(Array(items=AnyObject(), max_items=100)),
+            ),
+            "line_meta:upsert_meta_definition",
+            "checkout meta import fixtures/meta_definitions.json",
+        ),
         # order-management
         Endpoint(
             ORDER_MANAGEMENT,
@@ -286,6 +339,14 @@ def _endpoints() -> list[Endpoint]:
             obj(order_id=req(Str(max_length=80))),
             "orders:get_order",
             "checkout orders show 2026-000042",
+        ),
+        Endpoint(
+            ORDER_MANAGEMENT,
+            "get-line-meta",
+            "The meta on an order's lines, optionally of one definition.",
+            obj(order_id=req(Str(max_length=80)), def_key=DEF_KEY),
+            "line_meta:get_line_meta",
+            "checkout orders line-meta 2026-000042 --def lens_prescription",
         ),
         # checkout-admin: the operator's service (a hosted remote may not offer it).
         Endpoint(

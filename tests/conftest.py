@@ -36,6 +36,8 @@ def load_fixtures(backend: LocalBackend) -> None:
     settings["email_outbox_dir"] = str(backend.db_path.parent / "outbox")
     for key, value in settings.items():
         backend.call("checkout-admin", "set-setting", {"key": key, "value": value})
+    for definition in json.loads((FIXTURES / "meta_definitions.json").read_text())["definitions"]:
+        backend.call("product-catalog", "upsert-meta-definition", definition)
     for product in json.loads((FIXTURES / "catalog.json").read_text())["products"]:
         backend.call("product-catalog", "upsert-product", product)
 

@@ -10,7 +10,6 @@ from typer.core import TyperGroup
 from checkout_cli import __version__
 from checkout_cli.cli.state import State
 
-
 GLOBAL_FLAGS = ("--json", "--no-input", "--debug")
 
 
@@ -121,17 +120,11 @@ def root(
 
 
 def _register() -> None:
-    from checkout_cli.cli import (
-        admin,
-        call,
-        cart,
-        demo,
-        flow,
-        orders,
-        products,
-    )
+    from checkout_cli.cli import admin, call, cart, demo, flow, meta, orders, products
 
-    for module in (flow, call, demo, admin):
+    flow.register(app)
+    meta.register(app, orders.app)
+    for module in (call, demo, admin):
         module.register(app)
     app.add_typer(cart.app, name="cart")
     app.add_typer(products.app, name="products")

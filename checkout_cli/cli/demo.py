@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import replace
+from datetime import date, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,15 @@ def fixture(name: str) -> dict[str, Any]:
 def demo(ctx: typer.Context) -> None:
     """Run a complete phone order on a fresh store: no network, no input.
 
-    Loads the fixtures (catalog, settings, a cart), then walks every checkout-flow endpoint:
-    an invoiced order, and a cancelled checkout redone with a manually linked bank payment.
+    Loads the fixtures (meta definitions, catalog, settings, a cart), then walks every
+    checkout-flow endpoint: an invoiced order with a lens prescription and an engraving on its
+    lines, and a cancelled checkout redone with a manually linked bank payment.
     Uses a new store in a temporary folder unless --db names one (it must not exist yet).
 
     Example: checkout demo
     """
     from checkout_cli.cli import output
+    from checkout_cli.cli.meta import import_definitions
     from checkout_cli.cli.products import import_catalog
 
     state: State = ctx.obj
@@ -65,6 +68,7 @@ def demo(ctx: typer.Context) -> None:
     outbox_dir = db.parent / "outbox"
     for key, value in {**fixture("settings.json"), "email_outbox_dir": str(outbox_dir)}.items():
         state.call(CHECKOUT_ADMIN, "set-setting", {"key": key, "value": value})
+    import_definitions(state, fixture("meta_definitions.json")["definitions"])
     products = import_catalog(state, fixture("catalog.json")["products"])
     if not quiet:
         output.out().rule("Catalog (fixtures/catalog.json)")
@@ -100,6 +104,22 @@ def demo(ctx: typer.Context) -> None:
         "set-customer",
         {"checkout_token": token, **customer},
     )
+    for meta in cart_fixture["meta"]:
+        values = dict(meta["values"])
+        if meta["def_key"] == "lens_prescription":
+            # A prescription must be recent: date it two months before today.
+            values["prescribed_on"] = (date.today() - timedelta(days=61)).isoformat()
+        step(
+            f"Line meta: {meta['def_key']} on {meta['product_sku']}",
+            CHECKOUT_FLOW,
+            "set-line-meta",
+            {
+                "checkout_token": token,
+                "product_sku": meta["product_sku"],
+                "def_key": meta["def_key"],
+                "values": values,
+            },
+        )
     step(
         "Pay by invoice",
         CHECKOUT_FLOW,

@@ -25,7 +25,7 @@ def _help(name: str, extra: str = "") -> str:
     return f"{endpoint.summary}{extra}\n\nExample: {endpoint.example}"
 
 
-def _show_checkout(result: dict[str, Any]) -> None:
+def show_checkout(result: dict[str, Any]) -> None:
     from checkout_cli.cli import output
 
     output.checkout_view(result)
@@ -39,7 +39,7 @@ def _show_checkout(result: dict[str, Any]) -> None:
 
 def _run(ctx: typer.Context, name: str, body: dict[str, Any]) -> dict[str, Any]:
     state: State = ctx.obj
-    return state.run(CHECKOUT_FLOW, name, body, _show_checkout)
+    return state.run(CHECKOUT_FLOW, name, body, show_checkout)
 
 
 def initiate_checkout(

@@ -90,10 +90,33 @@ def items_table(items: list[dict[str, Any]], currency: str, *, with_line: bool =
         if with_line:
             row = [str(item["line_id"]), *row, format_money(item["tax_cents"], currency)]
         t.add_row(*row)
-        for def_key, values in (item.get("meta") or {}).items():
-            shown = ", ".join(f"{k}={v}" for k, v in values.items())
-            t.add_row("", "", Text(f"  {def_key}: {shown}", style="dim"), *[""] * (len(row) - 3))
     return t
+
+
+def meta_table(items: list[dict[str, Any]]) -> Table | None:
+    """The line meta under the lines, one row per line and definition; None when there is none."""
+    rows = [
+        (item, key, values) for item in items for key, values in (item.get("meta") or {}).items()
+    ]
+    if not rows:
+        return None
+    t = table("Line", "SKU", "Meta", "Values", title="Line meta")
+    for item, key, values in rows:
+        t.add_row(
+            str(item["line_id"]),
+            item["product_sku"],
+            key,
+            "  ".join(f"{k}={v}" for k, v in values.items()),
+        )
+    return t
+
+
+def lines_group(items: list[dict[str, Any]], currency: str) -> Group:
+    meta = meta_table(items)
+    parts: list[Any] = [items_table(items, currency)]
+    if meta is not None:
+        parts += [Text(""), meta]
+    return Group(*parts)
 
 
 def totals_table(totals: dict[str, int], currency: str) -> Table:
@@ -175,7 +198,7 @@ def checkout_view(co: dict[str, Any]) -> None:
             Group(
                 header,
                 Text(""),
-                items_table(co["items"], currency),
+                lines_group(co["items"], currency),
                 Text(""),
                 people,
                 Text(""),
@@ -241,7 +264,7 @@ def order_view(order: dict[str, Any]) -> None:
             Group(
                 header,
                 Text(""),
-                items_table(order["items"], currency),
+                lines_group(order["items"], currency),
                 Text(""),
                 people,
                 Text(""),

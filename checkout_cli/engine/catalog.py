@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from checkout_cli.engine import settings
+from checkout_cli.engine import line_meta, settings
 from checkout_cli.engine.core import Engine, dumps, loads
 from checkout_cli.errors import NotFoundError, ValidationError
 
@@ -72,11 +72,7 @@ def upsert_product(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 def _upsert(engine: Engine, conn: sqlite3.Connection, body: dict[str, Any]) -> sqlite3.Row:
     sku = body["sku"]
     currency = body.get("currency") or settings.read(conn, "currency")
-    for ref in body.get("meta_defs", []):
-        if not ref["def_key"]:
-            raise ValidationError(
-                "missing_field", "meta_defs: def_key is required", field="meta_defs"
-            )
+    line_meta.require_definitions(conn, body.get("meta_defs", []))
     existing = conn.execute("SELECT * FROM products WHERE sku = ?", (sku,)).fetchone()
     now = engine.now()
     if existing is None:

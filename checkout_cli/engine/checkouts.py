@@ -14,6 +14,7 @@ from typing import Any
 from checkout_cli.engine import events, pricing, settings, vault
 from checkout_cli.engine.carts import cart_lines, load_cart
 from checkout_cli.engine.core import Engine, dumps, loads, new_token, parse_iso
+from checkout_cli.engine.line_meta import missing_required_meta
 from checkout_cli.engine.orders import create_order, line_objects, order_summary
 from checkout_cli.errors import ConflictError, ForbiddenError, NotFoundError, PaymentError
 
@@ -117,7 +118,7 @@ def expire(engine: Engine, conn: sqlite3.Connection, co: sqlite3.Row) -> None:
     transition(engine, conn, co, "expired", "checkout_expired", {"expires_at": co["expires_at"]})
 
 
-def _with_checkout(
+def with_checkout(
     engine: Engine, token: str, work: Callable[[sqlite3.Connection, sqlite3.Row], dict[str, Any]]
 ) -> dict[str, Any]:
     """Run ``work`` in one write transaction, after expiring the checkout if it is due.
@@ -137,7 +138,7 @@ def _with_checkout(
     )
 
 
-def _refuse_unless_open(co: sqlite3.Row) -> None:
+def refuse_unless_open(co: sqlite3.Row) -> None:
     status = co["status"]
     if status in OPEN_STATES:
         return
@@ -260,7 +261,7 @@ def _stock_warnings(lines: list[sqlite3.Row]) -> list[dict[str, Any]]:
 
 def set_customer(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
-        _refuse_unless_open(co)
+        refuse_unless_open(co)
         lines = conn.execute(
             "SELECT id, line_total_cents FROM checkout_lines "
             "WHERE checkout_id = ? ORDER BY line_no",
@@ -315,7 +316,7 @@ def set_customer(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         )
         return checkout_object(conn, load_checkout(conn, co["token"]))
 
-    return _with_checkout(engine, body["checkout_token"], work)
+    return with_checkout(engine, body["checkout_token"], work)
 
 
 def _customer(c: dict[str, Any]) -> dict[str, Any]:
@@ -377,7 +378,7 @@ def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     provider = body["provider"]
 
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
-        _refuse_unless_open(co)
+        refuse_unless_open(co)
         _require_customer(co)
         payment = current_payment(conn, co["id"])
         if provider != "invoice":
@@ -406,12 +407,12 @@ def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         transition(engine, conn, co, "completable", "payment_created", {"provider": "invoice"})
         return checkout_object(conn, load_checkout(conn, co["token"]))
 
-    return _with_checkout(engine, body["checkout_token"], work)
+    return with_checkout(engine, body["checkout_token"], work)
 
 
 def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
-        _refuse_unless_open(co)
+        refuse_unless_open(co)
         amount = body.get("amount_cents", co["total_cents"])
         forced = amount != co["total_cents"]
         if forced and not body.get("force"):
@@ -441,7 +442,7 @@ def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         transition(engine, conn, co, to_status, "payment_linked", detail)
         return checkout_object(conn, load_checkout(conn, co["token"]))
 
-    return _with_checkout(engine, body["checkout_token"], work)
+    return with_checkout(engine, body["checkout_token"], work)
 
 
 def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
@@ -450,8 +451,9 @@ def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
         if co["status"] == "completed":
             return {**checkout_object(conn, co), "already_completed": True}
-        _refuse_unless_open(co)
+        refuse_unless_open(co)
         _require_customer(co)
+        missing_required_meta(conn, co["id"])
         payment = current_payment(conn, co["id"])
         if payment is None:
             raise ConflictError(
@@ -485,7 +487,7 @@ def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             "already_completed": False,
         }
 
-    result = _with_checkout(engine, body["checkout_token"], work)
+    result = with_checkout(engine, body["checkout_token"], work)
     if not result["already_completed"]:
         outbox.deliver_for_order(engine, result["order"]["order_id"])
     return result
@@ -494,7 +496,7 @@ def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     with engine.write() as conn:
         co = load_checkout(conn, body["checkout_token"])
-        _refuse_unless_open(co)
+        refuse_unless_open(co)
         reason = body.get("reason")
         conn.execute("UPDATE checkouts SET cancel_reason = ? WHERE id = ?", (reason, co["id"]))
         transition(engine, conn, co, "cancelled", "checkout_cancelled", {"reason": reason})

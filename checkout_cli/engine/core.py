@@ -35,7 +35,7 @@ def loads(text: str | None) -> Any:
 
 
 def dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
 class Engine:

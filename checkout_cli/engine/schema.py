@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -225,7 +225,18 @@ def _v1(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1}
+def _v2(conn: sqlite3.Connection) -> None:
+    """Versioned line meta definitions."""
+    import sqlite_utils
+
+    sqlite_utils.Database(conn)["meta_definitions"].create(
+        {"def_key": str, "version": int, "title": str, "fields": str, "created_at": str},
+        pk=("def_key", "version"),
+        not_null={"title", "fields"},
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
 
 
 def migrate(conn: sqlite3.Connection) -> None:

@@ -1,0 +1,295 @@
+"""checkout meta …, checkout set-line-meta, checkout orders line-meta: typed line meta."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from checkout_cli.cli.flow import Body, show_checkout
+from checkout_cli.cli.state import State, merge_body
+from checkout_cli.endpoints import (
+    CHECKOUT_FLOW,
+    ENDPOINTS,
+    ORDER_MANAGEMENT,
+    PRODUCT_CATALOG,
+)
+from checkout_cli.errors import CheckoutError, UsageError, ValidationError
+
+app = typer.Typer(
+    help="Line meta definitions: typed fields such as a lens prescription.\n\n"
+    "Example: checkout meta show lens_prescription",
+    no_args_is_help=True,
+)
+
+
+def _definitions_table(result: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+
+    t = output.table("Key", "Version", "Title", "Fields")
+    for d in result["definitions"]:
+        t.add_row(
+            d["def_key"], str(d["version"]), d["title"], ", ".join(f["name"] for f in d["fields"])
+        )
+    output.out().print(t)
+
+
+def _definition_view(definition: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+    from checkout_cli.metadefs import describe
+
+    output.out().print(f"{definition['def_key']} v{definition['version']}: {definition['title']}")
+    t = output.table("Field", "Type", "Required", "Allowed", "Source")
+    for f in definition["fields"]:
+        required = (
+            "yes"
+            if f.get("required")
+            else (f"if {f['required_if']} set" if f.get("required_if") else "no")
+        )
+        allowed = describe(f) if f["type"] != "enum" or "values" in f else "from source"
+        t.add_row(f["name"], f["type"], required, allowed, f.get("source", ""))
+    output.out().print(t)
+
+
+def read_definitions(path: Path) -> list[dict[str, Any]]:
+    """A definitions file: one definition, a list, or ``{"definitions": [...]}``."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError("file_unreadable", f"cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError("invalid_json", f"{path} is not valid JSON: {exc}") from None
+    if isinstance(data, dict):
+        data = data.get("definitions", [data])
+    if not isinstance(data, list):
+        raise UsageError("invalid_definitions", f"{path}: expected a list of definitions")
+    return data
+
+
+def import_definitions(state: State, definitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check every definition first (nothing is written if one is bad), then upsert each."""
+    from checkout_cli.metadefs import check_definition
+
+    request = ENDPOINTS[(PRODUCT_CATALOG, "upsert-meta-definition")].request
+    for index, definition in enumerate(definitions):
+        try:
+            check_definition(request.check(definition, ""))
+        except CheckoutError as exc:
+            raise ValidationError(
+                exc.code,
+                f"definition {index + 1}: {exc.message}",
+                field=f"definitions[{index}].{exc.field}",
+                recovery=exc.recovery,
+            ) from None
+    return [state.call(PRODUCT_CATALOG, "upsert-meta-definition", d) for d in definitions]
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSON file of definitions", show_default=False)],
+) -> None:
+    """Create or update meta definitions; a changed definition gets a new version.
+
+    Example: checkout meta import fixtures/meta_definitions.json
+    """
+    state: State = ctx.obj
+    imported = import_definitions(state, read_definitions(file))
+    state.show({"definitions": imported}, _definitions_table)
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """Every meta definition at its current version.
+
+    Example: checkout meta list
+    """
+    state: State = ctx.obj
+    state.run(PRODUCT_CATALOG, "list-meta-definitions", {}, _definitions_table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    def_key: Annotated[str, typer.Argument(help="definition key", show_default=False)],
+    product: Annotated[
+        str | None,
+        typer.Option("--product", help="resolve config sources with this product's config"),
+    ] = None,
+) -> None:
+    """A definition's fields, types, ranges and config sources.
+
+    Example: checkout meta show lens_prescription --product LENS-TORIC-6
+    """
+    state: State = ctx.obj
+    state.run(
+        PRODUCT_CATALOG,
+        "get-meta-definition",
+        merge_body(None, def_key=def_key, product_sku=product),
+        _definition_view,
+    )
+
+
+def _pairs(values: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(
+                "invalid_value_pair",
+                f"{item!r} is not FIELD=VALUE",
+                recovery="e.g. right_sphere=-1.25",
+            )
+        pairs[name.strip()] = value
+    return pairs
+
+
+def set_line_meta(
+    ctx: typer.Context,
+    checkout_token: Annotated[
+        str, typer.Argument(help="checkout token (chk_…)", show_default=False)
+    ],
+    product_sku: Annotated[str, typer.Argument(help="the line's product SKU", show_default=False)],
+    values: Annotated[
+        list[str] | None, typer.Argument(help="FIELD=VALUE pairs", show_default=False)
+    ] = None,
+    def_key: Annotated[
+        str | None,
+        typer.Option("--def", help="meta definition key (default: the product's only one)"),
+    ] = None,
+    values_file: Annotated[Path | None, typer.Option(help="JSON object of field values")] = None,
+    line_id: Annotated[
+        int | None, typer.Option(help="line number, when the SKU is on several lines")
+    ] = None,
+    body: Body = None,
+) -> None:
+    from checkout_cli.cli.prompts import can_prompt, missing_input
+
+    state: State = ctx.obj
+    given: dict[str, Any] = {}
+    if values_file is not None:
+        given.update(read_values_file(values_file))
+    given.update(_pairs(values or []))
+    request = merge_body(
+        body,
+        checkout_token=checkout_token,
+        product_sku=product_sku,
+        def_key=def_key,
+        line_id=line_id,
+        values=given or None,
+    )
+    if not request.get("def_key"):
+        request["def_key"] = _only_definition(state, product_sku)
+    if not request.get("values"):
+        if not can_prompt(state.settings):
+            raise missing_input(["FIELD=VALUE pairs or --values-file"])
+        request["values"] = ask_values(state, request["def_key"], product_sku)
+    state.run(CHECKOUT_FLOW, "set-line-meta", request, show_checkout)
+
+
+def read_values_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError("file_unreadable", f"cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError("invalid_json", f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError("invalid_json", f"{path} must hold a JSON object of field values")
+    return data
+
+
+def _only_definition(state: State, sku: str) -> str:
+    product = state.call(PRODUCT_CATALOG, "get-product", {"sku": sku})
+    keys = [d["def_key"] for d in product["meta_defs"]]
+    if len(keys) != 1:
+        raise UsageError(
+            "missing_input",
+            f"{sku} takes {len(keys)} meta definitions: give --def",
+            recovery="one of: " + (", ".join(keys) or "none"),
+        )
+    return keys[0]
+
+
+def ask_values(state: State, def_key: str, sku: str) -> dict[str, Any]:
+    """Ask field by field: allowed values as choices, ranges shown, each checked as typed."""
+    from checkout_cli.cli import output
+    from checkout_cli.cli.prompts import prompter
+    from checkout_cli.metadefs import check_value, describe
+
+    definition = state.call(
+        PRODUCT_CATALOG, "get-meta-definition", {"def_key": def_key, "product_sku": sku}
+    )
+    ask = prompter()
+    today = date.today()
+    output.say(f"{definition['title']} for {sku} (leave optional fields empty)")
+    answers: dict[str, Any] = {}
+    for spec in definition["fields"]:
+        label = spec.get("label", spec["name"])
+        optional = not spec.get("required") and not spec.get("required_if")
+        if spec["type"] == "enum":
+            choices = [(v, v) for v in spec.get("values", [])]
+            if optional or spec.get("required_if"):
+                choices.insert(0, ("", "(none)"))
+            value: Any = ask.choice(label, choices)
+        elif spec["type"] == "boolean":
+            value = ask.confirm(label, default=False)
+        else:
+
+            def validate(text: str, spec: dict[str, Any] = spec) -> str | None:
+                if not text.strip():
+                    return None if not spec.get("required") else "required"
+                try:
+                    check_value(spec, text, today)
+                except CheckoutError as exc:
+                    return exc.message.split(": ", 1)[-1]
+                return None
+
+            value = ask.text(f"{label} [{describe(spec)}]", validate=validate)
+        if value not in ("", None):
+            answers[spec["name"]] = value
+    return answers
+
+
+def line_meta(
+    ctx: typer.Context,
+    order: Annotated[str, typer.Argument(help="order number or id", show_default=False)],
+    def_key: Annotated[str | None, typer.Option("--def", help="only this definition")] = None,
+) -> None:
+    """The meta on an order's lines, exactly as stored at completion.
+
+    Example: checkout orders line-meta 2026-000042 --def lens_prescription
+    """
+    from checkout_cli.cli import output
+
+    def render(result: dict[str, Any]) -> None:
+        t = output.table("Line", "SKU", "Definition", "Values")
+        for line in result["lines"]:
+            for key, fields in line["meta"].items():
+                t.add_row(
+                    str(line["line_id"]),
+                    line["product_sku"],
+                    key,
+                    ", ".join(f"{k}={v}" for k, v in fields.items()),
+                )
+        output.out().print(t)
+
+    state: State = ctx.obj
+    state.run(
+        ORDER_MANAGEMENT, "get-line-meta", merge_body(None, order_id=order, def_key=def_key), render
+    )
+
+
+def register(root: typer.Typer, orders_app: typer.Typer) -> None:
+    endpoint = ENDPOINTS[(CHECKOUT_FLOW, "set-line-meta")]
+    root.command(
+        "set-line-meta",
+        help=f"{endpoint.summary}\n\nValues as FIELD=VALUE pairs or --values-file; "
+        "on a terminal with none given, each field is asked for with its allowed "
+        f"values.\n\nExample: {endpoint.example}",
+    )(set_line_meta)
+    orders_app.command("line-meta")(line_meta)
+    root.add_typer(app, name="meta")

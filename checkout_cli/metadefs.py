@@ -1,0 +1,293 @@
+"""Typed line meta: checking a meta definition, and validating values against it.
+
+Pure functions, shared by the engine (which stores and enforces) and the CLI (which validates
+each prompted field as it is typed). Decimals are strings compared as ``Decimal``, never floats.
+
+A definition::
+
+    {"def_key": "lens_prescription", "title": "…", "fields": [
+        {"name": "right_sphere", "type": "decimal", "min": "-20.00", "max": "20.00",
+         "step": "0.25", "required": true},
+        {"name": "right_axis", "type": "integer", "min": 0, "max": 180,
+         "required_if": "right_cylinder"},
+        {"name": "right_base_curve", "type": "enum", "source": "product:base_curves"},
+        {"name": "prescribed_on", "type": "date", "not_future": true, "max_age_months": 24}]}
+
+``required_if`` names another field: this one is required when that one is present and not
+zero. An ``enum`` takes its allowed values from ``values`` or from a config ``source``:
+``product:KEY`` (the product's own config) or ``list:NAME`` (a named list in settings).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from checkout_cli.errors import ValidationError
+
+FIELD_TYPES = ("enum", "decimal", "integer", "string", "date", "boolean")
+_FIELD_KEYS = {
+    "name",
+    "type",
+    "label",
+    "required",
+    "required_if",
+    "min",
+    "max",
+    "step",
+    "values",
+    "source",
+    "pattern",
+    "max_length",
+    "not_future",
+    "max_age_months",
+}
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def _def_error(message: str, field: str = "fields") -> ValidationError:
+    return ValidationError("invalid_meta_definition", message, field=field)
+
+
+def _decimal(text: Any, what: str) -> Decimal:
+    if isinstance(text, bool) or not isinstance(text, str | int):
+        raise _def_error(f'{what} must be a decimal written as a string, e.g. "0.25"')
+    try:
+        return Decimal(str(text))
+    except InvalidOperation:
+        raise _def_error(f"{what}: {text!r} is not a decimal") from None
+
+
+def check_definition(definition: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a malformed definition; return it normalized (fields in order, keys checked)."""
+    key = definition.get("def_key")
+    if not isinstance(key, str) or not _NAME.fullmatch(key):
+        raise _def_error("def_key must be lower_snake_case", "def_key")
+    fields = definition.get("fields")
+    if not isinstance(fields, list) or not fields:
+        raise _def_error("fields must be a non-empty list")
+    names: set[str] = set()
+    for index, spec in enumerate(fields):
+        where = f"fields[{index}]"
+        if not isinstance(spec, dict):
+            raise _def_error(f"{where} must be an object", where)
+        unknown = set(spec) - _FIELD_KEYS
+        if unknown:
+            raise _def_error(f"{where}: unknown keys {sorted(unknown)}", where)
+        name = spec.get("name")
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or name in names:
+            raise _def_error(f"{where}: name must be unique lower_snake_case", where)
+        names.add(name)
+        kind = spec.get("type")
+        if kind not in FIELD_TYPES:
+            raise _def_error(f"{name}: type must be one of {', '.join(FIELD_TYPES)}", where)
+        if kind == "decimal":
+            low, high = (
+                _decimal(spec.get("min"), f"{name}.min"),
+                _decimal(spec.get("max"), f"{name}.max"),
+            )
+            step = _decimal(spec.get("step", "0.01"), f"{name}.step")
+            if low > high or step <= 0:
+                raise _def_error(f"{name}: needs min <= max and a positive step", where)
+        if kind == "integer" and not all(isinstance(spec.get(b, 0), int) for b in ("min", "max")):
+            raise _def_error(f"{name}: integer bounds must be whole numbers", where)
+        if kind == "enum" and ("values" in spec) == ("source" in spec):
+            raise _def_error(f"{name}: an enum needs either values or a source", where)
+        if "source" in spec and not re.fullmatch(
+            r"(product|list):[A-Za-z0-9_]+", str(spec["source"])
+        ):
+            raise _def_error(f"{name}: source must be product:KEY or list:NAME", where)
+        if "pattern" in spec:
+            try:
+                re.compile(spec["pattern"])
+            except re.error as exc:
+                raise _def_error(f"{name}: bad pattern: {exc}", where) from None
+    for spec in fields:
+        if "required_if" in spec and spec["required_if"] not in names:
+            raise _def_error(
+                f"{spec['name']}: required_if names unknown field {spec['required_if']!r}"
+            )
+    return {"def_key": key, "title": str(definition.get("title") or key), "fields": fields}
+
+
+def resolve_sources(
+    definition: dict[str, Any], product_config: dict[str, Any], lists: dict[str, list[Any]]
+) -> dict[str, Any]:
+    """The definition with each ``source`` replaced by the allowed ``values`` it names."""
+    fields = []
+    for spec in definition["fields"]:
+        if "source" in spec:
+            kind, _, name = spec["source"].partition(":")
+            values = (product_config if kind == "product" else lists).get(name)
+            spec = {**spec, "values": [str(v) for v in values] if isinstance(values, list) else []}
+        fields.append(spec)
+    return {**definition, "fields": fields}
+
+
+def describe(spec: dict[str, Any]) -> str:
+    """What a field accepts, for people: ``-20.00 to 20.00 in steps of 0.25``."""
+    kind = spec["type"]
+    if kind == "decimal":
+        return f"{spec['min']} to {spec['max']} in steps of {spec.get('step', '0.01')}"
+    if kind == "integer":
+        return f"a whole number from {spec.get('min', '…')} to {spec.get('max', '…')}"
+    if kind == "enum":
+        return "one of " + (", ".join(spec.get("values", [])) or "(none configured)")
+    if kind == "date":
+        rules = ["a date YYYY-MM-DD"]
+        if spec.get("not_future"):
+            rules.append("not in the future")
+        if spec.get("max_age_months"):
+            rules.append(f"not older than {spec['max_age_months']} months")
+        return ", ".join(rules)
+    if kind == "boolean":
+        return "true or false"
+    rules = ["text"]
+    if spec.get("max_length"):
+        rules.append(f"at most {spec['max_length']} characters")
+    if spec.get("pattern"):
+        rules.append(f"matching {spec['pattern']}")
+    return ", ".join(rules)
+
+
+def _bad(code: str, spec: dict[str, Any], message: str) -> ValidationError:
+    name = spec["name"]
+    return ValidationError(
+        code,
+        f"values.{name}: {message}",
+        field=f"values.{name}",
+        recovery=f"{name} must be {describe(spec)}",
+    )
+
+
+def _months_before(day: date, months: int) -> date:
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    month += 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, candidate))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
+    """One field's value, validated and normalized (``-1.5`` -> ``"-1.50"``)."""
+    kind = spec["type"]
+    if kind == "decimal":
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise _bad("invalid_type", spec, f"{value!r} is not a number")
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise _bad("invalid_type", spec, f"{value!r} is not a number") from None
+        if not number.is_finite():
+            raise _bad("invalid_type", spec, f"{value!r} is not a number")
+        low, high = Decimal(spec["min"]), Decimal(spec["max"])
+        step = Decimal(spec.get("step", "0.01"))
+        if not low <= number <= high:
+            raise _bad("meta_value_out_of_range", spec, f"{value} is outside {low} to {high}")
+        if (number - low) % step != 0:
+            raise _bad("meta_value_off_step", spec, f"{value} is not a multiple of {step}")
+        places = max(-step.as_tuple().exponent, -low.as_tuple().exponent, 0)
+        return f"{number:.{places}f}"
+    if kind == "integer":
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad("invalid_type", spec, f"{value!r} is not a whole number")
+        if not spec.get("min", value) <= value <= spec.get("max", value):
+            raise _bad(
+                "meta_value_out_of_range",
+                spec,
+                f"{value} is outside {spec.get('min')} to {spec.get('max')}",
+            )
+        return value
+    if kind == "enum":
+        allowed = [str(v) for v in spec.get("values", [])]
+        text = str(value).strip() if isinstance(value, str | int | float) else None
+        if text not in allowed:
+            raise _bad("meta_value_not_allowed", spec, f"{value!r} is not allowed")
+        return text
+    if kind == "boolean":
+        if isinstance(value, str) and value.strip().lower() in (
+            "true",
+            "yes",
+            "1",
+            "false",
+            "no",
+            "0",
+        ):
+            return value.strip().lower() in ("true", "yes", "1")
+        if not isinstance(value, bool):
+            raise _bad("invalid_type", spec, f"{value!r} is not true or false")
+        return value
+    if kind == "date":
+        try:
+            day = date.fromisoformat(str(value).strip()) if isinstance(value, str) else None
+        except ValueError:
+            day = None
+        if day is None:
+            raise _bad("invalid_type", spec, f"{value!r} is not a date YYYY-MM-DD")
+        if spec.get("not_future") and day > today:
+            raise _bad("meta_value_out_of_range", spec, f"{day} is in the future")
+        if spec.get("max_age_months") and day < _months_before(today, spec["max_age_months"]):
+            raise _bad(
+                "meta_value_out_of_range",
+                spec,
+                f"{day} is older than {spec['max_age_months']} months",
+            )
+        return day.isoformat()
+    if not isinstance(value, str):
+        raise _bad("invalid_type", spec, f"{value!r} is not text")
+    text = value.strip()
+    if not text or len(text) > spec.get("max_length", 500):
+        raise _bad("meta_value_invalid", spec, f"{text!r} has the wrong length")
+    if spec.get("pattern") and not re.fullmatch(spec["pattern"], text):
+        raise _bad("meta_value_invalid", spec, f"{text!r} does not match the pattern")
+    return text
+
+
+def _is_set(value: Any) -> bool:
+    if value is None or value == "" or value is False:
+        return False
+    try:
+        return Decimal(str(value)) != 0
+    except InvalidOperation:
+        return True
+
+
+def check_values(definition: dict[str, Any], values: dict[str, Any], today: date) -> dict[str, Any]:
+    """All values for one definition (sources already resolved), normalized, in field order."""
+    specs = {spec["name"]: spec for spec in definition["fields"]}
+    for name in values:
+        if name not in specs:
+            raise ValidationError(
+                "unknown_field",
+                f"values.{name}: not a field of {definition['def_key']}",
+                field=f"values.{name}",
+                recovery="fields: " + ", ".join(specs),
+            )
+    clean = {
+        name: check_value(specs[name], value, today)
+        for name, value in values.items()
+        if value is not None and value != ""
+    }
+    for spec in definition["fields"]:
+        name = spec["name"]
+        needed = spec.get("required") or (
+            "required_if" in spec and _is_set(clean.get(spec["required_if"]))
+        )
+        if needed and name not in clean:
+            why = "" if spec.get("required") else f" when {spec['required_if']} is set"
+            raise ValidationError(
+                "missing_field",
+                f"values.{name}: required{why}",
+                field=f"values.{name}",
+                recovery=f"{name} must be {describe(spec)}",
+            )
+    return {
+        spec["name"]: clean[spec["name"]] for spec in definition["fields"] if spec["name"] in clean
+    }
