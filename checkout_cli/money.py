@@ -93,6 +93,21 @@ def to_provider_string(amount_cents: int, currency: str) -> str:
     return str(to_decimal(amount_cents, currency))
 
 
+def to_stripe_amount(amount_cents: int, currency: str) -> int:
+    """Stripe takes minor units as integers (JPY: yen). For three-decimal currencies it
+    requires a multiple of 10 (the last decimal must be 0)."""
+    if exponent(currency) == 3 and amount_cents % 10:
+        from checkout_cli.errors import ValidationError
+
+        raise ValidationError(
+            "amount_not_supported",
+            f"Stripe accepts {currency} amounts only in steps of 0.010, got "
+            f"{to_provider_string(amount_cents, currency)}",
+            recovery="use another provider or round the prices",
+        )
+    return amount_cents
+
+
 def format_money(amount_cents: int | None, currency: str) -> str:
     """For people: ``€ 12.34``, ``¥ 1,200``, ``KWD 1.500``."""
     if amount_cents is None:

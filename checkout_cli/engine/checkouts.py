@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from checkout_cli.engine import events, pricing, settings, vault
+from checkout_cli.engine import events, pricing, reservations, settings
 from checkout_cli.engine.carts import cart_lines, load_cart
 from checkout_cli.engine.core import Engine, dumps, loads, new_token, parse_iso
 from checkout_cli.engine.line_meta import missing_required_meta
@@ -40,7 +40,9 @@ def load_checkout(conn: sqlite3.Connection, token: str) -> sqlite3.Row:
 
 def current_payment(conn: sqlite3.Connection, checkout_id: int) -> sqlite3.Row | None:
     return conn.execute(
-        "SELECT * FROM payments WHERE checkout_id = ? ORDER BY id DESC LIMIT 1", (checkout_id,)
+        "SELECT * FROM payments WHERE checkout_id = ? AND status NOT IN ('creating', "
+        "'create_failed') ORDER BY id DESC LIMIT 1",
+        (checkout_id,),
     ).fetchone()
 
 
@@ -108,6 +110,8 @@ def transition(
     events.record(
         engine, conn, co["id"], kind, from_status=co["status"], to_status=to_status, detail=detail
     )
+    if to_status not in reservations.HOLDING_STATES:
+        reservations.release(conn, co["id"])
 
 
 def _is_due(engine: Engine, co: sqlite3.Row) -> bool:
@@ -332,7 +336,7 @@ def _address(a: dict[str, Any]) -> dict[str, Any]:
     return {k: a.get(k) for k in ("line1", "line2", "postal_code", "city", "region", "country")}
 
 
-def _require_customer(co: sqlite3.Row) -> None:
+def require_customer(co: sqlite3.Row) -> None:
     if co["customer"] is None:
         raise ConflictError(
             "customer_missing",
@@ -342,7 +346,7 @@ def _require_customer(co: sqlite3.Row) -> None:
         )
 
 
-def _insert_payment(
+def insert_payment(
     engine: Engine,
     conn: sqlite3.Connection,
     co: sqlite3.Row,
@@ -351,23 +355,20 @@ def _insert_payment(
     status: str,
     amount_cents: int,
     reference: str | None = None,
-    provider_payment_id: str | None = None,
-    redirect_url: str | None = None,
+    idempotency_key: str | None = None,
 ) -> None:
     now = engine.now()
     conn.execute(
-        "INSERT INTO payments (checkout_id, provider, provider_payment_id, status, redirect_url, "
-        "amount_cents, currency, reference, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO payments (checkout_id, provider, status, amount_cents, currency, reference, "
+        "idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             co["id"],
             provider,
-            provider_payment_id,
             status,
-            redirect_url,
             amount_cents,
             co["currency"],
             reference,
+            idempotency_key,
             now,
             now,
         ),
@@ -375,16 +376,15 @@ def _insert_payment(
 
 
 def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    provider = body["provider"]
+    if body["provider"] != "invoice":
+        from checkout_cli.engine import provider_payments
+
+        return provider_payments.create(engine, body)
 
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
         refuse_unless_open(co)
-        _require_customer(co)
+        require_customer(co)
         payment = current_payment(conn, co["id"])
-        if provider != "invoice":
-            from checkout_cli.payments import PROVIDER_KEYS, require_provider
-
-            require_provider(provider, vault.secret(conn, PROVIDER_KEYS[provider]))
         if not settings.read(conn, "allow_invoice_checkout"):
             raise ForbiddenError(
                 "invoice_checkout_not_allowed",
@@ -401,7 +401,13 @@ def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 f"checkout {co['token']} is already paid",
                 recovery=f"complete it: `checkout complete-checkout {co['token']}`",
             )
-        _insert_payment(
+        if payment is not None and payment["status"] in ("open", "pending"):
+            raise ConflictError(
+                "payment_in_progress",
+                f"the {payment['provider']} payment of {co['token']} is still {payment['status']}",
+                recovery="wait for it, or cancel the checkout and start a new one",
+            )
+        insert_payment(
             engine, conn, co, provider="invoice", status="unpaid", amount_cents=co["total_cents"]
         )
         transition(engine, conn, co, "completable", "payment_created", {"provider": "invoice"})
@@ -422,7 +428,7 @@ def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 field="amount_cents",
                 recovery="link the exact total, or pass --force to accept a different amount",
             )
-        _insert_payment(
+        insert_payment(
             engine,
             conn,
             co,
@@ -448,11 +454,18 @@ def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     from checkout_cli.engine import outbox  # email rendering and transports: only when used
 
+    token = body["checkout_token"]
+    pending = load_checkout(engine.conn, token)
+    if pending["status"] == "payment_pending":
+        from checkout_cli.engine import provider_payments
+
+        provider_payments.refresh(engine, pending, "checked")  # asks the provider, no lock held
+
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
         if co["status"] == "completed":
             return {**checkout_object(conn, co), "already_completed": True}
         refuse_unless_open(co)
-        _require_customer(co)
+        require_customer(co)
         missing_required_meta(conn, co["id"])
         payment = current_payment(conn, co["id"])
         if payment is None:
@@ -487,7 +500,7 @@ def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             "already_completed": False,
         }
 
-    result = with_checkout(engine, body["checkout_token"], work)
+    result = with_checkout(engine, token, work)
     if not result["already_completed"]:
         outbox.deliver_for_order(engine, result["order"]["order_id"])
     return result
@@ -500,4 +513,28 @@ def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         reason = body.get("reason")
         conn.execute("UPDATE checkouts SET cancel_reason = ? WHERE id = ?", (reason, co["id"]))
         transition(engine, conn, co, "cancelled", "checkout_cancelled", {"reason": reason})
-        return checkout_object(conn, load_checkout(conn, co["token"]))
+        payment = current_payment(conn, co["id"])
+    _close_provider_payment(engine, payment)
+    return get_checkout_status(engine, {"checkout_token": co["token"]})
+
+
+def expire_now(engine: Engine, token: str) -> None:
+    """Expire a checkout past its TTL (reconcile), closing its provider payment."""
+    with engine.write() as conn:
+        co = load_checkout(conn, token)
+        if not _is_due(engine, co):
+            return
+        expire(engine, conn, co)
+        payment = current_payment(conn, co["id"])
+    _close_provider_payment(engine, payment)
+
+
+def _close_provider_payment(engine: Engine, payment: sqlite3.Row | None) -> None:
+    if (
+        payment is not None
+        and payment["provider_payment_id"]
+        and payment["status"] in ("open", "pending")
+    ):
+        from checkout_cli.engine import provider_payments
+
+        provider_payments.cancel_at_provider(engine, payment)

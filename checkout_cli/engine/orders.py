@@ -7,6 +7,7 @@ from typing import Any
 
 from checkout_cli.engine.catalog import move_stock
 from checkout_cli.engine.core import Engine, loads, new_token
+from checkout_cli.engine.reservations import reserved_by_others
 from checkout_cli.errors import ConflictError, NotFoundError
 
 ORDER_COLUMNS = ("subtotal_cents", "shipping_cents", "tax_cents", "total_cents")
@@ -59,7 +60,7 @@ def create_order(
     ).fetchall()
     order_id = new_token("ord")
     for line in lines:
-        _take_stock(engine, conn, line["product_sku"], line["quantity"], order_id)
+        _take_stock(engine, conn, line["product_sku"], line["quantity"], order_id, co["id"])
     invoice = payment["provider"] == "invoice"
     cur = conn.execute(
         "INSERT INTO orders (order_id, order_number, checkout_id, status, payment_status, "
@@ -91,12 +92,19 @@ def create_order(
 
 
 def _take_stock(
-    engine: Engine, conn: sqlite3.Connection, sku: str, quantity: int, order_id: str
+    engine: Engine,
+    conn: sqlite3.Connection,
+    sku: str,
+    quantity: int,
+    order_id: str,
+    checkout_id: int,
 ) -> None:
+    # In place, under the write lock; stock other checkouts hold for pending payments stays.
     updated = conn.execute(
         "UPDATE products SET stock = stock - :q WHERE sku = :s AND stock IS NOT NULL "
-        "AND (stock >= :q OR allow_backorder = 1)",
-        {"q": quantity, "s": sku},
+        "AND (allow_backorder = 1 OR stock - :q >= (SELECT COALESCE(SUM(quantity), 0) "
+        "FROM stock_reservations WHERE sku = :s AND checkout_id != :c))",
+        {"q": quantity, "s": sku, "c": checkout_id},
     ).rowcount
     if updated:
         move_stock(engine, conn, sku, -quantity, "order", order_id)
@@ -104,10 +112,10 @@ def _take_stock(
     product = conn.execute("SELECT stock FROM products WHERE sku = ?", (sku,)).fetchone()
     if product is not None and product["stock"] is None:
         return  # stock not tracked
-    available = product["stock"] if product else 0
+    available = (product["stock"] if product else 0) - reserved_by_others(conn, sku, checkout_id)
     raise ConflictError(
         "insufficient_stock",
-        f"{sku}: {available} in stock, {quantity} needed",
+        f"{sku}: {max(available, 0)} available, {quantity} needed",
         field="items",
         recovery=f"restock with `checkout products set-stock {sku} N`, or cancel the checkout",
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -236,7 +236,23 @@ def _v2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
+def _v3(conn: sqlite3.Connection) -> None:
+    """Stock reservations for pending provider payments."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
+    db["stock_reservations"].create(
+        {"id": int, "checkout_id": int, "sku": str, "quantity": int, "created_at": str},
+        pk="id",
+        not_null={"checkout_id", "sku", "quantity"},
+        foreign_keys=[("checkout_id", "checkouts"), ("sku", "products")],
+    )
+    db["stock_reservations"].create_index(["checkout_id", "sku"], unique=True)
+    db["stock_reservations"].create_index(["sku"])
+    db["payments"].create_index(["provider", "provider_payment_id"])
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 def migrate(conn: sqlite3.Connection) -> None:

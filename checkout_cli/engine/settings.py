@@ -18,7 +18,7 @@ from checkout_cli.errors import ValidationError
 @dataclass(frozen=True)
 class Setting:
     key: str
-    kind: str  # bool | int | str | email | currency | choice | rates | lists
+    kind: str  # bool | int | str | url | email | currency | choice | rates | lists
     default: Any
     help: str
     choices: tuple[str, ...] = ()
@@ -43,6 +43,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("smtp_starttls", "bool", True, "use STARTTLS"),
         Setting("smtp_user", "str", "", "SMTP user; password: `checkout vault set smtp_password`"),
         Setting("lists", "lists", {}, 'named value lists for line meta, {"NAME": [...]}'),
+        Setting(
+            "payment_redirect_url", "url", "", "where providers send the customer after paying"
+        ),
+        Setting("payment_webhook_url", "url", "", "where Mollie reports payment changes"),
+        Setting("stripe_api_base", "url", "https://api.stripe.com", "Stripe API address"),
+        Setting("mollie_api_endpoint", "url", "https://api.mollie.com", "Mollie API address"),
+        Setting("provider_timeout_seconds", "int", 20, "seconds to wait for a payment provider"),
     )
 }
 
@@ -89,6 +96,9 @@ def coerce(setting: Setting, value: Any) -> Any:
         "currency": schema.Currency(),
         "choice": schema.Enum(choices=setting.choices),
         "str": schema.Str(min_length=0, max_length=500),
+        "url": schema.Str(
+            min_length=0, max_length=2000, pattern=r"(https?://\S+)?", code="invalid_url"
+        ),
     }[kind]
     try:
         return node.check(value, "value")

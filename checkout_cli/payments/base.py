@@ -1,0 +1,77 @@
+"""The small interface every payment provider module implements, and its value types.
+
+Provider statuses are normalized to ``open``, ``pending``, ``paid``, ``failed``,
+``canceled`` and ``expired``; the raw status is kept for people (``provider_status``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+OPEN, PENDING, PAID, FAILED, CANCELED, EXPIRED = (
+    "open",
+    "pending",
+    "paid",
+    "failed",
+    "canceled",
+    "expired",
+)
+FINAL_UNPAID = (FAILED, CANCELED, EXPIRED)
+
+
+@dataclass(frozen=True)
+class PaymentLine:
+    name: str
+    quantity: int
+    unit_amount_cents: int
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    idempotency_key: str
+    checkout_token: str
+    amount_cents: int
+    currency: str
+    description: str
+    customer_email: str | None
+    lines: list[PaymentLine] = field(default_factory=list)
+    redirect_url: str = ""
+    cancel_url: str = ""
+    webhook_url: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderPayment:
+    provider_payment_id: str
+    status: str
+    provider_status: str
+    redirect_url: str | None = None
+    amount_cents: int | None = None
+    checkout_token: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    api_key: str
+    api_base: str
+    timeout_seconds: float
+    webhook_secret: str | None = None
+
+
+class Provider(Protocol):
+    name: str
+
+    def create(self, request: PaymentRequest) -> ProviderPayment:
+        """Create a payment; the same idempotency key always yields the same payment."""
+
+    def fetch(self, provider_payment_id: str) -> ProviderPayment: ...
+
+    def cancel(self, provider_payment_id: str) -> ProviderPayment | None:
+        """Cancel or expire an open payment where the provider allows it."""
+
+    def webhook_payment_id(self, headers: dict[str, str], body: bytes) -> str | None:
+        """Authenticate a webhook and return the payment id it is about (None: not ours).
+
+        The caller always re-fetches the payment; a webhook's body is never trusted.
+        """

@@ -1,0 +1,136 @@
+"""Mollie: one payment per attempt, through the official SDK.
+
+Amounts are strings with the currency's own decimals (``"12.34"``, JPY ``"1234"``, KWD
+``"1.234"``). A webhook only says ``id=tr_…``; the payment is always fetched again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from checkout_cli.errors import PaymentError, UnavailableError, ValidationError
+from checkout_cli.money import to_provider_string
+from checkout_cli.payments import not_configured
+from checkout_cli.payments.base import (
+    CANCELED,
+    EXPIRED,
+    FAILED,
+    OPEN,
+    PAID,
+    PENDING,
+    PaymentRequest,
+    ProviderConfig,
+    ProviderPayment,
+)
+
+_STATUSES = {
+    "open": OPEN,
+    "pending": PENDING,
+    "authorized": PENDING,
+    "paid": PAID,
+    "failed": FAILED,
+    "canceled": CANCELED,
+    "expired": EXPIRED,
+}
+
+
+class MollieProvider:
+    name = "mollie"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        from mollie.api import error
+        from mollie.api.client import Client
+
+        self._error = error
+        self._client = Client(
+            api_endpoint=config.api_base, timeout=(5, int(max(1, config.timeout_seconds))), retry=1
+        )
+        try:
+            self._client.set_api_key(config.api_key)
+        except error.RequestSetupError:
+            raise not_configured("mollie", "mollie_api_key is not a Mollie API key") from None
+
+    def _call(self, action: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+        error = self._error
+        try:
+            return function(*args, **kwargs)
+        except error.UnauthorizedError:
+            raise not_configured("mollie", "Mollie refused the API key") from None
+        except error.ResponseError as exc:
+            if (exc.status or 500) >= 500:
+                raise UnavailableError(
+                    "provider_error",
+                    f"Mollie failed to {action}: {exc}",
+                    recovery="try again; a retry never creates a second payment",
+                    http_status=502,
+                ) from None
+            raise PaymentError(
+                "provider_rejected",
+                f"Mollie refused to {action}: {exc}",
+                field=f"mollie.{exc.field}" if exc.field else None,
+            ) from None
+        except (error.RequestError, error.ResponseHandlingError) as exc:
+            raise UnavailableError(
+                "provider_unreachable",
+                f"Mollie could not be reached to {action}: {exc}",
+                recovery="try again; a retry never creates a second payment",
+                http_status=502,
+            ) from None
+
+    def create(self, request: PaymentRequest) -> ProviderPayment:
+        data = {
+            "amount": {
+                "currency": request.currency,
+                "value": to_provider_string(request.amount_cents, request.currency),
+            },
+            "description": request.description,
+            "redirectUrl": request.redirect_url,
+            "metadata": {"checkout_token": request.checkout_token},
+        }
+        if request.webhook_url:
+            data["webhookUrl"] = request.webhook_url
+        payment = self._call(
+            "create a payment",
+            self._client.payments.create,
+            data,
+            idempotency_key=request.idempotency_key,
+        )
+        return self._payment(payment)
+
+    def fetch(self, provider_payment_id: str) -> ProviderPayment:
+        return self._payment(
+            self._call("read a payment", self._client.payments.get, provider_payment_id)
+        )
+
+    def cancel(self, provider_payment_id: str) -> ProviderPayment | None:
+        current = self.fetch(provider_payment_id)
+        if current.status != OPEN:
+            return current
+        self._call("cancel a payment", self._client.payments.delete, provider_payment_id)
+        return self.fetch(provider_payment_id)
+
+    def webhook_payment_id(self, headers: dict[str, str], body: bytes) -> str | None:
+        ids = parse_qs(body.decode("utf-8", "replace")).get("id", [])
+        if len(ids) != 1 or not ids[0].startswith("tr_"):
+            raise ValidationError("invalid_webhook", "a Mollie webhook posts id=tr_…", field="id")
+        return ids[0]
+
+    @staticmethod
+    def _payment(payment: Any) -> ProviderPayment:
+        raw = str(payment.status)
+        status = PAID if payment.is_paid() else _STATUSES.get(raw, PENDING)
+        metadata = payment.metadata or {}
+        links = payment.get("_links") or {}
+        checkout = links.get("checkout") or {}
+        amount = payment.amount or {}
+        from checkout_cli.money import parse_amount
+
+        return ProviderPayment(
+            provider_payment_id=payment.id,
+            status=status,
+            provider_status=raw,
+            redirect_url=checkout.get("href"),
+            amount_cents=parse_amount(amount["value"], amount["currency"]) if amount else None,
+            checkout_token=metadata.get("checkout_token"),
+        )
