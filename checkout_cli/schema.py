@@ -255,6 +255,19 @@ class Obj(Node):
             result[key] = prop.node.check(item, f"{prefix}{key}")
         return result
 
+    def from_query(self, params: dict[str, str]) -> dict[str, Any]:
+        """Query-string values typed by this schema (``?limit=5&include_archived=true``)."""
+        typed: dict[str, Any] = {}
+        for key, text in params.items():
+            node = self.props[key].node if key in self.props else None
+            if isinstance(node, Int) and re.fullmatch(r"-?\d{1,18}", text):
+                typed[key] = int(text)
+            elif isinstance(node, Bool) and text.lower() in ("true", "false"):
+                typed[key] = text.lower() == "true"
+            else:
+                typed[key] = text
+        return typed
+
     def _schema(self) -> dict[str, Any]:
         properties = {}
         for key, prop in self.props.items():

@@ -226,5 +226,41 @@ def init(
     )
 
 
+def reconcile(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would change")] = False,
+) -> None:
+    """Ask Stripe and Mollie about every pending payment: complete the paid ones (with
+    auto_complete_paid), release the failed, cancelled and expired ones, and expire checkouts
+    past their TTL. Prints what changed.
+
+    Example: checkout reconcile --dry-run
+    """
+    from checkout_cli.cli import output
+
+    def render(result: dict[str, Any]) -> None:
+        title = "Would change" if result["dry_run"] else "Changed"
+        if not result["changes"]:
+            output.say("nothing to reconcile")
+            return
+        t = output.table(
+            "Checkout", "Provider", "Provider status", "From", "To", "Action", title=title
+        )
+        for c in result["changes"]:
+            t.add_row(
+                c["checkout_token"],
+                c["provider"] or "",
+                c["provider_status"] or "",
+                c["from_status"],
+                c["to_status"],
+                c["action"],
+            )
+        output.out().print(t)
+
+    state: State = ctx.obj
+    state.run(CHECKOUT_ADMIN, "reconcile", {"dry_run": dry_run}, render)
+
+
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
+    app.command("reconcile")(reconcile)

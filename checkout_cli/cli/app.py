@@ -120,11 +120,11 @@ def root(
 
 
 def _register() -> None:
-    from checkout_cli.cli import admin, call, cart, demo, flow, meta, orders, products
+    from checkout_cli.cli import admin, call, cart, demo, flow, meta, orders, products, serve
 
     flow.register(app)
     meta.register(app, orders.app)
-    for module in (call, demo, admin):
+    for module in (call, demo, admin, serve):
         module.register(app)
     app.add_typer(cart.app, name="cart")
     app.add_typer(products.app, name="products")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -252,7 +252,43 @@ def _v3(conn: sqlite3.Connection) -> None:
     db["payments"].create_index(["provider", "provider_payment_id"])
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
+def _v4(conn: sqlite3.Connection) -> None:
+    """API tokens and the remembered responses of idempotent HTTP requests."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
+    db["api_tokens"].create(
+        {
+            "id": int,
+            "name": str,
+            "token_hash": str,
+            "created_at": str,
+            "revoked_at": str,
+        },
+        pk="id",
+        not_null={"name", "token_hash"},
+    )
+    db["api_tokens"].create_index(["token_hash"], unique=True)
+    db["idempotent_requests"].create(
+        {
+            "key": str,
+            "request_hash": str,
+            "status": str,
+            "http_status": int,
+            "response": str,
+            "created_at": str,
+        },
+        pk="key",
+        not_null={"request_hash", "status"},
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _v1,
+    2: _v2,
+    3: _v3,
+    4: _v4,
+}
 
 
 def migrate(conn: sqlite3.Connection) -> None:

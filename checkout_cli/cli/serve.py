@@ -1,0 +1,140 @@
+"""checkout serve and checkout tokens: the store shared by a team over HTTP."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from checkout_cli.cli.state import State
+from checkout_cli.endpoints import CHECKOUT_ADMIN
+from checkout_cli.errors import UsageError
+
+tokens_app = typer.Typer(
+    help="API tokens for `checkout serve`.\n\nExample: checkout tokens create --name front-desk",
+    no_args_is_help=True,
+)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option(help="address to bind; anything but loopback must be given explicitly")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8787,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes")] = 1,
+) -> None:
+    """Serve this store's API over HTTP for a team (bearer tokens, /openapi.json, webhooks).
+
+    Example: checkout --db shop.db serve --port 8787 --workers 4
+    """
+    import uvicorn
+
+    state: State = ctx.obj
+    db = state.settings.db
+    if not db.exists():
+        raise UsageError(
+            "store_missing",
+            f"no store at {db}",
+            recovery="create one with `checkout init` (or point --db at it)",
+        )
+    settings = state.call(CHECKOUT_ADMIN, "get-settings")["settings"]  # also migrates
+    if not state.call(CHECKOUT_ADMIN, "list-tokens")["tokens"]:
+        print(
+            "warning: no API tokens yet; create one with `checkout tokens create --name NAME`",
+            file=sys.stderr,
+        )
+    if not _is_loopback(host):
+        print(f"warning: serving on {host}, reachable from other machines", file=sys.stderr)
+    state.close()
+    os.environ["CHECKOUT_SERVE_DB"] = str(db)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
+    print(
+        f"serving project {settings['project_id']} from {db} on http://{host}:{port}",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        "checkout_cli.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+    )
+
+
+def _tokens_table(result: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+
+    t = output.table("Name", "Created", "Revoked")
+    for token in result["tokens"]:
+        t.add_row(token["name"], token["created_at"], token["revoked_at"] or "")
+    output.out().print(t)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="who or what uses it")],
+) -> None:
+    """Create a token; it is shown once, only its hash is kept.
+
+    Example: checkout tokens create --name front-desk
+    """
+    from checkout_cli.cli import output
+
+    def render(result: dict[str, Any]) -> None:
+        output.out().print(result["token"])
+        output.say(f"token {result['name']!r} created; it will not be shown again")
+
+    state: State = ctx.obj
+    state.run(CHECKOUT_ADMIN, "create-token", {"name": name}, render)
+
+
+@tokens_app.command("list")
+def tokens_list(ctx: typer.Context) -> None:
+    """Tokens by name (never the tokens themselves).
+
+    Example: checkout tokens list
+    """
+    state: State = ctx.obj
+    state.run(CHECKOUT_ADMIN, "list-tokens", {}, _tokens_table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(show_default=False)]
+) -> None:
+    """Revoke a token; requests with it get 401 from then on.
+
+    Example: checkout tokens revoke front-desk
+    """
+    from checkout_cli.cli import output
+
+    state: State = ctx.obj
+    state.run(
+        CHECKOUT_ADMIN,
+        "revoke-token",
+        {"name": name},
+        lambda r: output.say(f"token {name!r} revoked"),
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(tokens_app, name="tokens")

@@ -1,0 +1,71 @@
+"""API tokens for ``checkout serve``: only a SHA-256 hash is stored; the token is shown once.
+
+Tokens are 256 random bits, so a plain hash is as strong as a slow one here and keeps the
+check per request cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from checkout_cli.engine.core import Engine
+from checkout_cli.errors import ConflictError, NotFoundError
+
+TOKEN_PREFIX = "ck_"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with engine.write() as conn:
+        if conn.execute(
+            "SELECT 1 FROM api_tokens WHERE name = ? AND revoked_at IS NULL", (body["name"],)
+        ).fetchone():
+            raise ConflictError(
+                "token_exists",
+                f"a token named {body['name']!r} exists",
+                field="name",
+                recovery="revoke it first, or pick another name",
+            )
+        conn.execute("DELETE FROM api_tokens WHERE name = ?", (body["name"],))
+        conn.execute(
+            "INSERT INTO api_tokens (name, token_hash, created_at) VALUES (?, ?, ?)",
+            (body["name"], _hash(token), engine.now()),
+        )
+    return {"name": body["name"], "token": token}
+
+
+def list_tokens(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    rows = engine.conn.execute("SELECT name, created_at, revoked_at FROM api_tokens ORDER BY name")
+    return {"tokens": [dict(r) for r in rows]}
+
+
+def revoke_token(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    with engine.write() as conn:
+        updated = conn.execute(
+            "UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+            (engine.now(), body["name"]),
+        ).rowcount
+    if not updated:
+        raise NotFoundError(
+            "token_not_found", f"no active token named {body['name']!r}", field="name"
+        )
+    return {"name": body["name"], "revoked": True}
+
+
+def verify(engine: Engine, token: str) -> str | None:
+    """The name of the active token, or None. Constant-time on the hash comparison."""
+    digest = _hash(token)
+    row = engine.conn.execute(
+        "SELECT name, token_hash FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+        (digest,),
+    ).fetchone()
+    if row is None or not hmac.compare_digest(row["token_hash"], digest):
+        return None
+    return row["name"]

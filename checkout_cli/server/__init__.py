@@ -1,0 +1,1 @@
+"""``checkout serve``: the registry's endpoints over HTTP, on the local engine."""

@@ -1,0 +1,285 @@
+"""The ASGI app (Starlette): IAPI routes, bearer auth, webhooks, /openapi.json, /healthz.
+
+Every registry endpoint is served at ``/iapi/project/{project_id}/{service}/{endpoint}``:
+POST with the JSON request object, or GET with query parameters for ``get-*``/``list-*``.
+Success is ``{"success": true, "result": …}``; every failure, including 401, 404, 405, 413,
+malformed JSON and 500, is ``{"success": false, "error_object": …}``. Each worker thread has
+its own SQLite connection; workers (processes) share the store safely through its locks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from checkout_cli.backends.local import LocalBackend
+from checkout_cli.endpoints import ENDPOINTS, get_endpoint
+from checkout_cli.errors import (
+    AuthError,
+    CheckoutError,
+    InternalError,
+    NotFoundError,
+    ValidationError,
+)
+from checkout_cli.server.openapi import API_VERSION, openapi
+
+MAX_BODY_BYTES = 1024 * 1024
+access_log = logging.getLogger("checkout.access")
+
+
+def failure(exc: CheckoutError) -> JSONResponse:
+    return JSONResponse(
+        {"success": False, "error_object": exc.to_error_object()}, status_code=exc.http_status
+    )
+
+
+class _Backends(threading.local):
+    backend: LocalBackend | None = None
+
+
+class Service:
+    """The store behind the app: one LocalBackend per worker thread."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self._local = _Backends()
+        self.project_id = self.backend().call("checkout-admin", "get-settings")["settings"][
+            "project_id"
+        ]
+
+    def backend(self, actor: str = "server") -> LocalBackend:
+        if self._local.backend is None:
+            self._local.backend = LocalBackend(self.db_path, actor=actor)
+        self._local.backend.engine.actor = actor
+        return self._local.backend
+
+    def authenticate(self, request: Request) -> str:
+        from checkout_cli.engine.tokens import verify
+
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError(
+                "missing_token",
+                "an Authorization: Bearer token is required",
+                recovery="create one with `checkout tokens create --name NAME`",
+            )
+        name = verify(self.backend().engine, token.strip())
+        if name is None:
+            raise AuthError(
+                "invalid_token",
+                "the bearer token is not valid or was revoked",
+                recovery="ask for a new token (`checkout tokens create`)",
+            )
+        return name
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> CheckoutError:
+    return ValidationError(
+        "body_too_large", f"the request body is over {MAX_BODY_BYTES} bytes", http_status=413
+    )
+
+
+def _parse_json(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError("invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ValidationError("invalid_json", "the body must be a JSON object")
+    return body
+
+
+def build_app(db_path: Path) -> Starlette:
+    service = Service(db_path)
+
+    async def iapi(request: Request) -> Response:
+        params = request.path_params
+        if params["project_id"] != service.project_id:
+            raise NotFoundError("project_not_found", f"no project {params['project_id']!r} here")
+        endpoint = get_endpoint(params["service"], params["endpoint"])
+        actor = await run_in_threadpool(service.authenticate, request)
+        if request.method == "GET":
+            if not endpoint.reads_only:
+                raise HTTPException(405)
+            body = endpoint.request.from_query(dict(request.query_params))
+        else:
+            body = _parse_json(await _read_body(request))
+        key = request.headers.get("idempotency-key")
+        if key and not endpoint.reads_only:
+            return await run_in_threadpool(_idempotent, service, actor, key, endpoint, body)
+        result = await run_in_threadpool(
+            service.backend(f"api:{actor}").call, endpoint.service, endpoint.name, body
+        )
+        return JSONResponse({"success": True, "result": result})
+
+    async def webhook(request: Request) -> Response:
+        from checkout_cli.engine.provider_payments import handle_webhook
+
+        raw = await _read_body(request)
+        backend = service.backend(f"webhook:{request.path_params['provider']}")
+        result = await run_in_threadpool(
+            handle_webhook,
+            backend.engine,
+            request.path_params["provider"],
+            dict(request.headers),
+            raw,
+        )
+        return JSONResponse({"success": True, "result": result})
+
+    async def meta(request: Request) -> Response:
+        services: dict[str, list[str]] = {}
+        for service_name, name in ENDPOINTS:
+            services.setdefault(service_name, []).append(name)
+        return JSONResponse(
+            {"api_version": API_VERSION, "project_id": service.project_id, "services": services}
+        )
+
+    async def healthz(request: Request) -> Response:
+        await run_in_threadpool(lambda: service.backend().engine.conn.execute("SELECT 1"))
+        return JSONResponse({"status": "ok"})
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(openapi(service.project_id))
+
+    async def on_checkout_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, CheckoutError)
+        return failure(exc)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        messages = {
+            404: ("not_found", NotFoundError, "no such route"),
+            405: ("method_not_allowed", ValidationError, "method not allowed here"),
+        }
+        code, cls, message = messages.get(
+            exc.status_code, ("http_error", ValidationError, str(exc.detail))
+        )
+        return failure(
+            cls(
+                code, f"{message}: {request.method} {request.url.path}", http_status=exc.status_code
+            )
+        )
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        logging.getLogger("checkout.server").exception("unhandled error")
+        return failure(InternalError("internal_error", "the server hit a bug; see its log"))
+
+    routes = [
+        Route("/iapi/project/{project_id}/{service}/{endpoint}", iapi, methods=["GET", "POST"]),
+        Route("/iapi/meta", meta, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/webhooks/{provider}", webhook, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            CheckoutError: on_checkout_error,
+            HTTPException: on_http_error,
+            Exception: on_crash,
+        },
+    )
+    return AccessLog(app)
+
+
+def _idempotent(
+    service: Service, actor: str, key: str, endpoint: Any, body: dict[str, Any]
+) -> Response:
+    from checkout_cli.engine import idempotency
+
+    backend = service.backend(f"api:{actor}")
+    scoped = f"{actor}:{key}"
+    digest = hashlib.sha256(
+        json.dumps([endpoint.service, endpoint.name, body], sort_keys=True).encode()
+    ).hexdigest()
+    remembered = idempotency.claim(backend.engine, scoped, digest)
+    if remembered is not None:
+        status, payload = remembered
+        return JSONResponse(payload, status_code=status, headers={"Idempotent-Replayed": "true"})
+    try:
+        result = backend.call(endpoint.service, endpoint.name, body)
+    except CheckoutError as exc:
+        if exc.http_status >= 500:
+            idempotency.forget(backend.engine, scoped)
+        else:
+            idempotency.remember(
+                backend.engine,
+                scoped,
+                exc.http_status,
+                {"success": False, "error_object": exc.to_error_object()},
+            )
+        raise
+    except Exception:
+        idempotency.forget(backend.engine, scoped)
+        raise
+    payload = {"success": True, "result": result}
+    idempotency.remember(backend.engine, scoped, 200, payload)
+    return JSONResponse(payload)
+
+
+class AccessLog:
+    """method, path, status and duration per request; never headers, queries or bodies."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [500]
+
+        async def record(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            access_log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                scope["path"],
+                status[0],
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+def app_from_env() -> Any:
+    """The uvicorn factory for ``checkout serve`` (workers read the store path from env)."""
+    if not access_log.handlers:  # each worker process logs to stderr on its own
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(message)s"))
+        access_log.addHandler(handler)
+        access_log.setLevel(logging.INFO)
+    return build_app(Path(os.environ["CHECKOUT_SERVE_DB"]))
