@@ -60,9 +60,6 @@ def serve(
         print(f"warning: serving on {host}, reachable from other machines", file=sys.stderr)
     state.close()
     os.environ["CHECKOUT_SERVE_DB"] = str(db)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
-    )
     print(
         f"serving project {settings['project_id']} from {db} on http://{host}:{port}",
         file=sys.stderr,
