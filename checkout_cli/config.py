@@ -7,7 +7,9 @@ Profiles are tables in ``config.toml`` in the platform's config dir::
     db = "~/shops/main.db"
 
 The store lives in the platform's data dir unless a flag, ``CHECKOUT_DB`` or the profile
-says otherwise.
+says otherwise. With ``remote`` (``--remote``, ``CHECKOUT_REMOTE``) calls go over HTTP to
+that server's ``project`` instead; its token comes only from ``CHECKOUT_TOKEN`` or the
+profile, never from a flag (flags end up in shell history and process lists).
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from __future__ import annotations
 import getpass
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from checkout_cli.errors import UsageError
 
 APP_NAME = "checkout-cli"
-PROFILE_KEYS = ("db",)
+PROFILE_KEYS = ("db", "remote", "project", "token")
 
 
 def config_dir() -> Path:
@@ -56,6 +58,9 @@ class Settings:
     db: Path
     profile: str | None
     db_given: bool = False  # chosen by flag, env or profile rather than the default
+    remote: str | None = None
+    project: str | None = None
+    token: str | None = field(default=None, repr=False)
     json: bool = False
     no_input: bool = False
     debug: bool = False
@@ -73,6 +78,8 @@ def resolve(
     *,
     db: str | None,
     profile: str | None,
+    remote: str | None = None,
+    project: str | None = None,
     json: bool = False,
     no_input: bool = False,
     debug: bool = False,
@@ -96,5 +103,32 @@ def resolve(
     path = Path(chosen).expanduser() if chosen else data_dir() / "checkout.db"
     no_input = no_input or env.get("CI", "").lower() in ("1", "true", "yes")
     return Settings(
-        db=path, profile=name, db_given=bool(chosen), json=json, no_input=no_input, debug=debug
+        db=path,
+        profile=name,
+        db_given=bool(chosen),
+        remote=remote or env.get("CHECKOUT_REMOTE") or values.get("remote"),
+        project=project or env.get("CHECKOUT_PROJECT") or values.get("project"),
+        token=env.get("CHECKOUT_TOKEN") or values.get("token"),
+        json=json,
+        no_input=no_input,
+        debug=debug,
     )
+
+
+def save_profile(name: str, values: dict[str, str], *, make_default: bool = False) -> Path:
+    """Add or replace a profile in config.toml (written 0600: it may hold a token)."""
+    import tomli_w
+
+    unknown = set(values) - set(PROFILE_KEYS)
+    if unknown:
+        raise UsageError("unknown_profile_key", f"unknown profile keys: {sorted(unknown)}")
+    config = load_config_file()
+    config.setdefault("profiles", {})[name] = values
+    if make_default:
+        config["default_profile"] = name
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        tomli_w.dump(config, handle)
+    return path

@@ -7,7 +7,12 @@ from checkout_cli.config import Settings
 
 
 def open_backend(config: Settings) -> Backend:
-    """The embedded store at ``config.db`` (the only backend of this release)."""
+    """A remote server when ``remote`` is set (flag, env or profile), else the local store."""
+    if config.remote:
+        from checkout_cli.backends.remote import RemoteBackend, require_remote_settings
+
+        project = require_remote_settings(config.remote, config.project)
+        return RemoteBackend(config.remote, project, config.token)
     from checkout_cli.backends.local import LocalBackend
 
     return LocalBackend(config.db, actor=config.actor)

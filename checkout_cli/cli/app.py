@@ -83,6 +83,26 @@ def root(
             help="SQLite store to use [default: the platform's data dir]",
         ),
     ] = None,
+    remote: Annotated[
+        str | None,
+        typer.Option(
+            "--remote",
+            envvar="CHECKOUT_REMOTE",
+            show_envvar=True,
+            metavar="URL",
+            help="use a server over HTTP instead of the local store (token: CHECKOUT_TOKEN)",
+        ),
+    ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            envvar="CHECKOUT_PROJECT",
+            show_envvar=True,
+            metavar="ID",
+            help="project id on the remote",
+        ),
+    ] = None,
     profile: Annotated[
         str | None,
         typer.Option(
@@ -113,14 +133,33 @@ def root(
 
     output.reset_consoles()
     try:
-        settings = resolve(db=db, profile=profile, json=json_output, no_input=no_input, debug=debug)
+        settings = resolve(
+            db=db,
+            remote=remote,
+            project=project,
+            profile=profile,
+            json=json_output,
+            no_input=no_input,
+            debug=debug,
+        )
     except CheckoutError as exc:
         raise typer.Exit(report(exc, as_json=json_output, debug=debug)) from None
     ctx.obj = State(settings=settings)
 
 
 def _register() -> None:
-    from checkout_cli.cli import admin, call, cart, demo, flow, meta, orders, products, serve
+    from checkout_cli.cli import (
+        admin,
+        call,
+        cart,
+        demo,
+        flow,
+        meta,
+        orders,
+        products,
+        profiles,
+        serve,
+    )
 
     flow.register(app)
     meta.register(app, orders.app)
@@ -129,6 +168,7 @@ def _register() -> None:
     app.add_typer(cart.app, name="cart")
     app.add_typer(products.app, name="products")
     app.add_typer(orders.app, name="orders")
+    app.add_typer(profiles.app, name="profiles")
     for name, sub in admin.groups():
         app.add_typer(sub, name=name)
 

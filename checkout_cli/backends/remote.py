@@ -1,0 +1,127 @@
+"""RemoteBackend: the same endpoints over HTTP (the hosted platform, or `checkout serve`).
+
+Failures come back as ``error_object`` and are raised as the same exception classes the
+local engine raises, so a command prints the same message and exits with the same code on
+either backend. Every write carries an ``Idempotency-Key``, so a write is retried after a
+network error only as a replay of the same request, never as a second one.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from checkout_cli.endpoints import ENDPOINTS
+from checkout_cli.errors import (
+    CheckoutError,
+    ForbiddenError,
+    NotFoundError,
+    UnavailableError,
+    UsageError,
+    from_error_object,
+)
+
+ATTEMPTS = 3
+NEVER_SENT = {("checkout-admin", "set-vault")}  # secret values stay on the machine they're typed
+
+
+class RemoteBackend:
+    def __init__(
+        self,
+        base_url: str,
+        project_id: str,
+        token: str | None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.project_id = project_id
+        self.description = f"remote {self.base_url} (project {project_id})"
+        headers = {"Accept": "application/json", "User-Agent": "checkout-cli"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            transport=transport,
+        )
+
+    def call(self, service: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        if (service, name) in NEVER_SENT:
+            raise ForbiddenError(
+                "secret_stays_local",
+                "secret values are never sent to a remote",
+                recovery="run `checkout vault set` on the server's own store",
+            )
+        endpoint = ENDPOINTS.get((service, name))
+        reads_only = endpoint.reads_only if endpoint else name.startswith(("get-", "list-"))
+        headers = {} if reads_only else {"Idempotency-Key": str(uuid.uuid4())}
+        path = f"/iapi/project/{self.project_id}/{service}/{name}"
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                response = self._client.post(path, json=body or {}, headers=headers)
+            except httpx.TransportError as exc:
+                # Safe to repeat: reads change nothing, writes replay under the same key.
+                if attempt == ATTEMPTS:
+                    raise UnavailableError(
+                        "remote_unreachable",
+                        f"cannot reach {self.base_url}: {exc}",
+                        recovery="check --remote and that the server is running",
+                    ) from None
+                time.sleep(0.2 * attempt)
+                continue
+            try:
+                return self._result(response, service, name)
+            except CheckoutError as exc:
+                if exc.code != "request_in_progress" or attempt == ATTEMPTS:
+                    raise
+                time.sleep(0.5 * attempt)  # our earlier attempt is still running: wait for it
+        raise AssertionError("unreachable")
+
+    def _result(self, response: httpx.Response, service: str, name: str) -> dict[str, Any]:
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict) and payload.get("success") is True:
+            return payload["result"]
+        error = payload.get("error_object") if isinstance(payload, dict) else None
+        if response.status_code == 404 and (
+            not isinstance(error, dict) or error.get("code") in ("endpoint_not_found", "not_found")
+        ):
+            raise NotFoundError(
+                "endpoint_not_supported",
+                f"{service}/{name} is not supported by this remote ({self.base_url})",
+            )
+        if isinstance(error, dict):
+            raise from_error_object(error, response.status_code)
+        if response.status_code in (401, 403):
+            raise from_error_object(
+                {
+                    "type": "auth",
+                    "code": "invalid_token",
+                    "message": f"{self.base_url} refused the token",
+                }
+            )
+        raise UnavailableError(
+            "remote_error",
+            f"{self.base_url} answered HTTP {response.status_code} without an error object",
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def require_remote_settings(remote: str, project: str | None) -> str:
+    if not project:
+        raise UsageError(
+            "missing_input",
+            "--remote needs a project id",
+            recovery="pass --project ID or set CHECKOUT_PROJECT (or a profile)",
+        )
+    return project
