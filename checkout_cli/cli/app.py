@@ -154,6 +154,7 @@ def _register() -> None:
         cart,
         demo,
         flow,
+        mcp_cmd,
         meta,
         orders,
         products,
@@ -163,7 +164,7 @@ def _register() -> None:
 
     flow.register(app)
     meta.register(app, orders.app)
-    for module in (call, demo, admin, serve):
+    for module in (call, demo, admin, serve, mcp_cmd):
         module.register(app)
     app.add_typer(cart.app, name="cart")
     app.add_typer(products.app, name="products")

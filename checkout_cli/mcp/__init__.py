@@ -1,0 +1,1 @@
+"""``checkout mcp``: the registry's endpoints as MCP tools, over any backend."""

@@ -1,0 +1,111 @@
+"""An MCP server over stdio (the official ``mcp`` SDK) with one tool per registry endpoint.
+
+Tool ``{service}_{endpoint with - as _}`` takes the endpoint's request object (its JSON
+Schema from the registry) and returns the endpoint's result object. A failure is a tool
+error whose structured content is the ``error_object`` (type, code, message, field,
+recovery), so an assistant can correct its call. Secrets are out of reach: the vault
+endpoints are never tools.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
+
+from checkout_cli import __version__
+from checkout_cli.backends.base import Backend
+from checkout_cli.endpoints import ENDPOINTS, Endpoint
+from checkout_cli.errors import CheckoutError, InternalError
+
+# Tokens and secrets never pass through an assistant.
+NEVER_TOOLS = {
+    ("checkout-admin", name)
+    for name in (
+        "set-vault",
+        "delete-vault",
+        "list-vault",
+        "create-token",
+        "revoke-token",
+        "list-tokens",
+    )
+}
+
+
+def exposed_endpoints(
+    *, read_only: bool = False, pattern: str | None = None
+) -> dict[str, Endpoint]:
+    tools = {}
+    for key, endpoint in ENDPOINTS.items():
+        if key in NEVER_TOOLS or (read_only and not endpoint.reads_only):
+            continue
+        if pattern and not fnmatch.fnmatchcase(endpoint.tool_name, pattern):
+            continue
+        tools[endpoint.tool_name] = endpoint
+    return tools
+
+
+def build_server(backend: Backend, tools: dict[str, Endpoint]) -> Server:
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(
+            tools=[
+                types.Tool(
+                    name=name,
+                    description=endpoint.summary,
+                    input_schema=endpoint.request.json_schema(),
+                )
+                for name, endpoint in tools.items()
+            ]
+        )
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        endpoint = tools.get(params.name)
+        try:
+            if endpoint is None:
+                from checkout_cli.errors import NotFoundError
+
+                raise NotFoundError("tool_not_found", f"no tool named {params.name!r}")
+            result = await anyio.to_thread.run_sync(
+                backend.call, endpoint.service, endpoint.name, params.arguments or {}
+            )
+        except CheckoutError as exc:
+            return _error(exc)
+        except Exception as exc:  # a bug: still an answer the assistant can read
+            return _error(InternalError("internal_error", f"{type(exc).__name__}: {exc}"))
+        return types.CallToolResult(
+            content=[types.TextContent(text=json.dumps(result, ensure_ascii=False))],
+            structured_content=result,
+        )
+
+    return Server(
+        "checkout-cli",
+        version=__version__,
+        instructions="Run a shop's checkout flow: carts, checkouts, payments, orders. "
+        "Amounts are integer minor units in *_cents fields.",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+def _error(exc: CheckoutError) -> types.CallToolResult:
+    error_object = exc.to_error_object()
+    return types.CallToolResult(
+        content=[types.TextContent(text=json.dumps({"error_object": error_object}))],
+        structured_content={"error_object": error_object},
+        is_error=True,
+    )
+
+
+def run_stdio(backend: Backend, tools: dict[str, Endpoint]) -> None:
+    server = build_server(backend, tools)
+
+    async def main() -> None:
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+
+    anyio.run(main)
