@@ -71,6 +71,14 @@ DEF_KEY = Str(
     pattern=r"[a-z][a-z0-9_]*",
     code="invalid_def_key",
 )
+CHECKOUT_STATES = (
+    "active",
+    "payment_pending",
+    "completable",
+    "completed",
+    "cancelled",
+    "expired",
+)
 PROVIDERS = ("stripe", "mollie", "invoice")
 
 CUSTOMER = obj(
@@ -391,6 +399,39 @@ def _endpoints() -> list[Endpoint]:
             obj(name=req(Str(max_length=64))),
             "tokens:revoke_token",
             "checkout tokens revoke front-desk",
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "list-checkouts",
+            "Checkouts, newest activity first; stuck ones with the reasons they are stuck.",
+            obj(
+                status=Enum(choices=CHECKOUT_STATES, code="invalid_status"),
+                stuck=Bool(description="only stuck checkouts"),
+                older_than_minutes=Int(minimum=0, maximum=10**7),
+                limit=Int(minimum=1, maximum=10000),
+            ),
+            "support:list_checkouts",
+            "checkout checkouts list --stuck --older-than 30m",
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "inspect-checkout",
+            "A checkout with its timeline, the provider's live status and a diagnosis.",
+            obj(
+                checkout_token=req(CHECKOUT_TOKEN),
+                live=Bool(description="ask the payment provider (default true)"),
+                older_than_minutes=Int(minimum=0, maximum=10**7),
+            ),
+            "support:inspect_checkout",
+            "checkout inspect chk_XXXX",
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "check-invariants",
+            "Check the store's invariants; every violation with the records involved.",
+            obj(),
+            "invariants:check_store",
+            "checkout doctor",
         ),
         Endpoint(
             CHECKOUT_ADMIN,

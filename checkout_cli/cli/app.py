@@ -150,6 +150,7 @@ def root(
 def _register() -> None:
     from checkout_cli.cli import (
         admin,
+        batch,
         call,
         cart,
         demo,
@@ -160,11 +161,12 @@ def _register() -> None:
         products,
         profiles,
         serve,
+        support,
     )
 
     flow.register(app)
     meta.register(app, orders.app)
-    for module in (call, demo, admin, serve, mcp_cmd):
+    for module in (call, demo, admin, support, batch, serve, mcp_cmd):
         module.register(app)
     app.add_typer(cart.app, name="cart")
     app.add_typer(products.app, name="products")

@@ -1,0 +1,211 @@
+"""checkout batch invoice FILE: thousands of invoiced orders from CSV or JSON Lines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from checkout_cli.cli.state import State
+from checkout_cli.errors import CheckoutError, ValidationError
+
+app = typer.Typer(
+    help="Scripted bulk operations.\n\nExample: checkout batch invoice "
+    "fixtures/batch_invoice.csv --report report.csv",
+    no_args_is_help=True,
+)
+
+
+@app.command("invoice")
+def invoice(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help=".csv or .jsonl file of order rows", show_default=False)
+    ],
+    skip_invalid: Annotated[
+        bool,
+        typer.Option("--skip-invalid", help="run the valid orders and report the invalid ones"),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="validate and say what would be created; write nothing"),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="per-order report, .csv or .json (reference, status, checkout token, order "
+            "number, error)"
+        ),
+    ] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(help="resume journal (default: one per file and backend in the data dir)"),
+    ] = None,
+) -> None:
+    """Invoice every order in FILE through the checkout flow (provider invoice).
+
+    Columns: reference, product_sku, quantity, email, name, phone, company, line1, line2,
+    postal_code, city, region, country, shipping_cents. Rows with the same reference are one
+    order and must be together. The whole file is checked first and every bad row reported
+    with its line number; nothing is written unless it is clean (or --skip-invalid). Each
+    reference makes exactly one order: re-running the file, or resuming after a crash or
+    Ctrl-C, creates nothing twice.
+
+    Example: checkout batch invoice fixtures/batch_invoice.csv --report report.csv
+    """
+    from checkout_cli.cli import output
+    from checkout_cli.config import data_dir
+    from checkout_cli.workflows import batch
+
+    state: State = ctx.obj
+    backend = state.backend
+    known: dict[str, bool] = {}
+
+    def known_sku(sku: str) -> bool:
+        if sku not in known:
+            try:
+                backend.call("product-catalog", "get-product", {"sku": sku})
+                known[sku] = True
+            except CheckoutError as exc:
+                if exc.code != "product_not_found":
+                    raise
+                known[sku] = False
+        return known[sku]
+
+    errors: list[batch.RowError] = []
+    invalid: set[str] = set()
+    orders = rows = 0
+    for item in batch.scan(file, known_sku):
+        if isinstance(item, batch.RowError):
+            errors.append(item)
+            if item.reference:
+                invalid.add(item.reference)
+        else:
+            orders += 1
+            rows += len(item.items)
+    for error in errors:
+        output.say(f"{file}:{error.line}: {error.field}: {error.message}", "red")
+    if errors and not skip_invalid:
+        raise ValidationError(
+            "invalid_rows",
+            f"{len(errors)} problem(s) in {file}; nothing was written",
+            recovery="fix the rows, or pass --skip-invalid to invoice the rest",
+        )
+    if dry_run:
+        summary = {
+            "dry_run": True,
+            "orders": orders,
+            "rows": rows,
+            "valid_orders": orders - len(invalid),
+            "invalid_orders": len(invalid),
+            "errors": [e.__dict__ for e in errors],
+        }
+        state.show(
+            summary,
+            lambda r: output.say(
+                f"would invoice {r['valid_orders']} order(s) from {r['rows']} row(s); "
+                f"{r['invalid_orders']} invalid"
+            ),
+        )
+        return
+    journal_path = journal or batch.default_journal(
+        data_dir(), file, getattr(backend, "description", "")
+    )
+    results = _run(state, file, known_sku, invalid, orders - len(invalid), journal_path, report)
+    state.show(results, lambda r: _summary(r["counts"]))
+    if results["counts"]["failed"]:
+        raise typer.Exit(results["exit_code"])
+
+
+def _run(
+    state: State,
+    file: Path,
+    known_sku: Callable[[str], bool],
+    invalid: set[str],
+    total: int,
+    journal_path: Path,
+    report_path: Path | None,
+) -> dict[str, Any]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    from checkout_cli.cli import output
+    from checkout_cli.workflows import batch
+
+    class RateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:.1f} orders/s" if task.speed else "– orders/s")
+
+    counts = {"created": 0, "already_done": 0, "failed": 0, "skipped_invalid": 0}
+    exit_code = 0
+    journal = batch.Journal(journal_path)
+    report = batch.Report(report_path) if report_path else None
+    progress = Progress(
+        TextColumn("invoicing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeRemainingColumn(),
+        console=output.err(),
+        disable=not output.err().is_terminal,
+    )
+    try:
+        with progress:
+            task = progress.add_task("invoice", total=total)
+            for item in batch.scan(file, known_sku):
+                if isinstance(item, batch.RowError):
+                    continue
+                if item.reference in invalid:
+                    outcome = batch.Outcome(item.reference, "skipped_invalid", error="invalid rows")
+                else:
+                    try:
+                        outcome = batch.run_order(state.backend, journal, item)
+                    except CheckoutError as exc:
+                        outcome = batch.Outcome(
+                            item.reference, "failed", error=exc.message, exit_code=exc.exit_code
+                        )
+                        exit_code = exit_code or exc.exit_code
+                    progress.advance(task)
+                counts[outcome.status] += 1
+                if report:
+                    report.add(outcome)
+    except KeyboardInterrupt:
+        output.say(f"interrupted; run the same command again to resume (journal {journal_path})")
+        raise
+    finally:
+        journal.close()
+        if report:
+            report.close()
+    return {
+        "counts": counts,
+        "exit_code": exit_code,
+        "journal": str(journal_path),
+        "report": str(report_path) if report_path else None,
+    }
+
+
+def _summary(counts: dict[str, int]) -> None:
+    from checkout_cli.cli import output
+
+    t = output.table("Result", "Orders")
+    for status, label in (
+        ("created", "created"),
+        ("already_done", "already done earlier"),
+        ("failed", "failed"),
+        ("skipped_invalid", "skipped (invalid)"),
+    ):
+        t.add_row(label, str(counts[status]))
+    output.out().print(t)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="batch")

@@ -1,0 +1,169 @@
+"""Support commands: checkouts list (--stuck), inspect, doctor."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import typer
+
+from checkout_cli.cli.state import State, merge_body
+from checkout_cli.endpoints import CHECKOUT_ADMIN
+from checkout_cli.errors import UsageError
+
+checkouts_app = typer.Typer(
+    help="Find checkouts, stuck ones first of all.\n\nExample: checkout checkouts list --stuck",
+    no_args_is_help=True,
+)
+
+_UNITS = {"m": 1, "h": 60, "d": 1440}
+
+
+def parse_minutes(text: str) -> int:
+    """``30m``, ``2h``, ``1d`` (or a bare number of minutes)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([mhd]?)\s*", text)
+    if not match:
+        raise UsageError(
+            "invalid_duration", f"{text!r} is not a duration", recovery="use e.g. 30m, 2h or 1d"
+        )
+    return int(match.group(1)) * _UNITS[match.group(2) or "m"]
+
+
+def _list_table(result: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+    from checkout_cli.money import format_money
+
+    if not result["checkouts"]:
+        output.say("no checkouts found")
+        return
+    t = output.table(
+        "Checkout", "Status", "Customer", "Total", "Payment", "Order", "Updated", "Stuck because"
+    )
+    for c in result["checkouts"]:
+        payment = f"{c['payment_provider']}: {c['payment_status']}" if c["payment_provider"] else ""
+        t.add_row(
+            c["checkout_token"],
+            c["status"],
+            c["customer_email"] or "",
+            format_money(c["total_cents"], c["currency"]),
+            payment,
+            c["order_number"] or "",
+            c["updated_at"],
+            ", ".join(c["stuck_reasons"]),
+        )
+    output.out().print(t)
+
+
+@checkouts_app.command("list")
+def list_(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None,
+        typer.Option(help="active, payment_pending, completable, completed, cancelled or expired"),
+    ] = None,
+    stuck: Annotated[bool, typer.Option("--stuck", help="only stuck checkouts")] = False,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            help="untouched for at least this long, e.g. 30m, 2h (with --stuck: what counts as too "
+            "long; default 30m)"
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+) -> None:
+    """Checkouts by latest activity. Stuck: payment pending too long, completable but not
+    completed, paid but not completed, email not delivered, or not enough stock.
+
+    Example: checkout checkouts list --stuck --older-than 30m
+    """
+    state: State = ctx.obj
+    body = merge_body(
+        None,
+        status=status,
+        stuck=stuck or None,
+        limit=limit,
+        older_than_minutes=parse_minutes(older_than) if older_than else None,
+    )
+    state.run(CHECKOUT_ADMIN, "list-checkouts", body, _list_table)
+
+
+def inspect(
+    ctx: typer.Context,
+    checkout_token: Annotated[str, typer.Argument(help="checkout token", show_default=False)],
+    live: Annotated[
+        bool, typer.Option("--live/--no-live", help="ask the payment provider for its status")
+    ] = True,
+) -> None:
+    """Everything support needs about one checkout: the status view, its timeline, the
+    provider's live status, and a diagnosis with the exact command that fixes it.
+
+    Example: checkout inspect chk_XXXX
+    """
+    from rich.text import Text
+
+    from checkout_cli.cli import output
+
+    def render(result: dict[str, Any]) -> None:
+        output.checkout_view(result["checkout"])
+        t = output.table("When", "Who", "What", "From", "To", "Detail", title="Timeline")
+        for e in result["timeline"]:
+            detail = ", ".join(f"{k}={v}" for k, v in (e["detail"] or {}).items())
+            t.add_row(
+                e["at"],
+                e["actor"] or "",
+                e["kind"],
+                e["from_status"] or "",
+                e["to_status"] or "",
+                detail,
+            )
+        output.out().print(t)
+        live_status = result["provider_live"]
+        if live_status:
+            shown = (
+                live_status["error"]
+                or f"{live_status['status']} ({live_status['provider_status']})"
+            )
+            output.out().print(Text(f"Live at {live_status['provider']}: {shown}"))
+        output.out().print(Text("Diagnosis", style="bold"))
+        for item in result["diagnosis"]:
+            output.out().print(Text(f"  • {item['problem']}"))
+            if item["fix"]:
+                output.out().print(Text(f"    fix: {item['fix']}", style="green"))
+
+    state: State = ctx.obj
+    state.run(
+        CHECKOUT_ADMIN, "inspect-checkout", {"checkout_token": checkout_token, "live": live}, render
+    )
+
+
+def doctor(ctx: typer.Context) -> None:
+    """Check the store's invariants (one order per checkout, stock = ledger, one email per
+    order, totals add up, meta copied unchanged…) and list every violation. Exit 1 if any.
+
+    Example: checkout doctor
+    """
+    from checkout_cli.cli import output
+
+    def render(result: dict[str, Any]) -> None:
+        if not result["violations"]:
+            output.say("no violations: the store's invariants hold", "green")
+            return
+        t = output.table("Invariant", "Problem", "Records")
+        for v in result["violations"]:
+            t.add_row(
+                str(v["invariant"]),
+                v["message"],
+                ", ".join(f"{k}={val}" for k, val in v["records"].items()),
+            )
+        output.out().print(t)
+
+    state: State = ctx.obj
+    result = state.run(CHECKOUT_ADMIN, "check-invariants", {}, render)
+    if result["violations"]:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(checkouts_app, name="checkouts")
+    app.command("inspect")(inspect)
+    app.command("doctor")(doctor)

@@ -1,0 +1,226 @@
+"""Support: find stuck checkouts, explain one in plain language, and say the command that fixes it.
+
+Stuck means one of:
+- ``payment_pending_too_long``: a provider payment open longer than the threshold;
+- ``completable_not_completed``: paid, invoiced or linked, but nobody completed it;
+- ``paid_not_completed``: the provider says paid and the checkout is still open;
+- ``email_not_delivered``: completed, but the confirmation email has not gone out;
+- ``stock_shortfall``: an open checkout wants more than is available.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from typing import Any
+
+from checkout_cli.engine.core import Engine, iso
+from checkout_cli.errors import CheckoutError
+
+STUCK_REASONS = (
+    "payment_pending_too_long",
+    "completable_not_completed",
+    "paid_not_completed",
+    "email_not_delivered",
+    "stock_shortfall",
+)
+DEFAULT_OLDER_THAN_MINUTES = 30
+
+
+def _reasons(conn: sqlite3.Connection, co: sqlite3.Row, cutoff: str) -> list[str]:
+    from checkout_cli.engine.checkouts import OPEN_STATES, current_payment
+
+    reasons = []
+    stale = co["updated_at"] <= cutoff
+    payment = current_payment(conn, co["id"])
+    if co["status"] == "payment_pending" and stale:
+        reasons.append("payment_pending_too_long")
+    if co["status"] == "completable" and stale:
+        reasons.append("completable_not_completed")
+    if payment is not None and payment["status"] == "paid" and co["status"] in OPEN_STATES:
+        reasons.append("paid_not_completed")
+    if co["status"] == "completed":
+        email = conn.execute(
+            "SELECT o.status FROM outbox o JOIN orders ord ON ord.id = o.order_id "
+            "WHERE ord.checkout_id = ?",
+            (co["id"],),
+        ).fetchone()
+        if email is None or email["status"] != "sent":
+            reasons.append("email_not_delivered")
+    if co["status"] in OPEN_STATES and _shortfalls(conn, co["id"]):
+        reasons.append("stock_shortfall")
+    return reasons
+
+
+def _shortfalls(conn: sqlite3.Connection, checkout_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT l.product_sku, SUM(l.quantity) AS wanted, p.stock, p.allow_backorder, "
+        "(SELECT COALESCE(SUM(r.quantity), 0) FROM stock_reservations r "
+        " WHERE r.sku = l.product_sku AND r.checkout_id != l.checkout_id) AS held "
+        "FROM checkout_lines l JOIN products p ON p.sku = l.product_sku "
+        "WHERE l.checkout_id = ? GROUP BY l.product_sku",
+        (checkout_id,),
+    ).fetchall()
+    return [
+        {
+            "product_sku": r["product_sku"],
+            "wanted": r["wanted"],
+            "available": r["stock"] - r["held"],
+        }
+        for r in rows
+        if r["stock"] is not None
+        and not r["allow_backorder"]
+        and r["stock"] - r["held"] < r["wanted"]
+    ]
+
+
+def _summary(conn: sqlite3.Connection, co: sqlite3.Row, reasons: list[str]) -> dict[str, Any]:
+    from checkout_cli.engine.checkouts import current_payment
+    from checkout_cli.engine.core import loads
+
+    payment = current_payment(conn, co["id"])
+    order = conn.execute(
+        "SELECT order_number FROM orders WHERE checkout_id = ?", (co["id"],)
+    ).fetchone()
+    return {
+        "checkout_token": co["token"],
+        "status": co["status"],
+        "customer_email": (loads(co["customer"]) or {}).get("email"),
+        "total_cents": co["total_cents"],
+        "currency": co["currency"],
+        "payment_provider": payment["provider"] if payment else None,
+        "payment_status": payment["status"] if payment else None,
+        "order_number": order["order_number"] if order else None,
+        "updated_at": co["updated_at"],
+        "stuck_reasons": reasons,
+    }
+
+
+def list_checkouts(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    minutes = body.get("older_than_minutes", DEFAULT_OLDER_THAN_MINUTES)
+    cutoff = iso(engine.clock() - timedelta(minutes=minutes))
+    sql, params = "SELECT * FROM checkouts WHERE 1 = 1", []
+    if status := body.get("status"):
+        sql += " AND status = ?"
+        params.append(status)
+    if not body.get("stuck") and "older_than_minutes" in body:
+        sql += " AND updated_at <= ?"
+        params.append(cutoff)
+    sql += " ORDER BY updated_at DESC"
+    limit = body.get("limit", 100)
+    found = []
+    with engine.read() as conn:
+        for co in conn.execute(sql, params):
+            reasons = _reasons(conn, co, cutoff)
+            if body.get("stuck") and not reasons:
+                continue
+            found.append(_summary(conn, co, reasons))
+            if len(found) >= limit:
+                break
+    return {"checkouts": found, "older_than_minutes": minutes}
+
+
+def _diagnosis(
+    conn: sqlite3.Connection, co: sqlite3.Row, reasons: list[str], live: dict[str, Any] | None
+) -> list[dict[str, str]]:
+    from checkout_cli.engine.checkouts import current_payment
+    from checkout_cli.engine.line_meta import missing_required_meta
+
+    token = co["token"]
+    payment = current_payment(conn, co["id"])
+    cart = conn.execute("SELECT token FROM carts WHERE id = ?", (co["cart_id"],)).fetchone()[0]
+    found: list[dict[str, str]] = []
+
+    def say(problem: str, fix: str) -> None:
+        found.append({"problem": problem, "fix": fix})
+
+    if live and live.get("status") == "paid" and co["status"] == "payment_pending":
+        say(
+            "The customer has paid, but the payment has not been recorded here yet.",
+            f"checkout complete-checkout {token}",
+        )
+    for reason in reasons:
+        if reason == "payment_pending_too_long":
+            say(
+                f"The {payment['provider']} payment has been open since {co['updated_at']}; "
+                "the customer may have lost the link or given up.",
+                f"checkout create-payment {token} --provider {payment['provider']} --new",
+            )
+        elif reason in ("completable_not_completed", "paid_not_completed"):
+            say(
+                "The payment is settled (or invoiced) but the order was never created.",
+                f"checkout complete-checkout {token}",
+            )
+        elif reason == "email_not_delivered":
+            say(
+                "The order exists but its confirmation email has not been delivered.",
+                "checkout outbox send",
+            )
+        elif reason == "stock_shortfall":
+            for short in _shortfalls(conn, co["id"]):
+                say(
+                    f"{short['product_sku']}: {short['wanted']} wanted, only "
+                    f"{max(short['available'], 0)} available.",
+                    f"checkout products set-stock {short['product_sku']} {short['wanted']}",
+                )
+    if co["status"] in ("active", "payment_pending", "completable"):
+        if co["customer"] is None:
+            say("No customer or address yet.", f"checkout set-customer {token}")
+        else:
+            try:
+                missing_required_meta(conn, co["id"])
+            except CheckoutError as exc:
+                say(exc.message.capitalize() + ".", exc.recovery or "")
+            if payment is None:
+                say("No payment yet.", f"checkout create-payment {token} --provider invoice")
+    if co["status"] in ("cancelled", "expired"):
+        say(
+            f"This checkout is {co['status']}; the cart can be checked out again.",
+            f"checkout initiate-checkout {cart}",
+        )
+    if not found:
+        say("Nothing looks wrong.", f"checkout status {token}")
+    return found
+
+
+def inspect_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    """The checkout, its timeline, the provider's live status and a diagnosis."""
+    from checkout_cli.engine import events
+    from checkout_cli.engine.checkouts import checkout_object, current_payment, load_checkout
+
+    conn = engine.conn
+    co = load_checkout(conn, body["checkout_token"])
+    live = None
+    payment = current_payment(conn, co["id"])
+    if body.get("live", True) and payment is not None and payment["provider_payment_id"]:
+        from checkout_cli.engine.provider_payments import provider_for
+
+        try:
+            fetched = provider_for(conn, payment["provider"]).fetch(payment["provider_payment_id"])
+            live = {
+                "provider": payment["provider"],
+                "status": fetched.status,
+                "provider_status": fetched.provider_status,
+                "error": None,
+            }
+        except CheckoutError as exc:
+            live = {
+                "provider": payment["provider"],
+                "status": None,
+                "provider_status": None,
+                "error": exc.message,
+            }
+    cutoff = iso(
+        engine.clock()
+        - timedelta(minutes=body.get("older_than_minutes", DEFAULT_OLDER_THAN_MINUTES))
+    )
+    with engine.read() as tx:
+        co = load_checkout(tx, body["checkout_token"])
+        reasons = _reasons(tx, co, cutoff)
+        return {
+            "checkout": checkout_object(tx, co),
+            "timeline": events.timeline(tx, co["id"]),
+            "provider_live": live,
+            "stuck_reasons": reasons,
+            "diagnosis": _diagnosis(tx, co, reasons, live),
+        }

@@ -1,0 +1,1 @@
+"""Operator workflows over any Backend (no terminal code): batch invoicing, smoke tests."""
