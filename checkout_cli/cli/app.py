@@ -161,12 +161,13 @@ def _register() -> None:
         products,
         profiles,
         serve,
+        smoke,
         support,
     )
 
     flow.register(app)
     meta.register(app, orders.app)
-    for module in (call, demo, admin, support, batch, serve, mcp_cmd):
+    for module in (call, demo, admin, support, batch, smoke, serve, mcp_cmd):
         module.register(app)
     app.add_typer(cart.app, name="cart")
     app.add_typer(products.app, name="products")

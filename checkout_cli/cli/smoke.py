@@ -1,0 +1,54 @@
+"""checkout smoke: a whole flow against the configured backend, for CI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from checkout_cli.cli.state import State
+
+
+def smoke(
+    ctx: typer.Context,
+    provider: Annotated[str, typer.Option(help="invoice, stripe or mollie")] = "invoice",
+    junit_xml: Annotated[
+        Path | None, typer.Option("--junit-xml", help="also write the steps as JUnit XML")
+    ] = None,
+) -> None:
+    """Run a whole checkout on the configured backend with a dedicated smoke product, timing
+    each step, then clean up. A failing step is named; the exit code says which class of
+    failure (6 unreachable, 7 token or permission, 4 conflict, 5 payment…). Needs no terminal.
+
+    Example: checkout --remote http://127.0.0.1:8787 --project shop-nl smoke --junit-xml smoke.xml
+    """
+    from checkout_cli.cli import output
+    from checkout_cli.errors import UsageError
+    from checkout_cli.workflows import smoke as workflow
+
+    if provider not in ("invoice", "stripe", "mollie"):
+        raise UsageError("invalid_provider", f"{provider!r} is not invoice, stripe or mollie")
+    state: State = ctx.obj
+    result = workflow.run(state.backend, provider)
+    if junit_xml:
+        junit_xml.write_text(workflow.junit_xml(result))
+
+    def render(summary: dict[str, Any]) -> None:
+        t = output.table("Step", "Result", "Seconds", "Detail")
+        for s in summary["steps"]:
+            t.add_row(s["name"], "ok" if s["ok"] else "FAILED", f"{s['seconds']:.3f}", s["detail"])
+        output.out().print(t)
+        if summary["ok"]:
+            output.say(f"smoke test passed ({summary['provider']})", "green")
+        else:
+            output.say(f"smoke test failed at {summary['failed_step']}", "red")
+
+    state.show(result.as_dict(), render)
+    failed = result.failed
+    if failed is not None:
+        raise typer.Exit(failed.error.exit_code if failed.error else 1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("smoke")(smoke)
