@@ -158,6 +158,7 @@ def _register() -> None:
         mcp_cmd,
         meta,
         orders,
+        phone_order,
         products,
         profiles,
         serve,
@@ -167,7 +168,7 @@ def _register() -> None:
 
     flow.register(app)
     meta.register(app, orders.app)
-    for module in (call, demo, admin, support, batch, smoke, serve, mcp_cmd):
+    for module in (phone_order, call, demo, admin, support, batch, smoke, serve, mcp_cmd):
         module.register(app)
     app.add_typer(cart.app, name="cart")
     app.add_typer(products.app, name="products")

@@ -31,6 +31,9 @@ class Prompter(Protocol):
     def secret(self, message: str) -> str:
         """Hidden input."""
 
+    def search(self, message: str, choices: list[tuple[str, str]]) -> str:
+        """Type to find one of ``(value, label)`` pairs (fuzzy completion); returns the value."""
+
 
 def can_prompt(settings: Settings) -> bool:
     return not settings.no_input and sys.stdin.isatty() and sys.stderr.isatty()
@@ -93,6 +96,25 @@ class QuestionaryPrompter:
 
     def secret(self, message: str) -> str:
         return self._q.password(message, output=self._output).unsafe_ask()
+
+    def search(self, message: str, choices: list[tuple[str, str]]) -> str:
+        from prompt_toolkit.completion import FuzzyWordCompleter
+
+        by_text = {label.lower(): value for value, label in choices}
+        by_text.update({value.lower(): value for value, _ in choices})
+        labels = [label for _, label in choices]
+
+        def check(text: str) -> bool | str:
+            return text.strip().lower() in by_text or "pick one of the suggestions (Tab)"
+
+        answer = self._q.autocomplete(
+            message,
+            choices=labels,
+            validate=check,
+            output=self._output,
+            completer=FuzzyWordCompleter(labels, WORD=True),
+        ).unsafe_ask()
+        return by_text[answer.strip().lower()]
 
 
 def prompter() -> Prompter:
