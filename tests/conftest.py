@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,68 @@ from checkout_cli.backends.local import LocalBackend
 from checkout_cli.cli.app import app
 
 FIXTURES = Path(__file__).resolve().parent.parent / "checkout_cli" / "fixtures"
+
+
+class SecretWatch:
+    """Suite-wide: every vault value a test uses must never show up in CLI output, logs or a
+    JSON export of a store (its vault table aside). Checked once, when the session ends."""
+
+    def __init__(self) -> None:
+        self.secrets: set[str] = set()
+        self.corpus: list[tuple[str, str]] = []
+
+    def secret(self, value: str) -> str:
+        self.secrets.add(value)
+        return value
+
+    def seen(self, where: str, text: str) -> None:
+        if text:
+            self.corpus.append((where, text))
+
+    def export_store(self, path: Path) -> None:
+        if not path.exists():
+            return
+        conn = sqlite3.connect(path)
+        try:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'vault'"
+                )
+            ]
+            export = {
+                t: [list(row) for row in conn.execute(f"SELECT * FROM [{t}]")] for t in tables
+            }
+        finally:
+            conn.close()
+        self.seen(f"export of {path}", json.dumps(export, default=str))
+
+    def leaks(self) -> list[str]:
+        return [
+            f"{where} contains a vault value"
+            for where, text in self.corpus
+            for secret in self.secrets
+            if secret in text
+        ]
+
+
+WATCH = SecretWatch()
+
+
+class _LogCapture(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        WATCH.seen(f"log {record.name}", self.format(record))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_watch():
+    """Fails the session if any captured output, log or store export holds a vault value."""
+    handler = _LogCapture()
+    logging.getLogger().addHandler(handler)
+    yield WATCH
+    logging.getLogger().removeHandler(handler)
+    leaks = WATCH.leaks()
+    assert not leaks, leaks
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +112,7 @@ def backend(db_path: Path):
     load_fixtures(local)
     yield local
     local.close()
+    WATCH.export_store(db_path)
 
 
 CUSTOMER = {
@@ -104,6 +168,7 @@ def cli(db_path: Path):
 
     def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
         result = runner.invoke(app, ["--db", str(db_path), *args], input=input, env=env)
+        WATCH.seen(f"checkout {' '.join(args)}", result.stdout + result.stderr)
         return Result(result.exit_code, result.stdout, result.stderr)
 
     return run

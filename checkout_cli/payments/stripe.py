@@ -148,7 +148,8 @@ class StripeProvider:
         return event["data"]["object"]["id"]
 
     @staticmethod
-    def _payment(session: Any) -> ProviderPayment:
+    def _payment(stripe_session: Any) -> ProviderPayment:
+        session = stripe_session.to_dict()
         if session.get("payment_status") in ("paid", "no_payment_required"):
             status = PAID
         elif session.get("status") == "expired":
