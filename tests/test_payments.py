@@ -265,7 +265,7 @@ def _db_dump(backend):
 
 
 def test_stripe_webhook_valid_forged_stale_replayed(stripe_fake, backend):
-    token, sid = _pending(backend, "stripe")
+    _token, sid = _pending(backend, "stripe")
     stripe_fake.mark_paid(sid)
     payload = stripe_fake.event_payload(sid)
     before = _db_dump(backend)
@@ -301,7 +301,7 @@ def test_stripe_webhook_valid_forged_stale_replayed(stripe_fake, backend):
 
 
 def test_mollie_webhook_is_refetched_never_trusted(mollie_fake, backend):
-    token, pid = _pending(backend, "mollie")
+    _token, pid = _pending(backend, "mollie")
     # Unpaid at Mollie: a webhook changes nothing but the timeline.
     result = handle_webhook(backend.engine, "mollie", {}, f"id={pid}".encode())
     assert result["checkout_status"] == "payment_pending"
@@ -345,7 +345,7 @@ def test_early_webhook_completes_then_operator_gets_the_same_order(provider, bac
 
 def test_reservation_holds_stock_against_other_checkouts(stripe_fake, backend):
     backend.call("product-catalog", "set-stock", {"sku": "LENS-DAILY-30", "stock": 3})
-    token, _ = _pending(backend, "stripe")  # reserves 2
+    _token, _ = _pending(backend, "stripe")  # reserves 2
     other = ready_checkout(backend, [("LENS-DAILY-30", 2)])
     backend.call(
         "checkout-flow", "create-payment", {"checkout_token": other, "provider": "invoice"}
@@ -383,7 +383,7 @@ def test_reconcile_completes_paid_leaves_unpaid_expires_stale(stripe_fake, backe
 
 
 def test_failed_payment_releases_stock_and_reopens_checkout(mollie_fake, backend):
-    token, pid = _pending(backend, "mollie")
+    _token, pid = _pending(backend, "mollie")
     assert backend.engine.conn.execute("SELECT COUNT(*) FROM stock_reservations").fetchone()[0] == 1
     mollie_fake.set_status(pid, "failed")
     result = backend.call("checkout-admin", "reconcile", {})
