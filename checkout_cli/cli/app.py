@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 import typer
@@ -132,6 +133,9 @@ def root(
     from checkout_cli.errors import CheckoutError
 
     output.reset_consoles()
+    if not debug:
+        # Libraries (e.g. the Mollie SDK) log warnings on the root logger; stderr is ours.
+        logging.getLogger().addHandler(logging.NullHandler())
     try:
         settings = resolve(
             db=db,
