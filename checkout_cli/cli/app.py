@@ -133,7 +133,7 @@ def root(
     from checkout_cli.errors import CheckoutError
 
     output.reset_consoles()
-    if not debug:
+    if not debug and not logging.getLogger().handlers:
         # Libraries (e.g. the Mollie SDK) log warnings on the root logger; stderr is ours.
         logging.getLogger().addHandler(logging.NullHandler())
     try:
