@@ -181,7 +181,7 @@ def _endpoints() -> list[Endpoint]:
         Endpoint(
             flow,
             "set-line-meta",
-            "Attach typed meta (e.g. a lens prescription) to one line, validated and normalized.",
+            "Attach typed meta, such as a lens prescription, to one line, validated.",
             obj(
                 checkout_token=req(CHECKOUT_TOKEN),
                 product_sku=req(SKU),

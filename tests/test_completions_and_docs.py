@@ -32,13 +32,16 @@ def test_bash_completion_completes_commands():
 
 
 def command_paths() -> list[str]:
+    """Every leaf command, groups built lazily included (asked for by name, as click does)."""
     root = typer.main.get_command(app)
     paths = []
 
     def walk(command, prefix: str) -> None:
-        for name, sub in getattr(command, "commands", {}).items():
+        ctx = typer.Context(command)
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
             path = f"{prefix} {name}".strip()
-            if getattr(sub, "commands", None):
+            if hasattr(sub, "list_commands"):
                 walk(sub, path)
             else:
                 paths.append(path)

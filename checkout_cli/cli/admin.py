@@ -12,22 +12,24 @@ from checkout_cli.cli.state import State, merge_body
 from checkout_cli.endpoints import CHECKOUT_ADMIN
 
 settings_app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
     help="Shop settings.\n\nExample: checkout settings set allow_invoice_checkout true",
     no_args_is_help=True,
 )
 outbox_app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
     help="Confirmation emails: list and (re)send.\n\nExample: checkout outbox send",
     no_args_is_help=True,
 )
 vault_app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
     help="Write-only secrets: provider keys, SMTP password.\n\n"
     "Example: checkout vault set smtp_password",
     no_args_is_help=True,
 )
-
-
-def groups() -> list[tuple[str, typer.Typer]]:
-    return [("settings", settings_app), ("outbox", outbox_app), ("vault", vault_app)]
 
 
 @settings_app.command("show")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+import sys
+from typing import Annotated, Any, ClassVar
 
 import typer
 from typer.core import TyperGroup
@@ -22,8 +23,41 @@ def hoist_global_flags(args: list[str]) -> list[str]:
     return flags + rest + args[end:]
 
 
+# Command groups are built only when named: start-up builds the root commands, not ~40 more.
+LAZY_GROUPS: dict[str, tuple[str, str]] = {
+    "cart": ("checkout_cli.cli.cart", "app"),
+    "products": ("checkout_cli.cli.products", "app"),
+    "orders": ("checkout_cli.cli.orders", "app"),
+    "meta": ("checkout_cli.cli.meta", "app"),
+    "checkouts": ("checkout_cli.cli.support", "checkouts_app"),
+    "batch": ("checkout_cli.cli.batch", "app"),
+    "outbox": ("checkout_cli.cli.admin", "outbox_app"),
+    "settings": ("checkout_cli.cli.admin", "settings_app"),
+    "vault": ("checkout_cli.cli.admin", "vault_app"),
+    "tokens": ("checkout_cli.cli.serve", "tokens_app"),
+    "profiles": ("checkout_cli.cli.profiles", "app"),
+}
+
+
 class CheckoutGroup(TyperGroup):
     """Maps every failure below the root to one stderr line and the documented exit code."""
+
+    _built: ClassVar[dict[str, Any]] = {}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *LAZY_GROUPS]
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name not in LAZY_GROUPS:
+            return super().get_command(ctx, name)
+        if name not in self._built:
+            import importlib
+
+            module_name, attribute = LAZY_GROUPS[name]
+            group = typer.main.get_command(getattr(importlib.import_module(module_name), attribute))
+            group.name = name
+            self._built[name] = group
+        return self._built[name]
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_flags(args))
@@ -127,12 +161,12 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="show the version")
     ] = False,
 ) -> None:
-    from checkout_cli.cli import output
     from checkout_cli.cli.errors import report
     from checkout_cli.config import resolve
     from checkout_cli.errors import CheckoutError
 
-    output.reset_consoles()
+    if "checkout_cli.cli.output" in sys.modules:  # rich is loaded only to draw
+        sys.modules["checkout_cli.cli.output"].reset_consoles()
     if not debug and not logging.getLogger().handlers:
         # Libraries (e.g. the Mollie SDK) log warnings on the root logger; stderr is ours.
         logging.getLogger().addHandler(logging.NullHandler())
@@ -154,32 +188,19 @@ def root(
 def _register() -> None:
     from checkout_cli.cli import (
         admin,
-        batch,
         call,
-        cart,
         demo,
         flow,
         mcp_cmd,
         meta,
-        orders,
         phone_order,
-        products,
-        profiles,
         serve,
         smoke,
         support,
     )
 
-    flow.register(app)
-    meta.register(app, orders.app)
-    for module in (phone_order, call, demo, admin, support, batch, smoke, serve, mcp_cmd):
+    for module in (flow, meta, phone_order, call, demo, admin, support, smoke, serve, mcp_cmd):
         module.register(app)
-    app.add_typer(cart.app, name="cart")
-    app.add_typer(products.app, name="products")
-    app.add_typer(orders.app, name="orders")
-    app.add_typer(profiles.app, name="profiles")
-    for name, sub in admin.groups():
-        app.add_typer(sub, name=name)
 
 
 _register()

@@ -12,10 +12,17 @@ from checkout_cli.cli.state import State
 from checkout_cli.errors import CheckoutError, ValidationError
 
 app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
     help="Scripted bulk operations.\n\nExample: checkout batch invoice "
     "fixtures/batch_invoice.csv --report report.csv",
     no_args_is_help=True,
 )
+
+
+@app.callback()
+def batch() -> None:
+    """Scripted bulk operations."""
 
 
 @app.command("invoice")
@@ -205,7 +212,3 @@ def _summary(counts: dict[str, int]) -> None:
     ):
         t.add_row(label, str(counts[status]))
     output.out().print(t)
-
-
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="batch")

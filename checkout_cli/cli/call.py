@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from checkout_cli.cli.flow import Body
-from checkout_cli.cli.state import State, merge_body
+from checkout_cli.cli.state import State, merge_body, print_json
 from checkout_cli.endpoints import ENDPOINTS
 
 
@@ -48,7 +48,7 @@ def call(
         raise UsageError(
             "missing_input", "give SERVICE and ENDPOINT", recovery="see `checkout call --list`"
         )
-    output.print_json(state.call(service, endpoint, merge_body(body)))
+    print_json(state.call(service, endpoint, merge_body(body)))
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,8 @@ from checkout_cli.cli.state import State, merge_body
 from checkout_cli.endpoints import ENDPOINTS, SHOPPING_CART
 
 app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
     help="Build a cart: add, update, remove items.\n\nExample: checkout cart add "
     "LENS-30 --quantity 2",
     no_args_is_help=True,

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from checkout_cli.cli.state import State
+from checkout_cli.cli.state import State, print_json
 from checkout_cli.endpoints import CHECKOUT_ADMIN, CHECKOUT_FLOW, SHOPPING_CART
 from checkout_cli.errors import UsageError
 
@@ -186,7 +186,7 @@ def demo(ctx: typer.Context) -> None:
 
     numbers = [done["order"]["order_number"], paid["order"]["order_number"]]
     if quiet:
-        output.print_json({"db": str(db), "order_numbers": numbers, "steps": steps})
+        print_json({"db": str(db), "order_numbers": numbers, "steps": steps})
         return
     email = outbox_dir / f"{numbers[0]}.eml"
     output.out().rule(f"The confirmation email ({email})")

@@ -20,6 +20,8 @@ from checkout_cli.endpoints import (
 from checkout_cli.errors import CheckoutError, UsageError, ValidationError
 
 app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
     help="Line meta definitions: typed fields such as a lens prescription.\n\n"
     "Example: checkout meta show lens_prescription",
     no_args_is_help=True,
@@ -283,7 +285,7 @@ def line_meta(
     )
 
 
-def register(root: typer.Typer, orders_app: typer.Typer) -> None:
+def register(root: typer.Typer) -> None:
     endpoint = ENDPOINTS[(CHECKOUT_FLOW, "set-line-meta")]
     root.command(
         "set-line-meta",
@@ -291,5 +293,3 @@ def register(root: typer.Typer, orders_app: typer.Typer) -> None:
         "on a terminal with none given, each field is asked for with its allowed "
         f"values.\n\nExample: {endpoint.example}",
     )(set_line_meta)
-    orders_app.command("line-meta")(line_meta)
-    root.add_typer(app, name="meta")

@@ -11,6 +11,8 @@ from checkout_cli.cli.state import State, merge_body
 from checkout_cli.endpoints import ENDPOINTS, ORDER_MANAGEMENT
 
 app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
     help="Orders made by completed checkouts.\n\nExample: checkout orders list",
     no_args_is_help=True,
 )
@@ -52,3 +54,12 @@ def show(
 
     state: State = ctx.obj
     state.run(ORDER_MANAGEMENT, "get-order", merge_body(body, order_id=order), output.order_view)
+
+
+def _line_meta_command() -> None:
+    from checkout_cli.cli.meta import line_meta
+
+    app.command("line-meta")(line_meta)
+
+
+_line_meta_command()

@@ -5,8 +5,6 @@ Data consoles use ``markup=False`` so a customer named ``[red]x`` prints as type
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
 from rich.console import Console, Group
@@ -38,10 +36,6 @@ def reset_consoles() -> None:
     """Forget the consoles (the test runner swaps the streams between invocations)."""
     global _out, _err
     _out = _err = None
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def say(message: str, style: str | None = None) -> None:

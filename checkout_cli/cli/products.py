@@ -14,6 +14,8 @@ from checkout_cli.endpoints import ENDPOINTS, PRODUCT_CATALOG
 from checkout_cli.errors import CheckoutError, UsageError, ValidationError
 
 app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
     help="The catalog: list, show, upsert, set stock, import.\n\nExample: checkout products list",
     no_args_is_help=True,
 )

@@ -10,6 +10,8 @@ import typer
 from checkout_cli.cli.state import State
 
 app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
     help="Profiles in config.toml: switch between stores and team servers.\n\n"
     "Example: checkout --profile team status chk_XXXX",
     no_args_is_help=True,

@@ -14,6 +14,8 @@ from checkout_cli.endpoints import CHECKOUT_ADMIN
 from checkout_cli.errors import UsageError
 
 tokens_app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
     help="API tokens for `checkout serve`.\n\nExample: checkout tokens create --name front-desk",
     no_args_is_help=True,
 )
@@ -134,4 +136,3 @@ def tokens_revoke(
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
-    app.add_typer(tokens_app, name="tokens")

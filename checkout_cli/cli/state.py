@@ -32,10 +32,8 @@ class State:
         return self.backend.call(service, name, body)
 
     def show(self, result: Any, render: Callable[[Any], None]) -> None:
-        from checkout_cli.cli import output
-
         if self.settings.json:
-            output.print_json(result)
+            print_json(result)  # no rich on this path: scripts start faster
         else:
             render(result)
 
@@ -53,6 +51,10 @@ class State:
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def parse_body(text: str | None) -> dict[str, Any]:

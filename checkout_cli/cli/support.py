@@ -12,9 +12,17 @@ from checkout_cli.endpoints import CHECKOUT_ADMIN
 from checkout_cli.errors import UsageError
 
 checkouts_app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
     help="Find checkouts, stuck ones first of all.\n\nExample: checkout checkouts list --stuck",
     no_args_is_help=True,
 )
+
+
+@checkouts_app.callback()
+def checkouts() -> None:
+    """Find checkouts, stuck ones first of all."""
+
 
 _UNITS = {"m": 1, "h": 60, "d": 1440}
 
@@ -164,6 +172,5 @@ def doctor(ctx: typer.Context) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(checkouts_app, name="checkouts")
     app.command("inspect")(inspect)
     app.command("doctor")(doctor)
