@@ -1,0 +1,126 @@
+"""Provider webhooks POSTed to a running `checkout serve` complete paid checkouts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from checkout_cli.backends.local import LocalBackend
+from tests.conftest import WATCH, load_fixtures, ready_checkout
+from tests.fakes.fake_mollie import FakeMollie
+from tests.fakes.fake_stripe import FakeStripe
+
+STRIPE_KEY = WATCH.secret("sk_test_51Webhook0Server0Key0abcdefghijklmnopqr")
+WEBHOOK_SECRET = WATCH.secret("whsec_server0webhook0secret0abcdef")
+MOLLIE_KEY = WATCH.secret("test_server0webhook0mollie0key0abcdefghijkl")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """A store wired to both fakes, served by a real `checkout serve` subprocess."""
+    db = tmp_path / "shop.db"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with FakeStripe(api_key=STRIPE_KEY) as stripe_fake, FakeMollie(api_key=MOLLIE_KEY) as mollie:
+        local = LocalBackend(db, actor="test")
+        load_fixtures(local)
+        for name, value in (
+            ("stripe_secret_key", STRIPE_KEY),
+            ("stripe_webhook_secret", WEBHOOK_SECRET),
+            ("mollie_api_key", MOLLIE_KEY),
+        ):
+            local.call("checkout-admin", "set-vault", {"name": name, "value": value})
+        for key, value in {
+            "stripe_api_base": stripe_fake.url,
+            "mollie_api_endpoint": mollie.url,
+            "payment_redirect_url": "https://shop.example/thanks",
+            "payment_webhook_url": f"{url}/webhooks/mollie",
+            "auto_complete_paid": True,
+        }.items():
+            local.call("checkout-admin", "set-setting", {"key": key, "value": value})
+        env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "checkout_cli", "--db", str(db), "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+            yield local, url, stripe_fake, mollie
+        finally:
+            server.terminate()
+            _, log = server.communicate(timeout=10)
+            WATCH.seen("checkout serve log", log)
+            local.close()
+            WATCH.export_store(db)
+
+
+def test_signed_stripe_webhook_completes_the_checkout(shop):
+    local, url, stripe_fake, _ = shop
+    token = ready_checkout(local)
+    co = local.call(
+        "checkout-flow", "create-payment", {"checkout_token": token, "provider": "stripe"}
+    )
+    session = co["payment"]["provider_payment_id"]
+    stripe_fake.mark_paid(session)
+    payload = stripe_fake.event_payload(session)
+    forged = httpx.post(
+        f"{url}/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": stripe_fake.sign(payload, "whsec_wrong")},
+    )
+    assert forged.status_code == 401
+    assert forged.json()["error_object"]["code"] == "webhook_signature_invalid"
+    assert (
+        local.call("checkout-flow", "get-checkout-status", {"checkout_token": token})["status"]
+        == "payment_pending"
+    )
+    signed = httpx.post(
+        f"{url}/webhooks/stripe",
+        content=payload,
+        headers={
+            "Stripe-Signature": stripe_fake.sign(payload, WEBHOOK_SECRET),
+            "Content-Type": "application/json",
+        },
+    )
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["result"]["checkout_status"] == "completed"
+    status = local.call("checkout-flow", "get-checkout-status", {"checkout_token": token})
+    assert status["order"]["payment_status"] == "paid"
+
+
+def test_mollie_webhook_from_the_provider_completes_the_checkout(shop):
+    local, _, _, mollie = shop
+    token = ready_checkout(local)
+    co = local.call(
+        "checkout-flow", "create-payment", {"checkout_token": token, "provider": "mollie"}
+    )
+    payment = co["payment"]["provider_payment_id"]
+    assert mollie.payments[payment]["webhookUrl"].endswith("/webhooks/mollie")
+    mollie.mark_paid(payment)
+    assert mollie.fire_webhook(payment) == 200
+    status = local.call("checkout-flow", "get-checkout-status", {"checkout_token": token})
+    assert status["status"] == "completed"
+    assert status["order"]["payment_status"] == "paid"
