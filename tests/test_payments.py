@@ -6,6 +6,8 @@ import json
 import sqlite3
 import time
 from datetime import timedelta
+from email import policy
+from email.parser import BytesParser
 
 import pytest
 
@@ -401,3 +403,26 @@ def test_cancel_closes_the_payment_at_the_provider(provider, backend):
 
 def test_payment_errors_map_to_exit_codes():
     assert PaymentError.exit_code == 5 and UnavailableError.exit_code == 6
+
+
+def test_payment_link_is_emailed_when_configured(provider, backend, tmp_path):
+    name, _ = provider
+    backend.call("checkout-admin", "set-setting", {"key": "email_payment_links", "value": True})
+    token = ready_checkout(backend)
+    co = backend.call(
+        "checkout-flow", "create-payment", {"checkout_token": token, "provider": name}
+    )
+    emails = backend.call("checkout-admin", "list-outbox", {})["emails"]
+    assert [(e["kind"], e["checkout_token"], e["status"]) for e in emails] == [
+        ("payment_link", token, "sent")
+    ]
+    sent = list((backend.db_path.parent / "outbox").glob(f"{token}-payment-link-*.eml"))
+    assert len(sent) == 1
+    message = BytesParser(policy=policy.default).parsebytes(sent[0].read_bytes())
+    assert co["payment"]["redirect_url"] in message.get_body(("plain",)).get_content()
+
+
+def test_payment_link_is_not_emailed_by_default(stripe_fake, backend):
+    token = ready_checkout(backend)
+    backend.call("checkout-flow", "create-payment", {"checkout_token": token, "provider": "stripe"})
+    assert backend.call("checkout-admin", "list-outbox", {})["emails"] == []

@@ -208,7 +208,16 @@ class PhoneOrder:
                 continue
             if method != "invoice":
                 self._show_link(co["payment"]["redirect_url"])
+                if self._links_emailed():
+                    self.say(f"the link was also emailed to {co['customer']['email']}")
             return co
+
+    def _links_emailed(self) -> bool:
+        try:
+            settings = self.call("checkout-admin", "get-settings", {})["settings"]
+        except CheckoutError:  # a remote without the admin service
+            return False
+        return bool(settings.get("email_payment_links"))
 
     def _show_link(self, url: str) -> None:
         from rich.panel import Panel

@@ -106,6 +106,23 @@ def render_html(shop_name: str, order: dict[str, Any]) -> str:
     )
 
 
+def payment_link_text(shop_name: str, name: str, url: str, total_cents: int, currency: str) -> str:
+    return (
+        f"Dear {name},\n\nThank you for your order at {shop_name}. Please pay "
+        f"{format_money(total_cents, currency)} with this link:\n\n{url}\n\n"
+        f"— {shop_name}\n"
+    )
+
+
+def payment_link_html(shop_name: str, name: str, url: str, total_cents: int, currency: str) -> str:
+    return (
+        f"<!doctype html><html><body><p>Dear {escape(name)},</p>"
+        f"<p>Thank you for your order at {escape(shop_name)}. Please pay "
+        f"{escape(format_money(total_cents, currency))} with this link:</p>"
+        f'<p><a href="{escape(url)}">{escape(url)}</a></p></body></html>'
+    )
+
+
 def build_message(
     sender: str, shop_name: str, recipient: str, subject_text: str, body_text: str, body_html: str
 ) -> EmailMessage:

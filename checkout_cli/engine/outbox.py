@@ -62,7 +62,7 @@ def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
             row["body_html"],
         )
         try:
-            transport.send(message, row["order_number"])
+            transport.send(message, row["name"])
         except Exception as exc:  # any transport failure leaves the email queued for retry
             error = f"{type(exc).__name__}: {exc}"[:500]
             with engine.write() as tx:
@@ -81,10 +81,50 @@ def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
     return results
 
 
-_PENDING = (
-    "SELECT o.*, ord.order_number FROM outbox o JOIN orders ord ON ord.id = o.order_id "
-    "WHERE o.status IN ('queued', 'failed')"
+# The file name of a message: the order number, or the checkout for a payment link.
+_ROWS = (
+    "SELECT o.*, ord.order_number, COALESCE(ord.order_number, "
+    "c.token || '-payment-link-' || o.id) AS name, c.token AS checkout_token FROM outbox o "
+    "LEFT JOIN orders ord ON ord.id = o.order_id LEFT JOIN checkouts c ON c.id = "
+    "COALESCE(o.checkout_id, ord.checkout_id)"
 )
+_PENDING = _ROWS + " WHERE o.status IN ('queued', 'failed')"
+
+
+def queue_payment_link(
+    engine: Engine, conn: sqlite3.Connection, checkout_id: int, url: str
+) -> bool:
+    """Queue the payment link to the customer when the shop says so; True if queued."""
+    from checkout_cli.engine.core import loads
+
+    if not settings.read(conn, "email_payment_links"):
+        return False
+    co = conn.execute("SELECT * FROM checkouts WHERE id = ?", (checkout_id,)).fetchone()
+    customer = loads(co["customer"]) or {}
+    shop = settings.read(conn, "shop_name")
+    conn.execute(
+        "INSERT INTO outbox (checkout_id, kind, recipient, subject, body_text, body_html, status, "
+        "created_at) VALUES (?, 'payment_link', ?, ?, ?, ?, 'queued', ?)",
+        (
+            checkout_id,
+            customer["email"],
+            f"{shop}: your payment link",
+            emails.payment_link_text(
+                shop, customer["name"], url, co["total_cents"], co["currency"]
+            ),
+            emails.payment_link_html(
+                shop, customer["name"], url, co["total_cents"], co["currency"]
+            ),
+            engine.now(),
+        ),
+    )
+    return True
+
+
+def deliver_for_checkout(engine: Engine, checkout_id: int) -> None:
+    """Deliver a checkout's queued payment link (after its transaction committed)."""
+    rows = engine.conn.execute(_PENDING + " AND o.checkout_id = ?", (checkout_id,)).fetchall()
+    _deliver(engine, rows)
 
 
 def deliver_for_order(engine: Engine, order_id: str) -> None:
@@ -107,9 +147,10 @@ def send_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
 def list_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     sql = (
-        "SELECT o.id, ord.order_number, o.kind, o.recipient, o.subject, o.status, o.attempts, "
-        "o.last_error, o.created_at, o.sent_at FROM outbox o "
-        "JOIN orders ord ON ord.id = o.order_id"
+        "SELECT o.id, ord.order_number, c.token AS checkout_token, o.kind, o.recipient, "
+        "o.subject, o.status, o.attempts, o.last_error, o.created_at, o.sent_at FROM outbox o "
+        "LEFT JOIN orders ord ON ord.id = o.order_id LEFT JOIN checkouts c ON c.id = "
+        "COALESCE(o.checkout_id, ord.checkout_id)"
     )
     params: list[Any] = []
     if status := body.get("status"):

@@ -200,8 +200,9 @@ def _attempt_failed(engine: Engine, attempt_id: int, exc: CheckoutError) -> None
 
 
 def _attempt_succeeded(engine: Engine, attempt_id: int, created: ProviderPayment) -> dict[str, Any]:
-    from checkout_cli.engine import checkouts
+    from checkout_cli.engine import checkouts, outbox
 
+    emailed = False
     with engine.write() as conn:
         row = conn.execute("SELECT * FROM payments WHERE id = ?", (attempt_id,)).fetchone()
         co = conn.execute("SELECT * FROM checkouts WHERE id = ?", (row["checkout_id"],)).fetchone()
@@ -230,7 +231,15 @@ def _attempt_succeeded(engine: Engine, attempt_id: int, created: ProviderPayment
                         "provider_payment_id": created.provider_payment_id,
                     },
                 )
-        return checkouts.checkout_object(conn, checkouts.load_checkout(conn, co["token"]))
+            emailed = (
+                created.status == OPEN
+                and created.redirect_url is not None
+                and outbox.queue_payment_link(engine, conn, co["id"], created.redirect_url)
+            )
+        result = checkouts.checkout_object(conn, checkouts.load_checkout(conn, co["token"]))
+    if emailed:
+        outbox.deliver_for_checkout(engine, co["id"])
+    return result
 
 
 def _set_payment_status(

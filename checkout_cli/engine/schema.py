@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -283,11 +283,23 @@ def _v4(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v5(conn: sqlite3.Connection) -> None:
+    """Outbox rows for a checkout before there is an order (payment link emails)."""
+    import sqlite_utils
+
+    outbox = sqlite_utils.Database(conn)["outbox"]
+    # transform_sql, not transform: the rebuild must run inside this migration's transaction.
+    for sql in outbox.transform_sql(not_null={"order_id": False}):
+        conn.execute(sql)
+    conn.execute("ALTER TABLE outbox ADD COLUMN checkout_id INTEGER REFERENCES checkouts(id)")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _v1,
     2: _v2,
     3: _v3,
     4: _v4,
+    5: _v5,
 }
 
 

@@ -43,9 +43,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("smtp_starttls", "bool", True, "use STARTTLS"),
         Setting("smtp_user", "str", "", "SMTP user; password: `checkout vault set smtp_password`"),
         Setting("lists", "lists", {}, 'named value lists for line meta, {"NAME": [...]}'),
-        Setting(
-            "payment_redirect_url", "url", "", "where providers send the customer after paying"
-        ),
+        Setting("email_payment_links", "bool", False, "email provider payment links"),
+        Setting("payment_redirect_url", "url", "", "where providers send customers after paying"),
         Setting("payment_webhook_url", "url", "", "where Mollie reports payment changes"),
         Setting("stripe_api_base", "url", "https://api.stripe.com", "Stripe API address"),
         Setting("mollie_api_endpoint", "url", "https://api.mollie.com", "Mollie API address"),
