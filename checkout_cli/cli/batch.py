@@ -62,6 +62,8 @@ def invoice(
 
     Example: checkout batch invoice fixtures/batch_invoice.csv --report report.csv
     """
+    from rich.text import Text
+
     from checkout_cli.cli import output
     from checkout_cli.config import data_dir
     from checkout_cli.workflows import batch
@@ -92,8 +94,11 @@ def invoice(
         else:
             orders += 1
             rows += len(item.items)
-    for error in errors:
-        output.say(f"{file}:{error.line}: {error.field}: {error.message}", "red")
+    for error in errors:  # one line each, never wrapped: scripts grep these
+        output.err().print(
+            Text(f"{file}:{error.line}: {error.field}: {error.message}", style="red"),
+            soft_wrap=True,
+        )
     if errors and not skip_invalid:
         raise ValidationError(
             "invalid_rows",
@@ -117,9 +122,13 @@ def invoice(
             ),
         )
         return
-    journal_path = journal or batch.default_journal(
-        data_dir(), file, getattr(backend, "description", "")
+    # The journal is keyed by the store itself (its resolved path), not by how --db spelled it:
+    # `--db shop.db` and `--db /srv/shop.db` must resume the same journal.
+    db_path = getattr(backend, "db_path", None)
+    target = (
+        f"local store {Path(db_path).resolve()}" if db_path else getattr(backend, "description", "")
     )
+    journal_path = journal or batch.default_journal(data_dir(), file, target)
     results = _run(state, file, known_sku, invalid, orders - len(invalid), journal_path, report)
     state.show(results, lambda r: _summary(r["counts"]))
     if results["counts"]["failed"]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,14 +9,20 @@ from typing import Annotated, Any
 import typer
 
 from checkout_cli.cli.flow import Body, show_checkout
-from checkout_cli.cli.state import State, merge_body
+from checkout_cli.cli.state import (
+    State,
+    merge_body,
+    read_items_file,
+    read_json_file,
+    upsert_all,
+)
 from checkout_cli.endpoints import (
     CHECKOUT_FLOW,
     ENDPOINTS,
     ORDER_MANAGEMENT,
     PRODUCT_CATALOG,
 )
-from checkout_cli.errors import CheckoutError, UsageError, ValidationError
+from checkout_cli.errors import CheckoutError, UsageError
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -56,37 +61,17 @@ def _definition_view(definition: dict[str, Any]) -> None:
     output.out().print(t)
 
 
-def read_definitions(path: Path) -> list[dict[str, Any]]:
-    """A definitions file: one definition, a list, or ``{"definitions": [...]}``."""
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError("file_unreadable", f"cannot read {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError("invalid_json", f"{path} is not valid JSON: {exc}") from None
-    if isinstance(data, dict):
-        data = data.get("definitions", [data])
-    if not isinstance(data, list):
-        raise UsageError("invalid_definitions", f"{path}: expected a list of definitions")
-    return data
-
-
 def import_definitions(state: State, definitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check every definition first (nothing is written if one is bad), then upsert each."""
     from checkout_cli.metadefs import check_definition
 
-    request = ENDPOINTS[(PRODUCT_CATALOG, "upsert-meta-definition")].request
-    for index, definition in enumerate(definitions):
-        try:
-            check_definition(request.check(definition, ""))
-        except CheckoutError as exc:
-            raise ValidationError(
-                exc.code,
-                f"definition {index + 1}: {exc.message}",
-                field=f"definitions[{index}].{exc.field}",
-                recovery=exc.recovery,
-            ) from None
-    return [state.call(PRODUCT_CATALOG, "upsert-meta-definition", d) for d in definitions]
+    return upsert_all(
+        state,
+        PRODUCT_CATALOG,
+        "upsert-meta-definition",
+        definitions,
+        "definition",
+        check=check_definition,
+    )
 
 
 @app.command("import")
@@ -99,7 +84,7 @@ def import_(
     Example: checkout meta import fixtures/meta_definitions.json
     """
     state: State = ctx.obj
-    imported = import_definitions(state, read_definitions(file))
+    imported = import_definitions(state, read_items_file(file, "definitions"))
     state.show({"definitions": imported}, _definitions_table)
 
 
@@ -193,12 +178,7 @@ def set_line_meta(
 
 
 def read_values_file(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError("file_unreadable", f"cannot read {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError("invalid_json", f"{path} is not valid JSON: {exc}") from None
+    data = read_json_file(path)
     if not isinstance(data, dict):
         raise UsageError("invalid_json", f"{path} must hold a JSON object of field values")
     return data

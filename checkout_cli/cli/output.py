@@ -67,6 +67,22 @@ def _customer(c: dict[str, Any] | None) -> str:
     )
 
 
+def people_grid(record: dict[str, Any]) -> Table:
+    """Customer, shipping and billing address side by side (a checkout or an order)."""
+    grid = Table.grid(padding=(0, 4))
+    for title in ("Customer", "Shipping address", "Billing address"):
+        grid.add_column(header=title)
+    grid.add_row(
+        *(Text(t, style="bold") for t in ("Customer", "Shipping address", "Billing address"))
+    )
+    grid.add_row(
+        _customer(record["customer"]),
+        _address(record["shipping_address"]),
+        _address(record["billing_address"]),
+    )
+    return grid
+
+
 def items_table(items: list[dict[str, Any]], currency: str, *, with_line: bool = True) -> Table:
     t = (
         table("Line", "SKU", "Name", "Qty", "Price", "Total", "Tax")
@@ -139,17 +155,7 @@ def checkout_view(co: dict[str, Any]) -> None:
         (co["status"], "cyan"),
         f"  cart {co['cart_token']}  expires {co['expires_at']}",
     )
-    people = Table.grid(padding=(0, 4))
-    for _ in range(3):
-        people.add_column()
-    people.add_row(
-        Text("Customer", style="bold"),
-        Text("Shipping address", style="bold"),
-        Text("Billing address", style="bold"),
-    )
-    people.add_row(
-        _customer(co["customer"]), _address(co["shipping_address"]), _address(co["billing_address"])
-    )
+    people = people_grid(co)
     payment = co["payment"]
     pay_text = (
         "— none yet"
@@ -240,19 +246,7 @@ def order_view(order: dict[str, Any]) -> None:
         (f"{order['status']} / payment {order['payment_status']}", "cyan"),
         f"  {order['order_id']}  checkout {order['checkout_token']}  {order['created_at']}",
     )
-    people = Table.grid(padding=(0, 4))
-    for _ in range(3):
-        people.add_column()
-    people.add_row(
-        Text("Customer", style="bold"),
-        Text("Shipping address", style="bold"),
-        Text("Billing address", style="bold"),
-    )
-    people.add_row(
-        _customer(order["customer"]),
-        _address(order["shipping_address"]),
-        _address(order["billing_address"]),
-    )
+    people = people_grid(order)
     out().print(
         Panel(
             Group(

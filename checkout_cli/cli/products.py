@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from checkout_cli.cli.flow import Body
-from checkout_cli.cli.state import State, merge_body
+from checkout_cli.cli.state import State, merge_body, read_items_file, upsert_all
 from checkout_cli.endpoints import ENDPOINTS, PRODUCT_CATALOG
-from checkout_cli.errors import CheckoutError, UsageError, ValidationError
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -107,34 +105,8 @@ def set_stock(
     )
 
 
-def read_catalog(path: Path) -> list[dict[str, Any]]:
-    """A catalog file: a JSON list of products, or ``{"products": [...]}``."""
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError("file_unreadable", f"cannot read {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError("invalid_json", f"{path} is not valid JSON: {exc}") from None
-    products = data.get("products") if isinstance(data, dict) else data
-    if not isinstance(products, list):
-        raise UsageError("invalid_catalog", f"{path}: expected a list of products")
-    return products
-
-
 def import_catalog(state: State, products: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Validate every product first (nothing is written if one is bad), then upsert each."""
-    request = ENDPOINTS[(PRODUCT_CATALOG, "upsert-product")].request
-    for index, product in enumerate(products):
-        try:
-            request.check(product, "")
-        except CheckoutError as exc:
-            raise ValidationError(
-                exc.code,
-                f"product {index + 1}: {exc.message}",
-                field=f"products[{index}].{exc.field}",
-                recovery=exc.recovery,
-            ) from None
-    return [state.call(PRODUCT_CATALOG, "upsert-product", p) for p in products]
+    return upsert_all(state, PRODUCT_CATALOG, "upsert-product", products, "product")
 
 
 @app.command("import")
@@ -149,5 +121,5 @@ def import_(
     from checkout_cli.cli import output
 
     state: State = ctx.obj
-    imported = import_catalog(state, read_catalog(file))
+    imported = import_catalog(state, read_items_file(file, "products"))
     state.show({"products": imported}, lambda r: output.products_view(r["products"]))

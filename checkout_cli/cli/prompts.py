@@ -69,13 +69,17 @@ class QuestionaryPrompter:
         self._output = create_output(stdout=sys.stderr)
 
     def text(self, message: str, *, default: str = "", validate: Validator | None = None) -> str:
+        # The default is a placeholder, not pre-filled text: Enter takes it, typing replaces
+        # it (pre-filled, typing "2" after a default "1" gave "12").
         def check(value: str) -> bool | str:
-            problem = validate(value) if validate else None
+            problem = validate(value or default) if validate else None
             return problem or True
 
-        return self._q.text(
-            message, default=default, validate=check, output=self._output
+        placeholder = [("fg:ansibrightblack", default)] if default else None
+        answer = self._q.text(
+            message, validate=check, output=self._output, placeholder=placeholder
         ).unsafe_ask()
+        return answer or default
 
     def choice(
         self, message: str, choices: list[tuple[str, str]], *, default: str | None = None

@@ -57,25 +57,71 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
+def read_json_file(path: Path) -> Any:
+    """A JSON file, or a one-line usage error naming the file and what is wrong."""
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError("file_unreadable", f"cannot read {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError("invalid_json", f"{path} is not valid JSON: {exc}") from None
+
+
+def read_items_file(path: Path, key: str) -> list[dict[str, Any]]:
+    """A file of objects: a JSON list, ``{key: [...]}``, or a single object."""
+    data = read_json_file(path)
+    items = data.get(key, [data]) if isinstance(data, dict) else data
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise UsageError("invalid_file", f"{path}: expected a list of {key}")
+    return items
+
+
+def upsert_all(
+    state: State,
+    service: str,
+    name: str,
+    items: list[dict[str, Any]],
+    label: str,
+    check: Callable[[dict[str, Any]], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Check every item against the endpoint's schema first (nothing is written if one is
+    bad, and the error names it), then call the endpoint for each."""
+    from checkout_cli.endpoints import ENDPOINTS
+    from checkout_cli.errors import CheckoutError, ValidationError
+
+    request = ENDPOINTS[(service, name)].request
+    for index, item in enumerate(items):
+        try:
+            clean = request.check(item, "")
+            if check is not None:
+                check(clean)
+        except CheckoutError as exc:
+            raise ValidationError(
+                exc.code,
+                f"{label} {index + 1}: {exc.message}",
+                field=f"{label}s[{index}].{exc.field}",
+                recovery=exc.recovery,
+            ) from None
+    return [state.call(service, name, item) for item in items]
+
+
 def parse_body(text: str | None) -> dict[str, Any]:
     """``--body '{"a": 1}'``, ``--body @file.json`` or ``--body @-`` (stdin)."""
     if not text:
         return {}
-    source = "--body"
-    if text.startswith("@"):
+    if text.startswith("@") and text != "@-":
+        value = read_json_file(Path(text[1:]))
         source = text[1:]
+    else:
+        source = "stdin" if text == "@-" else "--body"
         try:
-            text = sys.stdin.read() if source == "-" else Path(source).read_text()
-        except OSError as exc:
-            raise UsageError("body_unreadable", f"cannot read {source}: {exc.strerror}") from None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            "invalid_json",
-            f"{source} is not valid JSON: {exc}",
-            recovery="pass a JSON object, e.g. --body '{\"quantity\": 2}'",
-        ) from None
+            value = json.loads(sys.stdin.read() if text == "@-" else text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(
+                "invalid_json",
+                f"{source} is not valid JSON: {exc}",
+                recovery="pass a JSON object, e.g. --body '{\"quantity\": 2}'",
+            ) from None
     if not isinstance(value, dict):
         raise UsageError("invalid_json", f"{source} must be a JSON object")
     return value

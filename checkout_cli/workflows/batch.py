@@ -19,7 +19,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -123,16 +123,11 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     else {"__error__": "each line must be a JSON object"},
                 )
         elif path.suffix.lower() == ".csv":
-            reader = csv.DictReader(handle)
-            unknown = set(reader.fieldnames or ()) - set(COLUMNS)
-            if unknown:
-                raise UsageError(
-                    "unknown_columns",
-                    f"{path}: unknown columns {sorted(unknown)}",
-                    recovery="columns: " + ", ".join(COLUMNS),
-                )
+            # An unknown column is reported on each row that has a value in it (by line and
+            # column, like every other problem), so no value is ever silently dropped.
+            reader = csv.DictReader(handle, restkey="(extra values)")
             for row in reader:
-                yield reader.line_num, {k: v for k, v in row.items() if v not in (None, "")}
+                yield reader.line_num, {k: v for k, v in row.items() if v not in (None, "", [])}
         else:
             raise UsageError("unknown_format", f"{path}: expected a .csv or .jsonl file")
 
@@ -183,7 +178,11 @@ def scan(path: Path, known_sku: Callable[[str], bool]) -> Iterator[Order | RowEr
 
     for number, row in read_rows(path):
         clean, errors = _check_row(number, row)
-        reference = clean.get("reference") or row.get("reference")
+        reference = clean.get("reference")
+        if reference is None:
+            # No usable reference: the row is an order of its own, under a name no valid
+            # reference can have, so --skip-invalid skips it instead of invoicing it.
+            reference = f"(line {number})"
         if "product_sku" in clean and not known_sku(clean["product_sku"]):
             errors.append(
                 RowError(
@@ -205,9 +204,8 @@ def scan(path: Path, known_sku: Callable[[str], bool]) -> Iterator[Order | RowEr
                         reference,
                     )
                 )
-            if isinstance(reference, str):
-                seen.add(reference)
-            current = Order(str(reference), number, {k: clean.get(k) for k in ORDER_FIELDS})
+            seen.add(reference)
+            current = Order(reference, number, {k: clean.get(k) for k in ORDER_FIELDS})
         else:
             for key in ORDER_FIELDS:
                 if key in clean and current.fields.get(key) not in (None, clean[key]):
@@ -221,7 +219,8 @@ def scan(path: Path, known_sku: Callable[[str], bool]) -> Iterator[Order | RowEr
                     )
         if "product_sku" in clean and "quantity" in clean:
             current.items.append((clean["product_sku"], clean["quantity"]))
-        current_errors.extend(errors)
+        # Every problem belongs to the order its row is part of (the one --skip-invalid skips).
+        current_errors.extend(replace(e, reference=current.reference) for e in errors)
     yield from flush()
 
 
