@@ -12,6 +12,8 @@ from typing import Any
 
 from checkout_cli.engine.store import Store
 
+REMOTE_ACTOR_PREFIX = "api:"
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -51,6 +53,11 @@ class Engine:
         self.store = Store(Path(path))
         self.actor = actor
         self.clock = clock
+
+    @property
+    def remote_caller(self) -> bool:
+        """True when the call came over HTTP (the server names its actors ``api:NAME``)."""
+        return self.actor.startswith(REMOTE_ACTOR_PREFIX)
 
     @property
     def conn(self) -> sqlite3.Connection:

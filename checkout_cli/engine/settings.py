@@ -22,6 +22,10 @@ class Setting:
     default: Any
     help: str
     choices: tuple[str, ...] = ()
+    # Where a secret is sent (provider API keys, the SMTP password): changed only on the
+    # store's own machine, never through the HTTP API, so a token cannot redirect a secret.
+    local_only: bool = False
+    maximum: int | None = None  # for ints: larger values would break the engine later
 
 
 SETTINGS: dict[str, Setting] = {
@@ -32,22 +36,46 @@ SETTINGS: dict[str, Setting] = {
         Setting("shop_email", "email", "shop@example.com", "sender address of emails"),
         Setting("currency", "currency", "EUR", "currency of new carts (ISO 4217)"),
         Setting("allow_invoice_checkout", "bool", False, "allow create-payment --provider invoice"),
-        Setting("default_shipping_cents", "int", 0, "shipping charged when none is given"),
+        Setting(
+            "default_shipping_cents",
+            "int",
+            0,
+            "shipping charged when none is given",
+            maximum=10**12,
+        ),
         Setting("tax_rates", "rates", {}, 'tax percent by country, e.g. {"NL": "21"}'),
-        Setting("checkout_ttl_minutes", "int", 1440, "minutes before an unpaid checkout expires"),
+        Setting(
+            "checkout_ttl_minutes",
+            "int",
+            1440,
+            "minutes before an unpaid checkout expires",
+            maximum=10 * 366 * 24 * 60,
+        ),
         Setting("auto_complete_paid", "bool", False, "complete checkouts when payment arrives"),
         Setting("email_transport", "choice", "file", "how emails leave", ("file", "smtp")),
         Setting("email_outbox_dir", "str", "", "folder for .eml files; default: beside the store"),
-        Setting("smtp_host", "str", "localhost", "SMTP server host"),
-        Setting("smtp_port", "int", 587, "SMTP server port"),
-        Setting("smtp_starttls", "bool", True, "use STARTTLS"),
+        Setting("smtp_host", "str", "localhost", "SMTP server host", local_only=True),
+        Setting("smtp_port", "int", 587, "SMTP server port", maximum=65535, local_only=True),
+        Setting("smtp_starttls", "bool", True, "use STARTTLS", local_only=True),
         Setting("smtp_user", "str", "", "SMTP user; password: `checkout vault set smtp_password`"),
         Setting("lists", "lists", {}, 'named value lists for line meta, {"NAME": [...]}'),
         Setting("email_payment_links", "bool", False, "email provider payment links"),
         Setting("payment_redirect_url", "url", "", "where providers send customers after paying"),
         Setting("payment_webhook_url", "url", "", "where Mollie reports payment changes"),
-        Setting("stripe_api_base", "url", "https://api.stripe.com", "Stripe API address"),
-        Setting("mollie_api_endpoint", "url", "https://api.mollie.com", "Mollie API address"),
+        Setting(
+            "stripe_api_base",
+            "url",
+            "https://api.stripe.com",
+            "Stripe API address",
+            local_only=True,
+        ),
+        Setting(
+            "mollie_api_endpoint",
+            "url",
+            "https://api.mollie.com",
+            "Mollie API address",
+            local_only=True,
+        ),
         Setting("provider_timeout_seconds", "int", 20, "seconds to wait for a payment provider"),
     )
 }
@@ -73,6 +101,8 @@ def coerce(setting: Setting, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            if setting.maximum is not None and value > setting.maximum:
+                raise _bad(key, f"expected at most {setting.maximum}, got {value!r}")
             return value
         raise _bad(key, f"expected a whole number >= 0, got {value!r}")
     if kind in ("rates", "lists") and isinstance(value, str):

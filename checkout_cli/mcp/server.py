@@ -23,12 +23,13 @@ from checkout_cli.backends.base import Backend
 from checkout_cli.endpoints import ENDPOINTS, Endpoint
 from checkout_cli.errors import CheckoutError, InternalError
 
-# Tokens and secrets never pass through an assistant.
+# Tokens, secrets and the settings that route them never pass through an assistant.
 NEVER_TOOLS = {
     ("checkout-admin", name)
     for name in (
         "set-vault",
         "delete-vault",
+        "set-setting",  # settings decide where secrets go; assistants may read, not change
         "list-vault",
         "create-token",
         "revoke-token",

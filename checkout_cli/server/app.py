@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from checkout_cli.backends.local import LocalBackend
 from checkout_cli.endpoints import ENDPOINTS, get_endpoint
+from checkout_cli.engine.core import REMOTE_ACTOR_PREFIX
 from checkout_cli.errors import (
     AuthError,
     CheckoutError,
@@ -106,12 +108,27 @@ def _too_large() -> CheckoutError:
     )
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def _not_json(text: str) -> Any:
+    raise ValueError(f"{text} is not a JSON number")
+
+
 def _parse_json(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # NaN, Infinity and overflowing numbers are not JSON (RFC 8259); stored, they would
+        # make every later answer that contains them unserializable.
+        body = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    except RecursionError:
+        raise ValidationError("invalid_json", "the body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise ValidationError("invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ValidationError("invalid_json", "the body must be a JSON object")
@@ -137,7 +154,10 @@ def build_app(db_path: Path) -> Starlette:
         if key and not endpoint.reads_only:
             return await run_in_threadpool(_idempotent, service, actor, key, endpoint, body)
         result = await run_in_threadpool(
-            service.backend(f"api:{actor}").call, endpoint.service, endpoint.name, body
+            service.backend(f"{REMOTE_ACTOR_PREFIX}{actor}").call,
+            endpoint.service,
+            endpoint.name,
+            body,
         )
         return JSONResponse({"success": True, "result": result})
 
@@ -216,7 +236,7 @@ def _idempotent(
 ) -> Response:
     from checkout_cli.engine import idempotency
 
-    backend = service.backend(f"api:{actor}")
+    backend = service.backend(f"{REMOTE_ACTOR_PREFIX}{actor}")
     scoped = f"{actor}:{key}"
     digest = hashlib.sha256(
         json.dumps([endpoint.service, endpoint.name, body], sort_keys=True).encode()
