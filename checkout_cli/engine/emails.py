@@ -30,8 +30,21 @@ def _address_lines(address: dict[str, Any] | None) -> list[str]:
     return [p for p in parts if p]
 
 
+def one_line(text: str) -> str:
+    """A header value: line breaks and other whitespace runs become one space.
+
+    The email package refuses a header with a line break (header injection); a shop name
+    typed with one must not make every confirmation undeliverable.
+    """
+    return " ".join(text.split())
+
+
 def subject(shop_name: str, order: dict[str, Any]) -> str:
-    return f"{shop_name}: order {order['order_number']} confirmed"
+    return one_line(f"{shop_name}: order {order['order_number']} confirmed")
+
+
+def payment_link_subject(shop_name: str) -> str:
+    return one_line(f"{shop_name}: your payment link")
 
 
 def render_text(shop_name: str, order: dict[str, Any]) -> str:
@@ -127,9 +140,9 @@ def build_message(
     sender: str, shop_name: str, recipient: str, subject_text: str, body_text: str, body_html: str
 ) -> EmailMessage:
     message = EmailMessage()
-    message["From"] = formataddr((shop_name, sender))
-    message["To"] = recipient
-    message["Subject"] = subject_text
+    message["From"] = formataddr((one_line(shop_name), one_line(sender)))
+    message["To"] = one_line(recipient)
+    message["Subject"] = one_line(subject_text)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message.set_content(body_text)
     message.add_alternative(body_html, subtype="html")

@@ -25,9 +25,13 @@ class FileTransport:
         target = self.folder / f"{name}.eml"
         # Written whole or not at all: a temp file renamed into place.
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(message.as_bytes())
-        os.replace(tmp, target)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(message.as_bytes())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return str(target)
 
 

@@ -7,12 +7,15 @@ same email and the write lock is never held while talking to a mail server.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import Any
 
 from checkout_cli.engine import emails, settings, vault
 from checkout_cli.engine.core import Engine
 from checkout_cli.engine.mail import transport_for
+
+log = logging.getLogger(__name__)
 
 
 def queue_confirmation(engine: Engine, conn: sqlite3.Connection, order_row_id: int) -> None:
@@ -37,12 +40,21 @@ def queue_confirmation(engine: Engine, conn: sqlite3.Connection, order_row_id: i
     )
 
 
+def _error_text(exc: Exception, secret: str | None) -> str:
+    """What went wrong, for ``last_error``: never the password, even if a server echoes it."""
+    error = f"{type(exc).__name__}: {exc}"
+    if secret:
+        error = error.replace(secret, "[redacted]")
+    return error[:500]
+
+
 def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
     if not rows:
         return []
     conn = engine.conn
     config = settings.read_all(conn)
-    transport = transport_for(config, vault.secret(conn, "smtp_password"), engine.data_dir)
+    password = vault.secret(conn, "smtp_password")
+    transport = transport_for(config, password, engine.data_dir)
     results = []
     for row in rows:
         with engine.write() as tx:
@@ -53,18 +65,20 @@ def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
             ).rowcount
         if not claimed:
             continue
-        message = emails.build_message(
-            config["shop_email"],
-            config["shop_name"],
-            row["recipient"],
-            row["subject"],
-            row["body_text"],
-            row["body_html"],
-        )
+        # Everything between the claim and the result is inside the try: whatever fails
+        # (building the message included) is recorded as ``failed``, never left ``sending``.
         try:
+            message = emails.build_message(
+                config["shop_email"],
+                config["shop_name"],
+                row["recipient"],
+                row["subject"],
+                row["body_text"],
+                row["body_html"],
+            )
             transport.send(message, row["name"])
-        except Exception as exc:  # any transport failure leaves the email queued for retry
-            error = f"{type(exc).__name__}: {exc}"[:500]
+        except Exception as exc:  # any failure leaves the email queued for retry
+            error = _error_text(exc, password)
             with engine.write() as tx:
                 tx.execute(
                     "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
@@ -79,6 +93,21 @@ def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
             )
         results.append({"id": row["id"], "status": "sent", "error": None})
     return results
+
+
+def _deliver_after_commit(engine: Engine, rows: list[sqlite3.Row]) -> None:
+    """Delivery that follows a committed write: it may fail, the write it follows may not.
+
+    A transport failure is recorded on the row by ``_deliver``; anything else (a busy store
+    while claiming, say) leaves the row queued for ``checkout outbox send``.
+    """
+    try:
+        _deliver(engine, rows)
+    except Exception as exc:
+        log.warning(
+            "email delivery deferred, the outbox keeps it (`checkout outbox send`): %s",
+            _error_text(exc, None),
+        )
 
 
 # The file name of a message: the order number, or the checkout for a payment link.
@@ -108,7 +137,7 @@ def queue_payment_link(
         (
             checkout_id,
             customer["email"],
-            f"{shop}: your payment link",
+            emails.payment_link_subject(shop),
             emails.payment_link_text(
                 shop, customer["name"], url, co["total_cents"], co["currency"]
             ),
@@ -124,13 +153,13 @@ def queue_payment_link(
 def deliver_for_checkout(engine: Engine, checkout_id: int) -> None:
     """Deliver a checkout's queued payment link (after its transaction committed)."""
     rows = engine.conn.execute(_PENDING + " AND o.checkout_id = ?", (checkout_id,)).fetchall()
-    _deliver(engine, rows)
+    _deliver_after_commit(engine, rows)
 
 
 def deliver_for_order(engine: Engine, order_id: str) -> None:
     """Deliver a just-completed order's email; a failure stays queued (see ``send-outbox``)."""
     rows = engine.conn.execute(_PENDING + " AND ord.order_id = ?", (order_id,)).fetchall()
-    _deliver(engine, rows)
+    _deliver_after_commit(engine, rows)
 
 
 def send_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,482 @@
+"""The confirmation email: a real SMTP server (aiosmtpd on 127.0.0.1) and the file transport.
+
+The server requires AUTH (LOGIN/PLAIN, allowed without TLS for the test) as user ``shop``; the
+password goes into the store's vault, never anywhere else.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import threading
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from checkout_cli.money import format_money
+from tests.conftest import CUSTOMER, WATCH, ready_checkout
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Requiring AUTH while not requiring TLS:UserWarning"  # on purpose, on 127.0.0.1
+)
+
+SMTP_USER = "shop"
+SMTP_PASSWORD = WATCH.secret("smtp-Pa55word-for-the-shop-7f3c9e")
+WRONG_PASSWORD = WATCH.secret("not-the-smtp-password-81b2d4")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1 that demands AUTH as ``shop`` and keeps what it accepts."""
+
+    def __init__(
+        self,
+        password: str,
+        port: int | None = None,
+        *,
+        mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"),
+        refusal: str | None = None,
+    ) -> None:
+        self.password = password
+        self.port = port or free_port()
+        self.mechanisms = mechanisms
+        self.refusal = refusal  # a 535 reply of our own, e.g. one that echoes what it got
+        self.received: list[dict[str, Any]] = []
+        self.auth_attempts: list[tuple[str, bool]] = []
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    # aiosmtpd handler hook
+    async def handle_DATA(self, server, session, envelope) -> str:
+        with self._lock:
+            self.received.append(
+                {
+                    "mail_from": envelope.mail_from,
+                    "rcpt_tos": list(envelope.rcpt_tos),
+                    "authenticated": session.authenticated,
+                    "raw": envelope.original_content or envelope.content,
+                }
+            )
+        return "250 Message accepted for delivery"
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == SMTP_USER.encode()
+            and auth_data.password == self.password.encode()
+        )
+        self.auth_attempts.append((mechanism, ok))
+        if not ok and self.refusal:
+            given = auth_data.password.decode() if isinstance(auth_data, LoginPassword) else ""
+            return AuthResult(success=False, handled=False, message=self.refusal.format(given))
+        return AuthResult(success=ok, handled=False)
+
+    def start(self) -> SmtpServer:
+        self._controller = Controller(
+            self,
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=self._authenticate,
+            auth_required=True,
+            auth_require_tls=False,
+            auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN") if m not in self.mechanisms],
+        )
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> SmtpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def messages(self) -> list[EmailMessage]:
+        return [message_from_bytes(m["raw"], policy=policy.default) for m in self.received]
+
+
+def configure_smtp(backend, port: int, password: str | None = SMTP_PASSWORD) -> None:
+    for key, value in {
+        "email_transport": "smtp",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_starttls": False,
+        "smtp_user": SMTP_USER,
+    }.items():
+        backend.call("checkout-admin", "set-setting", {"key": key, "value": value})
+    if password is not None:
+        backend.call("checkout-admin", "set-vault", {"name": "smtp_password", "value": password})
+
+
+@pytest.fixture
+def smtp(backend):
+    with SmtpServer(SMTP_PASSWORD) as server:
+        configure_smtp(backend, server.port)
+        yield server
+
+
+def invoice_order(backend) -> dict[str, Any]:
+    token = ready_checkout(backend)
+    backend.call(
+        "checkout-flow", "create-payment", {"checkout_token": token, "provider": "invoice"}
+    )
+    return backend.call("checkout-flow", "complete-checkout", {"checkout_token": token})
+
+
+def outbox_rows(backend) -> list[dict[str, Any]]:
+    return backend.call("checkout-admin", "list-outbox", {})["emails"]
+
+
+def parts(message: EmailMessage) -> tuple[str, str | None]:
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    return text.get_content(), html.get_content() if html is not None else None
+
+
+def assert_confirmation(message: EmailMessage, result: dict[str, Any], payment: str) -> None:
+    number = result["order"]["order_number"]
+    total = format_money(result["totals"]["total_cents"], result["currency"])
+    assert message["To"] == CUSTOMER["customer"]["email"]
+    assert message["From"].addresses[0].addr_spec == "orders@lensshop.example"
+    assert number in message["Subject"]
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = parts(message)
+    assert number in text
+    assert f"Total:    {total}" in text
+    assert html is not None and number in html and total in html
+    assert payment in text and payment in html
+    assert CUSTOMER["shipping_address"]["line1"] in text
+
+
+# --- SMTP: the happy paths ---------------------------------------------------------------
+
+
+def test_invoice_confirmation_arrives_over_smtp(backend, smtp):
+    result = invoice_order(backend)
+    assert result["status"] == "completed"
+    totals = result["totals"]
+    assert totals["total_cents"] == sum(
+        totals[k] for k in ("subtotal_cents", "shipping_cents", "tax_cents")
+    )
+    assert len(smtp.received) == 1
+    envelope = smtp.received[0]
+    assert envelope["rcpt_tos"] == ["anna@example.com"]
+    assert envelope["mail_from"] == "orders@lensshop.example"
+    assert envelope["authenticated"] is True
+    assert smtp.auth_attempts == [("PLAIN", True)]
+    message = smtp.messages()[0]
+    assert_confirmation(message, result, "to be invoiced")
+    assert format_money(totals["total_cents"], "EUR").startswith("€ ")  # e.g. "€ 65.33"
+    [row] = outbox_rows(backend)
+    assert row["order_number"] == result["order"]["order_number"]
+    assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 1, None)
+    assert row["sent_at"]
+
+
+def test_auth_login_works_too(backend):
+    with SmtpServer(SMTP_PASSWORD, mechanisms=("LOGIN",)) as server:
+        configure_smtp(backend, server.port)
+        result = invoice_order(backend)
+        assert server.auth_attempts == [("LOGIN", True)]
+        [message] = server.messages()
+        assert_confirmation(message, result, "to be invoiced")
+
+
+def test_paid_order_says_paid(backend, smtp):
+    token = ready_checkout(backend, [("LENS-MONTH-6", 1), ("LENS-DAILY-30", 1)])
+    status = backend.call("checkout-flow", "get-checkout-status", {"checkout_token": token})
+    backend.call(
+        "checkout-flow",
+        "set-payment",
+        {
+            "checkout_token": token,
+            "provider": "bank",
+            "reference": "NL-4711",
+            "status": "paid",
+            "amount_cents": status["totals"]["total_cents"],
+        },
+    )
+    result = backend.call("checkout-flow", "complete-checkout", {"checkout_token": token})
+    assert result["order"]["payment_status"] == "paid"
+    [message] = smtp.messages()
+    assert_confirmation(message, result, "Payment: paid")
+    text, html = parts(message)
+    assert "invoiced" not in text and "invoiced" not in html
+    assert outbox_rows(backend)[0]["status"] == "sent"
+
+
+def test_completing_twice_delivers_once(backend, smtp, cli):
+    token = ready_checkout(backend)
+    backend.call(
+        "checkout-flow", "create-payment", {"checkout_token": token, "provider": "invoice"}
+    )
+    first = backend.call("checkout-flow", "complete-checkout", {"checkout_token": token})
+    again = backend.call("checkout-flow", "complete-checkout", {"checkout_token": token})
+    assert again["already_completed"] is True
+    assert again["order"] == first["order"]
+    via_cli = cli("--json", "complete-checkout", token)
+    assert via_cli.exit_code == 0, via_cli.stderr
+    assert via_cli.json()["already_completed"] is True
+    assert len(smtp.received) == 1
+    assert backend.call("checkout-admin", "send-outbox", {})["sent"] == 0
+    assert len(smtp.received) == 1
+    assert [r["status"] for r in outbox_rows(backend)] == ["sent"]
+
+
+# --- SMTP failures: completion succeeds, the email waits for `outbox send` ----------------
+
+
+def test_wrong_password_fails_then_send_outbox_delivers_once(backend):
+    with SmtpServer(SMTP_PASSWORD) as server:
+        configure_smtp(backend, server.port, password=WRONG_PASSWORD)
+        result = invoice_order(backend)
+        assert result["status"] == "completed" and result["order"]["order_number"]
+        assert server.received == []
+        assert server.auth_attempts and not any(ok for _, ok in server.auth_attempts)
+        [row] = outbox_rows(backend)
+        assert row["status"] == "failed"
+        assert row["attempts"] == 1
+        assert "SMTPAuthenticationError" in row["last_error"]
+        for secret in (WRONG_PASSWORD, SMTP_PASSWORD):
+            assert secret not in row["last_error"]
+        # A retry with the same wrong password fails again, and says so.
+        retry = backend.call("checkout-admin", "send-outbox", {})
+        assert (retry["sent"], retry["failed"]) == (0, 1)
+        assert WRONG_PASSWORD not in str(retry)
+
+        backend.call(
+            "checkout-admin", "set-vault", {"name": "smtp_password", "value": SMTP_PASSWORD}
+        )
+        sent = backend.call("checkout-admin", "send-outbox", {})
+        assert (sent["sent"], sent["failed"]) == (1, 0)
+        assert len(server.received) == 1
+        assert_confirmation(server.messages()[0], result, "to be invoiced")
+        [row] = outbox_rows(backend)
+        assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 3, None)
+
+        nothing = backend.call("checkout-admin", "send-outbox", {})
+        assert (nothing["sent"], nothing["failed"], nothing["results"]) == (0, 0, [])
+        assert len(server.received) == 1
+
+
+def test_server_down_then_cli_outbox_send_delivers_once(backend, cli):
+    port = free_port()  # nothing listens here yet
+    configure_smtp(backend, port)
+    token = ready_checkout(backend)
+    assert cli("create-payment", token, "--provider", "invoice").exit_code == 0
+    completed = cli("--json", "complete-checkout", token)
+    assert completed.exit_code == 0, completed.stderr
+    result = completed.json()
+    assert result["status"] == "completed"
+    [row] = outbox_rows(backend)
+    assert row["status"] == "failed"
+    assert "refused" in row["last_error"].lower()
+    assert SMTP_PASSWORD not in row["last_error"]
+
+    still_down = cli("outbox", "send")
+    assert still_down.exit_code == 6
+    assert "sent 0, failed 1" in still_down.stderr + still_down.stdout
+
+    with SmtpServer(SMTP_PASSWORD, port=port) as server:
+        sent = cli("--json", "outbox", "send")
+        assert sent.exit_code == 0, sent.stderr
+        assert (sent.json()["sent"], sent.json()["failed"]) == (1, 0)
+        assert len(server.received) == 1
+        assert_confirmation(server.messages()[0], result, "to be invoiced")
+
+        again = cli("outbox", "send")
+        assert again.exit_code == 0, again.stderr
+        assert "sent 0, failed 0" in again.stderr + again.stdout
+        assert len(server.received) == 1
+
+    [row] = outbox_rows(backend)
+    assert (row["status"], row["last_error"]) == ("sent", None)
+
+
+def test_a_server_that_echoes_the_password_does_not_put_it_in_last_error(backend, cli):
+    echo = "535 5.7.8 credentials rejected for shop with password {}"
+    with SmtpServer(SMTP_PASSWORD, refusal=echo) as server:
+        configure_smtp(backend, server.port, password=WRONG_PASSWORD)
+        invoice_order(backend)
+        assert [ok for _, ok in server.auth_attempts] == [False, False]  # PLAIN, then LOGIN
+        [row] = outbox_rows(backend)
+        assert row["status"] == "failed"
+        assert "credentials rejected" in row["last_error"]
+        assert "[redacted]" in row["last_error"]
+        assert WRONG_PASSWORD not in row["last_error"]
+        shown = cli("--json", "outbox", "send")
+        assert shown.exit_code == 6
+        assert WRONG_PASSWORD not in shown.stdout + shown.stderr
+
+
+def test_a_shop_name_with_a_line_break_cannot_break_the_headers(backend, smtp):
+    backend.call(
+        "checkout-admin",
+        "set-setting",
+        {"key": "shop_name", "value": "Lens Shop\nBcc: thief@evil.example"},
+    )
+    result = invoice_order(backend)
+    assert result["status"] == "completed"
+    [envelope] = smtp.received
+    assert envelope["rcpt_tos"] == ["anna@example.com"]
+    [message] = smtp.messages()
+    assert message["Bcc"] is None
+    assert message["Subject"] == (
+        f"Lens Shop Bcc: thief@evil.example: order {result['order']['order_number']} confirmed"
+    )
+    assert outbox_rows(backend)[0]["status"] == "sent"
+
+
+def test_any_failure_after_the_claim_is_recorded_not_left_sending(backend, monkeypatch):
+    from checkout_cli.engine import emails
+
+    real = emails.build_message
+
+    def broken(*args: Any) -> EmailMessage:
+        raise ValueError("cannot build this message")
+
+    monkeypatch.setattr(emails, "build_message", broken)
+    result = invoice_order(backend)
+    assert result["status"] == "completed"
+    [row] = outbox_rows(backend)
+    assert (row["status"], row["last_error"]) == ("failed", "ValueError: cannot build this message")
+
+    monkeypatch.setattr(emails, "build_message", real)
+    assert backend.call("checkout-admin", "send-outbox", {})["sent"] == 1
+    assert outbox_rows(backend)[0]["status"] == "sent"
+
+
+def test_a_busy_store_after_commit_leaves_the_email_queued(backend, smtp, monkeypatch):
+    """Completion committed; if the claim cannot be taken, the email simply waits."""
+    from checkout_cli.engine import outbox
+    from checkout_cli.errors import UnavailableError
+
+    def busy(engine, rows):
+        raise UnavailableError("database_busy", "the store is busy")
+
+    monkeypatch.setattr(outbox, "_deliver", busy)
+    result = invoice_order(backend)
+    assert result["status"] == "completed" and result["already_completed"] is False
+    assert outbox_rows(backend)[0]["status"] == "queued"
+    monkeypatch.undo()
+    assert backend.call("checkout-admin", "send-outbox", {})["sent"] == 1
+    assert len(smtp.received) == 1
+
+
+def test_missing_password_and_refused_starttls_stay_queued(backend):
+    with SmtpServer(SMTP_PASSWORD) as server:
+        configure_smtp(backend, server.port, password=None)
+        invoice_order(backend)
+        [row] = outbox_rows(backend)
+        assert row["status"] == "failed"
+        assert "checkout vault set smtp_password" in row["last_error"]
+
+        # The server offers no STARTTLS: with it required, nothing goes out in clear text.
+        backend.call(
+            "checkout-admin", "set-vault", {"name": "smtp_password", "value": SMTP_PASSWORD}
+        )
+        backend.call("checkout-admin", "set-setting", {"key": "smtp_starttls", "value": True})
+        assert backend.call("checkout-admin", "send-outbox", {})["failed"] == 1
+        assert "STARTTLS" in outbox_rows(backend)[0]["last_error"]
+        assert server.received == [] and server.auth_attempts == []
+
+        backend.call("checkout-admin", "set-setting", {"key": "smtp_starttls", "value": False})
+        assert backend.call("checkout-admin", "send-outbox", {})["sent"] == 1
+        assert len(server.received) == 1
+
+
+# --- the file transport --------------------------------------------------------------------
+
+
+def test_file_transport_writes_a_parseable_eml_named_by_order_number(backend, tmp_path):
+    folder = tmp_path / "mails"
+    backend.call("checkout-admin", "set-setting", {"key": "email_transport", "value": "file"})
+    backend.call("checkout-admin", "set-setting", {"key": "email_outbox_dir", "value": str(folder)})
+    result = invoice_order(backend)
+    number = result["order"]["order_number"]
+    assert sorted(p.name for p in folder.iterdir()) == [f"{number}.eml"]
+    with (folder / f"{number}.eml").open("rb") as handle:
+        message = BytesParser(policy=policy.default).parse(handle)
+    assert_confirmation(message, result, "to be invoiced")
+    assert message["Message-ID"]
+    [row] = outbox_rows(backend)
+    assert (row["status"], row["attempts"]) == ("sent", 1)
+    # Completing again writes nothing new.
+    backend.call("checkout-flow", "complete-checkout", {"checkout_token": result["checkout_token"]})
+    assert sorted(p.name for p in folder.iterdir()) == [f"{number}.eml"]
+
+
+def test_file_transport_default_folder_is_beside_the_store(backend):
+    backend.call("checkout-admin", "set-setting", {"key": "email_outbox_dir", "value": ""})
+    result = invoice_order(backend)
+    target = backend.db_path.parent / "outbox" / f"{result['order']['order_number']}.eml"
+    assert target.is_file()
+
+
+# --- the password stays in the vault ------------------------------------------------------
+
+
+def _store_text_outside_vault(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if r[0] != "vault"
+        ]
+        return "\n".join(repr(row) for t in tables for row in conn.execute(f"SELECT * FROM [{t}]"))
+    finally:
+        conn.close()
+
+
+def test_smtp_password_never_leaves_the_vault(backend, cli, db_path):
+    with SmtpServer(SMTP_PASSWORD) as server:
+        configure_smtp(backend, server.port, password=WRONG_PASSWORD)
+        invoice_order(backend)  # fails: wrong password
+        set_right = cli("vault", "set", "smtp_password", input=SMTP_PASSWORD + "\n")
+        assert set_right.exit_code == 0, set_right.stderr
+        sent = cli("--json", "outbox", "send")
+        assert sent.exit_code == 0, sent.stderr
+        assert len(server.received) == 1
+        raw = server.received[0]["raw"].decode("utf-8", "replace")
+
+    outputs = {"delivered message": raw, "outbox send": sent.stdout + sent.stderr}
+    for args in (
+        ("--json", "outbox", "list"),
+        ("--json", "vault", "list"),
+        ("--json", "settings", "show"),
+        ("outbox", "list"),
+        ("vault", "list"),
+        ("settings", "show"),
+    ):
+        shown = cli(*args)
+        assert shown.exit_code == 0, (args, shown.stderr)
+        outputs[" ".join(args)] = shown.stdout + shown.stderr
+    vault = {s["name"]: s for s in cli("--json", "vault", "list").json()["secrets"]}
+    assert vault["smtp_password"]["set"] is True
+    outputs["store outside the vault"] = _store_text_outside_vault(db_path)
+    for where, text in outputs.items():
+        for secret in (SMTP_PASSWORD, WRONG_PASSWORD):
+            assert secret not in text, f"{where} shows an SMTP password"
+    # The check above means something: the vault does hold the value.
+    conn = sqlite3.connect(db_path)
+    try:
+        stored = conn.execute("SELECT value FROM vault WHERE name = 'smtp_password'").fetchone()
+    finally:
+        conn.close()
+    assert stored == (SMTP_PASSWORD,)
