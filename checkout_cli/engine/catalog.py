@@ -24,13 +24,13 @@ def product_object(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def load_product(conn: sqlite3.Connection, sku: str) -> sqlite3.Row:
+def load_product(conn: sqlite3.Connection, sku: str, field: str = "product_sku") -> sqlite3.Row:
     row = conn.execute("SELECT * FROM products WHERE sku = ?", (sku,)).fetchone()
     if row is None:
         raise NotFoundError(
             "product_not_found",
             f"no product with SKU {sku!r}",
-            field="product_sku",
+            field=field,
             recovery="list products with `checkout products list`",
         )
     return row
@@ -61,7 +61,7 @@ def list_products(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_product(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    return product_object(load_product(engine.conn, body["sku"]))
+    return product_object(load_product(engine.conn, body["sku"], field="sku"))
 
 
 def upsert_product(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
@@ -71,9 +71,12 @@ def upsert_product(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
 def _upsert(engine: Engine, conn: sqlite3.Connection, body: dict[str, Any]) -> sqlite3.Row:
     sku = body["sku"]
-    currency = body.get("currency") or settings.read(conn, "currency")
     line_meta.require_definitions(conn, body.get("meta_defs", []))
     existing = conn.execute("SELECT * FROM products WHERE sku = ?", (sku,)).fetchone()
+    # An update keeps the product's currency unless one is given, like its other fields.
+    currency = body.get("currency") or (
+        existing["currency"] if existing is not None else settings.read(conn, "currency")
+    )
     now = engine.now()
     if existing is None:
         stock = body.get("stock")
@@ -145,6 +148,6 @@ def set_stock(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             recovery="e.g. `checkout products set-stock SKU 25` or `--untracked`",
         )
     with engine.write() as conn:
-        row = load_product(conn, body["sku"])
+        row = load_product(conn, body["sku"], field="sku")
         _set_stock(engine, conn, row, body.get("stock"))
         return product_object(load_product(conn, body["sku"]))

@@ -13,7 +13,7 @@ from typing import Any
 
 from checkout_cli.engine import events, pricing, reservations, settings
 from checkout_cli.engine.carts import cart_lines, load_cart
-from checkout_cli.engine.core import Engine, dumps, loads, new_token, parse_iso
+from checkout_cli.engine.core import Engine, dumps, iso, loads, new_token, parse_iso
 from checkout_cli.engine.line_meta import missing_required_meta
 from checkout_cli.engine.orders import create_order, line_objects, order_summary
 from checkout_cli.errors import ConflictError, ForbiddenError, NotFoundError, PaymentError
@@ -200,7 +200,7 @@ def _snapshot(
 ) -> sqlite3.Row:
     line_totals = [line["price_cents"] * line["quantity"] for line in lines]
     totals = pricing.compute(line_totals, settings.read(conn, "default_shipping_cents"))
-    now = engine.clock()
+    now = engine.clock()  # one reading: created_at + TTL is exactly expires_at, in UTC
     ttl = timedelta(minutes=settings.read(conn, "checkout_ttl_minutes"))
     cur = conn.execute(
         "INSERT INTO checkouts (token, cart_id, status, currency, subtotal_cents, shipping_cents, "
@@ -214,9 +214,9 @@ def _snapshot(
             totals.shipping_cents,
             totals.tax_cents,
             totals.total_cents,
-            engine.now(),
-            engine.now(),
-            (now + ttl).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            iso(now),
+            iso(now),
+            iso(now + ttl),
         ),
     )
     checkout_id = cur.lastrowid

@@ -334,8 +334,8 @@ def _meta_copied(conn: sqlite3.Connection) -> Iterator[Violation]:
         else:
             message = (
                 f"order {row['order_number']} line {row['line_no']} ({row['product_sku']}): meta "
-                f"{row['order_meta']} differs from checkout {row['token']}'s "
-                f"{row['checkout_meta']}"
+                f"differs from checkout {row['token']}'s line: order has {row['order_meta']}, "
+                f"checkout has {row['checkout_meta']}"
             )
         yield Violation(6, message, records)
     for row in _rows(
