@@ -55,9 +55,16 @@ def _decimal(text: Any, what: str) -> Decimal:
     if isinstance(text, bool) or not isinstance(text, str | int):
         raise _def_error(f'{what} must be a decimal written as a string, e.g. "0.25"')
     try:
-        return Decimal(str(text))
+        number = Decimal(str(text))
     except InvalidOperation:
         raise _def_error(f"{what}: {text!r} is not a decimal") from None
+    if not number.is_finite():
+        raise _def_error(f"{what}: {text!r} is not a finite decimal")
+    return number
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_definition(definition: dict[str, Any]) -> dict[str, Any]:
@@ -91,16 +98,38 @@ def check_definition(definition: dict[str, Any]) -> dict[str, Any]:
             step = _decimal(spec.get("step", "0.01"), f"{name}.step")
             if low > high or step <= 0:
                 raise _def_error(f"{name}: needs min <= max and a positive step", where)
-        if kind == "integer" and not all(isinstance(spec.get(b, 0), int) for b in ("min", "max")):
-            raise _def_error(f"{name}: integer bounds must be whole numbers", where)
+        if kind == "integer":
+            if not all(_whole(spec.get(b, 0)) for b in ("min", "max")):
+                raise _def_error(f"{name}: integer bounds must be whole numbers", where)
+            if "min" in spec and "max" in spec and spec["min"] > spec["max"]:
+                raise _def_error(f"{name}: needs min <= max", where)
         if kind == "enum" and ("values" in spec) == ("source" in spec):
             raise _def_error(f"{name}: an enum needs either values or a source", where)
+        if "values" in spec and not (
+            isinstance(spec["values"], list)
+            and spec["values"]
+            and all(
+                isinstance(v, str | int | float) and not isinstance(v, bool) for v in spec["values"]
+            )
+        ):
+            raise _def_error(f"{name}: values must be a non-empty list of strings", where)
+        for flag in ("required", "not_future"):
+            if flag in spec and not isinstance(spec[flag], bool):
+                raise _def_error(f"{name}: {flag} must be true or false", where)
+        for text in ("label", "required_if"):
+            if text in spec and not isinstance(spec[text], str):
+                raise _def_error(f"{name}: {text} must be a string", where)
+        for bound in ("max_length", "max_age_months"):
+            if bound in spec and not (_whole(spec[bound]) and spec[bound] > 0):
+                raise _def_error(f"{name}: {bound} must be a positive whole number", where)
         if "source" in spec and not re.fullmatch(
             r"(product|list):[A-Za-z0-9_]+", str(spec["source"])
         ):
             raise _def_error(f"{name}: source must be product:KEY or list:NAME", where)
         if "pattern" in spec:
             try:
+                if not isinstance(spec["pattern"], str):
+                    raise re.error("must be a string")
                 re.compile(spec["pattern"])
             except re.error as exc:
                 raise _def_error(f"{name}: bad pattern: {exc}", where) from None
@@ -185,6 +214,7 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
             raise _bad("invalid_type", spec, f"{value!r} is not a number") from None
         if not number.is_finite():
             raise _bad("invalid_type", spec, f"{value!r} is not a number")
+        number = abs(number) if number == 0 else number  # "-0" is stored as "0.00"
         low, high = Decimal(spec["min"]), Decimal(spec["max"])
         step = Decimal(spec.get("step", "0.01"))
         if not low <= number <= high:
@@ -250,7 +280,8 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
     return text
 
 
-def _is_set(value: Any) -> bool:
+def is_set(value: Any) -> bool:
+    """Whether a value counts as given for ``required_if``: present and not zero."""
     if value is None or value == "" or value is False:
         return False
     try:
@@ -278,7 +309,7 @@ def check_values(definition: dict[str, Any], values: dict[str, Any], today: date
     for spec in definition["fields"]:
         name = spec["name"]
         needed = spec.get("required") or (
-            "required_if" in spec and _is_set(clean.get(spec["required_if"]))
+            "required_if" in spec and is_set(clean.get(spec["required_if"]))
         )
         if needed and name not in clean:
             why = "" if spec.get("required") else f" when {spec['required_if']} is set"

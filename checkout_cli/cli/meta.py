@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -200,30 +200,39 @@ def ask_values(state: State, def_key: str, sku: str) -> dict[str, Any]:
     """Ask field by field: allowed values as choices, ranges shown, each checked as typed."""
     from checkout_cli.cli import output
     from checkout_cli.cli.prompts import prompter
-    from checkout_cli.metadefs import check_value, describe
+    from checkout_cli.metadefs import check_value, describe, is_set
 
     definition = state.call(
         PRODUCT_CATALOG, "get-meta-definition", {"def_key": def_key, "product_sku": sku}
     )
     ask = prompter()
-    today = date.today()
+    today = datetime.now(UTC).date()  # the engine's "today" (its clock is UTC)
     output.say(f"{definition['title']} for {sku} (leave optional fields empty)")
     answers: dict[str, Any] = {}
     for spec in definition["fields"]:
         label = spec.get("label", spec["name"])
-        optional = not spec.get("required") and not spec.get("required_if")
+        # required_if names an earlier field here: it is asked before this one.
+        needed = bool(spec.get("required")) or (
+            "required_if" in spec and is_set(answers.get(spec["required_if"]))
+        )
         if spec["type"] == "enum":
             choices = [(v, v) for v in spec.get("values", [])]
-            if optional or spec.get("required_if"):
+            if not needed:
                 choices.insert(0, ("", "(none)"))
             value: Any = ask.choice(label, choices)
         elif spec["type"] == "boolean":
             value = ask.confirm(label, default=False)
         else:
 
-            def validate(text: str, spec: dict[str, Any] = spec) -> str | None:
+            def validate(
+                text: str, spec: dict[str, Any] = spec, needed: bool = needed
+            ) -> str | None:
                 if not text.strip():
-                    return None if not spec.get("required") else "required"
+                    if not needed:
+                        return None
+                    return "required" + (
+                        "" if spec.get("required") else f" when {spec['required_if']} is set"
+                    )
                 try:
                     check_value(spec, text, today)
                 except CheckoutError as exc:

@@ -143,6 +143,7 @@ def set_line_meta(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         line = _line_for(conn, co, body["product_sku"], body.get("line_id"))
         product = catalog.load_product(conn, line["product_sku"])
         def_key = body["def_key"]
+        stored = load_definition(conn, def_key)  # an unknown key is a 404, not "not allowed"
         allowed = [ref["def_key"] for ref in loads(product["meta_defs"]) or []]
         if def_key not in allowed:
             raise ValidationError(
@@ -152,7 +153,7 @@ def set_line_meta(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 recovery="it takes: " + (", ".join(allowed) or "none"),
             )
         definition = metadefs.resolve_sources(
-            load_definition(conn, def_key),
+            stored,
             loads(product["config"]) or {},
             settings.read(conn, "lists"),
         )

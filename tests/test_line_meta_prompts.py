@@ -1,0 +1,191 @@
+"""`checkout set-line-meta` with no values, on a real pseudo-terminal (pexpect): each field is
+asked for in definition order, ranges shown, typed values checked as typed, allowed values
+offered as a choice list."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from tests.conftest import WATCH, dump, ready_checkout
+from tests.test_line_meta_engine import ENGRAVING, LENS, dates, today
+
+DOWN = "\x1b[B"
+BACKSPACE = "\x7f"
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def shown(text: str) -> str:
+    """A regex for ``text`` as prompt_toolkit draws it: a space may be a cursor move.
+
+    prompt_toolkit redraws only what changed, so a message replacing another one in the same
+    place skips the characters they share: wait for a part that differs.
+    """
+    return r"(?: |\x1b\[\d*C)+".join(re.escape(word) for word in text.split(" "))
+
+
+class Terminal:
+    """One `checkout set-line-meta TOKEN SKU` on a terminal: wait for a prompt, answer it."""
+
+    def __init__(self, db_path: Path, tmp_path: Path, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "CI" and not k.startswith("CHECKOUT_")}
+        env.update(
+            TERM="xterm-256color",
+            XDG_CONFIG_HOME=str(tmp_path / "config"),
+            XDG_DATA_HOME=str(tmp_path / "data"),
+            # pexpect never answers prompt_toolkit's cursor position request; without this
+            # every prompt would wait for the answer.
+            PROMPT_TOOLKIT_NO_CPR="1",
+        )
+        self.transcript = io.StringIO()
+        self.child = pexpect.spawn(
+            sys.executable,
+            ["-m", "checkout_cli", "--db", str(db_path), "set-line-meta", *args],
+            env=env,
+            dimensions=(50, 140),
+            timeout=15,
+            encoding="utf-8",
+            codec_errors="replace",
+        )
+        self.child.logfile_read = self.transcript
+
+    def at(self, pattern: str, send: str | None = None) -> str:
+        """Wait for ``pattern`` (a regex), then type ``send``; returns what came before it."""
+        self.child.expect(pattern)
+        before = self.child.before
+        if send is not None:
+            self.child.send(send)
+        return before
+
+    def retype(self, wrong: str, problem: str, right: str) -> None:
+        """Type a refused value, see why (``problem``, plain text), erase it, type another."""
+        self.child.send(wrong + "\r")
+        self.at(shown(problem), BACKSPACE * len(wrong) + right + "\r")
+
+    def finish(self) -> int:
+        self.child.expect(pexpect.EOF)
+        self.child.close()
+        WATCH.seen("checkout set-line-meta (terminal)", self.transcript.getvalue())
+        return self.child.exitstatus
+
+    @property
+    def text(self) -> str:
+        return ANSI.sub("", self.transcript.getvalue())
+
+    def kill(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
+
+
+@pytest.fixture
+def terminal(db_path, tmp_path):
+    started: list[Terminal] = []
+
+    def start(*args: str) -> Terminal:
+        term = Terminal(db_path, tmp_path, *args)
+        started.append(term)
+        return term
+
+    yield start
+    for term in started:
+        term.kill()
+
+
+def meta_of(backend: Any, token: str, sku: str) -> dict[str, Any]:
+    co = backend.call("checkout-flow", "get-checkout-status", {"checkout_token": token})
+    [item] = [i for i in co["items"] if i["product_sku"] == sku]
+    return item["meta"]
+
+
+def test_prescription_asked_field_by_field(backend, terminal):
+    token = ready_checkout(backend, [("LENS-TORIC-6", 1)])
+    recent = dates()["recent"]
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+    t = terminal(token, "LENS-TORIC-6")
+    t.at(r"Contact lens prescription \(both eyes\) for LENS-TORIC-6")
+
+    t.at(r"Right eye: sphere \(SPH\) \[-20\.00 to 20\.00 in steps of 0\.25\]")
+    t.retype("-30", "-30 is outside -20.00 to 20.00", "-1.30")
+    t.at(shown("is not a multiple of 0.25"), BACKSPACE * 5 + "-1.25\r")
+    t.at(r"Right eye: cylinder \(CYL\) \[-6\.00 to 0\.00 in steps of 0\.25\]")
+    t.retype("0.25", "0.25 is outside -6.00 to 0.00", "-0.75")
+    # The cylinder is not zero, so the axis may not be left empty.
+    t.at(r"Right eye: axis \[a whole number from 0 to 180\]", "\r")
+    t.at(shown("required when right_cylinder is set"))
+    t.retype("181", "outside 0 to 180", "90")  # "181 is…": its "i" is already on screen
+    t.at(r"Right eye: addition \(ADD\) \[0\.75 to 3\.50 in steps of 0\.25\]", "\r")  # optional
+
+    # Choices come from LENS-TORIC-6's own config: 8.6 and 8.9, not LENS-MULTI-6's 8.4/8.8.
+    t.at(r"Right eye: base curve \(BC\)")
+    seen = t.at(r"8\.9")
+    assert "8.6" in seen and "8.4" not in seen and "8.8" not in seen
+    t.child.send(DOWN * 2 + "\r")  # (none), 8.6, 8.9
+    t.at(r"Right eye: diameter \(DIA\)")
+    t.at(r"14\.5", DOWN + "\r")  # (none), 14.5
+
+    t.at(r"Left eye: sphere \(SPH\) \[-20\.00 to 20\.00 in steps of 0\.25\]", "+2\r")
+    t.at(r"Left eye: cylinder \(CYL\)", "\r")
+    t.at(r"Left eye: axis", "\r")  # no cylinder: the axis stays optional
+    t.at(r"Left eye: addition \(ADD\)", "\r")
+    t.at(r"Left eye: base curve \(BC\)")
+    t.at(r"8\.9", DOWN + "\r")  # 8.6
+    t.at(r"Left eye: diameter \(DIA\)")
+    t.at(r"14\.5", "\r")  # (none)
+
+    t.at(r"Prescription date \[a date YYYY-MM-DD, not in the future, not older than 24 months\]")
+    t.retype(tomorrow, "is in the future", recent)
+    t.at("Line meta")  # the checkout, with its meta, once stored
+    assert t.finish() == 0
+    assert "Traceback" not in t.text
+
+    assert meta_of(backend, token, "LENS-TORIC-6") == {
+        LENS: {
+            "right_sphere": "-1.25",
+            "right_cylinder": "-0.75",
+            "right_axis": 90,
+            "right_base_curve": "8.9",
+            "right_diameter": "14.5",
+            "left_sphere": "2.00",
+            "left_base_curve": "8.6",
+            "prescribed_on": recent,
+        }
+    }
+
+
+def test_engraving_asked_with_a_settings_list(backend, terminal):
+    token = ready_checkout(backend, [("LENS-DAILY-30", 1), ("CASE-TRAVEL", 1)])
+    t = terminal(token, "CASE-TRAVEL")  # no --def: the product takes just one
+    t.at("Engraving on a lens case for CASE-TRAVEL")
+    t.at(r"Text to engrave \[text, at most 20 characters, matching ")
+    t.retype("Hello World!", "does not match the pattern", "Hello World")
+    t.at("Font")
+    seen = t.at("script")
+    assert "serif" in seen and "sans" in seen
+    t.child.send(DOWN * 3 + "\r")  # (none), serif, sans, script
+    t.at("Gift wrap", "y")
+    t.at("Line meta")
+    assert t.finish() == 0
+    assert meta_of(backend, token, "CASE-TRAVEL") == {
+        ENGRAVING: {"text": "Hello World", "font": "script", "gift_wrap": True}
+    }
+    assert meta_of(backend, token, "LENS-DAILY-30") == {}
+
+
+def test_ctrl_c_in_the_prompts_stores_nothing(backend, db_path, terminal):
+    token = ready_checkout(backend, [("LENS-TORIC-6", 1)])
+    before = dump(db_path)
+    t = terminal(token, "LENS-TORIC-6", "--def", LENS)
+    t.at(r"Right eye: sphere \(SPH\)", "-1.25\r")
+    t.at(r"Right eye: cylinder \(CYL\)", "\x03")
+    assert t.finish() == 130
+    assert "Traceback" not in t.text
+    assert dump(db_path) == before
+    assert meta_of(backend, token, "LENS-TORIC-6") == {}
