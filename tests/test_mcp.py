@@ -42,7 +42,9 @@ CART_TOOLS = [
     "shopping-cart_get_cart",
     "shopping-cart_clear_cart",
 ]
+# Secrets, tokens and the settings that decide where secrets are sent are never tools.
 SECRET_TOOLS = {
+    "checkout-admin_set_setting",
     "checkout-admin_set_vault",
     "checkout-admin_delete_vault",
     "checkout-admin_list_vault",
@@ -167,9 +169,9 @@ async def test_list_tools_names_descriptions_and_schemas(backend, db_path, tmp_p
     assert [n for n in names if n.startswith("shopping-cart_")] == CART_TOOLS
     assert {"product-catalog_get_product", "order-management_get_order"} <= set(names)
     assert len(names) == len(set(names))
-    # Secrets are out of reach: no vault or API-token tool.
+    # Secrets are out of reach: no vault, API-token or set-setting tool.
     assert not SECRET_TOOLS & set(names)
-    assert not [n for n in names if "vault" in n or "token" in n]
+    assert not [n for n in names if "vault" in n or "token" in n or "set_setting" in n]
     # Every other registry endpoint is a tool, with its summary and its registry schema.
     expected = {name for name in BY_TOOL_NAME if name not in SECRET_TOOLS}
     assert set(names) == expected
@@ -427,9 +429,12 @@ async def test_no_tool_sequence_sends_a_vault_value_elsewhere(backend, db_path, 
             "checkout-admin", "set-setting", {"key": "stripe_api_base", "value": configured.url}
         )
         async with mcp_session(tmp_path, *local(db_path)) as session:
-            await session.call_tool(
-                "checkout-admin_set_setting", {"key": "stripe_api_base", "value": elsewhere.url}
+            err = await error(
+                session,
+                "checkout-admin_set_setting",
+                {"key": "stripe_api_base", "value": elsewhere.url},
             )
+            assert err["code"] == "tool_not_found"
             await session.call_tool(
                 "checkout-flow_create_payment",
                 {
@@ -439,3 +444,4 @@ async def test_no_tool_sequence_sends_a_vault_value_elsewhere(backend, db_path, 
                 },
             )
     assert not [header for header in elsewhere.seen if key in header]
+    assert configured.seen  # the payment was attempted, at the configured address only

@@ -39,7 +39,8 @@ def reset_consoles() -> None:
 
 
 def say(message: str, style: str | None = None) -> None:
-    err().print(Text(message, style=style or ""))
+    """One message on stderr. Never hard-wrapped: paths and commands in it copy whole."""
+    err().print(Text(message, style=style or ""), soft_wrap=True)
 
 
 def table(*columns: str, title: str | None = None) -> Table:
