@@ -39,6 +39,26 @@ LAZY_GROUPS: dict[str, tuple[str, str]] = {
 }
 
 
+def _bad_usage(exc: BaseException) -> Any:
+    """Click's parse error (bad flag, bad value, missing argument) as our one-line usage
+    error, naming the parameter; None for anything else (help shown for no arguments too)."""
+    from typer._click.exceptions import NoArgsIsHelpError
+    from typer._click.exceptions import UsageError as ClickUsageError
+
+    if not isinstance(exc, ClickUsageError) or isinstance(exc, NoArgsIsHelpError):
+        return None
+    from checkout_cli.errors import UsageError
+
+    param = getattr(exc, "param", None)
+    command = exc.ctx.command_path if exc.ctx is not None else "checkout"
+    return UsageError(
+        "bad_usage",
+        exc.format_message().rstrip("."),
+        field=getattr(param, "name", None),
+        recovery=f"see `{command} --help`",
+    )
+
+
 class CheckoutGroup(TyperGroup):
     """Maps every failure below the root to one stderr line and the documented exit code."""
 
@@ -60,14 +80,27 @@ class CheckoutGroup(TyperGroup):
         return self._built[name]
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_flags(args))
+        args = hoist_global_flags(args)
+        as_json = "--json" in args  # before parsing: the parser consumes the list
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:
+            bad = _bad_usage(exc)
+            if bad is None:
+                raise
+            from checkout_cli.cli.errors import report
+
+            raise typer.Exit(report(bad, as_json=as_json, debug=False)) from None
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except Exception as exc:
+            bad = _bad_usage(exc)
+            if bad is not None:
+                raise typer.Exit(self._report(ctx, bad)) from None
             if type(exc).__module__.startswith("typer"):
-                raise  # typer.Exit, usage errors: already handled the usual way
+                raise  # typer.Exit and help for no arguments: handled the usual way
             raise typer.Exit(self._report(ctx, exc)) from None
         except KeyboardInterrupt as exc:
             raise typer.Exit(self._report(ctx, exc)) from None
@@ -80,10 +113,12 @@ class CheckoutGroup(TyperGroup):
         from checkout_cli.cli.errors import report
 
         state = ctx.obj if isinstance(ctx.obj, State) else None
+        # No state yet (e.g. an unknown command): the parsed root flags still say --json.
+        params = ctx.params or {}
         return report(
             exc,
-            as_json=bool(state and state.settings.json),
-            debug=bool(state and state.settings.debug),
+            as_json=bool(state.settings.json if state else params.get("json_output")),
+            debug=bool(state.settings.debug if state else params.get("debug")),
         )
 
 

@@ -42,13 +42,18 @@ def _help(name: str) -> str:
 def add(
     ctx: typer.Context,
     sku: Sku,
-    quantity: Annotated[int, typer.Option("--quantity", "-q", help="how many")] = 1,
+    quantity: Annotated[
+        int | None, typer.Option("--quantity", "-q", help="how many [default: 1]")
+    ] = None,
     cart: Annotated[
         str | None, typer.Option("--cart", help="cart token; default: a new cart")
     ] = None,
     body: Body = None,
 ) -> None:
-    _run(ctx, "add-item", merge_body(body, cart_token=cart, product_sku=sku, quantity=quantity))
+    # No flag default: it would override a quantity given in --body.
+    request = merge_body(body, cart_token=cart, product_sku=sku, quantity=quantity)
+    request.setdefault("quantity", 1)
+    _run(ctx, "add-item", request)
 
 
 @app.command("update", help=_help("update-item"))
