@@ -8,6 +8,7 @@ the first bad field by its dotted path (``customer.email``).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,7 +192,7 @@ class AnyObject(Node):
     def check(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise _fail("invalid_type", path, "must be an object")
-        return value
+        return _finite_json(value, path)
 
     def _schema(self) -> dict[str, Any]:
         return {"type": "object"}
@@ -202,10 +203,25 @@ class AnyValue(Node):
     """Any JSON value; the handler checks it (a setting against the setting's own type)."""
 
     def check(self, value: Any, path: str) -> Any:
-        return value
+        return _finite_json(value, path)
 
     def _schema(self) -> dict[str, Any]:
         return {}
+
+
+def _finite_json(value: Any, path: str) -> Any:
+    """``value`` unchanged, unless it holds NaN or an infinity somewhere (not JSON: stored, it
+    would make every later answer containing it unserializable)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise _fail("invalid_number", path, f"{item!r} is not a JSON number")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
 
 
 @dataclass(frozen=True)

@@ -249,7 +249,7 @@ def cancel_checkout(
             from checkout_cli.cli import output
 
             output.say("not cancelled")
-            raise typer.Exit(1)
+            return  # the operator's choice, not a failure
     _run(ctx, "cancel-checkout", merge_body(body, checkout_token=checkout_token, reason=reason))
 
 

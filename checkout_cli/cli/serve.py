@@ -72,6 +72,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        http="checkout_cli.server.protocol:NoDelayHTTPProtocol",  # TCP_NODELAY with workers
         access_log=False,
         log_level="warning",
     )

@@ -47,6 +47,9 @@ def _list_table(result: dict[str, Any]) -> None:
     t = output.table(
         "Checkout", "Status", "Customer", "Total", "Payment", "Order", "Updated", "Stuck because"
     )
+    # The token is what support copies into `checkout inspect`: never cut short, however narrow.
+    t.columns[0].no_wrap = True
+    t.columns[0].min_width = max(len(c["checkout_token"]) for c in result["checkouts"])
     for c in result["checkouts"]:
         payment = f"{c['payment_provider']}: {c['payment_status']}" if c["payment_provider"] else ""
         t.add_row(

@@ -18,7 +18,7 @@ from checkout_cli.errors import ValidationError
 @dataclass(frozen=True)
 class Setting:
     key: str
-    kind: str  # bool | int | str | url | email | currency | choice | rates | lists
+    kind: str  # bool | int | str | id | url | email | currency | choice | rates | lists
     default: Any
     help: str
     choices: tuple[str, ...] = ()
@@ -31,7 +31,7 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     s.key: s
     for s in (
-        Setting("project_id", "str", "local", "project id served and expected in /iapi paths"),
+        Setting("project_id", "id", "local", "project id served and expected in /iapi paths"),
         Setting("shop_name", "str", "Checkout Shop", "the shop's name in emails"),
         Setting("shop_email", "email", "shop@example.com", "sender address of emails"),
         Setting("currency", "currency", "EUR", "currency of new carts (ISO 4217)"),
@@ -125,6 +125,9 @@ def coerce(setting: Setting, value: Any) -> Any:
         "currency": schema.Currency(),
         "choice": schema.Enum(choices=setting.choices),
         "str": schema.Str(min_length=0, max_length=500),
+        "id": schema.Str(
+            max_length=64, pattern=r"[A-Za-z0-9][A-Za-z0-9_.\-]*", code="invalid_setting"
+        ),
         "url": schema.Str(
             min_length=0, max_length=2000, pattern=r"(https?://\S+)?", code="invalid_url"
         ),

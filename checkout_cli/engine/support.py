@@ -10,6 +10,7 @@ Stuck means one of:
 
 from __future__ import annotations
 
+import shlex
 import sqlite3
 from datetime import timedelta
 from typing import Any
@@ -66,6 +67,8 @@ def _shortfalls(conn: sqlite3.Connection, checkout_id: int) -> list[dict[str, An
             "product_sku": r["product_sku"],
             "wanted": r["wanted"],
             "available": r["stock"] - r["held"],
+            # what set-stock must be for this checkout: its wants plus what others hold
+            "needed": r["wanted"] + r["held"],
         }
         for r in rows
         if r["stock"] is not None
@@ -140,11 +143,19 @@ def _diagnosis(
             f"checkout complete-checkout {token}",
         )
     for reason in reasons:
-        if reason == "payment_pending_too_long":
+        if reason == "payment_pending_too_long" and payment["provider"] in ("stripe", "mollie"):
             say(
                 f"The {payment['provider']} payment has been open since {co['updated_at']}; "
                 "the customer may have lost the link or given up.",
                 f"checkout create-payment {token} --provider {payment['provider']} --new",
+            )
+        elif reason == "payment_pending_too_long":
+            # A payment linked by hand (set-payment): no link to renew; record it once it is in.
+            say(
+                f"The {payment['provider']} payment {payment['reference']} was linked as pending "
+                f"on {co['updated_at']} and has not been marked paid.",
+                f"checkout set-payment {token} --provider {payment['provider']} "
+                f"--reference {shlex.quote(payment['reference'] or '')} --status paid",
             )
         elif reason in ("completable_not_completed", "paid_not_completed"):
             say(
@@ -161,7 +172,7 @@ def _diagnosis(
                 say(
                     f"{short['product_sku']}: {short['wanted']} wanted, only "
                     f"{max(short['available'], 0)} available.",
-                    f"checkout products set-stock {short['product_sku']} {short['wanted']}",
+                    f"checkout products set-stock {short['product_sku']} {short['needed']}",
                 )
     if co["status"] in ("active", "payment_pending", "completable"):
         if co["customer"] is None:
