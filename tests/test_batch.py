@@ -1,0 +1,378 @@
+"""checkout batch invoice: validation before any write, --skip-invalid, --dry-run, re-runs,
+reports, JSON Lines."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from checkout_cli.cli.app import app
+from checkout_cli.workflows.batch import COLUMNS
+from tests.conftest import FIXTURES, dump
+
+ADDRESS = {
+    "line1": "Prinsengracht 263",
+    "postal_code": "1016 GV",
+    "city": "Amsterdam",
+    "country": "NL",
+}
+
+
+def row(ref: str, sku: str = "GIFT-CARD-25", quantity: Any = 1, **fields: Any) -> dict:
+    """One order row; ``fields`` override (None: leave the field out)."""
+    base = {
+        "reference": ref,
+        "product_sku": sku,
+        "quantity": quantity,
+        "email": f"{ref.lower()}@example.com",
+        "name": f"Customer {ref}",
+        **ADDRESS,
+    }
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def write_csv(path: Path, rows: list[dict], extra_columns: tuple[str, ...] = ()) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, *extra_columns])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(r)
+    return path
+
+
+def write_jsonl(path: Path, lines: list[dict | str]) -> Path:
+    path.write_text(
+        "".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines),
+        encoding="utf-8",
+    )
+    return path
+
+
+def orders(db: Path) -> list[tuple[str, str]]:
+    """(order number, customer email) of every order in the store."""
+    conn = sqlite3.connect(db)
+    try:
+        return [
+            (number, json.loads(customer)["email"])
+            for number, customer in conn.execute(
+                "SELECT order_number, customer FROM orders ORDER BY id"
+            )
+        ]
+    finally:
+        conn.close()
+
+
+def journals(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "data").rglob("batches/*.db"))
+
+
+# Line numbers: the header is line 1, so rows[i] is on line i + 2.
+BAD_ROWS = [
+    row("OK-1"),  # 2
+    row("MISSING-NAME", name=None),  # 3
+    row("BAD-EMAIL", email="not-an-email"),  # 4
+    row("BAD-COUNTRY", country="XX"),  # 5
+    row("ZERO-QTY", quantity=0),  # 6
+    row("ABC-QTY", quantity="abc"),  # 7
+    row("UNKNOWN-SKU", sku="NO-SUCH-SKU"),  # 8
+    row("OK-1", sku="LENS-DAILY-30"),  # 9: OK-1 again, after other orders
+    row("CONFLICT", sku="LENS-DAILY-30"),  # 10
+    row("CONFLICT", email="someone-else@example.com"),  # 11
+    row("OK-2", sku="LENS-MONTH-6", quantity=2),  # 12
+    row("UNKNOWN-COL", notes="please gift wrap"),  # 13
+    row("OK-3", quantity="3", shipping_cents="0"),  # 14
+]
+EXPECTED_ERRORS = [
+    ":3: name: ",
+    ":4: email: ",
+    ":5: country: ",
+    ":6: quantity: ",
+    ":7: quantity: ",
+    ":8: product_sku: ",
+    ":9: reference: ",
+    ":11: email: ",
+    ":13: notes: ",
+]
+INVALID = {
+    "MISSING-NAME",
+    "BAD-EMAIL",
+    "BAD-COUNTRY",
+    "ZERO-QTY",
+    "ABC-QTY",
+    "UNKNOWN-SKU",
+    "OK-1",  # its second group makes the reference invalid as a whole
+    "CONFLICT",
+    "UNKNOWN-COL",
+}
+
+
+def test_every_bad_row_is_reported_by_line_and_field_and_nothing_is_written(
+    backend, cli, db_path, tmp_path
+):
+    source = write_csv(tmp_path / "orders.csv", BAD_ROWS, extra_columns=("notes",))
+    before = dump(db_path)
+    result = cli("batch", "invoice", str(source))
+    assert result.exit_code == 4, result.stderr
+    lines = [x for x in result.stderr.splitlines() if x.startswith(f"{source}:")]
+    assert len(lines) == len(EXPECTED_ERRORS), result.stderr
+    for line, expected in zip(lines, EXPECTED_ERRORS, strict=True):
+        assert line.startswith(f"{source}{expected}"), (line, expected)
+    messages = "\n".join(lines)
+    assert "not-an-email" in messages and "'XX'" in messages and "NO-SUCH-SKU" in messages
+    assert "is required" in lines[0]
+    assert "line 10" in lines[7]  # the conflict names the order's first row
+    assert "unknown column" in lines[8]
+    assert "nothing was written" in result.stderr and "--skip-invalid" in result.stderr
+    assert dump(db_path) == before
+    assert journals(tmp_path) == []
+
+
+def test_invalid_rows_as_json_error_object(backend, cli, tmp_path):
+    source = write_csv(tmp_path / "orders.csv", [row("A", quantity=0)])
+    result = cli("--json", "batch", "invoice", str(source))
+    assert result.exit_code == 4
+    error = json.loads(result.stderr.splitlines()[-1])["error_object"]
+    assert error["code"] == "invalid_rows" and error["type"] == "validation"
+
+
+def test_a_row_without_a_reference_is_never_invoiced(backend, cli, db_path, tmp_path):
+    source = write_csv(
+        tmp_path / "orders.csv",
+        [row("A"), row("X", reference=None), row("B", reference="bad ref!")],
+    )
+    result = cli("batch", "invoice", str(source))
+    assert result.exit_code == 4
+    assert f"{source}:3: reference: is required" in result.stderr
+    assert f"{source}:4: reference: " in result.stderr
+    report = tmp_path / "report.json"
+    result = cli(
+        "--json", "batch", "invoice", str(source), "--skip-invalid", "--report", str(report)
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["counts"] == {
+        "created": 1,
+        "already_done": 0,
+        "failed": 0,
+        "skipped_invalid": 2,
+    }
+    assert [e for _, e in orders(db_path)] == ["a@example.com"]
+    statuses = {r["reference"]: r["status"] for r in json.loads(report.read_text())}
+    assert statuses["A"] == "created"
+    assert sorted(v for k, v in statuses.items() if k != "A") == ["skipped_invalid"] * 2
+
+
+def test_skip_invalid_invoices_the_rest_and_reports_the_skipped(backend, cli, db_path, tmp_path):
+    source = write_csv(tmp_path / "orders.csv", BAD_ROWS, extra_columns=("notes",))
+    report = tmp_path / "report.csv"
+    result = cli(
+        "--json", "batch", "invoice", str(source), "--skip-invalid", "--report", str(report)
+    )
+    assert result.exit_code == 0, result.stderr
+    assert len([x for x in result.stderr.splitlines() if x.startswith(f"{source}:")]) == len(
+        EXPECTED_ERRORS
+    )
+    summary = result.json()
+    assert summary["counts"]["created"] == 2
+    assert summary["counts"]["failed"] == 0
+    # OK-1 and CONFLICT come as two groups each in the file: every group is reported.
+    assert summary["counts"]["skipped_invalid"] == len(INVALID) + 1
+    with report.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == [
+            "reference",
+            "status",
+            "checkout_token",
+            "order_number",
+            "error",
+        ]
+        rows = list(reader)
+    created = {r["reference"]: r for r in rows if r["status"] == "created"}
+    assert set(created) == {"OK-2", "OK-3"}
+    assert all(
+        r["checkout_token"].startswith("chk_") and r["order_number"] for r in created.values()
+    )
+    skipped = {r["reference"] for r in rows if r["status"] == "skipped_invalid"}
+    assert skipped == INVALID
+    assert all(r["error"] and not r["order_number"] for r in rows if r["status"] != "created")
+    assert sorted(e for _, e in orders(db_path)) == ["ok-2@example.com", "ok-3@example.com"]
+    # The order carries the file's quantities and shipping.
+    order = backend.call(
+        "order-management", "get-order", {"order_id": created["OK-3"]["order_number"]}
+    )
+    assert [(i["product_sku"], i["quantity"]) for i in order["items"]] == [("GIFT-CARD-25", 3)]
+    assert order["totals"]["shipping_cents"] == 0
+
+
+def test_dry_run_writes_nothing(backend, cli, db_path, tmp_path):
+    source = write_csv(tmp_path / "orders.csv", [row("A"), row("A", sku="CASE-TRAVEL"), row("B")])
+    before = dump(db_path)
+    result = cli("--json", "batch", "invoice", str(source), "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert result.json() == {
+        "dry_run": True,
+        "orders": 2,
+        "rows": 3,
+        "valid_orders": 2,
+        "invalid_orders": 0,
+        "errors": [],
+    }
+    assert dump(db_path) == before
+    assert journals(tmp_path) == []
+    bad = write_csv(tmp_path / "bad.csv", [row("A"), row("B", quantity=0)])
+    result = cli("--json", "batch", "invoice", str(bad), "--dry-run", "--skip-invalid")
+    assert result.exit_code == 0
+    assert result.json()["invalid_orders"] == 1
+    assert result.json()["errors"][0]["line"] == 3
+    assert dump(db_path) == before
+
+
+def test_fixture_file_then_a_rerun_creates_nothing_new(backend, cli, db_path, tmp_path):
+    source = FIXTURES / "batch_invoice.csv"
+    first = cli("--json", "batch", "invoice", str(source), "--report", str(tmp_path / "r1.json"))
+    assert first.exit_code == 0, first.stderr
+    assert first.json()["counts"]["created"] == 3
+    made = orders(db_path)
+    assert len(made) == 3
+    order = backend.call("order-management", "get-order", {"order_id": made[0][0]})
+    assert sorted((i["product_sku"], i["quantity"]) for i in order["items"]) == [
+        ("CASE-TRAVEL", 1),
+        ("LENS-DAILY-30", 2),
+    ]
+    assert order["status"] == "pending" and order["payment_status"] == "unpaid"
+    before = dump(db_path)
+    again = cli("--json", "batch", "invoice", str(source), "--report", str(tmp_path / "r2.json"))
+    assert again.exit_code == 0, again.stderr
+    assert again.json()["counts"] == {
+        "created": 0,
+        "already_done": 3,
+        "failed": 0,
+        "skipped_invalid": 0,
+    }
+    assert dump(db_path) == before
+    first_report = json.loads((tmp_path / "r1.json").read_text())
+    second_report = json.loads((tmp_path / "r2.json").read_text())
+    assert [r["status"] for r in second_report] == ["already_done"] * 3
+    assert [(r["reference"], r["checkout_token"], r["order_number"]) for r in first_report] == [
+        (r["reference"], r["checkout_token"], r["order_number"]) for r in second_report
+    ]
+    assert set(first_report[0]) == {
+        "reference",
+        "status",
+        "checkout_token",
+        "order_number",
+        "error",
+    }
+
+
+def test_the_journal_is_the_stores_however_db_is_spelled(backend, db_path, tmp_path, monkeypatch):
+    source = write_csv(tmp_path / "orders.csv", [row("A"), row("B")])
+    runner = CliRunner()
+    first = runner.invoke(app, ["--db", str(db_path), "batch", "invoice", str(source)])
+    assert first.exit_code == 0, first.stderr
+    monkeypatch.chdir(db_path.parent)
+    again = runner.invoke(app, ["--db", db_path.name, "--json", "batch", "invoice", str(source)])
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["counts"]["already_done"] == 2
+    assert len(orders(db_path)) == 2
+    assert len(journals(tmp_path)) == 1
+
+
+def test_a_failed_order_exits_non_zero_and_a_rerun_finishes_it(backend, cli, db_path, tmp_path):
+    # 60 wanted, 40 in stock: initiate only warns, completion refuses.
+    source = write_csv(
+        tmp_path / "orders.csv", [row("A"), row("SHORT", sku="LENS-MONTH-6", quantity=60)]
+    )
+    report = tmp_path / "report.json"
+    result = cli("--json", "batch", "invoice", str(source), "--report", str(report))
+    assert result.exit_code == 4, result.stderr
+    assert result.json()["counts"]["failed"] == 1
+    failed = [r for r in json.loads(report.read_text()) if r["status"] == "failed"]
+    assert [r["reference"] for r in failed] == ["SHORT"]
+    assert "40 available" in failed[0]["error"]
+    backend.call("product-catalog", "set-stock", {"sku": "LENS-MONTH-6", "stock": 100})
+    again = cli("--json", "batch", "invoice", str(source), "--report", str(report))
+    assert again.exit_code == 0, again.stderr
+    assert again.json()["counts"] == {
+        "created": 1,
+        "already_done": 1,
+        "failed": 0,
+        "skipped_invalid": 0,
+    }
+    assert len(orders(db_path)) == 2
+    # The resumed order went on with the checkout made the first time, not a new one.
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM checkouts").fetchone()[0] == 2
+    finally:
+        conn.close()
+    assert backend.call("product-catalog", "get-product", {"sku": "LENS-MONTH-6"})["stock"] == 40
+
+
+def test_jsonl_input(backend, cli, db_path, tmp_path):
+    source = write_jsonl(
+        tmp_path / "orders.jsonl",
+        [
+            row("J-1", quantity=2, shipping_cents=0),
+            row("J-1", sku="CASE-TRAVEL"),
+            row("J-2", sku="LENS-MONTH-6", phone="+31 20 555 0100", company="Optiek BV"),
+        ],
+    )
+    report = tmp_path / "report.csv"
+    result = cli("--json", "batch", "invoice", str(source), "--report", str(report))
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["counts"]["created"] == 2
+    with report.open(newline="") as handle:
+        numbers = {r["reference"]: r["order_number"] for r in csv.DictReader(handle)}
+    first = backend.call("order-management", "get-order", {"order_id": numbers["J-1"]})
+    assert sorted((i["product_sku"], i["quantity"]) for i in first["items"]) == [
+        ("CASE-TRAVEL", 1),
+        ("GIFT-CARD-25", 2),
+    ]
+    second = backend.call("order-management", "get-order", {"order_id": numbers["J-2"]})
+    assert second["customer"]["company"] == "Optiek BV"
+    assert second["customer"]["phone"] == "+31 20 555 0100"
+
+
+def test_jsonl_bad_lines_are_reported(backend, cli, db_path, tmp_path):
+    source = write_jsonl(
+        tmp_path / "orders.jsonl",
+        [
+            row("J-1"),  # 1
+            '{"reference": "J-2", "product_sku": ',  # 2: not JSON
+            "[1, 2]",  # 3: not an object
+            row("J-3", colour="blue"),  # 4: unknown field
+            "",  # 5: blank lines are fine
+            row("J-4", email="nope"),  # 6
+        ],
+    )
+    before = dump(db_path)
+    result = cli("batch", "invoice", str(source))
+    assert result.exit_code == 4
+    lines = [x for x in result.stderr.splitlines() if x.startswith(f"{source}:")]
+    assert [x.split(": ")[0:2] for x in lines] == [
+        [f"{source}:2", "line"],
+        [f"{source}:3", "line"],
+        [f"{source}:4", "colour"],
+        [f"{source}:6", "email"],
+    ]
+    assert "not valid JSON" in lines[0]
+    assert dump(db_path) == before
+    result = cli("--json", "batch", "invoice", str(source), "--skip-invalid")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["counts"]["created"] == 1
+    assert [e for _, e in orders(db_path)] == ["j-1@example.com"]
+
+
+def test_unreadable_or_unknown_files_are_usage_errors(backend, cli, tmp_path):
+    assert cli("batch", "invoice", str(tmp_path / "missing.csv")).exit_code == 2
+    other = tmp_path / "orders.txt"
+    other.write_text("reference\n")
+    result = cli("batch", "invoice", str(other))
+    assert result.exit_code == 2
+    assert ".csv or .jsonl" in result.stderr

@@ -1,0 +1,235 @@
+"""checkout doctor: a clean store after real flows has no violation; each invariant violated
+with raw SQL in a copy of the store is found, with its number and the records involved."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from checkout_cli.cli.app import app
+from tests.conftest import WATCH, Result, ready_checkout
+
+FLOW = "checkout-flow"
+PRESCRIPTION = {
+    "right_sphere": "-1.25",
+    "left_sphere": "-1.50",
+    "right_base_curve": "8.6",
+    "prescribed_on": "2026-01-15",
+}
+
+
+def doctor(db: Path, *args: str) -> Result:
+    result = CliRunner().invoke(app, ["--db", str(db), *args, "doctor"])
+    WATCH.seen("checkout doctor", result.stdout + result.stderr)
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+def complete(backend, items: list[tuple[str, int]], meta: dict | None = None) -> dict[str, Any]:
+    token = ready_checkout(backend, items)
+    if meta:
+        backend.call(
+            FLOW,
+            "set-line-meta",
+            {
+                "checkout_token": token,
+                "product_sku": "LENS-DAILY-30",
+                "def_key": "lens_prescription",
+                "values": meta,
+            },
+        )
+    backend.call(FLOW, "create-payment", {"checkout_token": token, "provider": "invoice"})
+    return backend.call(FLOW, "complete-checkout", {"checkout_token": token})
+
+
+@pytest.fixture
+def shop(backend) -> dict[str, Any]:
+    """A store after real flows: orders (one with meta), an open, a cancelled checkout."""
+    with_meta = complete(backend, [("LENS-DAILY-30", 2), ("CASE-TRAVEL", 1)], PRESCRIPTION)
+    gift = complete(backend, [("GIFT-CARD-25", 2)])
+    complete(backend, [("LENS-MONTH-6", 3)])
+    backend.call(FLOW, "complete-checkout", {"checkout_token": gift["checkout_token"]})  # again
+    open_token = ready_checkout(backend, [("LENS-MONTH-6", 1), ("GIFT-CARD-25", 1)])
+    cancelled = ready_checkout(backend, [("SOLUTION-360", 1)])
+    backend.call(FLOW, "cancel-checkout", {"checkout_token": cancelled})
+    backend.call("product-catalog", "set-stock", {"sku": "LENS-MONTH-6", "stock": 50})
+    return {
+        "meta_order": with_meta["order"]["order_number"],
+        "meta_checkout": with_meta["checkout_token"],
+        "gift_order": gift["order"]["order_number"],
+        "gift_checkout": gift["checkout_token"],
+        "open_checkout": open_token,
+    }
+
+
+def test_a_clean_store_after_flows_has_no_violations(shop, db_path):
+    result = doctor(db_path)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "no violations" in result.stderr
+    as_json = doctor(db_path, "--json")
+    assert as_json.exit_code == 0
+    assert as_json.json()["violations"] == []
+
+
+def copy_of(db_path: Path, target: Path) -> Path:
+    source, copy = sqlite3.connect(db_path), sqlite3.connect(target)
+    try:
+        source.backup(copy)
+    finally:
+        source.close()
+        copy.close()
+    return target
+
+
+def drop_unique_index(conn: sqlite3.Connection, table: str, columns: list[str]) -> None:
+    for _, name, unique, *_ in conn.execute(f"PRAGMA index_list({table})").fetchall():
+        cols = [r[2] for r in conn.execute(f"PRAGMA index_info({name})")]
+        if unique and cols == columns:
+            conn.execute(f"DROP INDEX [{name}]")
+            return
+    raise AssertionError(f"no unique index on {table}{columns}")
+
+
+def columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "id"]
+
+
+def duplicate(conn: sqlite3.Connection, table: str, where: str, **changes: str) -> int:
+    """Insert a copy of the row ``where`` picks, with ``changes`` as SQL expressions."""
+    cols = columns(conn, table)
+    select = ", ".join(changes.get(c, c) for c in cols)
+    return conn.execute(
+        f"INSERT INTO {table} ({', '.join(cols)}) SELECT {select} FROM {table} WHERE {where}"
+    ).lastrowid
+
+
+def second_order_for_a_checkout(conn: sqlite3.Connection, shop: dict) -> dict:
+    drop_unique_index(conn, "orders", ["checkout_id"])
+    number = shop["gift_order"]
+    new = duplicate(
+        conn,
+        "orders",
+        f"order_number = '{number}'",
+        order_id="order_id || '-again'",
+        order_number="order_number || '-again'",
+    )
+    old = conn.execute("SELECT id FROM orders WHERE order_number = ?", (number,)).fetchone()[0]
+    duplicate(conn, "order_lines", f"order_id = {old}", order_id=str(new))
+    duplicate(conn, "outbox", f"order_id = {old}", order_id=str(new))
+    return {"checkout_token": shop["gift_checkout"], "status": "completed"}
+
+
+def second_open_checkout_for_a_cart(conn: sqlite3.Connection, shop: dict) -> dict:
+    conn.execute("DROP INDEX one_open_checkout_per_cart")
+    token = shop["open_checkout"]
+    old = conn.execute("SELECT id FROM checkouts WHERE token = ?", (token,)).fetchone()[0]
+    new = duplicate(conn, "checkouts", f"id = {old}", token="'chk_plantedSecondOpen0'")
+    duplicate(conn, "checkout_lines", f"checkout_id = {old}", checkout_id=str(new))
+    cart = conn.execute(
+        "SELECT k.token FROM carts k JOIN checkouts c ON c.cart_id = k.id WHERE c.id = ?", (old,)
+    ).fetchone()[0]
+    return {"cart_token": cart}
+
+
+def stock_off_its_ledger(conn: sqlite3.Connection, shop: dict) -> dict:
+    conn.execute("UPDATE products SET stock = stock + 7 WHERE sku = 'LENS-DAILY-30'")
+    return {"sku": "LENS-DAILY-30", "stock": 105, "ledger_sum": 98}
+
+
+def second_confirmation_email(conn: sqlite3.Connection, shop: dict) -> dict:
+    drop_unique_index(conn, "outbox", ["order_id", "kind"])
+    duplicate(
+        conn,
+        "outbox",
+        "order_id = (SELECT id FROM orders WHERE order_number = "
+        f"'{shop['meta_order']}') AND kind = 'order_confirmation'",
+    )
+    return {"order_number": shop["meta_order"], "emails": 2}
+
+
+def totals_not_adding_up(conn: sqlite3.Connection, shop: dict) -> dict:
+    conn.execute(
+        "UPDATE orders SET total_cents = total_cents + 100 WHERE order_number = ?",
+        (shop["gift_order"],),
+    )
+    return {"order_number": shop["gift_order"]}
+
+
+def checkout_subtotal_not_its_lines(conn: sqlite3.Connection, shop: dict) -> dict:
+    conn.execute(
+        "UPDATE checkouts SET subtotal_cents = subtotal_cents - 1, total_cents = total_cents - 1 "
+        "WHERE token = ?",
+        (shop["open_checkout"],),
+    )
+    return {"checkout_token": shop["open_checkout"]}
+
+
+def order_meta_changed(conn: sqlite3.Connection, shop: dict) -> dict:
+    changed = conn.execute(
+        "UPDATE order_lines SET meta = json_set(meta, '$.lens_prescription.right_sphere', "
+        "'-9.75') WHERE product_sku = 'LENS-DAILY-30' AND order_id = "
+        "(SELECT id FROM orders WHERE order_number = ?)",
+        (shop["meta_order"],),
+    ).rowcount
+    assert changed == 1
+    return {"order_number": shop["meta_order"], "sku": "LENS-DAILY-30", "line_no": 1}
+
+
+PLANTS: list[tuple[int, Callable[[sqlite3.Connection, dict], dict]]] = [
+    (1, second_order_for_a_checkout),
+    (2, second_open_checkout_for_a_cart),
+    (3, stock_off_its_ledger),
+    (4, second_confirmation_email),
+    (5, totals_not_adding_up),
+    (5, checkout_subtotal_not_its_lines),
+    (6, order_meta_changed),
+]
+
+
+@pytest.mark.parametrize(
+    ("invariant", "plant"), PLANTS, ids=[plant.__name__ for _, plant in PLANTS]
+)
+def test_doctor_finds_each_planted_violation(shop, db_path, tmp_path, invariant, plant):
+    copy = copy_of(db_path, tmp_path / "copy.db")
+    conn = sqlite3.connect(copy)
+    try:
+        with conn:
+            expected = plant(conn, shop)
+    finally:
+        conn.close()
+    result = doctor(copy, "--json")
+    assert result.exit_code == 1, result.stderr
+    violations = result.json()["violations"]
+    # Only the planted invariant is reported: the rest of the copy is as clean as the store.
+    assert {v["invariant"] for v in violations} == {invariant}, violations
+    assert any(expected.items() <= v["records"].items() for v in violations), (
+        expected,
+        violations,
+    )
+    assert all(v["message"] for v in violations)
+    text = doctor(copy)
+    assert text.exit_code == 1
+    assert text.stdout.splitlines()[0].startswith("Invariant")
+    assert any(line.startswith(str(invariant)) for line in text.stdout.splitlines()[2:])
+    # The store the copy was made from is untouched and still clean.
+    assert doctor(db_path).exit_code == 0
+
+
+def test_doctor_lists_every_violation_at_once(shop, db_path, tmp_path):
+    copy = copy_of(db_path, tmp_path / "copy.db")
+    conn = sqlite3.connect(copy)
+    try:
+        with conn:
+            for _, plant in PLANTS:
+                plant(conn, shop)
+    finally:
+        conn.close()
+    result = doctor(copy, "--json")
+    assert result.exit_code == 1
+    assert {v["invariant"] for v in result.json()["violations"]} == {1, 2, 3, 4, 5, 6}
+    json.dumps(result.json())  # plain JSON all the way down
