@@ -372,7 +372,13 @@ def _endpoints() -> list[Endpoint]:
             CHECKOUT_ADMIN,
             "send-outbox",
             "Deliver queued and failed emails now.",
-            obj(limit=Int(minimum=1, maximum=10000)),
+            obj(
+                limit=Int(minimum=1, maximum=10000),
+                retry_stuck=Bool(
+                    description="also retry emails cut off mid-send over 10 "
+                    "minutes ago (they may go out twice)"
+                ),
+            ),
             "outbox:send_outbox",
             "checkout outbox send",
         ),

@@ -480,3 +480,25 @@ def test_smtp_password_never_leaves_the_vault(backend, cli, db_path):
     finally:
         conn.close()
     assert stored == (SMTP_PASSWORD,)
+
+
+def test_an_email_cut_off_mid_send_is_retried_only_on_request(backend, cli):
+    from tests.conftest import ready_checkout
+
+    token = ready_checkout(backend)
+    backend.call(
+        "checkout-flow", "create-payment", {"checkout_token": token, "provider": "invoice"}
+    )
+    backend.call("checkout-flow", "complete-checkout", {"checkout_token": token})
+    conn = backend.engine.conn
+    # A process killed between claiming and recording the result leaves the row 'sending'.
+    conn.execute("UPDATE outbox SET status = 'sending', claimed_at = '2000-01-01T00:00:00Z'")
+    assert backend.call("checkout-admin", "send-outbox", {})["sent"] == 0
+    inspect = backend.call(
+        "checkout-admin", "inspect-checkout", {"checkout_token": token, "live": False}
+    )
+    assert "checkout outbox send --retry-stuck" in [d["fix"] for d in inspect["diagnosis"]]
+    result = cli("--json", "outbox", "send", "--retry-stuck")
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["released"], result.json()["sent"]) == (1, 1)
+    assert conn.execute("SELECT status FROM outbox").fetchone()[0] == "sent"

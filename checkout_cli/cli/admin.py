@@ -113,7 +113,18 @@ def outbox_list(
 
 
 @outbox_app.command("send")
-def outbox_send(ctx: typer.Context, body: Body = None) -> None:
+def outbox_send(
+    ctx: typer.Context,
+    retry_stuck: Annotated[
+        bool | None,
+        typer.Option(
+            "--retry-stuck",
+            help="also retry emails a killed process left half-sent (over 10 minutes ago); "
+            "the customer may get those twice",
+        ),
+    ] = None,
+    body: Body = None,
+) -> None:
     """Deliver every queued or failed email now.
 
     Example: checkout outbox send
@@ -124,8 +135,11 @@ def outbox_send(ctx: typer.Context, body: Body = None) -> None:
     result = state.run(
         CHECKOUT_ADMIN,
         "send-outbox",
-        merge_body(body),
-        lambda r: output.say(f"sent {r['sent']}, failed {r['failed']}"),
+        merge_body(body, retry_stuck=retry_stuck),
+        lambda r: output.say(
+            f"sent {r['sent']}, failed {r['failed']}"
+            + (f" ({r['released']} half-sent retried)" if r["released"] else "")
+        ),
     )
     if result["failed"]:
         raise typer.Exit(6)

@@ -59,9 +59,9 @@ def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
     for row in rows:
         with engine.write() as tx:
             claimed = tx.execute(
-                "UPDATE outbox SET status = 'sending', attempts = attempts + 1 "
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_at = ? "
                 "WHERE id = ? AND status IN ('queued', 'failed')",
-                (row["id"],),
+                (engine.now(), row["id"]),
             ).rowcount
         if not claimed:
             continue
@@ -162,7 +162,27 @@ def deliver_for_order(engine: Engine, order_id: str) -> None:
     _deliver_after_commit(engine, rows)
 
 
+STUCK_AFTER_MINUTES = 10
+
+
+def release_stuck(engine: Engine) -> int:
+    """Make emails left ``sending`` by a killed process retryable. They may have gone out
+    already (the kill came after the server accepted them), so only an operator asks."""
+    from datetime import timedelta
+
+    from checkout_cli.engine.core import iso
+
+    cutoff = iso(engine.clock() - timedelta(minutes=STUCK_AFTER_MINUTES))
+    with engine.write() as conn:
+        return conn.execute(
+            "UPDATE outbox SET status = 'failed', last_error = ? "
+            "WHERE status = 'sending' AND (claimed_at IS NULL OR claimed_at <= ?)",
+            ("interrupted while sending; it may have been delivered", cutoff),
+        ).rowcount
+
+
 def send_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    released = release_stuck(engine) if body.get("retry_stuck") else 0
     rows = engine.conn.execute(
         _PENDING + " ORDER BY o.id LIMIT ?", (body.get("limit", 1000),)
     ).fetchall()
@@ -170,6 +190,7 @@ def send_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     return {
         "sent": sum(r["status"] == "sent" for r in results),
         "failed": sum(r["status"] == "failed" for r in results),
+        "released": released,
         "results": results,
     }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -294,12 +294,18 @@ def _v5(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE outbox ADD COLUMN checkout_id INTEGER REFERENCES checkouts(id)")
 
 
+def _v6(conn: sqlite3.Connection) -> None:
+    """When an outbox row was claimed, to find deliveries cut off mid-send."""
+    conn.execute("ALTER TABLE outbox ADD COLUMN claimed_at TEXT")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _v1,
     2: _v2,
     3: _v3,
     4: _v4,
     5: _v5,
+    6: _v6,
 }
 
 

@@ -163,10 +163,22 @@ def _diagnosis(
                 f"checkout complete-checkout {token}",
             )
         elif reason == "email_not_delivered":
-            say(
-                "The order exists but its confirmation email has not been delivered.",
-                "checkout outbox send",
-            )
+            stuck = conn.execute(
+                "SELECT 1 FROM outbox o JOIN orders ord ON ord.id = o.order_id "
+                "WHERE ord.checkout_id = ? AND o.status = 'sending'",
+                (co["id"],),
+            ).fetchone()
+            if stuck:
+                say(
+                    "The confirmation email was cut off while being sent; it may or may not "
+                    "have arrived.",
+                    "checkout outbox send --retry-stuck",
+                )
+            else:
+                say(
+                    "The order exists but its confirmation email has not been delivered.",
+                    "checkout outbox send",
+                )
         elif reason == "stock_shortfall":
             for short in _shortfalls(conn, co["id"]):
                 say(
