@@ -4,99 +4,20 @@ offered as a choice list."""
 
 from __future__ import annotations
 
-import io
-import os
-import re
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pexpect
 import pytest
 
-from tests.conftest import WATCH, dump, ready_checkout
+from tests.conftest import dump, ready_checkout
+from tests.terminal import BACKSPACE, DOWN, Terminal, shown, starter
 from tests.test_line_meta_engine import ENGRAVING, LENS, dates, today
-
-DOWN = "\x1b[B"
-BACKSPACE = "\x7f"
-ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-
-
-def shown(text: str) -> str:
-    """A regex for ``text`` as prompt_toolkit draws it: a space may be a cursor move.
-
-    prompt_toolkit redraws only what changed, so a message replacing another one in the same
-    place skips the characters they share: wait for a part that differs.
-    """
-    return r"(?: |\x1b\[\d*C)+".join(re.escape(word) for word in text.split(" "))
-
-
-class Terminal:
-    """One `checkout set-line-meta TOKEN SKU` on a terminal: wait for a prompt, answer it."""
-
-    def __init__(self, db_path: Path, tmp_path: Path, *args: str) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "CI" and not k.startswith("CHECKOUT_")}
-        env.update(
-            TERM="xterm-256color",
-            XDG_CONFIG_HOME=str(tmp_path / "config"),
-            XDG_DATA_HOME=str(tmp_path / "data"),
-            # pexpect never answers prompt_toolkit's cursor position request; without this
-            # every prompt would wait for the answer.
-            PROMPT_TOOLKIT_NO_CPR="1",
-        )
-        self.transcript = io.StringIO()
-        self.child = pexpect.spawn(
-            sys.executable,
-            ["-m", "checkout_cli", "--db", str(db_path), "set-line-meta", *args],
-            env=env,
-            dimensions=(50, 140),
-            timeout=15,
-            encoding="utf-8",
-            codec_errors="replace",
-        )
-        self.child.logfile_read = self.transcript
-
-    def at(self, pattern: str, send: str | None = None) -> str:
-        """Wait for ``pattern`` (a regex), then type ``send``; returns what came before it."""
-        self.child.expect(pattern)
-        before = self.child.before
-        if send is not None:
-            self.child.send(send)
-        return before
-
-    def retype(self, wrong: str, problem: str, right: str) -> None:
-        """Type a refused value, see why (``problem``, plain text), erase it, type another."""
-        self.child.send(wrong + "\r")
-        self.at(shown(problem), BACKSPACE * len(wrong) + right + "\r")
-
-    def finish(self) -> int:
-        self.child.expect(pexpect.EOF)
-        self.child.close()
-        WATCH.seen("checkout set-line-meta (terminal)", self.transcript.getvalue())
-        return self.child.exitstatus
-
-    @property
-    def text(self) -> str:
-        return ANSI.sub("", self.transcript.getvalue())
-
-    def kill(self) -> None:
-        if self.child.isalive():
-            self.child.terminate(force=True)
 
 
 @pytest.fixture
 def terminal(db_path, tmp_path):
-    started: list[Terminal] = []
-
-    def start(*args: str) -> Terminal:
-        term = Terminal(db_path, tmp_path, *args)
-        started.append(term)
-        return term
-
-    yield start
-    for term in started:
-        term.kill()
+    """``terminal(TOKEN, SKU, …)``: `checkout set-line-meta TOKEN SKU …` on a terminal."""
+    yield from starter(lambda *args: Terminal(db_path, tmp_path, "set-line-meta", *args))
 
 
 def meta_of(backend: Any, token: str, sku: str) -> dict[str, Any]:

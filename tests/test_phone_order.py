@@ -2,65 +2,23 @@
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
 import sys
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
-import pexpect
 import pytest
 
-from tests.conftest import CUSTOMER, WATCH, dump, ready_checkout
+from tests.conftest import CUSTOMER, dump, ready_checkout
+from tests.terminal import BACKSPACE, DOWN, Terminal, starter
 
-DOWN = "\x1b[B"
-BACKSPACE = "\x7f"
-ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 Q = r"\?(?:\x1b\[[0-9;]*m)* "  # a question's mark, then its (styled) text
 
 
-class Operator:
-    """One `checkout phone-order` session on a terminal: wait for a prompt, answer it."""
-
-    def __init__(
-        self, db_path: Path, tmp_path: Path, *args: str, dimensions: tuple[int, int] = (50, 140)
-    ) -> None:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            # COLUMNS/LINES (pytest-xdist sets them) would override the terminal's own size.
-            if k not in ("CI", "COLUMNS", "LINES") and not k.startswith("CHECKOUT_")
-        }
-        env.update(
-            TERM="xterm-256color",
-            XDG_CONFIG_HOME=str(tmp_path / "config"),
-            XDG_DATA_HOME=str(tmp_path / "data"),
-            # pexpect is not a terminal emulator: it never answers prompt_toolkit's cursor
-            # position request, and every prompt would wait a second for the answer.
-            PROMPT_TOOLKIT_NO_CPR="1",
-        )
-        self.transcript = io.StringIO()
-        self.child = pexpect.spawn(
-            sys.executable,
-            ["-m", "checkout_cli", "--db", str(db_path), "phone-order", *args],
-            env=env,
-            dimensions=dimensions,
-            timeout=15,
-            encoding="utf-8",
-            codec_errors="replace",
-        )
-        self.child.logfile_read = self.transcript
-
-    def at(self, pattern: str, send: str | None = None) -> str:
-        """Wait for ``pattern`` (a regex) and type ``send``; returns what came before it."""
-        self.child.expect(pattern)
-        before = self.child.before
-        if send is not None:
-            self.child.send(send)
-        return before
+class Operator(Terminal):
+    """One `checkout phone-order` session on a terminal."""
 
     def search(self, typed: str, name: str) -> None:
         """The product search: type part of a name, wait for the suggestion, Tab, Enter."""
@@ -78,34 +36,14 @@ class Operator:
         self.at("City", "Amsterdam\r")
         self.at(Q + r"Country", "\r")  # NL is the default
 
-    def finish(self) -> int:
-        self.child.expect(pexpect.EOF)
-        self.child.close()
-        WATCH.seen("checkout phone-order", self.transcript.getvalue())
-        return self.child.exitstatus
-
-    @property
-    def text(self) -> str:
-        """What the operator saw, without colours and cursor movements."""
-        return ANSI.sub("", self.transcript.getvalue())
-
-    def kill(self) -> None:
-        if self.child.isalive():
-            self.child.terminate(force=True)
-
 
 @pytest.fixture
 def operator(db_path, tmp_path):
-    started: list[Operator] = []
-
-    def start(*args: str, dimensions: tuple[int, int] = (50, 140)) -> Operator:
-        op = Operator(db_path, tmp_path, *args, dimensions=dimensions)
-        started.append(op)
-        return op
-
-    yield start
-    for op in started:
-        op.kill()
+    yield from starter(
+        lambda *args, dimensions=(50, 140): Operator(
+            db_path, tmp_path, "phone-order", *args, dimensions=dimensions
+        )
+    )
 
 
 def orders(backend: Any, email: str = "anna@example.com") -> list[dict[str, Any]]:

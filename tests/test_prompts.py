@@ -4,25 +4,13 @@ asks to confirm. The real program runs, as `python -m checkout_cli`, so CI's ven
 
 from __future__ import annotations
 
-import io
-import os
 import re
-import sys
-from pathlib import Path
 
-import pexpect
 import pytest
 
-from tests.conftest import WATCH, ready_checkout
+from tests.conftest import ready_checkout
+from tests.terminal import BACKSPACE, Terminal, shown, starter
 from tests.test_cli_flow import FLOW, status_of
-
-BACKSPACE = "\x7f"
-ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-
-
-def shown(text: str) -> str:
-    """A regex for ``text`` as prompt_toolkit draws it: a space may be a cursor move."""
-    return r"(?: |\x1b\[\d*C)+".join(re.escape(word) for word in text.split(" "))
 
 
 def filtered(text: str) -> str:
@@ -30,64 +18,10 @@ def filtered(text: str) -> str:
     return re.escape(text) + r"(?:\x1b\[[0-9;]*m)*\.\.\."
 
 
-class Terminal:
-    """One `checkout --db DB ARGS…` on a pseudo-terminal: wait for a prompt, answer it."""
-
-    def __init__(self, db_path: Path, tmp_path: Path, *args: str) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "CI" and not k.startswith("CHECKOUT_")}
-        env.pop("NO_COLOR", None)
-        env.update(
-            TERM="xterm-256color",
-            XDG_CONFIG_HOME=str(tmp_path / "config"),
-            XDG_DATA_HOME=str(tmp_path / "data"),
-            # pexpect never answers prompt_toolkit's cursor position request.
-            PROMPT_TOOLKIT_NO_CPR="1",
-        )
-        self.transcript = io.StringIO()
-        self.child = pexpect.spawn(
-            sys.executable,
-            ["-m", "checkout_cli", "--db", str(db_path), *args],
-            env=env,
-            dimensions=(40, 120),
-            timeout=10,
-            encoding="utf-8",
-            codec_errors="replace",
-        )
-        self.child.logfile_read = self.transcript
-
-    def at(self, pattern: str, send: str | None = None) -> None:
-        """Wait for ``pattern`` (a regex), then type ``send``."""
-        self.child.expect(pattern)
-        if send is not None:
-            self.child.send(send)
-
-    def finish(self) -> int:
-        self.child.expect(pexpect.EOF)
-        self.child.close()
-        WATCH.seen("checkout (terminal)", self.transcript.getvalue())
-        return self.child.exitstatus
-
-    @property
-    def text(self) -> str:
-        return ANSI.sub("", self.transcript.getvalue())
-
-    def kill(self) -> None:
-        if self.child.isalive():
-            self.child.terminate(force=True)
-
-
 @pytest.fixture
 def terminal(db_path, tmp_path):
-    started: list[Terminal] = []
-
-    def start(*args: str) -> Terminal:
-        term = Terminal(db_path, tmp_path, *args)
-        started.append(term)
-        return term
-
-    yield start
-    for term in started:
-        term.kill()
+    """``terminal("set-customer", token)``: the command on a fresh pseudo-terminal."""
+    yield from starter(lambda *args: Terminal(db_path, tmp_path, *args, dimensions=(40, 120)))
 
 
 def open_checkout(backend) -> str:

@@ -7,7 +7,9 @@ from tests.conftest import ready_checkout
 
 def test_invoice_flow_through_engine(backend):
     token = ready_checkout(backend)
-    backend.call("checkout-flow", "create-payment", {"checkout_token": token, "provider": "invoice"})
+    backend.call(
+        "checkout-flow", "create-payment", {"checkout_token": token, "provider": "invoice"}
+    )
     done = backend.call("checkout-flow", "complete-checkout", {"checkout_token": token})
     assert done["status"] == "completed"
     assert done["order"]["status"] == "pending"
