@@ -5,13 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.serve_helpers import served  # noqa: F401
+from tests.serve_helpers import served_fixture  # noqa: F401
 
 GUARDED = ["stripe_api_base", "mollie_api_endpoint", "smtp_host", "smtp_port", "smtp_starttls"]
 
 
 @pytest.mark.parametrize("key", GUARDED)
-def test_secret_routing_settings_are_refused_over_http(served, key):  # noqa: F811
+def test_secret_routing_settings_are_refused_over_http(served, key):
     value = {"smtp_port": 2525, "smtp_starttls": False}.get(key, "http://127.0.0.1:9")
     response = httpx.post(
         served.endpoint_url("checkout-admin", "set-setting"),
@@ -26,7 +26,7 @@ def test_secret_routing_settings_are_refused_over_http(served, key):  # noqa: F8
     assert current != value
 
 
-def test_other_settings_still_change_over_http(served):  # noqa: F811
+def test_other_settings_still_change_over_http(served):
     url = served.endpoint_url("checkout-admin", "set-setting")
     response = httpx.post(url, json={"key": "shop_name", "value": "Team Shop"}, headers=served.auth)
     assert response.status_code == 200
