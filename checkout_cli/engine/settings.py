@@ -76,7 +76,13 @@ SETTINGS: dict[str, Setting] = {
             "Mollie API address",
             local_only=True,
         ),
-        Setting("provider_timeout_seconds", "int", 20, "seconds to wait for a payment provider"),
+        Setting(
+            "provider_timeout_seconds",
+            "int",
+            20,
+            "seconds to wait for a payment provider",
+            maximum=600,
+        ),
     )
 }
 
