@@ -70,8 +70,8 @@ class Engine:
     def now(self) -> str:
         return iso(self.clock())
 
-    def write(self):  # -> ContextManager[sqlite3.Connection]
-        return self.store.write()
+    def write(self, *, durable: bool = True):  # -> ContextManager[sqlite3.Connection]
+        return self.store.write(durable=durable)
 
     def read(self):
         return self.store.read()

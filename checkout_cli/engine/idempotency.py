@@ -19,7 +19,7 @@ IN_PROGRESS, DONE = "in_progress", "done"
 
 def claim(engine: Engine, key: str, request_hash: str) -> tuple[int, dict[str, Any]] | None:
     """Claim ``key`` (None: go ahead), or return the remembered ``(http_status, body)``."""
-    with engine.write() as conn:
+    with engine.write(durable=False) as conn:  # made durable by the call's own commit
         row = conn.execute("SELECT * FROM idempotent_requests WHERE key = ?", (key,)).fetchone()
         if row is None:
             conn.execute(
@@ -44,7 +44,7 @@ def claim(engine: Engine, key: str, request_hash: str) -> tuple[int, dict[str, A
 
 
 def remember(engine: Engine, key: str, http_status: int, body: dict[str, Any]) -> None:
-    with engine.write() as conn:
+    with engine.write(durable=False) as conn:  # made durable by the call's own commit
         conn.execute(
             "UPDATE idempotent_requests SET status = ?, http_status = ?, response = ? "
             "WHERE key = ?",
@@ -54,7 +54,7 @@ def remember(engine: Engine, key: str, http_status: int, body: dict[str, Any]) -
 
 def forget(engine: Engine, key: str) -> None:
     """Release a claim whose request failed in a way worth retrying (unavailable, a bug)."""
-    with engine.write() as conn:
+    with engine.write(durable=False) as conn:  # made durable by the call's own commit
         conn.execute(
             "DELETE FROM idempotent_requests WHERE key = ? AND status = ?", (key, IN_PROGRESS)
         )

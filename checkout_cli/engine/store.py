@@ -46,8 +46,24 @@ class Store:
         return conn
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
+    def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception.
+
+        ``durable=False`` is for bookkeeping (email claims, idempotency keys): the commit skips
+        its own fsync. The WAL is append-only, so the next durable commit makes it durable too;
+        a killed process loses nothing, a power cut at worst the last such commits.
+        """
+        if not durable:
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with self._transaction() as conn:
+                yield conn
+        finally:
+            if not durable:
+                self.conn.execute("PRAGMA synchronous = FULL")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:

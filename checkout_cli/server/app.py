@@ -16,8 +16,6 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -259,49 +257,29 @@ def _idempotent(
     digest = hashlib.sha256(
         json.dumps([endpoint.service, endpoint.name, body], sort_keys=True).encode()
     ).hexdigest()
-    with _bookkeeping(backend):
-        remembered = idempotency.claim(backend.engine, scoped, digest)
+    remembered = idempotency.claim(backend.engine, scoped, digest)
     if remembered is not None:
         status, payload = remembered
         return JSONResponse(payload, status_code=status, headers={"Idempotent-Replayed": "true"})
     try:
         result = backend.call(endpoint.service, endpoint.name, body)
     except CheckoutError as exc:
-        with _bookkeeping(backend):
-            if exc.http_status >= 500:
-                idempotency.forget(backend.engine, scoped)
-            else:
-                idempotency.remember(
-                    backend.engine,
-                    scoped,
-                    exc.http_status,
-                    {"success": False, "error_object": exc.to_error_object()},
-                )
+        if exc.http_status >= 500:
+            idempotency.forget(backend.engine, scoped)
+        else:
+            idempotency.remember(
+                backend.engine,
+                scoped,
+                exc.http_status,
+                {"success": False, "error_object": exc.to_error_object()},
+            )
         raise
     except Exception:
-        with _bookkeeping(backend):
-            idempotency.forget(backend.engine, scoped)
+        idempotency.forget(backend.engine, scoped)
         raise
     payload = {"success": True, "result": result}
-    with _bookkeeping(backend):
-        idempotency.remember(backend.engine, scoped, 200, payload)
+    idempotency.remember(backend.engine, scoped, 200, payload)
     return JSONResponse(payload)
-
-
-@contextmanager
-def _bookkeeping(backend: LocalBackend) -> Iterator[None]:
-    """Idempotency rows are committed without their own fsync (``synchronous=NORMAL``): the
-    WAL is append-only, so the endpoint's own ``FULL`` commit right after a claim makes the
-    claim durable too, and a recorded answer becomes durable with the next ``FULL`` commit.
-    A power cut in between can only leave a key "in progress" (a retry is told to wait),
-    never let a write run twice. A killed server process loses nothing. This saves two of
-    the three fsyncs per remote write."""
-    conn = backend.engine.conn
-    conn.execute("PRAGMA synchronous = NORMAL")
-    try:
-        yield
-    finally:
-        conn.execute("PRAGMA synchronous = FULL")
 
 
 class AccessLog:
