@@ -6,13 +6,13 @@ import os
 import smtplib
 import ssl
 import tempfile
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Any, Protocol
 
 
 class Transport(Protocol):
-    def send(self, message: EmailMessage, name: str) -> str:
+    def send(self, message: Message, name: str) -> str:
         """Deliver one message; return where it went. Raise on failure."""
 
 
@@ -20,7 +20,7 @@ class FileTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def send(self, message: EmailMessage, name: str) -> str:
+    def send(self, message: Message, name: str) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.folder / f"{name}.eml"
         # Written whole or not at all: a temp file renamed into place.
@@ -45,7 +45,7 @@ class SmtpTransport:
     def __repr__(self) -> str:  # never show the password, even in a debug traceback
         return f"SmtpTransport({self.host}:{self.port}, user={self.user!r})"
 
-    def send(self, message: EmailMessage, name: str) -> str:
+    def send(self, message: Message, name: str) -> str:
         with smtplib.SMTP(self.host, self.port, timeout=30) as smtp:
             if self.starttls:
                 smtp.starttls(context=ssl.create_default_context())
