@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import httpx
 import pytest
 
@@ -15,24 +9,17 @@ from checkout_cli.backends.local import LocalBackend
 from tests.conftest import WATCH, load_fixtures, ready_checkout
 from tests.fakes.fake_mollie import FakeMollie
 from tests.fakes.fake_stripe import FakeStripe
+from tests.serve_helpers import serving
 
 STRIPE_KEY = WATCH.secret("sk_test_51Webhook0Server0Key0abcdefghijklmnopqr")
 WEBHOOK_SECRET = WATCH.secret("whsec_server0webhook0secret0abcdef")
 MOLLIE_KEY = WATCH.secret("test_server0webhook0mollie0key0abcdefghijkl")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def shop(tmp_path):
     """A store wired to both fakes, served by a real `checkout serve` subprocess."""
     db = tmp_path / "shop.db"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     with FakeStripe(api_key=STRIPE_KEY) as stripe_fake, FakeMollie(api_key=MOLLIE_KEY) as mollie:
         local = LocalBackend(db, actor="test")
         load_fixtures(local)
@@ -46,33 +33,19 @@ def shop(tmp_path):
             "stripe_api_base": stripe_fake.url,
             "mollie_api_endpoint": mollie.url,
             "payment_redirect_url": "https://shop.example/thanks",
-            "payment_webhook_url": f"{url}/webhooks/mollie",
             "auto_complete_paid": True,
         }.items():
             local.call("checkout-admin", "set-setting", {"key": key, "value": value})
-        env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "checkout_cli", "--db", str(db), "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        token = WATCH.secret(local.call("checkout-admin", "create-token", {"name": "t"})["token"])
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
-            yield local, url, stripe_fake, mollie
+            with serving(db, token, project="local", workers=1) as server:
+                local.call(
+                    "checkout-admin",
+                    "set-setting",
+                    {"key": "payment_webhook_url", "value": f"{server.url}/webhooks/mollie"},
+                )
+                yield local, server.url, stripe_fake, mollie
         finally:
-            server.terminate()
-            _, log = server.communicate(timeout=10)
-            WATCH.seen("checkout serve log", log)
             local.close()
             WATCH.export_store(db)
 

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from checkout_cli.backends.local import LocalBackend
 from checkout_cli.cli.app import app
 from tests.conftest import WATCH, Result, load_fixtures
+from tests.serve_helpers import free_port, serving
 
 INVOICE_STEPS = [
     "prepare-product",
@@ -118,12 +116,6 @@ def test_smoke_refuses_an_unknown_provider(backend, cli):
 # ---- against a remote ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A store served by a real `checkout serve` subprocess: (url, project, token, db)."""
@@ -153,31 +145,8 @@ def served(tmp_path_factory):
     token = WATCH.secret(
         json.loads(checkout("tokens", "create", "--name", "ci", "--json"))["token"]
     )
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "checkout_cli", "--db", str(db), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.communicate()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
-        yield url, "shop-ci", token, db
-    finally:
-        server.terminate()
-        _, log = server.communicate(timeout=10)
-        WATCH.seen("checkout serve log", log)
+    with serving(db, token, project="shop-ci", workers=1) as server:
+        yield server.url, "shop-ci", token, db
         WATCH.export_store(db)
 
 
@@ -218,7 +187,7 @@ def test_smoke_with_a_wrong_token_fails_at_the_first_step_with_exit_7(served, tm
 
 
 def test_smoke_with_the_server_down_fails_at_the_first_step_with_exit_6(tmp_path):
-    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     xml = tmp_path / "smoke.xml"
     result = remote(url, "shop-ci", "ck_whatever", "--json", "smoke", "--junit-xml", str(xml))
     assert result.exit_code == 6, result.stderr
