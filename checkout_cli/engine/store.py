@@ -8,6 +8,7 @@ read, so two processes can never interleave halves of an operation.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.conn = self._connect()
+        self._writer_lock = os.open(f"{self.path}-writer.lock", os.O_CREAT | os.O_RDWR, 0o600)
         from checkout_cli.engine.schema import SCHEMA_VERSION, migrate
 
         if self.conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
@@ -64,20 +66,26 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # Writers queue on a file lock first: the kernel wakes the next one the moment the
+        # lock is free, where SQLite's own busy wait sleeps and polls.
+        fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise _busy(exc) from exc
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        try:
-            self.conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            self.conn.execute("ROLLBACK")
-            raise _busy(exc) from exc
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _busy(exc) from exc
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self.conn.execute("ROLLBACK")
+                raise _busy(exc) from exc
+        finally:
+            fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -90,6 +98,7 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+        os.close(self._writer_lock)
 
 
 def _busy(exc: sqlite3.OperationalError) -> UnavailableError:
