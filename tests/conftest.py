@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from checkout_cli.backends.local import LocalBackend
 from checkout_cli.cli.app import app
+from tests.fakes.fake_mollie import FakeMollie
+from tests.fakes.fake_stripe import FakeStripe
 
 FIXTURES = Path(__file__).resolve().parent.parent / "checkout_cli" / "fixtures"
 
@@ -113,6 +115,46 @@ def backend(db_path: Path):
     yield local
     local.close()
     WATCH.export_store(db_path)
+
+
+STRIPE_KEY = WATCH.secret("sk_test_51Fake0Stripe0Secret0Key0abcdefghijklmnop")
+WEBHOOK_SECRET = WATCH.secret("whsec_fake0webhook0signing0secret0xyz")
+MOLLIE_KEY = WATCH.secret("test_fake0mollie0api0key0abcdefghijklmnop")
+
+
+@pytest.fixture
+def stripe_fake(backend):
+    """The fake Stripe, with the store's key, webhook secret and API address pointing at it."""
+    with FakeStripe(api_key=STRIPE_KEY) as fake:
+        backend.call(
+            "checkout-admin", "set-vault", {"name": "stripe_secret_key", "value": STRIPE_KEY}
+        )
+        backend.call(
+            "checkout-admin",
+            "set-vault",
+            {"name": "stripe_webhook_secret", "value": WEBHOOK_SECRET},
+        )
+        for key, value in {
+            "stripe_api_base": fake.url,
+            "provider_timeout_seconds": 2,
+            "payment_redirect_url": "https://shop.example/thanks",
+        }.items():
+            backend.call("checkout-admin", "set-setting", {"key": key, "value": value})
+        yield fake
+
+
+@pytest.fixture
+def mollie_fake(backend):
+    """The fake Mollie, with the store's key and API address pointing at it."""
+    with FakeMollie(api_key=MOLLIE_KEY) as fake:
+        backend.call("checkout-admin", "set-vault", {"name": "mollie_api_key", "value": MOLLIE_KEY})
+        for key, value in {
+            "mollie_api_endpoint": fake.url,
+            "provider_timeout_seconds": 2,
+            "payment_redirect_url": "https://shop.example/thanks",
+        }.items():
+            backend.call("checkout-admin", "set-setting", {"key": key, "value": value})
+        yield fake
 
 
 CUSTOMER = {

@@ -13,46 +13,7 @@ import pytest
 
 from checkout_cli.engine.provider_payments import handle_webhook
 from checkout_cli.errors import AuthError, NotFoundError, PaymentError, UnavailableError
-from tests.conftest import WATCH, ready_checkout
-from tests.fakes.fake_mollie import FakeMollie
-from tests.fakes.fake_stripe import FakeStripe
-
-STRIPE_KEY = WATCH.secret("sk_test_51Fake0Stripe0Secret0Key0abcdefghijklmnop")
-WEBHOOK_SECRET = WATCH.secret("whsec_fake0webhook0signing0secret0xyz")
-MOLLIE_KEY = WATCH.secret("test_fake0mollie0api0key0abcdefghijklmnop")
-
-
-@pytest.fixture
-def stripe_fake(backend):
-    with FakeStripe(api_key=STRIPE_KEY) as fake:
-        backend.call(
-            "checkout-admin", "set-vault", {"name": "stripe_secret_key", "value": STRIPE_KEY}
-        )
-        backend.call(
-            "checkout-admin",
-            "set-vault",
-            {"name": "stripe_webhook_secret", "value": WEBHOOK_SECRET},
-        )
-        for key, value in {
-            "stripe_api_base": fake.url,
-            "provider_timeout_seconds": 2,
-            "payment_redirect_url": "https://shop.example/thanks",
-        }.items():
-            backend.call("checkout-admin", "set-setting", {"key": key, "value": value})
-        yield fake
-
-
-@pytest.fixture
-def mollie_fake(backend):
-    with FakeMollie(api_key=MOLLIE_KEY) as fake:
-        backend.call("checkout-admin", "set-vault", {"name": "mollie_api_key", "value": MOLLIE_KEY})
-        for key, value in {
-            "mollie_api_endpoint": fake.url,
-            "provider_timeout_seconds": 2,
-            "payment_redirect_url": "https://shop.example/thanks",
-        }.items():
-            backend.call("checkout-admin", "set-setting", {"key": key, "value": value})
-        yield fake
+from tests.conftest import WEBHOOK_SECRET, ready_checkout
 
 
 @pytest.fixture(params=["stripe", "mollie"])

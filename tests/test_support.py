@@ -7,13 +7,9 @@ import shlex
 import socket
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from checkout_cli.engine.core import utc_now
-from tests.conftest import WATCH, ready_checkout
-from tests.fakes.fake_mollie import FakeMollie
+from tests.conftest import ready_checkout
 
-MOLLIE_KEY = WATCH.secret("test_support0mollie0key0abcdefghijklmnopq")
 FLOW = "checkout-flow"
 
 
@@ -60,19 +56,6 @@ def invoice(backend, token: str) -> None:
     backend.call(FLOW, "create-payment", {"checkout_token": token, "provider": "invoice"})
 
 
-@pytest.fixture
-def mollie(backend):
-    with FakeMollie(api_key=MOLLIE_KEY) as fake:
-        backend.call("checkout-admin", "set-vault", {"name": "mollie_api_key", "value": MOLLIE_KEY})
-        for key, value in {
-            "mollie_api_endpoint": fake.url,
-            "provider_timeout_seconds": 2,
-            "payment_redirect_url": "https://shop.example/thanks",
-        }.items():
-            backend.call("checkout-admin", "set-setting", {"key": key, "value": value})
-        yield fake
-
-
 def test_payment_linked_as_pending_too_long(backend, cli):
     token = ready_checkout(backend)
     backdated(backend)
@@ -104,7 +87,7 @@ def test_payment_linked_as_pending_too_long(backend, cli):
     assert backend.call(FLOW, "get-checkout-status", {"checkout_token": token})["order"]
 
 
-def test_provider_payment_pending_too_long_and_paid_at_the_provider(backend, cli, mollie):
+def test_provider_payment_pending_too_long_and_paid_at_the_provider(backend, cli, mollie_fake):
     token = ready_checkout(backend)
     backdated(backend)
     created = backend.call(FLOW, "create-payment", {"checkout_token": token, "provider": "mollie"})
@@ -116,7 +99,7 @@ def test_provider_payment_pending_too_long_and_paid_at_the_provider(backend, cli
     assert live["provider_live"]["provider"] == "mollie"
     assert live["provider_live"]["status"] == "open"
     # The customer pays, the webhook never arrives: inspect asks Mollie and says complete it.
-    mollie.mark_paid(created["payment"]["provider_payment_id"])
+    mollie_fake.mark_paid(created["payment"]["provider_payment_id"])
     live = cli("--json", "inspect", token).json()
     assert live["provider_live"]["status"] == "paid"
     assert live["diagnosis"][0]["fix"] == f"checkout complete-checkout {token}"
@@ -198,7 +181,7 @@ def test_stock_shortfall(backend, cli):
     assert stuck(cli) == {}
 
 
-def test_stock_shortfall_counts_what_other_checkouts_hold(backend, cli, mollie):
+def test_stock_shortfall_counts_what_other_checkouts_hold(backend, cli, mollie_fake):
     holder = ready_checkout(backend, [("LENS-MONTH-6", 3)])
     backend.call(FLOW, "create-payment", {"checkout_token": holder, "provider": "mollie"})
     token = ready_checkout(backend, [("LENS-MONTH-6", 5)])

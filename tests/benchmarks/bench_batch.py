@@ -40,18 +40,6 @@ from common import isolated_env, load_fixtures, verdict
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-COLUMNS = (
-    "reference",
-    "product_sku",
-    "quantity",
-    "email",
-    "name",
-    "line1",
-    "postal_code",
-    "city",
-    "country",
-)
-
 
 def orders(count: int, start: int = 0) -> Iterator[dict[str, Any]]:
     """``count`` orders: one tracked-stock line each, every third with a second line."""
@@ -73,8 +61,10 @@ def orders(count: int, start: int = 0) -> Iterator[dict[str, Any]]:
 
 
 def write_file(path: Path, count: int, start: int = 0) -> None:
+    from checkout_cli.workflows.batch import REQUIRED  # exactly the required columns
+
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=REQUIRED)
         writer.writeheader()
         for order in orders(count, start):
             for sku, quantity in order["items"]:
