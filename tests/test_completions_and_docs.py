@@ -24,10 +24,15 @@ def test_completion_script_is_current(shell):
 
 
 def test_bash_completion_completes_commands():
-    env = {**os.environ, "_CHECKOUT_COMPLETE": "complete_bash", "COMP_WORDS": "checkout cre",
-           "COMP_CWORD": "1"}
-    out = subprocess.run([sys.executable, "-m", "checkout_cli"], env=env, capture_output=True,
-                         text=True, timeout=60)
+    env = {
+        **os.environ,
+        "_CHECKOUT_COMPLETE": "complete_bash",
+        "COMP_WORDS": "checkout cre",
+        "COMP_CWORD": "1",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "checkout_cli"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.stdout.split() == ["create-payment"]
 
 
