@@ -73,7 +73,8 @@ def serve(
         port=port,
         workers=workers,
         http="checkout_cli.server.protocol:NoDelayHTTPProtocol",  # TCP_NODELAY with workers
-        access_log=False,
+        access_log=False,  # ours (server.app.AccessLog) never logs a query string
+        proxy_headers=False,  # nothing here reads the client address
         log_level="warning",
     )
 

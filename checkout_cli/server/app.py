@@ -9,6 +9,7 @@ its own SQLite connection; workers (processes) share the store safely through it
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -16,11 +17,12 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -39,6 +41,9 @@ from checkout_cli.errors import (
 from checkout_cli.server.openapi import API_VERSION, openapi
 
 MAX_BODY_BYTES = 1024 * 1024
+# Requests running at once per worker process, each on its own thread and SQLite connection;
+# more wait their turn. A provider call can hold a thread for seconds, so not too few.
+STORE_THREADS = 16
 access_log = logging.getLogger("checkout.access")
 
 
@@ -58,6 +63,7 @@ class Service:
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
         self._local = _Backends()
+        self._threads = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="checkout-store")
         self.project_id = self.backend().call("checkout-admin", "get-settings")["settings"][
             "project_id"
         ]
@@ -67,6 +73,10 @@ class Service:
             self._local.backend = LocalBackend(self.db_path, actor=actor)
         self._local.backend.engine.actor = actor
         return self._local.backend
+
+    async def in_thread(self, work: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking store work off the event loop, on one of this worker's threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
 
     def authenticate(self, request: Request) -> str:
         from checkout_cli.engine.tokens import verify
@@ -151,7 +161,7 @@ def build_app(db_path: Path) -> Starlette:
                 too_large = exc
         # One trip to a worker thread, and the thread's own connection for all of it:
         # a backend looked up here, on the event loop, would be shared by every request.
-        return await run_in_threadpool(_serve_call, service, request, endpoint, raw, too_large)
+        return await service.in_thread(_serve_call, service, request, endpoint, raw, too_large)
 
     async def webhook(request: Request) -> Response:
         from checkout_cli.engine.provider_payments import handle_webhook
@@ -163,7 +173,7 @@ def build_app(db_path: Path) -> Starlette:
             backend = service.backend(f"webhook:{provider}")
             return handle_webhook(backend.engine, provider, dict(request.headers), raw)
 
-        result = await run_in_threadpool(handle)
+        result = await service.in_thread(handle)
         return JSONResponse({"success": True, "result": result})
 
     async def meta(request: Request) -> Response:
@@ -175,7 +185,7 @@ def build_app(db_path: Path) -> Starlette:
         )
 
     async def healthz(request: Request) -> Response:
-        await run_in_threadpool(lambda: service.backend().engine.conn.execute("SELECT 1"))
+        await service.in_thread(lambda: service.backend().engine.conn.execute("SELECT 1"))
         return JSONResponse({"status": "ok"})
 
     async def openapi_json(request: Request) -> Response:

@@ -1,4 +1,6 @@
-"""uvicorn's HTTP protocol with TCP_NODELAY set on every connection.
+"""uvicorn's httptools HTTP protocol with TCP_NODELAY set on every connection.
+
+httptools (llhttp, in C) parses a request in a fraction of the CPU time of the pure-Python h11.
 
 With ``--workers N`` uvicorn binds the listening socket itself with ``proto`` 0, so asyncio
 does not turn Nagle's algorithm off on accepted connections and every keep-alive request
@@ -12,10 +14,10 @@ import asyncio
 import contextlib
 import socket
 
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
-class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+class NoDelayHTTPProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
