@@ -36,7 +36,15 @@ def serve(
         str, typer.Option(help="address to bind; anything but loopback must be given explicitly")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8787,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="worker processes: how many requests run at once (one each); a request "
+            "waiting on a payment provider holds its worker",
+        ),
+    ] = 4,
 ) -> None:
     """Serve this store's API over HTTP for a team (bearer tokens, /openapi.json, webhooks).
 
