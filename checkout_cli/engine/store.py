@@ -45,7 +45,6 @@ class Store:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
-        if os.environ.get("MMAP"): conn.execute(f"PRAGMA mmap_size = {int(os.environ['MMAP'])}")
         return conn
 
     @contextmanager
