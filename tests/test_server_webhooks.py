@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
 import httpx
 import pytest
 
 from checkout_cli.backends.local import LocalBackend
+from checkout_cli.backends.remote import RemoteBackend
 from tests.conftest import WATCH, load_fixtures, ready_checkout
 from tests.fakes.fake_mollie import FakeMollie
 from tests.fakes.fake_stripe import FakeStripe
@@ -97,3 +102,59 @@ def test_mollie_webhook_from_the_provider_completes_the_checkout(shop):
     status = local.call("checkout-flow", "get-checkout-status", {"checkout_token": token})
     assert status["status"] == "completed"
     assert status["order"]["payment_status"] == "paid"
+
+
+def test_a_request_waiting_on_the_provider_holds_only_its_own_worker(tmp_path):
+    """Each worker runs one request at a time; while one waits on Stripe, another worker
+    serves everyone else, and the slow request still ends as it should."""
+    db = tmp_path / "shop.db"
+    with FakeStripe(api_key=STRIPE_KEY) as stripe_fake:
+        local = LocalBackend(db, actor="test")
+        load_fixtures(local)
+        local.call(
+            "checkout-admin", "set-vault", {"name": "stripe_secret_key", "value": STRIPE_KEY}
+        )
+        for key, value in {
+            "stripe_api_base": stripe_fake.url,
+            "payment_redirect_url": "https://shop.example/thanks",
+        }.items():
+            local.call("checkout-admin", "set-setting", {"key": key, "value": value})
+        token = WATCH.secret(local.call("checkout-admin", "create-token", {"name": "t"})["token"])
+        slow = ready_checkout(local)
+        try:
+            with serving(db, token, project="local", workers=2) as server:
+                stripe_fake.delay_next(6)
+                paid: dict[str, Any] = {}
+
+                def pay() -> None:
+                    remote = RemoteBackend(server.url, "local", token)
+                    paid["result"] = remote.call(
+                        "checkout-flow",
+                        "create-payment",
+                        {"checkout_token": slow, "provider": "stripe"},
+                    )
+                    remote.close()
+
+                payer = threading.Thread(target=pay)
+                payer.start()
+                while not stripe_fake.requests_to("POST", "/v1/checkout/sessions"):
+                    assert payer.is_alive(), "create-payment ended before reaching Stripe"
+                    time.sleep(0.02)
+                other = RemoteBackend(server.url, "local", token)
+                cart = other.call(
+                    "shopping-cart", "add-item", {"product_sku": "GIFT-CARD-25", "quantity": 1}
+                )
+                status = other.call(
+                    "checkout-flow", "get-checkout-status", {"checkout_token": slow}
+                )
+                other.close()
+                assert httpx.get(f"{server.url}/healthz").status_code == 200
+                assert payer.is_alive()  # all of the above ran while Stripe was still answering
+                payer.join(timeout=60)
+        finally:
+            local.close()
+            WATCH.export_store(db)
+    assert cart["items"][0]["quantity"] == 1
+    assert status["checkout_token"] == slow
+    assert paid["result"]["payment"]["provider"] == "stripe"
+    assert paid["result"]["payment"]["status"] not in ("creating", "create_failed")
