@@ -10,8 +10,9 @@ SHELLS = {"bash": "checkout.bash", "zsh": "_checkout", "fish": "checkout.fish"}
 
 
 def script(shell: str) -> str:
-    return get_completion_script(prog_name="checkout", complete_var="_CHECKOUT_COMPLETE",
-                                 shell=shell)
+    return get_completion_script(
+        prog_name="checkout", complete_var="_CHECKOUT_COMPLETE", shell=shell
+    )
 
 
 if __name__ == "__main__":

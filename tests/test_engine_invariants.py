@@ -38,7 +38,7 @@ def test_store_file_and_pragmas(backend):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: write() flushes
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
     other = sqlite3.connect(path)  # WAL is a property of the file, not of one connection
     assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -1,9 +1,15 @@
 """The SQLite store: connection settings, the versioned schema, and write transactions.
 
-One file, WAL mode, ``synchronous=FULL`` (a commit is durable when it returns), foreign keys
-on, a generous ``busy_timeout`` so a second writer waits instead of failing. Every write
-endpoint runs inside one ``BEGIN IMMEDIATE`` transaction (``Store.write``), taken before any
-read, so two processes can never interleave halves of an operation.
+One file, WAL mode, foreign keys on, a generous ``busy_timeout`` so a second writer waits
+instead of failing. Every write endpoint runs inside one ``BEGIN IMMEDIATE`` transaction
+(``Store.write``), taken before any read, so two processes can never interleave halves of an
+operation.
+
+A durable write is on disk when ``write()`` returns, but the flush happens after the writer
+lock is released (group commit): SQLite commits without syncing (``synchronous=NORMAL``, which
+never corrupts the file), then ``write()`` fdatasyncs the WAL. The next writer works while the
+disk flushes, and one flush covers every commit before it. A commit is visible to readers for
+the moment before its flush; no caller is told it succeeded until it is on disk.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ class Store:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # write() flushes, outside the lock
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
@@ -51,18 +57,25 @@ class Store:
     def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction: BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception.
 
-        ``durable=False`` is for bookkeeping (email claims, idempotency keys): the commit skips
-        its own fsync. The WAL is append-only, so the next durable commit makes it durable too;
-        a killed process loses nothing, a power cut at worst the last such commits.
+        Durable by default: the WAL is flushed before this returns. ``durable=False`` is for
+        bookkeeping (email claims, idempotency keys): no flush of its own. The WAL is
+        append-only, so the next durable write flushes it too; a killed process loses nothing,
+        a power cut at worst the last such commits.
         """
-        if not durable:
-            self.conn.execute("PRAGMA synchronous = NORMAL")
+        with self._transaction() as conn:
+            yield conn
+        if durable:
+            self._flush()
+
+    def _flush(self) -> None:
         try:
-            with self._transaction() as conn:
-                yield conn
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:  # checkpointed and removed by a closing connection
+            fd = os.open(self.path, os.O_RDONLY)
+        try:
+            _datasync(fd)
         finally:
-            if not durable:
-                self.conn.execute("PRAGMA synchronous = FULL")
+            os.close(fd)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -99,6 +112,9 @@ class Store:
     def close(self) -> None:
         self.conn.close()
         os.close(self._writer_lock)
+
+
+_datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 
 
 def _busy(exc: sqlite3.OperationalError) -> UnavailableError:
