@@ -17,7 +17,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +31,8 @@ class Store:
         self.path = Path(path)
         self.conn = self._connect()
         self._writer_lock = os.open(f"{self.path}-writer.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        self._first_in_next_write: Callable[[sqlite3.Connection], None] | None = None
+        self.first_write_committed = False  # whether that work's transaction committed
         from checkout_cli.engine.schema import SCHEMA_VERSION, migrate
 
         if self.conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
@@ -77,6 +79,15 @@ class Store:
         finally:
             os.close(fd)
 
+    def run_first_in_next_write(self, work: Callable[[sqlite3.Connection], None] | None) -> None:
+        """Run ``work`` at the start of the next write transaction, inside it (None: don't).
+
+        The server claims an Idempotency-Key so, in the request's own first transaction.
+        """
+        self._first_in_next_write = work
+        if work is not None:
+            self.first_write_committed = False
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         # Writers queue on a file lock first: the kernel wakes the next one the moment the
@@ -87,7 +98,10 @@ class Store:
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise _busy(exc) from exc
+            work, self._first_in_next_write = self._first_in_next_write, None
             try:
+                if work is not None:
+                    work(self.conn)
                 yield self.conn
             except BaseException:
                 self.conn.execute("ROLLBACK")
@@ -97,6 +111,7 @@ class Store:
             except sqlite3.OperationalError as exc:
                 self.conn.execute("ROLLBACK")
                 raise _busy(exc) from exc
+            self.first_write_committed = work is not None or self.first_write_committed
         finally:
             fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
 

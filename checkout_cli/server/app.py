@@ -240,36 +240,37 @@ def _serve_call(
 def _idempotent(
     service: Service, actor: str, key: str, endpoint: Any, body: dict[str, Any]
 ) -> Response:
-    from checkout_cli.engine import idempotency
+    from checkout_cli.engine.idempotency import IdempotentCall, Replay
 
     backend = service.backend(f"{REMOTE_ACTOR_PREFIX}{actor}")
-    scoped = f"{actor}:{key}"
     digest = hashlib.sha256(
         json.dumps([endpoint.service, endpoint.name, body], sort_keys=True).encode()
     ).hexdigest()
-    remembered = idempotency.claim(backend.engine, scoped, digest)
-    if remembered is not None:
-        status, payload = remembered
-        return JSONResponse(payload, status_code=status, headers={"Idempotent-Replayed": "true"})
-    try:
-        result = backend.call(endpoint.service, endpoint.name, body)
-    except CheckoutError as exc:
-        if exc.http_status >= 500:
-            idempotency.forget(backend.engine, scoped)
+    call = IdempotentCall(backend.engine, f"{actor}:{key}", digest)
+    remembered = call.remembered()
+    if remembered is None:
+        try:
+            with call.claimed_by_first_write():
+                result = backend.call(endpoint.service, endpoint.name, body)
+        except Replay as replay:
+            remembered = replay.answer
+        except CheckoutError as exc:
+            if exc.http_status >= 500:
+                call.forget()
+            else:
+                call.remember(
+                    exc.http_status, {"success": False, "error_object": exc.to_error_object()}
+                )
+            raise
+        except Exception:
+            call.forget()
+            raise
         else:
-            idempotency.remember(
-                backend.engine,
-                scoped,
-                exc.http_status,
-                {"success": False, "error_object": exc.to_error_object()},
-            )
-        raise
-    except Exception:
-        idempotency.forget(backend.engine, scoped)
-        raise
-    payload = {"success": True, "result": result}
-    idempotency.remember(backend.engine, scoped, 200, payload)
-    return JSONResponse(payload)
+            payload = {"success": True, "result": result}
+            call.remember(200, payload)
+            return JSONResponse(payload)
+    status, payload = remembered
+    return JSONResponse(payload, status_code=status, headers={"Idempotent-Replayed": "true"})
 
 
 class AccessLog:
