@@ -83,6 +83,7 @@ def serve(
         http="checkout_cli.server.protocol:NoDelayHTTPProtocol",  # TCP_NODELAY with workers
         access_log=False,  # ours (server.app.AccessLog) never logs a query string
         proxy_headers=False,  # nothing here reads the client address
+        server_header=False,
         log_level="warning",
     )
 

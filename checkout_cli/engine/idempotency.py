@@ -26,6 +26,11 @@ IN_PROGRESS, DONE = "in_progress", "done"
 Answer = tuple[int, dict[str, Any]]  # (HTTP status, response body)
 
 
+def as_json(body: dict[str, Any]) -> str:
+    """Compact JSON, as the server sends it (Starlette's JSONResponse does the same)."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 class Replay(Exception):  # not an error: the answer is already there
     """The same request finished while this one was starting: answer as it did."""
 
@@ -61,8 +66,9 @@ class IdempotentCall:
         """Whether the request's first write, and with it the claim, committed."""
         return self.engine.store.first_write_committed
 
-    def remember(self, http_status: int, body: dict[str, Any]) -> None:
-        claimed, response = self.claimed, json.dumps(body)
+    def remember(self, http_status: int, body: dict[str, Any]) -> str:
+        """Keep the answer for a retry; returns it as JSON text, to be sent as it is."""
+        claimed, response = self.claimed, as_json(body)
         with self.engine.write(durable=False) as conn:  # made durable by the next durable commit
             if claimed:
                 conn.execute(
@@ -77,6 +83,7 @@ class IdempotentCall:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (self.key, self.request_hash, DONE, http_status, response, self.engine.now()),
                 )
+        return response
 
     def forget(self) -> None:
         """Release the claim of a request that failed in a way worth retrying (a bug, a

@@ -266,9 +266,8 @@ def _idempotent(
             call.forget()
             raise
         else:
-            payload = {"success": True, "result": result}
-            call.remember(200, payload)
-            return JSONResponse(payload)
+            answer = call.remember(200, {"success": True, "result": result})
+            return Response(answer, media_type="application/json")
     status, payload = remembered
     return JSONResponse(payload, status_code=status, headers={"Idempotent-Replayed": "true"})
 
