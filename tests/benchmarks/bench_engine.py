@@ -2,8 +2,9 @@
 
     python tests/benchmarks/bench_engine.py [--flows 300] [--rounds 3] [--profile]
 
-Engine: ``LocalBackend`` on a fresh store in a temp dir (WAL, ``synchronous=FULL``: every commit
-durable), confirmation emails through the ``file`` transport into the same temp dir. One flow is
+Engine: ``LocalBackend`` on a fresh store in a temp dir (WAL; every durable commit on disk
+before it returns, as ``Store.write`` does it), confirmation emails through the ``file``
+transport into the same temp dir. One flow is
 add-item → initiate-checkout → set-customer → create-payment (invoice) → complete-checkout.
 
 Baseline: plain ``sqlite3`` on a file in the same temp dir, same pragmas (WAL,
