@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,13 @@ def secret_watch():
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the real user's config or data dir."""
+    """No test reads or writes the real user's config or data dir, or leaves files in /tmp."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    scratch = tmp_path / "tmp"  # `checkout demo` makes its store in the temp dir
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))  # for the commands tests start as processes
     for name in ("CHECKOUT_DB", "CHECKOUT_PROFILE", "NO_COLOR"):
         monkeypatch.delenv(name, raising=False)
 

@@ -45,6 +45,7 @@ def test_setup_commands_in_a_fresh_venv(tmp_path):
         "HOME": str(tmp_path / "home"),
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "TMPDIR": str(tmp_path),  # where `checkout demo` leaves its store
     }
 
     def sh(command: str) -> subprocess.CompletedProcess:
