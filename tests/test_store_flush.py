@@ -60,16 +60,21 @@ def _trace(db: Path, tmp_path: Path) -> list[str]:
     return events
 
 
-def test_a_durable_write_flushes_the_wal_after_the_lock_and_before_returning(tmp_path):
-    db = tmp_path / "shop.db"
+@pytest.mark.parametrize("linked", [False, True], ids=["plain", "symlinked"])
+def test_a_durable_write_flushes_the_wal_after_the_lock_and_before_returning(tmp_path, linked):
     from checkout_cli.engine.store import Store
 
-    Store(db).close()  # created and migrated before the trace
+    real = tmp_path / "real" / "shop-2024.db"
+    Store(real).close()  # created and migrated before the trace
+    db = real
+    if linked:  # e.g. CHECKOUT_DB=/srv/shop.db -> /data/shop-2024.db: SQLite's WAL is beside
+        db = tmp_path / "shop.db"  # the real file, and so is the one flushed
+        db.symlink_to(real)
     events = _trace(db, tmp_path)
     assert events == [
         "LOCK_EX",
         "LOCK_UN",  # SQLite's COMMIT itself did not sync: nothing between these two
-        "sync shop.db-wal",
+        "sync shop-2024.db-wal",
         "durable returned",
         "LOCK_EX",
         "LOCK_UN",

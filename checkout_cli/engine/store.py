@@ -30,7 +30,13 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.conn = self._connect()
-        self._writer_lock = os.open(f"{self.path}-writer.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        # Beside the real file, as SQLite keeps its WAL: a symlinked path is the same store.
+        real = os.path.realpath(self.path)
+        self._writer_lock = os.open(f"{real}-writer.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        wal = self.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        # Where WAL is unavailable (some network filesystems), SQLite syncs each commit itself.
+        self._wal_path = f"{real}-wal" if wal else None
+        self.conn.execute("PRAGMA synchronous = NORMAL" if wal else "PRAGMA synchronous = FULL")
         self._first_in_next_write: Callable[[sqlite3.Connection], None] | None = None
         self.first_write_committed = False  # whether that work's transaction committed
         from checkout_cli.engine.schema import SCHEMA_VERSION, migrate
@@ -51,7 +57,6 @@ class Store:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")  # write() flushes, outside the lock
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
@@ -70,10 +75,11 @@ class Store:
             self._flush()
 
     def _flush(self) -> None:
-        try:
-            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-        except FileNotFoundError:  # checkpointed and removed by a closing connection
-            fd = os.open(self.path, os.O_RDONLY)
+        if self._wal_path is None:
+            return
+        # The WAL exists while this connection is open: SQLite removes it only after the
+        # last connection's closing checkpoint.
+        fd = os.open(self._wal_path, os.O_RDONLY)
         try:
             _datasync(fd)
         finally:
