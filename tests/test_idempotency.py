@@ -115,3 +115,44 @@ def test_forget_releases_only_a_committed_claim(workers):
         _write(engine, "first_write")
     call.forget()  # the request then failed in a way worth retrying
     assert IdempotentCall(other, KEY, HASH).remembered() is None
+
+
+def test_a_duplicate_refused_by_the_claim_keeps_no_answer(tmp_path, monkeypatch):
+    """Two server workers: B looks up the key before A claims it, meets A's claim in its first
+    write (409 request_in_progress), and A then fails in a way worth retrying (claim released)
+    before B would remember anything. B's 409 must not become the key's answer: a retry runs."""
+    from checkout_cli.endpoints import get_endpoint
+    from checkout_cli.engine import idempotency
+    from checkout_cli.server.app import Service, _idempotent
+
+    db = tmp_path / "shop.db"
+    worker_a, worker_b = Service(db), Service(db)
+    endpoint = get_endpoint("checkout-admin", "set-setting")
+    body = {"key": "shop_name", "value": "Lens Shop Rotterdam"}
+    key, scoped = "K-1", "front-desk:K-1"
+    digest = idempotency.request_hash(endpoint.service, endpoint.name, body)
+    first = IdempotentCall(worker_a.backend().engine, scoped, digest)
+
+    def claim_after_b_looks(self):
+        answer = real_remembered(self)
+        if self.engine is worker_b.backend().engine and not first.claimed:
+            with first.claimed_by_first_write():
+                _write(first.engine, "a_first_write")  # A claims, still running
+        return answer
+
+    def a_fails_before_b_remembers(self, http_status, answer):
+        first.forget()
+        return real_remember(self, http_status, answer)
+
+    real_remembered, real_remember = IdempotentCall.remembered, IdempotentCall.remember
+    monkeypatch.setattr(IdempotentCall, "remembered", claim_after_b_looks)
+    monkeypatch.setattr(IdempotentCall, "remember", a_fails_before_b_remembers)
+    with pytest.raises(idempotency.KeyConflict) as caught:
+        _idempotent(worker_b, "front-desk", key, endpoint, body)
+    assert caught.value.code == "request_in_progress"
+    monkeypatch.undo()
+    first.forget()  # A's 5xx path, had B not met it in between
+    retry = _idempotent(worker_b, "front-desk", key, endpoint, body)
+    assert retry.status_code == 200 and "idempotent-replayed" not in retry.headers
+    settings = worker_a.backend().call("checkout-admin", "get-settings")["settings"]
+    assert settings["shop_name"] == "Lens Shop Rotterdam"

@@ -12,6 +12,7 @@ that writes nothing claims nothing, and running it again would change nothing ei
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -26,6 +27,11 @@ IN_PROGRESS, DONE = "in_progress", "done"
 Answer = tuple[int, dict[str, Any]]  # (HTTP status, response body)
 
 
+def request_hash(service: str, name: str, body: dict[str, Any]) -> str:
+    """What makes two requests "the same" for a key: the endpoint and the body."""
+    return hashlib.sha256(json.dumps([service, name, body], sort_keys=True).encode()).hexdigest()
+
+
 def as_json(body: dict[str, Any]) -> str:
     """Compact JSON, as the server sends it (Starlette's JSONResponse does the same)."""
     return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -37,6 +43,10 @@ class Replay(Exception):  # not an error: the answer is already there
     def __init__(self, answer: Answer) -> None:
         super().__init__("answered before")
         self.answer = answer
+
+
+class KeyConflict(ConflictError):
+    """The key refuses this request (in progress, or used for another): no answer to keep."""
 
 
 class IdempotentCall:
@@ -110,13 +120,13 @@ class IdempotentCall:
 
     def _answer(self, row: sqlite3.Row) -> Answer:
         if row["request_hash"] != self.request_hash:
-            raise ConflictError(
+            raise KeyConflict(
                 "idempotency_key_reused",
                 "this Idempotency-Key was used for a different request",
                 recovery="use a new key for a new request",
             )
         if row["status"] == IN_PROGRESS:
-            raise ConflictError(
+            raise KeyConflict(
                 "request_in_progress",
                 "the first request with this key is running",
                 recovery="retry in a moment",

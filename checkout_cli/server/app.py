@@ -14,7 +14,6 @@ a payment provider holds its worker; idle workers go on accepting connections, s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -240,12 +239,10 @@ def _serve_call(
 def _idempotent(
     service: Service, actor: str, key: str, endpoint: Any, body: dict[str, Any]
 ) -> Response:
-    from checkout_cli.engine.idempotency import IdempotentCall, Replay
+    from checkout_cli.engine.idempotency import IdempotentCall, KeyConflict, Replay, request_hash
 
     backend = service.backend(f"{REMOTE_ACTOR_PREFIX}{actor}")
-    digest = hashlib.sha256(
-        json.dumps([endpoint.service, endpoint.name, body], sort_keys=True).encode()
-    ).hexdigest()
+    digest = request_hash(endpoint.service, endpoint.name, body)
     call = IdempotentCall(backend.engine, f"{actor}:{key}", digest)
     remembered = call.remembered()
     if remembered is None:
@@ -254,6 +251,8 @@ def _idempotent(
                 result = backend.call(endpoint.service, endpoint.name, body)
         except Replay as replay:
             remembered = replay.answer
+        except KeyConflict:  # met another request's claim: its answer is the one to keep
+            raise
         except CheckoutError as exc:
             if exc.http_status >= 500:
                 call.forget()
