@@ -414,3 +414,20 @@ def test_a_token_never_shows_in_settings_repr(served):
         db=None, profile=None, remote=served.url, project="p", env={"CHECKOUT_TOKEN": served.token}
     )
     assert settings.token == served.token and served.token not in repr(settings)
+
+
+def test_the_client_goes_through_the_proxy_the_environment_names(served, monkeypatch):
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    get_product = served.endpoint_url("product-catalog", "get-product")
+    with StandIn.proxy(served.url) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        via_proxy = served.remote()
+        assert via_proxy.call("product-catalog", "get-product", {"sku": "GIFT-CARD-25"})["sku"]
+        via_proxy.close()
+        assert [r.path for r in proxy.requests] == [get_product]  # absolute form: a proxy's
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        direct = served.remote()
+        assert direct.call("product-catalog", "get-product", {"sku": "GIFT-CARD-25"})["sku"]
+        direct.close()
+        assert len(proxy.requests) == 1  # NO_PROXY names the host: straight to the server

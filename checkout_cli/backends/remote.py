@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -54,7 +55,7 @@ class RemoteBackend:
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._timeout = httpx.Timeout(timeout, connect=5.0).as_dict()
-        self._transport = transport or httpx.HTTPTransport()
+        self._transport = transport or _transport_for(self.base_url)
         self._urls: dict[tuple[str, str], httpx.URL] = {}
 
     def call(self, service: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -144,6 +145,17 @@ class RemoteBackend:
 
     def close(self) -> None:
         self._transport.close()
+
+
+def _transport_for(base_url: str) -> httpx.HTTPTransport:
+    """Through HTTP_PROXY/HTTPS_PROXY/ALL_PROXY unless NO_PROXY names the host, as httpx.Client
+    does by default."""
+    url = httpx.URL(base_url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass(url.host):
+        return httpx.HTTPTransport(proxy=proxy)
+    return httpx.HTTPTransport()
 
 
 def require_remote_settings(remote: str, project: str | None) -> str:
