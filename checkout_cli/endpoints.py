@@ -41,6 +41,9 @@ class Endpoint:
     request: Obj
     handler: str
     example: str = ""
+    # May wait on a payment provider or a mail server (`checkout serve` runs these off its
+    # event loop); the engine refuses such calls from the others while served.
+    calls_out: bool = False
 
     @property
     def reads_only(self) -> bool:
@@ -154,6 +157,7 @@ def _endpoints() -> list[Endpoint]:
             ),
             "checkouts:create_payment",
             "checkout create-payment chk_XXXX --provider invoice",
+            calls_out=True,
         ),
         Endpoint(
             flow,
@@ -204,6 +208,7 @@ def _endpoints() -> list[Endpoint]:
             obj(checkout_token=req(CHECKOUT_TOKEN)),
             "checkouts:complete_checkout",
             "checkout complete-checkout chk_XXXX",
+            calls_out=True,
         ),
         Endpoint(
             flow,
@@ -212,6 +217,7 @@ def _endpoints() -> list[Endpoint]:
             obj(checkout_token=req(CHECKOUT_TOKEN), reason=Str(max_length=500)),
             "checkouts:cancel_checkout",
             "checkout cancel-checkout chk_XXXX --reason 'customer changed their mind' --yes",
+            calls_out=True,
         ),
         # shopping-cart
         Endpoint(
@@ -381,6 +387,7 @@ def _endpoints() -> list[Endpoint]:
             ),
             "outbox:send_outbox",
             "checkout outbox send",
+            calls_out=True,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -430,6 +437,7 @@ def _endpoints() -> list[Endpoint]:
             ),
             "support:inspect_checkout",
             "checkout inspect chk_XXXX",
+            calls_out=True,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -446,6 +454,7 @@ def _endpoints() -> list[Endpoint]:
             obj(dry_run=Bool(description="only report what would change")),
             "provider_payments:reconcile",
             "checkout reconcile --dry-run",
+            calls_out=True,
         ),
         Endpoint(
             CHECKOUT_ADMIN,

@@ -104,9 +104,9 @@ def test_mollie_webhook_from_the_provider_completes_the_checkout(shop):
     assert status["order"]["payment_status"] == "paid"
 
 
-def test_a_request_waiting_on_the_provider_holds_only_its_own_worker(tmp_path):
-    """Each worker runs one request at a time; while one waits on Stripe, another worker
-    serves everyone else, and the slow request still ends as it should."""
+def test_a_request_waiting_on_the_provider_holds_up_no_other_request(tmp_path):
+    """One worker: while a create-payment waits on Stripe (on the worker's call-out pool), a
+    client already connected to that same worker is served, and so is a new one."""
     db = tmp_path / "shop.db"
     with FakeStripe(api_key=STRIPE_KEY) as stripe_fake:
         local = LocalBackend(db, actor="test")
@@ -122,7 +122,9 @@ def test_a_request_waiting_on_the_provider_holds_only_its_own_worker(tmp_path):
         token = WATCH.secret(local.call("checkout-admin", "create-token", {"name": "t"})["token"])
         slow = ready_checkout(local)
         try:
-            with serving(db, token, project="local", workers=2) as server:
+            with serving(db, token, project="local", workers=1) as server:
+                other = RemoteBackend(server.url, "local", token)
+                other.call("product-catalog", "get-product", {"sku": "GIFT-CARD-25"})  # connected
                 stripe_fake.delay_next(6)
                 paid: dict[str, Any] = {}
 
@@ -140,7 +142,6 @@ def test_a_request_waiting_on_the_provider_holds_only_its_own_worker(tmp_path):
                 while not stripe_fake.requests_to("POST", "/v1/checkout/sessions"):
                     assert payer.is_alive(), "create-payment ended before reaching Stripe"
                     time.sleep(0.02)
-                other = RemoteBackend(server.url, "local", token)
                 cart = other.call(
                     "shopping-cart", "add-item", {"product_sku": "GIFT-CARD-25", "quantity": 1}
                 )
@@ -158,3 +159,48 @@ def test_a_request_waiting_on_the_provider_holds_only_its_own_worker(tmp_path):
     assert status["checkout_token"] == slow
     assert paid["result"]["payment"]["provider"] == "stripe"
     assert paid["result"]["payment"]["status"] not in ("creating", "create_failed")
+
+
+def test_the_engine_refuses_the_network_where_the_server_forbids_it(tmp_path):
+    """The guard behind `calls_out`: a store-only endpoint that reached a provider or a mail
+    server would hold up its worker's event loop, so the engine fails it loudly instead."""
+    from checkout_cli.engine import network
+    from checkout_cli.engine.mail import transport_for
+    from checkout_cli.engine.provider_payments import provider_for
+    from checkout_cli.errors import InternalError
+
+    local = LocalBackend(tmp_path / "shop.db", actor="test")
+    load_fixtures(local)
+    smtp = {
+        "email_transport": "smtp",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": 2525,
+        "smtp_starttls": False,
+        "smtp_user": "",
+    }
+    with network.forbidden():
+        for reach in (
+            lambda: provider_for(local.engine.conn, "stripe"),
+            lambda: transport_for(smtp, None, tmp_path),
+        ):
+            with pytest.raises(InternalError) as caught:
+                reach()
+            assert caught.value.code == "network_not_allowed_here"
+        file = {**smtp, "email_transport": "file", "email_outbox_dir": str(tmp_path)}
+        assert transport_for(file, None, tmp_path)  # files only: no network
+    assert transport_for(smtp, None, tmp_path)  # outside the block: allowed
+    local.close()
+
+
+def test_every_endpoint_that_reaches_a_provider_or_mail_server_is_marked():
+    from checkout_cli.endpoints import ENDPOINTS
+
+    marked = {name for (_, name), endpoint in ENDPOINTS.items() if endpoint.calls_out}
+    assert marked == {
+        "create-payment",  # the provider; the payment link email
+        "complete-checkout",  # asks the provider; the confirmation email
+        "cancel-checkout",  # closes the provider's payment
+        "send-outbox",
+        "inspect-checkout",  # live provider status
+        "reconcile",
+    }

@@ -41,8 +41,7 @@ def serve(
         typer.Option(
             min=1,
             max=64,
-            help="worker processes: how many requests run at once (one each); a request "
-            "waiting on a payment provider holds its worker",
+            help="worker processes sharing the store",
         ),
     ] = 4,
 ) -> None:

@@ -10,6 +10,8 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, Protocol
 
+from checkout_cli.engine import network
+
 
 class Transport(Protocol):
     def send(self, message: Message, name: str) -> str:
@@ -61,6 +63,7 @@ class SmtpTransport:
 
 def transport_for(settings: dict[str, Any], password: str | None, data_dir: Path) -> Transport:
     if settings["email_transport"] == "smtp":
+        network.check("the mail server")
         return SmtpTransport(
             settings["smtp_host"],
             settings["smtp_port"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from checkout_cli.engine import events, reservations, settings, vault
+from checkout_cli.engine import events, network, reservations, settings, vault
 from checkout_cli.engine.core import Engine, loads
 from checkout_cli.errors import CheckoutError, ConflictError, NotFoundError, PaymentError
 from checkout_cli.payments import PROVIDER_KEYS, not_configured, open_provider
@@ -33,6 +33,7 @@ _API_BASE_SETTING = {"stripe": "stripe_api_base", "mollie": "mollie_api_endpoint
 
 
 def provider_for(conn: sqlite3.Connection, name: str) -> Provider:
+    network.check(f"the payment provider {name}")
     api_key = vault.secret(conn, PROVIDER_KEYS[name])
     if api_key is None:
         raise not_configured(name, "its API key is not in the vault")

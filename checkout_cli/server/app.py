@@ -5,20 +5,25 @@ POST with the JSON request object, or GET with query parameters for ``get-*``/``
 Success is ``{"success": true, "result": …}``; every failure, including 401, 404, 405, 413,
 malformed JSON and 500, is ``{"success": false, "error_object": …}``.
 
-Each worker process runs one request at a time, on its event loop's own thread and its one
-SQLite connection (the "sync worker" model): writers queue on the store's lock anyway, and a
-hop to a thread pool and back costs about a fifth of a request's time. A request waiting on
-a payment provider holds its worker; idle workers go on accepting connections, so
-``--workers`` is how many requests run at once. Workers share the store through its locks.
+Store-only requests run on the worker's event loop itself, one at a time: writers queue on the
+store's lock anyway, and a hop to a thread and back would cost about a fifth of such a request.
+Endpoints marked ``calls_out`` (they may wait on a payment provider or a mail server) and the
+webhooks run on a small thread pool instead, so a slow provider never holds up the worker's
+other connections; the engine refuses network calls from the loop (``engine.network``). Each
+thread has its own SQLite connection; workers share the store through its locks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 import os
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,7 @@ from starlette.routing import Route
 
 from checkout_cli.backends.local import LocalBackend
 from checkout_cli.endpoints import ENDPOINTS, get_endpoint
+from checkout_cli.engine import network
 from checkout_cli.engine.core import REMOTE_ACTOR_PREFIX
 from checkout_cli.errors import (
     AuthError,
@@ -40,7 +46,6 @@ from checkout_cli.errors import (
 )
 from checkout_cli.server.openapi import API_VERSION, openapi
 
-MAX_BODY_BYTES = 1024 * 1024
 access_log = logging.getLogger("checkout.access")
 
 
@@ -50,18 +55,37 @@ def failure(exc: CheckoutError) -> JSONResponse:
     )
 
 
+MAX_BODY_BYTES = 1024 * 1024
+CALL_OUT_THREADS = 8  # requests per worker that may wait on a provider or mail server at once
+
+
+class _Backends(threading.local):
+    backend: LocalBackend | None = None
+
+
 class Service:
-    """The store behind the app: this worker's one LocalBackend."""
+    """The store behind the app: a LocalBackend per thread (the event loop's, the pool's)."""
 
     def __init__(self, db_path: Path) -> None:
-        self._backend = LocalBackend(db_path, actor="server")
-        self.project_id = self._backend.call("checkout-admin", "get-settings")["settings"][
+        self.db_path = db_path
+        self._local = _Backends()
+        self._call_out = ThreadPoolExecutor(CALL_OUT_THREADS, thread_name_prefix="call-out")
+        self.project_id = self.backend().call("checkout-admin", "get-settings")["settings"][
             "project_id"
         ]
 
     def backend(self, actor: str = "server") -> LocalBackend:
-        self._backend.engine.actor = actor
-        return self._backend
+        if self._local.backend is None:
+            self._local.backend = LocalBackend(self.db_path, actor=actor)
+        self._local.backend.engine.actor = actor
+        return self._local.backend
+
+    async def run(self, calls_out: bool, work: Callable[..., Any], *args: Any) -> Any:
+        """``work`` on the pool if it may wait on the network, else here on the event loop."""
+        if calls_out:
+            return await asyncio.get_running_loop().run_in_executor(self._call_out, work, *args)
+        with network.forbidden():
+            return work(*args)
 
     def authenticate(self, request: Request) -> str:
         from checkout_cli.engine.tokens import verify
@@ -144,15 +168,21 @@ def build_app(db_path: Path) -> Starlette:
                 raw = await _read_body(request)
             except CheckoutError as exc:  # reported after authentication, as before
                 too_large = exc
-        return _serve_call(service, request, endpoint, raw, too_large)
+        return await service.run(
+            endpoint.calls_out, _serve_call, service, request, endpoint, raw, too_large
+        )
 
     async def webhook(request: Request) -> Response:
         from checkout_cli.engine.provider_payments import handle_webhook
 
         raw = await _read_body(request)
         provider = request.path_params["provider"]
-        backend = service.backend(f"webhook:{provider}")
-        result = handle_webhook(backend.engine, provider, dict(request.headers), raw)
+
+        def handle() -> dict[str, Any]:  # asks the provider: on the pool, its own connection
+            backend = service.backend(f"webhook:{provider}")
+            return handle_webhook(backend.engine, provider, dict(request.headers), raw)
+
+        result = await service.run(True, handle)
         return JSONResponse({"success": True, "result": result})
 
     async def meta(request: Request) -> Response:
