@@ -46,6 +46,8 @@ from checkout_cli.errors import (
 )
 from checkout_cli.server.openapi import API_VERSION, openapi
 
+MAX_BODY_BYTES = 1024 * 1024
+CALL_OUT_THREADS = 8  # requests per worker that may wait on a provider or mail server at once
 access_log = logging.getLogger("checkout.access")
 
 
@@ -53,10 +55,6 @@ def failure(exc: CheckoutError) -> JSONResponse:
     return JSONResponse(
         {"success": False, "error_object": exc.to_error_object()}, status_code=exc.http_status
     )
-
-
-MAX_BODY_BYTES = 1024 * 1024
-CALL_OUT_THREADS = 8  # requests per worker that may wait on a provider or mail server at once
 
 
 class _Backends(threading.local):
