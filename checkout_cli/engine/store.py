@@ -117,7 +117,8 @@ class Store:
             except sqlite3.OperationalError as exc:
                 self.conn.execute("ROLLBACK")
                 raise _busy(exc) from exc
-            self.first_write_committed = work is not None or self.first_write_committed
+            if work is not None:
+                self.first_write_committed = True
         finally:
             fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
 
