@@ -107,6 +107,8 @@ def test_smoke_fails_at_create_payment_when_invoice_is_not_allowed(backend, cli,
     text = cli("smoke")
     assert text.exit_code == 7
     assert "smoke test failed at create-payment" in text.stderr
+    # the way out, as with any other error
+    assert "checkout settings set allow_invoice_checkout true" in " ".join(text.stderr.split())
 
 
 def test_smoke_refuses_an_unknown_provider(backend, cli):

@@ -42,7 +42,11 @@ def smoke(
         if summary["ok"]:
             output.say(f"smoke test passed ({summary['provider']})", "green")
         else:
-            output.say(f"smoke test failed at {summary['failed_step']}", "red")
+            line = f"smoke test failed at {summary['failed_step']}"
+            step = next(s for s in summary["steps"] if s["name"] == summary["failed_step"])
+            if step["error_object"] and step["error_object"].get("recovery"):
+                line += f" — {step['error_object']['recovery']}"
+            output.say(line, "red")
 
     state.show(result.as_dict(), render)
     failed = result.failed
