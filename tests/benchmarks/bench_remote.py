@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,28 +121,76 @@ def _client(url: str, token: str, seconds: float, barrier: Any, out: Any) -> Non
     remote = RemoteBackend(url, PROJECT, token)
     invoice_flow(remote, SKU, 1)  # warm: connection open, server paths loaded
     barrier.wait()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     done = flows_for(remote, seconds)
-    out.put((done + 1, time.perf_counter() - started))
+    out.put((done, time.perf_counter() - started, time.process_time() - cpu))
     remote.close()
 
 
-def concurrent_run(url: str, token: str, clients: int, seconds: float) -> tuple[int, float]:
-    """``clients`` processes for ``seconds``: (flows measured, flows incl. warm-up)."""
+@dataclass
+class Run:
+    flows: int  # measured flows, warm-up flows aside
+    rate: float  # flows per second
+    client_ms: float  # client CPU per flow, all client processes
+    server_ms: float | None  # server CPU per flow, all workers (None: no /proc)
+    busy: float | None  # share of the machine's CPU time busy (None: no /proc)
+
+
+def concurrent_run(url: str, server_pid: int, token: str, clients: int, seconds: float) -> Run:
+    """``clients`` processes (a RemoteBackend each) running flows for ``seconds``."""
     ctx = mp.get_context("fork")
     barrier, out = ctx.Barrier(clients), ctx.Queue()
     procs = [
         ctx.Process(target=_client, args=(url, token, seconds, barrier, out))
         for _ in range(clients)
     ]
+    server_before, stat_before = tree_cpu_seconds(server_pid), cpu_stat()
     for p in procs:
         p.start()
     results = [out.get(timeout=seconds + 120) for _ in procs]
     for p in procs:
         p.join()
-    measured = sum(done - 1 for done, _ in results)
-    elapsed = max(t for _, t in results)
-    return measured, measured / elapsed
+    server_after, stat_after = tree_cpu_seconds(server_pid), cpu_stat()
+    flows = sum(done for done, _, _ in results)
+    server_ms = busy = None
+    if server_before is not None and server_after is not None:
+        # the server also served each client's warm-up flow
+        server_ms = (server_after - server_before) / (flows + clients) * 1000
+    if stat_before and stat_after:
+        spent = [after - before for before, after in zip(stat_before, stat_after, strict=True)]
+        busy = 1 - (spent[3] + spent[4]) / sum(spent)  # idle and iowait
+    return Run(
+        flows=flows,
+        rate=flows / max(elapsed for _, elapsed, _ in results),
+        client_ms=sum(cpu for _, _, cpu in results) / flows * 1000,
+        server_ms=server_ms,
+        busy=busy,
+    )
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU time used so far by ``pid`` and its descendants, from /proc (None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    for child in children:
+        total += tree_cpu_seconds(int(child)) or 0.0
+    return total
+
+
+def cpu_stat() -> list[int] | None:
+    """user, nice, system, idle, iowait, irq, softirq, steal from /proc/stat (None elsewhere).
+
+    The guest fields after them are already counted in user and nice.
+    """
+    try:
+        line = Path("/proc/stat").read_text().split("\n", 1)[0]
+        return [int(v) for v in line.split()[1:9]]
+    except OSError:
+        return None
 
 
 def check_store(db: Path, flows: int) -> list[str]:
@@ -167,6 +216,25 @@ def check_store(db: Path, flows: int) -> list[str]:
     if stock != STOCK - flows:
         problems.append(f"stock {stock}, expected {STOCK - flows}")
     return problems
+
+
+def print_cpu(runs: dict[int, list[Run]], clients: int) -> None:
+    """CPU per flow, 1 client against N: where the scaling goes on a machine this size."""
+    per_flow: dict[int, float] = {}
+    for n, label in ((1, "1 client "), (clients, f"{clients} clients")):
+        flows = sum(r.flows for r in runs[n])
+        client_ms = sum(r.client_ms * r.flows for r in runs[n]) / flows
+        if any(r.server_ms is None or r.busy is None for r in runs[n]):
+            print(f"  CPU per flow, {label}: client {client_ms:.2f} ms (no /proc for the rest)")
+            return
+        server_ms = sum(r.server_ms * r.flows for r in runs[n]) / flows  # type: ignore[operator]
+        busy = sum(r.busy for r in runs[n]) / len(runs[n])  # type: ignore[misc]
+        per_flow[n] = client_ms + server_ms
+        growth = f" ({per_flow[n] / per_flow[1] - 1:+.0%})" if n != 1 else ""
+        print(
+            f"  CPU per flow, {label}: client {client_ms:.2f} + server {server_ms:.2f} = "
+            f"{per_flow[n]:.2f} ms{growth}; machine {busy:.0%} busy of {os.cpu_count()} CPUs"
+        )
 
 
 def main() -> None:
@@ -228,27 +296,24 @@ def main() -> None:
             print(f"  remote/local = {ratio:.0%}  (target >= 35%: {verdict(ratio, 0.35, True)})")
 
             # 2. N clients against 1, taking turns
-            rates: dict[int, list[float]] = {1: [], args.clients: []}
+            runs: dict[int, list[Run]] = {1: [], args.clients: []}
             for _ in range(max(1, args.rounds // 2)):
                 for clients in (1, args.clients):
-                    measured, rate = concurrent_run(url, token, clients, args.seconds)
-                    served_flows += measured + clients
-                    rates[clients].append(rate)
-            one = sum(rates[1]) / len(rates[1])
-            many = sum(rates[args.clients]) / len(rates[args.clients])
-            scale = many / one
-            print(
-                f"1 client     remote {one:8.1f} flows/s  (turns: "
-                f"{', '.join(f'{r:.1f}' for r in rates[1])})"
-            )
-            print(
-                f"{args.clients} clients    remote {many:8.1f} flows/s  (turns: "
-                f"{', '.join(f'{r:.1f}' for r in rates[args.clients])})"
-            )
+                    run = concurrent_run(url, server.pid, token, clients, args.seconds)
+                    served_flows += run.flows + clients
+                    runs[clients].append(run)
+            rate = {n: sum(r.rate for r in rs) / len(rs) for n, rs in runs.items()}
+            for n, label in ((1, "1 client "), (args.clients, f"{args.clients} clients")):
+                print(
+                    f"{label}    remote {rate[n]:8.1f} flows/s  (turns: "
+                    f"{', '.join(f'{r.rate:.1f}' for r in runs[n])})"
+                )
+            scale = rate[args.clients] / rate[1]
             print(
                 f"  {args.clients} clients / 1 client = {scale:.2f}x  "
                 f"(target >= 1.5x: {verdict(scale, 1.5, True)})"
             )
+            print_cpu(runs, args.clients)
         finally:
             server.terminate()
             server.wait(timeout=30)
