@@ -13,6 +13,10 @@ file). One store is served by a real ``python -m checkout_cli serve --workers W`
    mid-run slows both alike. Target: remote >= 35% of local.
 2. ``--clients`` concurrent clients (one process each, a RemoteBackend each) against one
    client, on the same server (``--workers`` workers), also taking turns. Target: >= 1.5x.
+   Printed with it, from /proc: CPU per flow (all client processes, all server workers) and
+   how busy the machine was. Their quotients account for the ratio: on a machine where the
+   clients share the server's CPUs, it is how much busier the machine got, divided by how much
+   more CPU each flow took (``bench_scaling_control.py`` shows the second for any server).
 
 Afterwards the served store's invariants are checked (``check_invariants``) and counted in SQL:
 one order and one confirmation per completed flow, stock down by exactly the flows ordered.
@@ -221,6 +225,7 @@ def check_store(db: Path, flows: int) -> list[str]:
 def print_cpu(runs: dict[int, list[Run]], clients: int) -> None:
     """CPU per flow, 1 client against N: where the scaling goes on a machine this size."""
     per_flow: dict[int, float] = {}
+    busy_of: dict[int, float] = {}
     for n, label in ((1, "1 client "), (clients, f"{clients} clients")):
         flows = sum(r.flows for r in runs[n])
         client_ms = sum(r.client_ms * r.flows for r in runs[n]) / flows
@@ -229,12 +234,17 @@ def print_cpu(runs: dict[int, list[Run]], clients: int) -> None:
             return
         server_ms = sum(r.server_ms * r.flows for r in runs[n]) / flows  # type: ignore[operator]
         busy = sum(r.busy for r in runs[n]) / len(runs[n])  # type: ignore[misc]
-        per_flow[n] = client_ms + server_ms
+        per_flow[n], busy_of[n] = client_ms + server_ms, busy
         growth = f" ({per_flow[n] / per_flow[1] - 1:+.0%})" if n != 1 else ""
         print(
             f"  CPU per flow, {label}: client {client_ms:.2f} + server {server_ms:.2f} = "
             f"{per_flow[n]:.2f} ms{growth}; machine {busy:.0%} busy of {os.cpu_count()} CPUs"
         )
+    busier, costlier = busy_of[clients] / busy_of[1], per_flow[clients] / per_flow[1]
+    print(
+        f"  so {clients} clients / 1 client ~ {busier:.2f}x busier / {costlier:.2f}x the CPU "
+        f"per flow = {busier / costlier:.2f}x"
+    )
 
 
 def main() -> None:
