@@ -229,11 +229,13 @@ def print_cpu(runs: dict[int, list[Run]], clients: int) -> None:
     for n, label in ((1, "1 client "), (clients, f"{clients} clients")):
         flows = sum(r.flows for r in runs[n])
         client_ms = sum(r.client_ms * r.flows for r in runs[n]) / flows
-        if any(r.server_ms is None or r.busy is None for r in runs[n]):
+        server = [(r.server_ms, r.flows) for r in runs[n] if r.server_ms is not None]
+        busies = [r.busy for r in runs[n] if r.busy is not None]
+        if len(server) < len(runs[n]) or len(busies) < len(runs[n]):
             print(f"  CPU per flow, {label}: client {client_ms:.2f} ms (no /proc for the rest)")
             return
-        server_ms = sum(r.server_ms * r.flows for r in runs[n]) / flows  # type: ignore[operator]
-        busy = sum(r.busy for r in runs[n]) / len(runs[n])  # type: ignore[misc]
+        server_ms = sum(ms * f for ms, f in server) / flows
+        busy = sum(busies) / len(busies)
         per_flow[n], busy_of[n] = client_ms + server_ms, busy
         growth = f" ({per_flow[n] / per_flow[1] - 1:+.0%})" if n != 1 else ""
         print(
