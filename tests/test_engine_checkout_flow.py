@@ -175,6 +175,40 @@ def test_initiate_errors(backend, completed):
         refused(backend, FLOW, "initiate-checkout", body, cls, code, field)
 
 
+def test_initiate_refuses_a_product_archived_or_repriced_in_another_currency_since(backend):
+    cart = cart_with(backend, [("GIFT-CARD-25", 1), ("LENS-DAILY-30", 2)])
+    lens = backend.call(CATALOG, "get-product", {"sku": "LENS-DAILY-30"})
+
+    def change_lens(**fields: str) -> None:
+        kept = {key: lens[key] for key in ("sku", "name", "price_cents")}
+        backend.call(CATALOG, "upsert-product", {**kept, **fields})
+
+    change_lens(status="archived")
+    error = refused(
+        backend,
+        FLOW,
+        "initiate-checkout",
+        {"cart_token": cart},
+        ConflictError,
+        "product_not_active",
+        "cart_token",
+    )
+    assert "LENS-DAILY-30" in error.message
+    assert f"checkout cart remove {cart} LENS-DAILY-30" in error.recovery
+    change_lens(status="active", currency="USD")
+    refused(
+        backend,
+        FLOW,
+        "initiate-checkout",
+        {"cart_token": cart},
+        ConflictError,
+        "currency_mismatch",
+        "cart_token",
+    )
+    change_lens(currency=lens["currency"])
+    assert initiate(backend, cart)["status"] == "active"
+
+
 def test_initiate_warns_about_stock_but_not_for_backorder_or_untracked(backend):
     cart = cart_with(
         backend,

@@ -66,19 +66,35 @@ def _active_cart(conn: sqlite3.Connection, token: str) -> sqlite3.Row:
     return cart
 
 
-def _sellable(conn: sqlite3.Connection, sku: str, currency: str) -> sqlite3.Row:
-    product = load_product(conn, sku)
+def _why_unsellable(sku: str, product: sqlite3.Row, currency: str) -> tuple[str, str] | None:
+    """(code, message) if ``product`` (a row with its status and currency) can't be sold."""
     if product["status"] != "active":
-        raise ConflictError(
-            "product_not_active", f"product {sku} is {product['status']}", field="product_sku"
-        )
+        return "product_not_active", f"product {sku} is {product['status']}"
     if product["currency"] != currency:
-        raise ConflictError(
+        return (
             "currency_mismatch",
             f"product {sku} is priced in {product['currency']}, the cart in {currency}",
-            field="product_sku",
         )
+    return None
+
+
+def _sellable(conn: sqlite3.Connection, sku: str, currency: str) -> sqlite3.Row:
+    product = load_product(conn, sku)
+    if why := _why_unsellable(sku, product, currency):
+        raise ConflictError(*why, field="product_sku")
     return product
+
+
+def require_sellable(cart: sqlite3.Row, lines: list[sqlite3.Row]) -> None:
+    """Refuse a cart holding a product archived, or repriced in another currency, since."""
+    for line in lines:
+        if why := _why_unsellable(line["product_sku"], line, cart["currency"]):
+            raise ConflictError(
+                *why,
+                field="cart_token",
+                recovery="remove it from the cart: "
+                f"`checkout cart remove {cart['token']} {line['product_sku']}`",
+            )
 
 
 def _touch(engine: Engine, conn: sqlite3.Connection, cart_id: int) -> None:

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from checkout_cli.engine import events, pricing, reservations, settings
-from checkout_cli.engine.carts import cart_lines, load_cart
+from checkout_cli.engine.carts import cart_lines, load_cart, require_sellable
 from checkout_cli.engine.core import Engine, dumps, iso, loads, new_token, parse_iso
 from checkout_cli.engine.line_meta import missing_required_meta
 from checkout_cli.engine.orders import create_order, line_objects, order_summary
@@ -191,6 +191,7 @@ def initiate_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 field="cart_token",
                 recovery="add items with `checkout cart add`",
             )
+        require_sellable(cart, lines)
         co = _snapshot(engine, conn, cart, lines)
         return {**checkout_object(conn, co), "reused": False, "warnings": _stock_warnings(lines)}
 
