@@ -1006,6 +1006,28 @@ def test_expired_checkout_is_refused_and_the_expiry_recorded(backend):
     assert_invariants(backend.db_path)
 
 
+def test_cancel_past_the_ttl_expires_the_checkout_as_any_other_request_would(backend):
+    token = ready_checkout(backend)
+    shift_clock(backend, LATER)
+    refused(
+        backend,
+        FLOW,
+        "cancel-checkout",
+        {"checkout_token": token, "reason": "customer called back"},
+        ConflictError,
+        "checkout_expired",
+        "checkout_token",
+        unchanged=False,  # the expiry is committed
+    )
+    assert status(backend, token)["status"] == "expired"
+    assert [e[0] for e in events(backend.db_path, token)][-1] == "checkout_expired"
+    assert (
+        scalar(backend.db_path, "SELECT cancel_reason FROM checkouts WHERE token = ?", (token,))
+        is None
+    )
+    assert_invariants(backend.db_path)
+
+
 def test_expiry_on_complete_with_a_zero_ttl(backend):
     setting(backend, "checkout_ttl_minutes", 0)
     cart = cart_with(backend, [("LENS-DAILY-30", 1)])

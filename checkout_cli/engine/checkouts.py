@@ -134,9 +134,13 @@ def with_checkout(
         if not _is_due(engine, co):
             return work(conn, co)
         expire(engine, conn, co)
-    raise ConflictError(
+    raise _expired(co)
+
+
+def _expired(co: sqlite3.Row) -> ConflictError:
+    return ConflictError(
         "checkout_expired",
-        f"checkout {token} expired at {co['expires_at']}",
+        f"checkout {co['token']} expired at {co['expires_at']}",
         field="checkout_token",
         recovery="start a new checkout: `checkout initiate-checkout CART`",
     )
@@ -510,12 +514,19 @@ def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     with engine.write() as conn:
         co = load_checkout(conn, body["checkout_token"])
-        refuse_unless_open(co)
-        reason = body.get("reason")
-        conn.execute("UPDATE checkouts SET cancel_reason = ? WHERE id = ?", (reason, co["id"]))
-        transition(engine, conn, co, "cancelled", "checkout_cancelled", {"reason": reason})
+        # Past its TTL a checkout is expired, whoever asks first: the expiry is what happened.
+        due = _is_due(engine, co)
+        if due:
+            expire(engine, conn, co)
+        else:
+            refuse_unless_open(co)
+            reason = body.get("reason")
+            conn.execute("UPDATE checkouts SET cancel_reason = ? WHERE id = ?", (reason, co["id"]))
+            transition(engine, conn, co, "cancelled", "checkout_cancelled", {"reason": reason})
         payment = current_payment(conn, co["id"])
     _close_provider_payment(engine, payment)
+    if due:
+        raise _expired(co)
     return get_checkout_status(engine, {"checkout_token": co["token"]})
 
 
