@@ -148,6 +148,20 @@ def test_initiate_twice_returns_the_same_checkout(backend, active):
     assert [e[0] for e in events(backend.db_path, active["checkout_token"])] == ["checkout_created"]
 
 
+def test_initiate_warns_when_the_reused_checkout_no_longer_matches_the_cart(backend, active):
+    cart, token = active["cart_token"], active["checkout_token"]
+    add(backend, "GIFT-CARD-25", 1, cart)
+    again = initiate(backend, cart)
+    assert (again["checkout_token"], again["reused"]) == (token, True)
+    assert [i["product_sku"] for i in again["items"]] == ["LENS-DAILY-30", "CASE-TRAVEL"]
+    assert [w["code"] for w in again["warnings"]] == ["cart_changed"]
+    assert f"checkout cancel-checkout {token}" in again["warnings"][0]["message"]
+    backend.call(
+        "shopping-cart", "remove-item", {"cart_token": cart, "product_sku": "GIFT-CARD-25"}
+    )
+    assert initiate(backend, cart)["warnings"] == []  # back as it was snapshotted
+
+
 def test_initiate_reuses_a_completable_checkout(backend):
     token = ready_checkout(backend)
     invoice(backend, token)

@@ -184,7 +184,8 @@ def initiate_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             (cart["id"], *OPEN_STATES),
         ).fetchone()
         if existing is not None and not _is_due(engine, existing):
-            return {**checkout_object(conn, existing), "reused": True, "warnings": []}
+            warnings = _cart_changed_since(conn, cart, existing)
+            return {**checkout_object(conn, existing), "reused": True, "warnings": warnings}
         if existing is not None:
             expire(engine, conn, existing)
         lines = cart_lines(conn, cart["id"])
@@ -250,6 +251,31 @@ def _snapshot(
         detail={"cart_token": cart["token"], "lines": len(lines)},
     )
     return conn.execute("SELECT * FROM checkouts WHERE id = ?", (checkout_id,)).fetchone()
+
+
+def _cart_changed_since(
+    conn: sqlite3.Connection, cart: sqlite3.Row, co: sqlite3.Row
+) -> list[dict[str, Any]]:
+    """A warning when a reused checkout's snapshot no longer matches its cart's items."""
+    now = sorted((line["product_sku"], line["quantity"]) for line in cart_lines(conn, cart["id"]))
+    then = sorted(
+        (line["product_sku"], line["quantity"])
+        for line in conn.execute(
+            "SELECT product_sku, quantity FROM checkout_lines WHERE checkout_id = ?", (co["id"],)
+        )
+    )
+    if now == then:
+        return []
+    return [
+        {
+            "code": "cart_changed",
+            "message": (
+                f"cart {cart['token']} changed after checkout {co['token']} was made, which "
+                f"keeps the items it had; to check out the cart as it is now: "
+                f"`checkout cancel-checkout {co['token']}`, then initiate again"
+            ),
+        }
+    ]
 
 
 def _stock_warnings(lines: list[sqlite3.Row]) -> list[dict[str, Any]]:
