@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import ssl
 import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -47,8 +49,10 @@ class SmtpServer:
         *,
         mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"),
         refusal: str | None = None,
+        tls: tuple[str, ssl.SSLContext] | None = None,
     ) -> None:
         self.password = password
+        self.tls = tls  # ("starttls" (required) or "implicit", the server's context)
         self.port = port or free_port()
         self.mechanisms = mechanisms
         self.refusal = refusal  # a 535 reply of our own, e.g. one that echoes what it got
@@ -65,6 +69,7 @@ class SmtpServer:
                     "mail_from": envelope.mail_from,
                     "rcpt_tos": list(envelope.rcpt_tos),
                     "authenticated": session.authenticated,
+                    "tls": server.transport.get_extra_info("ssl_object") is not None,
                     "raw": envelope.original_content or envelope.content,
                 }
             )
@@ -83,6 +88,14 @@ class SmtpServer:
         return AuthResult(success=ok, handled=False)
 
     def start(self) -> SmtpServer:
+        tls: dict[str, Any] = {}
+        if self.tls is not None:
+            kind, context = self.tls
+            tls = (
+                {"ssl_context": context}
+                if kind == "implicit"
+                else {"tls_context": context, "require_starttls": True}
+            )
         self._controller = Controller(
             self,
             hostname="127.0.0.1",
@@ -91,6 +104,7 @@ class SmtpServer:
             auth_required=True,
             auth_require_tls=False,
             auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN") if m not in self.mechanisms],
+            **tls,
         )
         self._controller.start()
         return self
@@ -398,6 +412,65 @@ def test_missing_password_and_refused_starttls_stay_queued(backend):
         backend.call("checkout-admin", "set-setting", {"key": "smtp_starttls", "value": False})
         assert backend.call("checkout-admin", "send-outbox", {})["sent"] == 1
         assert len(server.received) == 1
+
+
+# --- SMTP over TLS: STARTTLS and implicit TLS (SMTPS), with a test CA ----------------------
+
+
+@pytest.fixture
+def test_ca(monkeypatch, tmp_path) -> trustme.CA:
+    """A CA this process trusts (as the system's CAs are trusted) for 127.0.0.1."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    return ca
+
+
+def server_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+def test_starttls_delivers_encrypted(backend, test_ca):
+    with SmtpServer(SMTP_PASSWORD, tls=("starttls", server_context(test_ca))) as server:
+        configure_smtp(backend, server.port)
+        backend.call("checkout-admin", "set-setting", {"key": "smtp_starttls", "value": True})
+        result = invoice_order(backend)
+        [envelope] = server.received
+        assert envelope["tls"] is True and envelope["authenticated"] is True
+        assert_confirmation(server.messages()[0], result, "to be invoiced")
+        assert outbox_rows(backend)[0]["status"] == "sent"
+
+
+def test_implicit_tls_smtps_delivers_encrypted(backend, test_ca):
+    with SmtpServer(SMTP_PASSWORD, tls=("implicit", server_context(test_ca))) as server:
+        configure_smtp(backend, server.port)
+        backend.call("checkout-admin", "set-setting", {"key": "smtp_ssl", "value": True})
+        result = invoice_order(backend)
+        [envelope] = server.received
+        assert envelope["tls"] is True and envelope["authenticated"] is True
+        assert_confirmation(server.messages()[0], result, "to be invoiced")
+        assert outbox_rows(backend)[0]["status"] == "sent"
+
+
+def test_implicit_tls_to_an_untrusted_certificate_sends_nothing(backend, monkeypatch):
+    with SmtpServer(SMTP_PASSWORD, tls=("implicit", server_context(trustme.CA()))) as server:
+        configure_smtp(backend, server.port)
+        backend.call("checkout-admin", "set-setting", {"key": "smtp_ssl", "value": True})
+        invoice_order(backend)
+        [row] = outbox_rows(backend)
+        assert row["status"] == "failed" and "CERTIFICATE_VERIFY_FAILED" in row["last_error"]
+        assert server.received == [] and server.auth_attempts == []
+
+
+def test_implicit_tls_to_a_plain_server_sends_nothing(backend, test_ca):
+    with SmtpServer(SMTP_PASSWORD) as server:
+        configure_smtp(backend, server.port)
+        backend.call("checkout-admin", "set-setting", {"key": "smtp_ssl", "value": True})
+        invoice_order(backend)
+        assert outbox_rows(backend)[0]["status"] == "failed"
+        assert server.received == [] and server.auth_attempts == []
 
 
 # --- the file transport --------------------------------------------------------------------

@@ -176,6 +176,7 @@ def test_the_engine_refuses_the_network_where_the_server_forbids_it(tmp_path):
         "smtp_host": "127.0.0.1",
         "smtp_port": 2525,
         "smtp_starttls": False,
+        "smtp_ssl": False,
         "smtp_user": "",
     }
     with network.forbidden():

@@ -7,12 +7,21 @@ import pytest
 
 from tests.serve_helpers import served_fixture  # noqa: F401
 
-GUARDED = ["stripe_api_base", "mollie_api_endpoint", "smtp_host", "smtp_port", "smtp_starttls"]
+GUARDED = [
+    "stripe_api_base",
+    "mollie_api_endpoint",
+    "smtp_host",
+    "smtp_port",
+    "smtp_starttls",
+    "smtp_ssl",
+]
 
 
 @pytest.mark.parametrize("key", GUARDED)
 def test_secret_routing_settings_are_refused_over_http(served, key):
-    value = {"smtp_port": 2525, "smtp_starttls": False}.get(key, "http://127.0.0.1:9")
+    value = {"smtp_port": 2525, "smtp_starttls": False, "smtp_ssl": True}.get(
+        key, "http://127.0.0.1:9"
+    )
     response = httpx.post(
         served.endpoint_url("checkout-admin", "set-setting"),
         json={"key": key, "value": value},

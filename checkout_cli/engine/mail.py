@@ -39,18 +39,24 @@ class FileTransport:
 
 class SmtpTransport:
     def __init__(
-        self, host: str, port: int, *, starttls: bool, user: str, password: str | None
+        self,
+        host: str,
+        port: int,
+        *,
+        implicit_tls: bool,
+        starttls: bool,
+        user: str,
+        password: str | None,
     ) -> None:
-        self.host, self.port, self.starttls = host, port, starttls
+        self.host, self.port = host, port
+        self.implicit_tls, self.starttls = implicit_tls, starttls
         self.user, self._password = user, password
 
     def __repr__(self) -> str:  # never show the password, even in a debug traceback
         return f"SmtpTransport({self.host}:{self.port}, user={self.user!r})"
 
     def send(self, message: Message, name: str) -> str:
-        with smtplib.SMTP(self.host, self.port, timeout=30) as smtp:
-            if self.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+        with self._connect() as smtp:
             if self.user:
                 if self._password is None:
                     raise RuntimeError(
@@ -58,7 +64,21 @@ class SmtpTransport:
                     )
                 smtp.login(self.user, self._password)
             smtp.send_message(message)
-        return f"smtp://{self.host}:{self.port}"
+        return f"{'smtps' if self.implicit_tls else 'smtp'}://{self.host}:{self.port}"
+
+    def _connect(self) -> smtplib.SMTP:
+        """A session that is already encrypted if the settings ask for TLS either way."""
+        if self.implicit_tls:
+            context = ssl.create_default_context()
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=30, context=context)
+        smtp = smtplib.SMTP(self.host, self.port, timeout=30)
+        try:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
 
 
 def transport_for(settings: dict[str, Any], password: str | None, data_dir: Path) -> Transport:
@@ -67,6 +87,7 @@ def transport_for(settings: dict[str, Any], password: str | None, data_dir: Path
         return SmtpTransport(
             settings["smtp_host"],
             settings["smtp_port"],
+            implicit_tls=settings["smtp_ssl"],
             starttls=settings["smtp_starttls"],
             user=settings["smtp_user"],
             password=password,

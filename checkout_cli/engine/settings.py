@@ -57,6 +57,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("smtp_host", "str", "localhost", "SMTP server host", local_only=True),
         Setting("smtp_port", "int", 587, "SMTP server port", maximum=65535, local_only=True),
         Setting("smtp_starttls", "bool", True, "use STARTTLS", local_only=True),
+        Setting(
+            "smtp_ssl",
+            "bool",
+            False,
+            "TLS from the first byte (SMTPS, usually port 465); STARTTLS is then not used",
+            local_only=True,
+        ),
         Setting("smtp_user", "str", "", "SMTP user; password: `checkout vault set smtp_password`"),
         Setting("lists", "lists", {}, 'named value lists for line meta, {"NAME": [...]}'),
         Setting("email_payment_links", "bool", False, "email provider payment links"),
