@@ -162,6 +162,29 @@ def test_initiate_warns_when_the_reused_checkout_no_longer_matches_the_cart(back
     assert initiate(backend, cart)["warnings"] == []  # back as it was snapshotted
 
 
+def test_a_reused_checkout_with_a_payment_is_not_advised_to_be_cancelled(backend):
+    token = ready_checkout(backend)
+    set_payment(backend, token, status="paid", force=True)
+    cart = status(backend, token)["cart_token"]
+    add(backend, "GIFT-CARD-25", 1, cart)
+    again = initiate(backend, cart)
+    assert (again["checkout_token"], again["status"]) == (token, "completable")
+    [warning] = again["warnings"]
+    assert warning["code"] == "cart_changed"
+    assert "cancel-checkout" not in warning["message"] and "complete it" in warning["message"]
+
+
+def test_a_reused_checkout_warns_about_a_product_archived_since(backend, active):
+    lens = backend.call(CATALOG, "get-product", {"sku": "LENS-DAILY-30"})
+    kept = {key: lens[key] for key in ("sku", "name", "price_cents")}
+    backend.call(CATALOG, "upsert-product", {**kept, "status": "archived"})
+    again = initiate(backend, active["cart_token"])
+    assert again["reused"] is True
+    assert [(w["code"], w["product_sku"]) for w in again["warnings"]] == [
+        ("product_not_active", "LENS-DAILY-30")
+    ]
+
+
 def test_initiate_reuses_a_completable_checkout(backend):
     token = ready_checkout(backend)
     invoice(backend, token)

@@ -85,6 +85,16 @@ def _sellable(conn: sqlite3.Connection, sku: str, currency: str) -> sqlite3.Row:
     return product
 
 
+def unsellable_warnings(cart: sqlite3.Row, lines: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    """For a checkout reused as it is: the products in it that could not be sold today."""
+    warnings = []
+    for line in lines:
+        if why := _why_unsellable(line["product_sku"], line, cart["currency"]):
+            code, message = why
+            warnings.append({"code": code, "product_sku": line["product_sku"], "message": message})
+    return warnings
+
+
 def require_sellable(cart: sqlite3.Row, lines: list[sqlite3.Row]) -> None:
     """Refuse a cart holding a product archived, or repriced in another currency, since."""
     for line in lines:

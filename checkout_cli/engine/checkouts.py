@@ -12,7 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 from checkout_cli.engine import events, pricing, reservations, settings
-from checkout_cli.engine.carts import cart_lines, load_cart, require_sellable
+from checkout_cli.engine.carts import (
+    cart_lines,
+    load_cart,
+    require_sellable,
+    unsellable_warnings,
+)
 from checkout_cli.engine.core import Engine, dumps, iso, loads, new_token, parse_iso
 from checkout_cli.engine.line_meta import missing_required_meta
 from checkout_cli.engine.orders import create_order, line_objects, order_summary
@@ -184,7 +189,9 @@ def initiate_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             (cart["id"], *OPEN_STATES),
         ).fetchone()
         if existing is not None and not _is_due(engine, existing):
-            warnings = _cart_changed_since(conn, cart, existing)
+            lines = cart_lines(conn, cart["id"])
+            warnings = _cart_changed_since(conn, cart, lines, existing)
+            warnings += unsellable_warnings(cart, lines)
             return {**checkout_object(conn, existing), "reused": True, "warnings": warnings}
         if existing is not None:
             expire(engine, conn, existing)
@@ -254,10 +261,10 @@ def _snapshot(
 
 
 def _cart_changed_since(
-    conn: sqlite3.Connection, cart: sqlite3.Row, co: sqlite3.Row
+    conn: sqlite3.Connection, cart: sqlite3.Row, lines: list[sqlite3.Row], co: sqlite3.Row
 ) -> list[dict[str, Any]]:
     """A warning when a reused checkout's snapshot no longer matches its cart's items."""
-    now = sorted((line["product_sku"], line["quantity"]) for line in cart_lines(conn, cart["id"]))
+    now = sorted((line["product_sku"], line["quantity"]) for line in lines)
     then = sorted(
         (line["product_sku"], line["quantity"])
         for line in conn.execute(
@@ -266,16 +273,15 @@ def _cart_changed_since(
     )
     if now == then:
         return []
-    return [
-        {
-            "code": "cart_changed",
-            "message": (
-                f"cart {cart['token']} changed after checkout {co['token']} was made, which "
-                f"keeps the items it had; to check out the cart as it is now: "
-                f"`checkout cancel-checkout {co['token']}`, then initiate again"
-            ),
-        }
-    ]
+    changed = f"cart {cart['token']} changed after checkout {co['token']} was made, which keeps"
+    if co["status"] == "active":  # no payment yet: starting over loses nothing
+        advice = (
+            f"the items it had; to check out the cart as it is now: "
+            f"`checkout cancel-checkout {co['token']}`, then initiate again"
+        )
+    else:  # a payment exists, maybe paid: cancelling could leave a paid checkout with no order
+        advice = "the items it had and has a payment: complete it, and put the rest in a new cart"
+    return [{"code": "cart_changed", "message": f"{changed} {advice}"}]
 
 
 def _stock_warnings(lines: list[sqlite3.Row]) -> list[dict[str, Any]]:
