@@ -246,6 +246,26 @@ def test_initiate_refuses_a_product_archived_or_repriced_in_another_currency_sin
     assert initiate(backend, cart)["status"] == "active"
 
 
+def test_a_refused_initiate_still_records_the_expiry_it_found(backend, active):
+    lens = backend.call(CATALOG, "get-product", {"sku": "LENS-DAILY-30"})
+    kept = {key: lens[key] for key in ("sku", "name", "price_cents")}
+    backend.call(CATALOG, "upsert-product", {**kept, "status": "archived"})
+    shift_clock(backend, LATER)
+    refused(
+        backend,
+        FLOW,
+        "initiate-checkout",
+        {"cart_token": active["cart_token"]},
+        ConflictError,
+        "product_not_active",
+        "cart_token",
+        unchanged=False,  # the expiry is committed
+    )
+    assert status(backend, active["checkout_token"])["status"] == "expired"
+    assert scalar(backend.db_path, "SELECT COUNT(*) FROM checkouts") == 1
+    assert_invariants(backend.db_path)
+
+
 def test_initiate_warns_about_stock_but_not_for_backorder_or_untracked(backend):
     cart = cart_with(
         backend,

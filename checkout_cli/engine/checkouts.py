@@ -196,16 +196,28 @@ def initiate_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         if existing is not None:
             expire(engine, conn, existing)
         lines = cart_lines(conn, cart["id"])
-        if not lines:
-            raise ConflictError(
-                "cart_empty",
-                f"cart {cart['token']} has no items",
-                field="cart_token",
-                recovery="add items with `checkout cart add`",
-            )
-        require_sellable(cart, lines)
-        co = _snapshot(engine, conn, cart, lines)
-        return {**checkout_object(conn, co), "reused": False, "warnings": _stock_warnings(lines)}
+        try:
+            if not lines:
+                raise ConflictError(
+                    "cart_empty",
+                    f"cart {cart['token']} has no items",
+                    field="cart_token",
+                    recovery="add items with `checkout cart add`",
+                )
+            require_sellable(cart, lines)
+        except ConflictError as refusal:
+            if existing is None:
+                raise
+            # The expiry is a fact, not part of the refused request: commit it, then refuse.
+            refused = refusal
+        else:
+            co = _snapshot(engine, conn, cart, lines)
+            return {
+                **checkout_object(conn, co),
+                "reused": False,
+                "warnings": _stock_warnings(lines),
+            }
+    raise refused
 
 
 def _snapshot(
