@@ -432,10 +432,19 @@ def server_context(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-def test_starttls_delivers_encrypted(backend, test_ca):
-    with SmtpServer(SMTP_PASSWORD, tls=("starttls", server_context(test_ca))) as server:
+@pytest.mark.parametrize(
+    ("kind", "settings"),
+    [
+        ("starttls", {"smtp_starttls": True}),
+        ("implicit", {"smtp_ssl": True}),
+        ("implicit", {"smtp_ssl": True, "smtp_starttls": True}),  # SMTPS wins: no STARTTLS
+    ],
+)
+def test_tls_delivers_encrypted(backend, test_ca, kind, settings):
+    with SmtpServer(SMTP_PASSWORD, tls=(kind, server_context(test_ca))) as server:
         configure_smtp(backend, server.port)
-        backend.call("checkout-admin", "set-setting", {"key": "smtp_starttls", "value": True})
+        for key, value in settings.items():
+            backend.call("checkout-admin", "set-setting", {"key": key, "value": value})
         result = invoice_order(backend)
         [envelope] = server.received
         assert envelope["tls"] is True and envelope["authenticated"] is True
@@ -443,18 +452,7 @@ def test_starttls_delivers_encrypted(backend, test_ca):
         assert outbox_rows(backend)[0]["status"] == "sent"
 
 
-def test_implicit_tls_smtps_delivers_encrypted(backend, test_ca):
-    with SmtpServer(SMTP_PASSWORD, tls=("implicit", server_context(test_ca))) as server:
-        configure_smtp(backend, server.port)
-        backend.call("checkout-admin", "set-setting", {"key": "smtp_ssl", "value": True})
-        result = invoice_order(backend)
-        [envelope] = server.received
-        assert envelope["tls"] is True and envelope["authenticated"] is True
-        assert_confirmation(server.messages()[0], result, "to be invoiced")
-        assert outbox_rows(backend)[0]["status"] == "sent"
-
-
-def test_implicit_tls_to_an_untrusted_certificate_sends_nothing(backend, monkeypatch):
+def test_implicit_tls_to_an_untrusted_certificate_sends_nothing(backend):
     with SmtpServer(SMTP_PASSWORD, tls=("implicit", server_context(trustme.CA()))) as server:
         configure_smtp(backend, server.port)
         backend.call("checkout-admin", "set-setting", {"key": "smtp_ssl", "value": True})
