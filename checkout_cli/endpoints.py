@@ -7,7 +7,7 @@ backend, so importing the registry stays cheap and imports no engine code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from checkout_cli.schema import (
     AnyObject,
@@ -32,6 +32,17 @@ PRODUCT_CATALOG = "product-catalog"
 ORDER_MANAGEMENT = "order-management"
 CHECKOUT_ADMIN = "checkout-admin"
 
+# Access, declared per endpoint and read by every face (server, remote client, MCP).
+# A token's scope grants its own endpoints and those of the scopes before it.
+READ, OPERATE, ADMIN = "read", "operate", "admin"
+SCOPES = (READ, OPERATE, ADMIN)
+# The faces an endpoint may be called over: the local backend on the store's own machine
+# (the CLI), HTTP (`checkout serve` and what the remote client sends), and MCP tools.
+CLI, HTTP, MCP = "cli", "http", "mcp"
+EVERY_FACE = frozenset({CLI, HTTP, MCP})
+NO_MCP = frozenset({CLI, HTTP})  # secrets' names and settings: never through an assistant
+LOCAL_ONLY = frozenset({CLI})  # secrets and tokens: only on the store's own machine
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -44,6 +55,10 @@ class Endpoint:
     # May wait on a payment provider or a mail server (`checkout serve` runs these off its
     # event loop); the engine refuses such calls from the others while served.
     calls_out: bool = False
+    # Who may call it (the least token scope) and over which faces; no default on purpose,
+    # so a new endpoint cannot be added without saying who may call it.
+    scope: str = field(kw_only=True)
+    faces: frozenset[str] = field(default=EVERY_FACE, kw_only=True)
 
     @property
     def reads_only(self) -> bool:
@@ -127,6 +142,7 @@ def _endpoints() -> list[Endpoint]:
             obj(cart_token=req(TOKEN)),
             "checkouts:initiate_checkout",
             "checkout initiate-checkout cart_XXXX",
+            scope=OPERATE,
         ),
         Endpoint(
             flow,
@@ -143,6 +159,7 @@ def _endpoints() -> list[Endpoint]:
             "checkouts:set_customer",
             "checkout set-customer chk_XXXX --email ann@example.com --name 'Ann Smit' "
             "--line1 'Kerkstraat 1' --postal-code 1017GA --city Amsterdam --country NL",
+            scope=OPERATE,
         ),
         Endpoint(
             flow,
@@ -158,6 +175,7 @@ def _endpoints() -> list[Endpoint]:
             "checkouts:create_payment",
             "checkout create-payment chk_XXXX --provider invoice",
             calls_out=True,
+            scope=OPERATE,
         ),
         Endpoint(
             flow,
@@ -173,6 +191,7 @@ def _endpoints() -> list[Endpoint]:
             ),
             "checkouts:set_payment",
             "checkout set-payment chk_XXXX --provider bank --reference NL-4711 --status paid",
+            scope=OPERATE,
         ),
         Endpoint(
             flow,
@@ -181,6 +200,7 @@ def _endpoints() -> list[Endpoint]:
             obj(checkout_token=req(CHECKOUT_TOKEN)),
             "checkouts:get_checkout_status",
             "checkout get-checkout-status chk_XXXX --json",
+            scope=READ,
         ),
         Endpoint(
             flow,
@@ -200,6 +220,7 @@ def _endpoints() -> list[Endpoint]:
             "line_meta:set_line_meta",
             "checkout set-line-meta chk_XXXX LENS-TORIC-6 --def lens_prescription "
             "right_sphere=-1.25 left_sphere=-1.50 prescribed_on=2026-09-01",
+            scope=OPERATE,
         ),
         Endpoint(
             flow,
@@ -209,6 +230,7 @@ def _endpoints() -> list[Endpoint]:
             "checkouts:complete_checkout",
             "checkout complete-checkout chk_XXXX",
             calls_out=True,
+            scope=OPERATE,
         ),
         Endpoint(
             flow,
@@ -218,6 +240,7 @@ def _endpoints() -> list[Endpoint]:
             "checkouts:cancel_checkout",
             "checkout cancel-checkout chk_XXXX --reason 'customer changed their mind' --yes",
             calls_out=True,
+            scope=OPERATE,
         ),
         # shopping-cart
         Endpoint(
@@ -227,6 +250,7 @@ def _endpoints() -> list[Endpoint]:
             obj(cart_token=TOKEN, product_sku=req(SKU), quantity=req(QUANTITY)),
             "carts:add_item",
             "checkout cart add LENS-30 --quantity 2",
+            scope=OPERATE,
         ),
         Endpoint(
             SHOPPING_CART,
@@ -239,6 +263,7 @@ def _endpoints() -> list[Endpoint]:
             ),
             "carts:update_item",
             "checkout cart update cart_XXXX LENS-30 --quantity 3",
+            scope=OPERATE,
         ),
         Endpoint(
             SHOPPING_CART,
@@ -247,6 +272,7 @@ def _endpoints() -> list[Endpoint]:
             obj(cart_token=req(TOKEN), product_sku=req(SKU)),
             "carts:remove_item",
             "checkout cart remove cart_XXXX LENS-30",
+            scope=OPERATE,
         ),
         Endpoint(
             SHOPPING_CART,
@@ -255,6 +281,7 @@ def _endpoints() -> list[Endpoint]:
             obj(cart_token=req(TOKEN)),
             "carts:get_cart",
             "checkout cart show cart_XXXX",
+            scope=READ,
         ),
         Endpoint(
             SHOPPING_CART,
@@ -263,6 +290,7 @@ def _endpoints() -> list[Endpoint]:
             obj(cart_token=req(TOKEN)),
             "carts:clear_cart",
             "checkout cart clear cart_XXXX",
+            scope=OPERATE,
         ),
         # product-catalog
         Endpoint(
@@ -276,6 +304,7 @@ def _endpoints() -> list[Endpoint]:
             ),
             "catalog:list_products",
             "checkout products list --query lens",
+            scope=READ,
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -284,6 +313,7 @@ def _endpoints() -> list[Endpoint]:
             obj(sku=req(SKU)),
             "catalog:get_product",
             "checkout products show LENS-30",
+            scope=READ,
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -292,6 +322,7 @@ def _endpoints() -> list[Endpoint]:
             PRODUCT,
             "catalog:upsert_product",
             "checkout products upsert LENS-30 --name 'Daily lenses' --price-cents 2495",
+            scope=ADMIN,
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -304,6 +335,7 @@ def _endpoints() -> list[Endpoint]:
             ),
             "catalog:set_stock",
             "checkout products set-stock LENS-30 120",
+            scope=ADMIN,
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -312,6 +344,7 @@ def _endpoints() -> list[Endpoint]:
             obj(),
             "line_meta:list_meta_definitions",
             "checkout meta list",
+            scope=READ,
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -320,6 +353,7 @@ def _endpoints() -> list[Endpoint]:
             obj(def_key=req(DEF_KEY), product_sku=SKU),
             "line_meta:get_meta_definition",
             "checkout meta show lens_prescription --product LENS-TORIC-6",
+            scope=READ,
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -332,6 +366,7 @@ def _endpoints() -> list[Endpoint]:
             ),
             "line_meta:upsert_meta_definition",
             "checkout meta import fixtures/meta_definitions.json",
+            scope=ADMIN,
         ),
         # order-management
         Endpoint(
@@ -345,6 +380,7 @@ def _endpoints() -> list[Endpoint]:
             ),
             "orders:list_orders",
             "checkout orders list --limit 20",
+            scope=READ,
         ),
         Endpoint(
             ORDER_MANAGEMENT,
@@ -353,6 +389,7 @@ def _endpoints() -> list[Endpoint]:
             obj(order_id=req(Str(max_length=80))),
             "orders:get_order",
             "checkout orders show 2026-000042",
+            scope=READ,
         ),
         Endpoint(
             ORDER_MANAGEMENT,
@@ -361,6 +398,7 @@ def _endpoints() -> list[Endpoint]:
             obj(order_id=req(Str(max_length=80)), def_key=DEF_KEY),
             "line_meta:get_line_meta",
             "checkout orders line-meta 2026-000042 --def lens_prescription",
+            scope=READ,
         ),
         # checkout-admin: the operator's service (a hosted remote may not offer it).
         Endpoint(
@@ -373,6 +411,7 @@ def _endpoints() -> list[Endpoint]:
             ),
             "outbox:list_outbox",
             "checkout outbox list",
+            scope=READ,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -388,6 +427,7 @@ def _endpoints() -> list[Endpoint]:
             "outbox:send_outbox",
             "checkout outbox send",
             calls_out=True,
+            scope=ADMIN,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -396,6 +436,8 @@ def _endpoints() -> list[Endpoint]:
             obj(name=req(Str(max_length=64, pattern=r"[A-Za-z0-9_.\-]+", code="invalid_name"))),
             "tokens:create_token",
             "checkout tokens create --name front-desk",
+            scope=ADMIN,
+            faces=LOCAL_ONLY,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -404,6 +446,8 @@ def _endpoints() -> list[Endpoint]:
             obj(),
             "tokens:list_tokens",
             "checkout tokens list",
+            scope=ADMIN,
+            faces=NO_MCP,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -412,6 +456,8 @@ def _endpoints() -> list[Endpoint]:
             obj(name=req(Str(max_length=64))),
             "tokens:revoke_token",
             "checkout tokens revoke front-desk",
+            scope=ADMIN,
+            faces=LOCAL_ONLY,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -425,6 +471,7 @@ def _endpoints() -> list[Endpoint]:
             ),
             "support:list_checkouts",
             "checkout checkouts list --stuck --older-than 30m",
+            scope=READ,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -438,6 +485,7 @@ def _endpoints() -> list[Endpoint]:
             "support:inspect_checkout",
             "checkout inspect chk_XXXX",
             calls_out=True,
+            scope=OPERATE,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -446,6 +494,7 @@ def _endpoints() -> list[Endpoint]:
             obj(),
             "invariants:check_store",
             "checkout doctor",
+            scope=OPERATE,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -455,6 +504,7 @@ def _endpoints() -> list[Endpoint]:
             "provider_payments:reconcile",
             "checkout reconcile --dry-run",
             calls_out=True,
+            scope=ADMIN,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -463,6 +513,7 @@ def _endpoints() -> list[Endpoint]:
             obj(),
             "admin:get_settings",
             "checkout settings show",
+            scope=READ,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -474,6 +525,8 @@ def _endpoints() -> list[Endpoint]:
             ),
             "admin:set_setting",
             "checkout settings set allow_invoice_checkout true",
+            scope=ADMIN,
+            faces=NO_MCP,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -482,6 +535,8 @@ def _endpoints() -> list[Endpoint]:
             obj(),
             "vault:list_vault",
             "checkout vault list",
+            scope=ADMIN,
+            faces=NO_MCP,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -490,6 +545,8 @@ def _endpoints() -> list[Endpoint]:
             obj(name=req(Str(max_length=64)), value=req(Str(max_length=4096))),
             "vault:set_vault",
             "checkout vault set smtp_password",
+            scope=ADMIN,
+            faces=LOCAL_ONLY,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -498,6 +555,8 @@ def _endpoints() -> list[Endpoint]:
             obj(name=req(Str(max_length=64))),
             "vault:delete_vault",
             "checkout vault delete smtp_password",
+            scope=ADMIN,
+            faces=LOCAL_ONLY,
         ),
     ]
 

@@ -60,6 +60,12 @@ class Engine:
         return self.actor.startswith(REMOTE_ACTOR_PREFIX)
 
     @property
+    def store_id(self) -> str:
+        """This store's identity (made with it, kept in backups, new for a new store)."""
+        row = self.conn.execute("SELECT value FROM store_info WHERE key = 'store_id'").fetchone()
+        return row["value"]
+
+    @property
     def conn(self) -> sqlite3.Connection:
         return self.store.conn
 

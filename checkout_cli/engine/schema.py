@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -299,6 +299,57 @@ def _v6(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE outbox ADD COLUMN claimed_at TEXT")
 
 
+def _v7(conn: sqlite3.Connection) -> None:
+    """Token scopes, idempotency leases, refunds at the provider, and the store's identity."""
+    import secrets
+
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
+    # Tokens made before scopes existed get `operate`: the checkout flow keeps working, and
+    # nothing that changes the shop's catalog or settings is granted without being asked for.
+    conn.execute("ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'operate'")
+    # A claim names the process running it and until when it may (lease), so a claim whose
+    # process died can be taken over instead of blocking its key for good.
+    conn.execute("ALTER TABLE idempotent_requests ADD COLUMN owner TEXT")
+    conn.execute("ALTER TABLE idempotent_requests ADD COLUMN lease_until TEXT")
+    db["idempotent_requests"].create_index(["created_at"])
+    # A refund is made in two phases like a payment: the attempt (with its idempotency key)
+    # is recorded before the provider is called, its result after.
+    db["refunds"].create(
+        {
+            "id": int,
+            "payment_id": int,
+            "checkout_id": int,
+            "order_id": int,
+            "provider": str,
+            "provider_refund_id": str,
+            "status": str,
+            "amount_cents": int,
+            "currency": str,
+            "reason": str,
+            "idempotency_key": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"payment_id", "checkout_id", "provider", "status", "amount_cents", "currency"},
+        foreign_keys=[
+            ("payment_id", "payments"),
+            ("checkout_id", "checkouts"),
+            ("order_id", "orders"),
+        ],
+    )
+    db["refunds"].create_index(["idempotency_key"], unique=True)
+    db["refunds"].create_index(["payment_id"])
+    # Who this store is, whatever its path: a batch journal or a vault key is bound to it.
+    db["store_info"].create({"key": str, "value": str}, pk="key", not_null={"value"})
+    conn.execute(
+        "INSERT INTO store_info (key, value) VALUES ('store_id', ?)",
+        (f"store_{secrets.token_hex(16)}",),
+    )
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _v1,
     2: _v2,
@@ -306,6 +357,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     4: _v4,
     5: _v5,
     6: _v6,
+    7: _v7,
 }
 
 

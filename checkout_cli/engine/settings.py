@@ -22,8 +22,9 @@ class Setting:
     default: Any
     help: str
     choices: tuple[str, ...] = ()
-    # Where a secret is sent (provider API keys, the SMTP password): changed only on the
-    # store's own machine, never through the HTTP API, so a token cannot redirect a secret.
+    # Where a secret is sent (provider API keys, the SMTP password), where mail goes, or who
+    # the store is: changed only on the store's own machine, never over HTTP or MCP, so no
+    # token can redirect a secret or an email, or make the store answer as another project.
     local_only: bool = False
     maximum: int | None = None  # for ints: larger values would break the engine later
 
@@ -31,7 +32,13 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     s.key: s
     for s in (
-        Setting("project_id", "id", "local", "project id served and expected in /iapi paths"),
+        Setting(
+            "project_id",
+            "id",
+            "local",
+            "project id served and expected in /iapi paths",
+            local_only=True,
+        ),
         Setting("shop_name", "str", "Checkout Shop", "the shop's name in emails"),
         Setting("shop_email", "email", "shop@example.com", "sender address of emails"),
         Setting("currency", "currency", "EUR", "currency of new carts (ISO 4217)"),
@@ -52,8 +59,21 @@ SETTINGS: dict[str, Setting] = {
             maximum=10 * 366 * 24 * 60,
         ),
         Setting("auto_complete_paid", "bool", False, "complete checkouts when payment arrives"),
-        Setting("email_transport", "choice", "file", "how emails leave", ("file", "smtp")),
-        Setting("email_outbox_dir", "str", "", "folder for .eml files; default: beside the store"),
+        Setting(
+            "email_transport",
+            "choice",
+            "file",
+            "how emails leave",
+            ("file", "smtp"),
+            local_only=True,
+        ),
+        Setting(
+            "email_outbox_dir",
+            "str",
+            "",
+            "folder for .eml files; default: beside the store",
+            local_only=True,
+        ),
         Setting("smtp_host", "str", "localhost", "SMTP server host", local_only=True),
         Setting("smtp_port", "int", 587, "SMTP server port", maximum=65535, local_only=True),
         Setting("smtp_starttls", "bool", True, "use STARTTLS", local_only=True),
@@ -64,7 +84,13 @@ SETTINGS: dict[str, Setting] = {
             "TLS from the first byte (SMTPS, usually port 465); STARTTLS is then not used",
             local_only=True,
         ),
-        Setting("smtp_user", "str", "", "SMTP user; password: `checkout vault set smtp_password`"),
+        Setting(
+            "smtp_user",
+            "str",
+            "",
+            "SMTP user; password: `checkout vault set smtp_password`",
+            local_only=True,
+        ),
         Setting("lists", "lists", {}, 'named value lists for line meta, {"NAME": [...]}'),
         Setting("email_payment_links", "bool", False, "email provider payment links"),
         Setting("payment_redirect_url", "url", "", "where providers send customers after paying"),
