@@ -433,16 +433,24 @@ def _endpoints() -> list[Endpoint]:
             CHECKOUT_ADMIN,
             "create-token",
             "Create an API token for `checkout serve` (shown once; only a hash is kept).",
-            obj(name=req(Str(max_length=64, pattern=r"[A-Za-z0-9_.\-]+", code="invalid_name"))),
+            obj(
+                name=req(Str(max_length=64, pattern=r"[A-Za-z0-9_.\-]+", code="invalid_name")),
+                scope=Enum(
+                    choices=SCOPES,
+                    code="invalid_scope",
+                    description="read: get-*/list-*; operate (default): carts, checkouts, "
+                    "orders; admin: also catalog, settings, outbox, reconcile",
+                ),
+            ),
             "tokens:create_token",
-            "checkout tokens create --name front-desk",
+            "checkout tokens create --name front-desk --scope operate",
             scope=ADMIN,
             faces=LOCAL_ONLY,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
             "list-tokens",
-            "API tokens by name, with when they were created, used and revoked.",
+            "API tokens by name, with their scope and when they were created and revoked.",
             obj(),
             "tokens:list_tokens",
             "checkout tokens list",

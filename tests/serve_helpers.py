@@ -1,7 +1,8 @@
 """A real `checkout serve` subprocess on 127.0.0.1 for the server and remote tests.
 
 ``prepare_store`` makes a store the way an operator would (``checkout init --project-id``,
-the fixture catalog and settings, invoice checkout allowed, ``checkout tokens create``);
+the fixture catalog and settings, invoice checkout allowed, ``checkout tokens create --scope
+admin``: the contract suite calls every endpoint HTTP may reach);
 ``serving`` starts ``python -m checkout_cli --db DB serve --port FREE --workers N``, waits
 for ``/healthz`` and stops it afterwards. The ``served`` fixture (one per session) is the
 store most tests share; tests that change settings put them back.
@@ -89,7 +90,9 @@ def _checkout(args: list[str], home: Path) -> Any:
     return json.loads(result.stdout) if "--json" in args else result.stdout
 
 
-def prepare_store(db: Path, project: str = PROJECT, token_name: str = TOKEN_NAME) -> str:
+def prepare_store(
+    db: Path, project: str = PROJECT, token_name: str = TOKEN_NAME, scope: str = "admin"
+) -> str:
     """A store as an operator makes one; returns the API token (shown once)."""
     home = db.parent / "serve-home"
     _checkout(["--db", str(db), "--json", "init", "--project-id", project], home)
@@ -101,14 +104,16 @@ def prepare_store(db: Path, project: str = PROJECT, token_name: str = TOKEN_NAME
         )
     finally:
         local.close()
-    created = create_token(db, token_name, full=True)
+    created = create_token(db, token_name, scope=scope, full=True)
     assert created["name"] == token_name and created["token"].startswith("ck_")
+    assert created["scope"] == scope
     return created["token"]
 
 
-def create_token(db: Path, name: str, *, full: bool = False) -> Any:
-    """``checkout tokens create --name NAME --json``: the token (or the whole result)."""
+def create_token(db: Path, name: str, *, scope: str | None = None, full: bool = False) -> Any:
+    """``checkout tokens create --name NAME [--scope S] --json``: the token (or the result)."""
     args = ["--db", str(db), "--json", "tokens", "create", "--name", name]
+    args += ["--scope", scope] if scope else []
     created = _checkout(args, db.parent / "serve-home")
     return created if full else created["token"]
 

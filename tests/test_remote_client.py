@@ -375,12 +375,12 @@ def test_vault_set_over_remote_is_refused_without_sending_anything(served):
             *remote, "vault", "set", "stripe_secret_key", input=SECRET + "\n", env=served.cli_env()
         )
         assert result.exit_code == 7, result.stderr
-        assert "never sent to a remote" in result.stderr
+        assert "only on the server's own machine" in result.stderr
         as_json = checkout(
             *remote, "--json", "vault", "set", "smtp_password", input=SECRET, env=served.cli_env()
         )
         error = json.loads(as_json.stderr)["error_object"]
-        assert (as_json.exit_code, error["code"]) == (7, "secret_stays_local")
+        assert (as_json.exit_code, error["code"]) == (7, "local_only")
         assert proxy.requests == []
         # what is there to see goes over the wire, but never a value
         listed = checkout(*remote, "--json", "vault", "list", env=served.cli_env())
@@ -402,7 +402,7 @@ def test_remote_backend_refuses_set_vault_before_any_request(served):
     )
     with pytest.raises(ForbiddenError) as caught:
         remote.call("checkout-admin", "set-vault", {"name": "mollie_api_key", "value": SECRET})
-    assert caught.value.code == "secret_stays_local" and SECRET not in caught.value.message
+    assert caught.value.code == "local_only" and SECRET not in caught.value.message
     assert sent == []
     remote.close()
 

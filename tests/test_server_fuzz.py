@@ -1,11 +1,13 @@
 """Property-based fuzzing of `checkout serve` from its own /openapi.json (schemathesis).
 
 Every operation in the served spec gets valid and invalid requests (schemathesis' positive and
-negative generation), bounded in examples and time, with the bearer token: no answer is ever a
+negative generation), bounded in examples and time, with an admin token: no answer is ever a
 5xx, every failure is an ``error_object``, every success a ``result`` object.
 
-The fuzzed store is its own (the fuzzer changes products and carts), with the payment
-providers and SMTP pointed at a closed port on 127.0.0.1. Secrets are not fuzzed.
+The operations are the registry's endpoints served over HTTP (``faces``); local-only ones (vault,
+tokens) are not in the spec, and test_access proves the server refuses them. The fuzzed store
+is its own (the fuzzer changes products and carts), with the payment providers and SMTP
+pointed at a closed port on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -21,20 +23,19 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
-from checkout_cli.endpoints import ENDPOINTS
+from checkout_cli.endpoints import ENDPOINTS, HTTP
 from checkout_cli.server.openapi import openapi
 from tests.conftest import WATCH
 from tests.serve_helpers import PROJECT, prepare_store, serving
 
 MAX_EXAMPLES = 20  # per operation, valid and invalid requests mixed
 BUDGET_SECONDS = 30  # the whole module; operations left when it is spent are skipped
-NOT_FUZZED = {("checkout-admin", "set-vault"), ("checkout-admin", "delete-vault")}
 CLOSED = "http://127.0.0.1:9"
 
 OPERATIONS = [
     (method, service, name)
     for (service, name), endpoint in ENDPOINTS.items()
-    if (service, name) not in NOT_FUZZED
+    if HTTP in endpoint.faces
     for method in (("POST", "GET") if endpoint.reads_only else ("POST",))
 ]
 _started: list[float] = []
@@ -44,7 +45,7 @@ SEEN: Counter[tuple[int, str]] = Counter()  # (status, error code or "ok")
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory):
     db = tmp_path_factory.mktemp("fuzzed") / "shop.db"
-    token = prepare_store(db)
+    token = prepare_store(db, scope="admin")  # every served endpoint, into its handler
     from checkout_cli.backends.local import LocalBackend
 
     local = LocalBackend(db, actor="test")
@@ -148,4 +149,5 @@ def test_the_fuzzer_got_past_auth_into_the_handlers():
         pytest.skip("run with the fuzzing tests")
     statuses = Counter(status for status, _ in SEEN.elements())
     assert statuses[401] == 0, SEEN  # the token went along every time
+    assert SEEN[(403, "forbidden_scope")] == 0, SEEN  # and its scope reaches every operation
     assert statuses[200] > 0 and statuses[422] > 0 and statuses[404] > 0, SEEN

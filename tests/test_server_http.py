@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from checkout_cli.cli.app import app
-from checkout_cli.endpoints import ENDPOINTS
+from checkout_cli.endpoints import ENDPOINTS, HTTP
 from tests.conftest import dump
 from tests.serve_helpers import (
     create_token,
@@ -233,21 +233,24 @@ def test_get_with_query_parameters_on_reads(served, http):
     assert error_of(bad, 422)["field"] == "limit"
 
 
-def test_meta_healthz_and_openapi_list_every_endpoint(served, http):
+def test_meta_healthz_and_openapi_list_every_endpoint_served_over_http(served, http):
     health = http.get(f"{served.url}/healthz")
     assert health.json() == {"status": "ok"}
     assert "server" not in health.headers  # the software and its version are nobody's business
+    over_http = {key: e for key, e in ENDPOINTS.items() if HTTP in e.faces}
+    assert ("checkout-admin", "set-vault") not in over_http  # local-only: not even described
     meta = http.get(f"{served.url}/iapi/meta").json()
     assert meta["project_id"] == served.project and meta["api_version"]
-    assert {(s, n) for s, names in meta["services"].items() for n in names} == set(ENDPOINTS)
+    assert {(s, n) for s, names in meta["services"].items() for n in names} == set(over_http)
     spec = http.get(f"{served.url}/openapi.json").json()
     paths = {
-        f"/iapi/project/{served.project}/{s}/{n}" for s, n in ENDPOINTS
-    }  # the registry, nothing more, nothing less
+        f"/iapi/project/{served.project}/{s}/{n}" for s, n in over_http
+    }  # the registry's HTTP face, nothing more, nothing less
     assert set(spec["paths"]) == paths
-    for (service, name), endpoint in ENDPOINTS.items():
+    for (service, name), endpoint in over_http.items():
         item = spec["paths"][f"/iapi/project/{served.project}/{service}/{name}"]
         assert set(item) == ({"get", "post"} if endpoint.reads_only else {"post"})
+        assert item["post"]["x-scope"] == endpoint.scope
         schema = item["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert schema == endpoint.request.json_schema()
 

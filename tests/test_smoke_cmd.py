@@ -144,9 +144,9 @@ def served(tmp_path_factory):
         return done.stdout
 
     checkout("init", "--project-id", "shop-ci")
-    token = WATCH.secret(
-        json.loads(checkout("tokens", "create", "--name", "ci", "--json"))["token"]
-    )
+    # admin: the smoke test upserts its own product and puts its stock back
+    created = checkout("tokens", "create", "--name", "ci", "--scope", "admin", "--json")
+    token = WATCH.secret(json.loads(created)["token"])
     with serving(db, token, project="shop-ci", workers=1) as server:
         yield server.url, "shop-ci", token, db
         WATCH.export_store(db)

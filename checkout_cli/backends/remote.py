@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 
-from checkout_cli.endpoints import ENDPOINTS
+from checkout_cli import access
+from checkout_cli.endpoints import ENDPOINTS, HTTP
 from checkout_cli.errors import (
     CheckoutError,
-    ForbiddenError,
     NotFoundError,
     UnavailableError,
     UsageError,
@@ -31,7 +31,6 @@ from checkout_cli.errors import (
 )
 
 ATTEMPTS = 3
-NEVER_SENT = {("checkout-admin", "set-vault")}  # secret values stay on the machine they're typed
 
 
 class RemoteBackend:
@@ -59,13 +58,12 @@ class RemoteBackend:
         self._urls: dict[tuple[str, str], httpx.URL] = {}
 
     def call(self, service: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        if (service, name) in NEVER_SENT:
-            raise ForbiddenError(
-                "secret_stays_local",
-                "secret values are never sent to a remote",
-                recovery="run `checkout vault set` on the server's own store",
-            )
         endpoint = ENDPOINTS.get((service, name))
+        if endpoint is not None:
+            # Local-only calls are refused here, before anything is sent: a vault value or a
+            # token never leaves this machine. The token's scope is the server's to judge.
+            access.check_face(endpoint, HTTP)
+            access.check_body(endpoint, HTTP, body or {})
         reads_only = endpoint.reads_only if endpoint else name.startswith(("get-", "list-"))
         headers = self._headers
         if not reads_only:

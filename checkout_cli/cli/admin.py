@@ -217,8 +217,13 @@ def init(
     project_id: Annotated[
         str | None, typer.Option(help="project id this store serves (default: local)")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="change the project id of a store that has another one"),
+    ] = False,
 ) -> None:
-    """Create the store (if needed) and print where it is.
+    """Create the store (if needed) and print where it is. An existing store keeps its
+    project id unless --force: clients of its server address it by that id.
 
     Example: checkout --db shop.db init --project-id shop-nl
     """
@@ -227,6 +232,8 @@ def init(
     state: State = ctx.obj
     existed = state.settings.db.exists()
     if project_id:
+        if existed and not force:
+            _refuse_another_project_id(state, project_id)
         state.call(CHECKOUT_ADMIN, "set-setting", {"key": "project_id", "value": project_id})
     settings = state.call(CHECKOUT_ADMIN, "get-settings")["settings"]
     result = {
@@ -240,6 +247,21 @@ def init(
             f"{'created' if r['created'] else 'using'} store {r['db']} (project {r['project_id']})"
         ),
     )
+
+
+def _refuse_another_project_id(state: State, project_id: str) -> None:
+    from checkout_cli.errors import ConflictError
+
+    current = state.call(CHECKOUT_ADMIN, "get-settings")["settings"]["project_id"]
+    if current != project_id.strip():  # as the setting will store it
+        raise ConflictError(
+            "project_id_differs",
+            f"store {state.settings.db} serves project {current}; --project-id {project_id} "
+            f"would change that, and every client of its server would then need "
+            f"--project {project_id}",
+            field="project_id",
+            recovery="add --force to change it",
+        )
 
 
 def reconcile(

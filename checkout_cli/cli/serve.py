@@ -9,14 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from checkout_cli.cli.state import State
+from checkout_cli.cli.state import State, present
 from checkout_cli.endpoints import CHECKOUT_ADMIN
 from checkout_cli.errors import UsageError
 
 tokens_app = typer.Typer(
     rich_markup_mode=None,
     add_completion=False,
-    help="API tokens for `checkout serve`.\n\nExample: checkout tokens create --name front-desk",
+    help="API tokens for `checkout serve`, each with a scope (read, operate, admin).\n\n"
+    "Example: checkout tokens create --name front-desk --scope operate",
     no_args_is_help=True,
 )
 
@@ -90,9 +91,9 @@ def serve(
 def _tokens_table(result: dict[str, Any]) -> None:
     from checkout_cli.cli import output
 
-    t = output.table("Name", "Created", "Revoked")
+    t = output.table("Name", "Scope", "Created", "Revoked")
     for token in result["tokens"]:
-        t.add_row(token["name"], token["created_at"], token["revoked_at"] or "")
+        t.add_row(token["name"], token["scope"], token["created_at"], token["revoked_at"] or "")
     output.out().print(t)
 
 
@@ -100,24 +101,36 @@ def _tokens_table(result: dict[str, Any]) -> None:
 def tokens_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help="who or what uses it")],
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            "--scope",
+            help="read: get-*/list-* only; operate (default): carts, checkouts, orders; "
+            "admin: also catalog, settings, outbox, reconcile",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Create a token; it is shown once, only its hash is kept.
+    """Create a token; it is shown once, only its hash is kept. Vault, tokens and the
+    settings that route secrets are never reachable over HTTP, whatever the scope.
 
-    Example: checkout tokens create --name front-desk
+    Example: checkout tokens create --name front-desk --scope operate
     """
     from checkout_cli.cli import output
 
     def render(result: dict[str, Any]) -> None:
         output.out().print(result["token"])
-        output.say(f"token {result['name']!r} created; it will not be shown again")
+        output.say(
+            f"token {result['name']!r} ({result['scope']}) created; it will not be shown again"
+        )
 
     state: State = ctx.obj
-    state.run(CHECKOUT_ADMIN, "create-token", {"name": name}, render)
+    state.run(CHECKOUT_ADMIN, "create-token", present(name=name, scope=scope), render)
 
 
 @tokens_app.command("list")
 def tokens_list(ctx: typer.Context) -> None:
-    """Tokens by name (never the tokens themselves).
+    """Tokens by name and scope (never the tokens themselves).
 
     Example: checkout tokens list
     """

@@ -6,7 +6,6 @@ from typing import Any
 
 from checkout_cli.engine import settings
 from checkout_cli.engine.core import Engine
-from checkout_cli.errors import ForbiddenError
 
 
 def get_settings(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
@@ -14,14 +13,8 @@ def get_settings(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def set_setting(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    setting = settings.SETTINGS.get(body["key"])
-    if setting is not None and setting.local_only and engine.remote_caller:
-        raise ForbiddenError(
-            "setting_local_only",
-            f"{body['key']} decides where a secret is sent; it cannot be changed over the API",
-            field="key",
-            recovery=f"on the server's own machine: checkout settings set {body['key']} VALUE",
-        )
+    # Local-only settings (`Setting.local_only`) never get here over HTTP or MCP: those faces
+    # refuse them first (`checkout_cli.access`).
     with engine.write() as conn:
         value = settings.write(conn, body["key"], body["value"])
     return {"key": body["key"], "value": value}

@@ -12,7 +12,7 @@ from typing import Any
 
 from checkout_cli.engine.store import Store
 
-REMOTE_ACTOR_PREFIX = "api:"
+REMOTE_ACTOR_PREFIX = "api:"  # the actor of a call over HTTP: api:TOKEN-NAME
 
 
 def utc_now() -> datetime:
@@ -53,11 +53,6 @@ class Engine:
         self.store = Store(Path(path))
         self.actor = actor
         self.clock = clock
-
-    @property
-    def remote_caller(self) -> bool:
-        """True when the call came over HTTP (the server names its actors ``api:NAME``)."""
-        return self.actor.startswith(REMOTE_ACTOR_PREFIX)
 
     @property
     def store_id(self) -> str:

@@ -9,12 +9,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import Any
+from typing import Any, NamedTuple
 
+from checkout_cli.endpoints import OPERATE
 from checkout_cli.engine.core import Engine
 from checkout_cli.errors import ConflictError, NotFoundError
 
 TOKEN_PREFIX = "ck_"
+DEFAULT_SCOPE = OPERATE  # the checkout flow: what phone staff, batch scripts and CI need
+
+
+class Caller(NamedTuple):
+    """Who an accepted token belongs to, and what it may do."""
+
+    name: str
+    scope: str
 
 
 def _hash(token: str) -> str:
@@ -22,6 +31,7 @@ def _hash(token: str) -> str:
 
 
 def create_token(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    scope = body.get("scope", DEFAULT_SCOPE)  # one of SCOPES: the request schema checks it
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with engine.write() as conn:
         if conn.execute(
@@ -35,14 +45,16 @@ def create_token(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             )
         conn.execute("DELETE FROM api_tokens WHERE name = ?", (body["name"],))
         conn.execute(
-            "INSERT INTO api_tokens (name, token_hash, created_at) VALUES (?, ?, ?)",
-            (body["name"], _hash(token), engine.now()),
+            "INSERT INTO api_tokens (name, token_hash, created_at, scope) VALUES (?, ?, ?, ?)",
+            (body["name"], _hash(token), engine.now(), scope),
         )
-    return {"name": body["name"], "token": token}
+    return {"name": body["name"], "scope": scope, "token": token}
 
 
 def list_tokens(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    rows = engine.conn.execute("SELECT name, created_at, revoked_at FROM api_tokens ORDER BY name")
+    rows = engine.conn.execute(
+        "SELECT name, scope, created_at, revoked_at FROM api_tokens ORDER BY name"
+    )
     return {"tokens": [dict(r) for r in rows]}
 
 
@@ -59,13 +71,14 @@ def revoke_token(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     return {"name": body["name"], "revoked": True}
 
 
-def verify(engine: Engine, token: str) -> str | None:
-    """The name of the active token, or None. Constant-time on the hash comparison."""
+def verify(engine: Engine, token: str) -> Caller | None:
+    """Whose active token this is and its scope, or None. Constant-time on the hash comparison."""
     digest = _hash(token)
     row = engine.conn.execute(
-        "SELECT name, token_hash FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+        "SELECT name, scope, token_hash FROM api_tokens "
+        "WHERE token_hash = ? AND revoked_at IS NULL",
         (digest,),
     ).fetchone()
     if row is None or not hmac.compare_digest(row["token_hash"], digest):
         return None
-    return row["name"]
+    return Caller(row["name"], row["scope"])

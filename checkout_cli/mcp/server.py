@@ -3,8 +3,8 @@
 Tool ``{service}_{endpoint with - as _}`` takes the endpoint's request object (its JSON
 Schema from the registry) and returns the endpoint's result object. A failure is a tool
 error whose structured content is the ``error_object`` (type, code, message, field,
-recovery), so an assistant can correct its call. Secrets are out of reach: the vault
-endpoints are never tools.
+recovery), so an assistant can correct its call. Which endpoints are tools is the registry's
+``faces`` (``checkout_cli.access``): no vault, token or settings-writing tool, ever.
 """
 
 from __future__ import annotations
@@ -18,32 +18,20 @@ import mcp_types as types
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
-from checkout_cli import __version__
+from checkout_cli import __version__, access
 from checkout_cli.backends.base import Backend
-from checkout_cli.endpoints import ENDPOINTS, Endpoint
+from checkout_cli.endpoints import ADMIN, ENDPOINTS, MCP, READ, Endpoint
 from checkout_cli.errors import CheckoutError, InternalError
-
-# Tokens, secrets and the settings that route them never pass through an assistant.
-NEVER_TOOLS = {
-    ("checkout-admin", name)
-    for name in (
-        "set-vault",
-        "delete-vault",
-        "set-setting",  # settings decide where secrets go; assistants may read, not change
-        "list-vault",
-        "create-token",
-        "revoke-token",
-        "list-tokens",
-    )
-}
 
 
 def exposed_endpoints(
     *, read_only: bool = False, pattern: str | None = None
 ) -> dict[str, Endpoint]:
+    """The tools: endpoints the registry lets MCP call (``--read-only``: as a read token could)."""
+    scope = READ if read_only else ADMIN
     tools = {}
-    for key, endpoint in ENDPOINTS.items():
-        if key in NEVER_TOOLS or (read_only and not endpoint.reads_only):
+    for endpoint in ENDPOINTS.values():
+        if not access.allowed(endpoint, MCP, scope):
             continue
         if pattern and not fnmatch.fnmatchcase(endpoint.tool_name, pattern):
             continue
@@ -71,6 +59,7 @@ def build_server(backend: Backend, tools: dict[str, Endpoint]) -> Server:
                 from checkout_cli.errors import NotFoundError
 
                 raise NotFoundError("tool_not_found", f"no tool named {params.name!r}")
+            access.check_body(endpoint, MCP, params.arguments or {})
             result = await anyio.to_thread.run_sync(
                 backend.call, endpoint.service, endpoint.name, params.arguments or {}
             )

@@ -33,10 +33,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from checkout_cli import access
 from checkout_cli.backends.local import LocalBackend
-from checkout_cli.endpoints import ENDPOINTS, get_endpoint
+from checkout_cli.endpoints import ENDPOINTS, HTTP, get_endpoint
 from checkout_cli.engine import network
 from checkout_cli.engine.core import REMOTE_ACTOR_PREFIX
+from checkout_cli.engine.tokens import Caller
 from checkout_cli.errors import (
     AuthError,
     CheckoutError,
@@ -85,7 +87,7 @@ class Service:
         with network.forbidden():
             return work(*args)
 
-    def authenticate(self, request: Request) -> str:
+    def authenticate(self, request: Request) -> Caller:
         from checkout_cli.engine.tokens import verify
 
         header = request.headers.get("authorization", "")
@@ -96,14 +98,14 @@ class Service:
                 "an Authorization: Bearer token is required",
                 recovery="create one with `checkout tokens create --name NAME`",
             )
-        name = verify(self.backend().engine, token.strip())
-        if name is None:
+        caller = verify(self.backend().engine, token.strip())
+        if caller is None:
             raise AuthError(
                 "invalid_token",
                 "the bearer token is not valid or was revoked",
                 recovery="ask for a new token (`checkout tokens create`)",
             )
-        return name
+        return caller
 
 
 async def _read_body(request: Request) -> bytes:
@@ -185,8 +187,9 @@ def build_app(db_path: Path) -> Starlette:
 
     async def meta(request: Request) -> Response:
         services: dict[str, list[str]] = {}
-        for service_name, name in ENDPOINTS:
-            services.setdefault(service_name, []).append(name)
+        for (service_name, name), endpoint in ENDPOINTS.items():
+            if HTTP in endpoint.faces:
+                services.setdefault(service_name, []).append(name)
         return JSONResponse(
             {"api_version": API_VERSION, "project_id": service.project_id, "services": services}
         )
@@ -246,8 +249,10 @@ def _serve_call(
     raw: bytes,
     too_large: CheckoutError | None,
 ) -> Response:
-    """Authenticate, parse and run one IAPI request."""
-    actor = service.authenticate(request)
+    """Authenticate, check access, parse and run one IAPI request."""
+    caller = service.authenticate(request)
+    access.check_face(endpoint, HTTP)  # before reading what it asks for
+    access.check_scope(endpoint, caller.scope)
     if request.method == "GET":
         if not endpoint.reads_only:
             raise HTTPException(405)
@@ -256,6 +261,8 @@ def _serve_call(
         if too_large is not None:
             raise too_large
         body = _parse_json(raw)
+    access.check_body(endpoint, HTTP, body)  # before anything runs or is remembered
+    actor = caller.name
     key = request.headers.get("idempotency-key")
     if key and not endpoint.reads_only:
         return _idempotent(service, actor, key, endpoint, body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from checkout_cli import __version__
-from checkout_cli.endpoints import ENDPOINTS
+from checkout_cli.endpoints import ENDPOINTS, HTTP
 
 API_VERSION = "1"
 
@@ -45,6 +45,8 @@ def openapi(project_id: str) -> dict[str, Any]:
     error_response = {"description": "failure", "content": {"application/json": {"schema": _ERROR}}}
     paths: dict[str, Any] = {}
     for endpoint in ENDPOINTS.values():
+        if HTTP not in endpoint.faces:  # local-only: never served, so not described
+            continue
         schema = endpoint.request.json_schema()
         ok = {
             "description": "success",
@@ -60,6 +62,8 @@ def openapi(project_id: str) -> dict[str, Any]:
         }
         operation: dict[str, Any] = {
             "summary": endpoint.summary,
+            "description": f"Needs a token with scope {endpoint.scope} (or above).",
+            "x-scope": endpoint.scope,
             "operationId": endpoint.tool_name,
             "tags": [endpoint.service],
             "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},

@@ -1,0 +1,86 @@
+"""Who may call what, over which face: the one reader of the registry's access declarations.
+
+Each endpoint declares the least token ``scope`` that may call it and the ``faces`` it may be
+called over (``endpoints.py``); each setting declares whether it is ``local_only``
+(``engine/settings.py``). The HTTP server asks here after authenticating a request and before
+running anything; the remote client asks before sending anything, so a secret refused here
+never leaves the machine; MCP builds its tool list here and asks again per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from checkout_cli.endpoints import CHECKOUT_ADMIN, CLI, HTTP, MCP, SCOPES, Endpoint
+from checkout_cli.errors import ForbiddenError
+
+# The endpoint whose body names a setting, and the field that names it.
+SETTING_WRITE = (CHECKOUT_ADMIN, "set-setting")
+SETTING_FIELD = "key"
+_FACE_NAMES = {HTTP: "over HTTP", MCP: "as an MCP tool"}
+
+
+def grants(scope: str, needed: str) -> bool:
+    """A token's scope grants its own endpoints and those of the scopes before it; an unknown
+    scope (a hand-edited row) grants nothing."""
+    return scope in SCOPES and SCOPES.index(scope) >= SCOPES.index(needed)
+
+
+def allowed(endpoint: Endpoint, face: str, scope: str) -> bool:
+    return face in endpoint.faces and grants(scope, endpoint.scope)
+
+
+def local_only_setting(endpoint: Endpoint, body: Mapping[str, Any]) -> str | None:
+    """The setting a call would change if that setting is local-only, else None."""
+    if (endpoint.service, endpoint.name) != SETTING_WRITE:
+        return None
+    from checkout_cli.engine.settings import SETTINGS  # only for the one endpoint that needs it
+
+    # The key as the engine will read it (" project_id" is project_id once checked); a body
+    # that fails the check is refused with the same error the engine would give.
+    key = endpoint.request.check(body, "")[SETTING_FIELD]
+    setting = SETTINGS.get(key)
+    return key if setting is not None and setting.local_only else None
+
+
+def check_face(endpoint: Endpoint, face: str) -> None:
+    """Refuse (``ForbiddenError``) an endpoint its declaration keeps off ``face``."""
+    if face not in endpoint.faces:
+        raise ForbiddenError(
+            "local_only",
+            f"{endpoint.service}/{endpoint.name} runs only on the server's own machine, "
+            f"never {_FACE_NAMES.get(face, face)}",
+            recovery="run it on the server's own machine, against its store, e.g. "
+            f"`{_local_command(endpoint.example)}`",
+        )
+
+
+def check_scope(endpoint: Endpoint, scope: str) -> None:
+    """Refuse (``ForbiddenError``) a token whose scope does not reach the endpoint's."""
+    if not grants(scope, endpoint.scope):
+        raise ForbiddenError(
+            "forbidden_scope",
+            f"{endpoint.service}/{endpoint.name} needs a token with scope {endpoint.scope}; "
+            f"this token's scope is {scope}",
+            recovery=f"use a token with scope {endpoint.scope} (on the server's own machine: "
+            f"`checkout --db PATH tokens create --name NAME --scope {endpoint.scope}`)",
+        )
+
+
+def check_body(endpoint: Endpoint, face: str, body: Mapping[str, Any]) -> None:
+    """Refuse a change to a local-only setting from any face but the local CLI."""
+    key = local_only_setting(endpoint, body) if face != CLI else None
+    if key is not None:
+        raise ForbiddenError(
+            "local_only",
+            f"setting {key} routes secrets or email, or names the project: it changes only "
+            f"on the server's own machine, never {_FACE_NAMES.get(face, face)}",
+            field=SETTING_FIELD,
+            recovery=f"on the server's own machine: `checkout --db PATH settings set {key} VALUE`",
+        )
+
+
+def _local_command(example: str) -> str:
+    """``checkout vault set NAME`` as run against the store itself."""
+    return example.replace("checkout ", "checkout --db PATH ", 1)
