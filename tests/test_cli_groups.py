@@ -8,7 +8,7 @@ import json
 import socket
 
 from tests.conftest import FIXTURES, dump, ready_checkout
-from tests.test_cli_flow import FLOW, new_cart, ok, refused, status_of
+from tests.test_cli_flow import FLOW, error_line, new_cart, ok, refused, status_of
 
 CART = "shopping-cart"
 CATALOG = "product-catalog"
@@ -528,6 +528,78 @@ def test_init_creates_the_store_once(cli, db_path):
     assert again == {"db": str(db_path), "created": False, "project_id": "shop-nl"}
     plain = cli("init")
     assert plain.exit_code == 0 and str(db_path) in plain.stderr and plain.stdout == ""
+
+
+def test_init_keeps_an_existing_stores_project_id_unless_forced(cli, db_path):
+    ok(cli("--json", "init", "--project-id", "shop-nl"))
+    before = dump(db_path)
+    error = refused(
+        cli,
+        "init",
+        "--project-id",
+        "shop-be",
+        exit_code=4,
+        type="conflict",
+        code="project_id_differs",
+        field="project_id",
+    )
+    line = error_line(cli("init", "--project-id", "shop-be"), 4)
+    assert "serves project shop-nl" in line and "--project shop-be" in line and "--force" in line
+    assert error["recovery"] == "add --force to change it"
+    assert dump(db_path) == before
+    same = ok(cli("--json", "init", "--project-id", "shop-nl"))
+    assert (same["created"], same["project_id"]) == (False, "shop-nl")
+    forced = ok(cli("--json", "init", "--project-id", "shop-be", "--force"))
+    assert (forced["created"], forced["project_id"]) == (False, "shop-be")
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+def test_tokens_have_a_scope_chosen_at_creation(cli, db_path):
+    made = {
+        name: ok(cli("--json", "tokens", "create", "--name", name, *scope))
+        for name, scope in (
+            ("desk", ()),
+            ("report", ("--scope", "read")),
+            ("ops", ("--scope", "admin")),
+        )
+    }
+    assert {name: m["scope"] for name, m in made.items()} == {
+        "desk": "operate",  # the default: the checkout flow
+        "report": "read",
+        "ops": "admin",
+    }
+    listed = ok(cli("--json", "tokens", "list"))["tokens"]
+    assert [(t["name"], t["scope"]) for t in listed] == [
+        ("desk", "operate"),
+        ("ops", "admin"),
+        ("report", "read"),
+    ]
+    table = cli("tokens", "list")
+    assert table.exit_code == 0
+    header, *rows = [
+        line for line in table.stdout.splitlines() if "desk" in line or "Scope" in line
+    ]
+    assert "Scope" in header and "operate" in rows[0]
+    plain = cli("tokens", "create", "--name", "lookout", "--scope", "read")
+    assert plain.exit_code == 0 and "(read)" in plain.stderr
+    before = dump(db_path)
+    error = refused(
+        cli,
+        "tokens",
+        "create",
+        "--name",
+        "root",
+        "--scope",
+        "superuser",
+        exit_code=4,
+        type="validation",
+        code="invalid_scope",
+        field="scope",
+    )
+    assert "read, operate, admin" in error["message"]
+    assert dump(db_path) == before
 
 
 # -- call --------------------------------------------------------------------------------------

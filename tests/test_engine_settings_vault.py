@@ -7,6 +7,7 @@ import json
 import pytest
 
 from checkout_cli.engine.settings import SETTINGS
+from checkout_cli.engine.tokens import Caller, verify
 from checkout_cli.errors import ConflictError, NotFoundError, ValidationError
 from tests.conftest import WATCH, dump
 from tests.engine_helpers import ADMIN, query, refused
@@ -233,6 +234,8 @@ def test_api_tokens_lifecycle(backend):
     )
     again = backend.call(ADMIN, "create-token", {"name": "front-desk"})
     assert again["token"] != created["token"]
+    assert verify(backend.engine, created["token"]) is None  # revoked stays revoked
+    assert verify(backend.engine, again["token"]) == Caller("front-desk", "operate")
     refused(
         backend,
         ADMIN,
@@ -242,6 +245,60 @@ def test_api_tokens_lifecycle(backend):
         "invalid_name",
         "name",
     )
+
+
+def test_a_token_has_the_scope_it_was_made_with(backend):
+    for name, scope in (("report", "read"), ("desk", "operate"), ("ops", "admin")):
+        created = backend.call(ADMIN, "create-token", {"name": name, "scope": scope})
+        assert created["scope"] == scope
+        assert verify(backend.engine, created["token"]) == Caller(name, scope)
+    desk = backend.call(ADMIN, "create-token", {"name": "default"})
+    assert desk["scope"] == "operate" and verify(backend.engine, desk["token"]).scope == "operate"
+    listed = {t["name"]: t["scope"] for t in backend.call(ADMIN, "list-tokens", {})["tokens"]}
+    assert listed == {"report": "read", "desk": "operate", "ops": "admin", "default": "operate"}
+    before = dump(backend.db_path)
+    refused(
+        backend,
+        ADMIN,
+        "create-token",
+        {"name": "root", "scope": "root"},
+        ValidationError,
+        "invalid_scope",
+        "scope",
+    )
+    assert dump(backend.db_path) == before
+
+
+def test_tokens_made_before_scopes_become_operate(tmp_path):
+    """A store from before schema v7: its tokens keep the checkout flow, and nothing more."""
+    import hashlib
+    import sqlite3
+
+    from checkout_cli.backends.local import LocalBackend
+    from checkout_cli.engine.schema import MIGRATIONS
+
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    for version in range(1, 7):
+        MIGRATIONS[version](conn)
+        conn.execute(f"PRAGMA user_version = {version}")
+    conn.execute(
+        "INSERT INTO api_tokens (name, token_hash, created_at) VALUES (?, ?, ?)",
+        (
+            "front-desk",
+            hashlib.sha256(b"ck_from_before_scopes").hexdigest(),
+            "2026-01-01T00:00:00Z",
+        ),
+    )
+    conn.commit()
+    conn.close()
+    local = LocalBackend(db, actor="test")
+    try:
+        assert verify(local.engine, "ck_from_before_scopes") == Caller("front-desk", "operate")
+        listed = local.call(ADMIN, "list-tokens", {})["tokens"]
+        assert [(t["name"], t["scope"]) for t in listed] == [("front-desk", "operate")]
+    finally:
+        local.close()
 
 
 # ---- doctor ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from checkout_cli.endpoints import ENDPOINTS
-from tests.conftest import CUSTOMER, WATCH
+from tests.conftest import CUSTOMER, WATCH, dump
 
 pytestmark = pytest.mark.anyio
 
@@ -317,7 +317,8 @@ def _free_port() -> int:
 @pytest.fixture
 def served(backend, db_path, tmp_path, cli):
     """The fixture store served by a `checkout serve` subprocess: (url, project id, token)."""
-    assert cli("init", "--project-id", "shop-mcp").exit_code == 0
+    # --force: the backend fixture made the store already, as project "local"
+    assert cli("init", "--project-id", "shop-mcp", "--force").exit_code == 0
     created = cli("--json", "tokens", "create", "--name", "mcp")
     assert created.exit_code == 0, created.stderr
     token = created.json()["token"]  # shown once, by design; never anywhere else
@@ -445,3 +446,34 @@ async def test_no_tool_sequence_sends_a_vault_value_elsewhere(backend, db_path, 
             )
     assert not [header for header in elsewhere.seen if key in header]
     assert configured.seen  # the payment was attempted, at the configured address only
+
+
+async def test_a_settings_tool_would_still_refuse_local_only_settings(backend, db_path):
+    """set-setting is no tool (its faces leave MCP out); were it ever exposed, the policy
+    would still refuse the settings that route secrets, before the backend is called."""
+    import anyio
+    from mcp.shared.memory import create_client_server_memory_streams
+
+    from checkout_cli.mcp.server import build_server, exposed_endpoints
+
+    set_setting = ENDPOINTS[("checkout-admin", "set-setting")]
+    assert set_setting.tool_name not in exposed_endpoints()
+    server = build_server(backend, {set_setting.tool_name: set_setting})
+    before = dump(db_path)
+    async with (
+        create_client_server_memory_streams() as (client, server_streams),
+        anyio.create_task_group() as tasks,
+    ):
+        tasks.start_soon(server.run, *server_streams, server.create_initialization_options())
+        async with ClientSession(*client, read_timeout_seconds=30) as session:
+            await session.initialize()
+            for key in ("smtp_host", " stripe_api_base "):
+                err = await error(
+                    session, set_setting.tool_name, {"key": key, "value": "127.0.0.1"}
+                )
+                assert (err["type"], err["code"]) == ("forbidden", "local_only")
+                assert "never as an MCP tool" in err["message"]
+            assert dump(db_path) == before
+            await ok(session, set_setting.tool_name, {"key": "shop_name", "value": "MCP"})
+        tasks.cancel_scope.cancel()
+    assert backend.call("checkout-admin", "get-settings")["settings"]["shop_name"] == "MCP"
