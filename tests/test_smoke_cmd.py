@@ -143,7 +143,7 @@ def served(tmp_path_factory):
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    checkout("init", "--project-id", "shop-ci")
+    checkout("init", "--project-id", "shop-ci", "--force")  # the store exists, as "local"
     # admin: the smoke test upserts its own product and puts its stock back
     created = checkout("tokens", "create", "--name", "ci", "--scope", "admin", "--json")
     token = WATCH.secret(json.loads(created)["token"])
