@@ -411,7 +411,9 @@ def test_a_timed_out_attempt_is_found_and_expired_when_the_total_changed(provide
     total = co["totals"]["total_cents"]
     assert co["payment"]["amount_cents"] == total
     assert fake.create_count == 2  # the lost one was found, not made again
-    ids = [r[0] for r in query(backend.db_path, "SELECT provider_payment_id FROM payments")]
+    ids = [
+        r[0] for r in query(backend.db_path, "SELECT provider_payment_id FROM payments ORDER BY id")
+    ]
     first, second = ids
     assert second == co["payment"]["provider_payment_id"]
     assert at_provider(name, fake, first) in ("expired", "canceled")  # no longer payable

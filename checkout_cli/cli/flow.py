@@ -255,7 +255,7 @@ def cancel_checkout(
         if not can_prompt(state.settings):
             raise missing_input(["--yes (confirm the cancellation)"])
         question = f"Cancel checkout {checkout_token}"
-        question += " and refund its payment?" if force else "?"
+        question += " even if paid (a Stripe/Mollie payment is refunded)?" if force else "?"
         if not prompter().confirm(question, default=False):
             from checkout_cli.cli import output
 

@@ -4,7 +4,13 @@ No provider call ever runs inside a database transaction. Creating a payment is:
 transaction 1 records the attempt with its idempotency key (and reserves stock) → the
 provider call with that key → transaction 2 records the result. A crash or a network
 error between them leaves the attempt ``creating``; the next ``create-payment`` reuses its
-key, so the provider hands back the same payment instead of making a second one.
+key and stored parameters, so the provider hands back the same payment instead of making a
+second one. If the checkout's total changed meanwhile, that attempt is replayed exactly, and
+what it made is expired before a new payment is made under a new key.
+
+A checkout has at most one payable provider payment: one being replaced (``--new``,
+``set-payment``, an invoice) is expired at the provider first, and a paid one refuses the
+replacement. Reconcile asks about every open payment no checkout waits for any more.
 """
 
 from __future__ import annotations
@@ -254,9 +260,7 @@ def close_for_replacement(engine: Engine, token: str) -> None:
         return
     closed = close_at_provider(engine, payment, "payment_replaced")
     co = checkouts.load_checkout(engine.conn, token)
-    payment = engine.conn.execute(
-        "SELECT * FROM payments WHERE id = ?", (payment["id"],)
-    ).fetchone()
+    payment = _payment_row(engine.conn, payment["id"])
     if closed.status == PAID:
         raise already_paid(co, payment)
     if closed.status in (OPEN, PENDING):
@@ -341,28 +345,26 @@ def _settle_stale_attempt(engine: Engine, attempt: sqlite3.Row) -> None:
                 "status": made.status,
             },
         )
-    found = engine.conn.execute("SELECT * FROM payments WHERE id = ?", (attempt["id"],)).fetchone()
-    closed = close_at_provider(engine, found, "payment_replaced") if made.status != PAID else made
-    if closed.status == PAID:
-        with engine.write() as conn:
-            co = conn.execute(
-                "SELECT * FROM checkouts WHERE id = ?", (attempt["checkout_id"],)
-            ).fetchone()
-            if co["status"] == "active":  # paid for the earlier total: kept, never dropped
-                reservations.reserve(engine, conn, co["id"])
-                checkouts.transition(
-                    engine, conn, co, "completable", "payment_paid", {"provider": found["provider"]}
-                )
-        co = checkouts.load_checkout(
-            engine.conn,
-            engine.conn.execute(
-                "SELECT token FROM checkouts WHERE id = ?", (attempt["checkout_id"],)
-            ).fetchone()[0],
-        )
-        paid = engine.conn.execute(
-            "SELECT * FROM payments WHERE id = ?", (attempt["id"],)
+    found = _payment_row(engine.conn, attempt["id"])
+    closed = made if made.status == PAID else close_at_provider(engine, found, "payment_replaced")
+    if closed.status != PAID:
+        return
+    with engine.write() as conn:
+        co = conn.execute(
+            "SELECT * FROM checkouts WHERE id = ?", (attempt["checkout_id"],)
         ).fetchone()
-        raise already_paid(co, paid)
+        if co["status"] == "active":  # paid for the earlier total: kept, never dropped
+            reservations.reserve(engine, conn, co["id"])
+            checkouts.transition(
+                engine, conn, co, "completable", "payment_paid", {"provider": found["provider"]}
+            )
+            co = conn.execute("SELECT * FROM checkouts WHERE id = ?", (co["id"],)).fetchone()
+        paid = _payment_row(conn, attempt["id"])
+    raise already_paid(co, paid)
+
+
+def _payment_row(conn: sqlite3.Connection, payment_id: int) -> sqlite3.Row:
+    return conn.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
 
 
 def _stored(request: PaymentRequest) -> str:
@@ -706,6 +708,8 @@ def _watch_unwanted_payments(
                     change["action"] = f"error: {exc.message}"
                 else:
                     change["provider_status"] = closed.status
+                    if closed.status == PAID:  # paid just before it could be closed
+                        change["action"] = "paid, but no order waits for it: refund it"
         elif fetched.status != row["status"]:
             change["action"] = f"payment {fetched.status}"
             if not dry_run:

@@ -503,7 +503,9 @@ class FakeMollie(FakeProviderServer):
             wanted = self._minor(amount["value"], currency)
             maximum = self._minor(payment["amountRemaining"]["value"], currency)
             if currency == "EUR" and payment["method"] not in self._NO_OVER_REFUND:
-                maximum += self._minor(self.OVER_REFUND_EUR, "EUR")
+                refunded = self._minor(payment["amountRefunded"]["value"], currency)
+                ceiling = self._minor(payment["amount"]["value"], currency)
+                maximum = ceiling + self._minor(self.OVER_REFUND_EUR, "EUR") - refunded
             if wanted <= 0 or wanted > maximum:
                 return self._error(
                     422,
