@@ -295,8 +295,7 @@ def register(app: typer.Typer) -> None:
         (
             cancel_checkout,
             "cancel-checkout",
-            " Asks to confirm unless --yes. A paid checkout is refused (exit 5): complete it, "
-            "or pass --force to refund it.",
+            " Asks to confirm unless --yes. Refused when paid: exit 5.",
         ),
     ):
         app.command(name, help=_help(name, extra), rich_help_panel="Checkout flow")(function)
