@@ -191,6 +191,7 @@ def _endpoints() -> list[Endpoint]:
             ),
             "checkouts:set_payment",
             "checkout set-payment chk_XXXX --provider bank --reference NL-4711 --status paid",
+            calls_out=True,  # expires the open Stripe/Mollie payment it replaces
             scope=OPERATE,
         ),
         Endpoint(
@@ -235,8 +236,16 @@ def _endpoints() -> list[Endpoint]:
         Endpoint(
             flow,
             "cancel-checkout",
-            "Cancel an open checkout; the cart stays active for a new checkout.",
-            obj(checkout_token=req(CHECKOUT_TOKEN), reason=Str(max_length=500)),
+            "Cancel an open checkout; the cart stays active for a new checkout. A paid one is "
+            "refused unless forced, which refunds a Stripe/Mollie payment in full first.",
+            obj(
+                checkout_token=req(CHECKOUT_TOKEN),
+                reason=Str(max_length=500),
+                force=Bool(
+                    description="cancel a paid checkout too: a Stripe/Mollie payment is refunded "
+                    "in full first; one linked by hand is not returned (say so to the customer)"
+                ),
+            ),
             "checkouts:cancel_checkout",
             "checkout cancel-checkout chk_XXXX --reason 'customer changed their mind' --yes",
             calls_out=True,
@@ -507,12 +516,36 @@ def _endpoints() -> list[Endpoint]:
         Endpoint(
             CHECKOUT_ADMIN,
             "reconcile",
-            "Ask the providers about pending payments; complete, release or expire.",
+            "Ask the providers about pending payments and refunds; complete, release or "
+            "expire; report paid payments without an order.",
             obj(dry_run=Bool(description="only report what would change")),
             "provider_payments:reconcile",
             "checkout reconcile --dry-run",
             calls_out=True,
             scope=ADMIN,
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "refund-payment",
+            "Refund in full a stray payment: paid at Stripe/Mollie, but no order accounts for it.",
+            obj(
+                checkout_token=req(CHECKOUT_TOKEN),
+                provider_payment_id=req(
+                    Str(
+                        description="the provider's payment id (cs_…, tr_…)",
+                        max_length=255,
+                        pattern=r"[A-Za-z0-9_]+",
+                        code="invalid_payment_id",
+                    )
+                ),
+                reason=Str(max_length=500),
+            ),
+            "refunds:refund_payment",
+            "checkout refund-payment chk_XXXX tr_WDqYK6vllg --yes",
+            calls_out=True,
+            # Sends a customer's money back: an administrator's decision, never an assistant's.
+            scope=ADMIN,
+            faces=NO_MCP,
         ),
         Endpoint(
             CHECKOUT_ADMIN,

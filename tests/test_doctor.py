@@ -180,6 +180,48 @@ def order_meta_changed(conn: sqlite3.Connection, shop: dict) -> dict:
     return {"order_number": shop["meta_order"], "sku": "LENS-DAILY-30", "line_no": 1}
 
 
+def _paid_stripe_payment(conn: sqlite3.Connection, checkout: str, session: str) -> None:
+    conn.execute(
+        "INSERT INTO payments (checkout_id, provider, provider_payment_id, status, amount_cents, "
+        "currency, created_at, updated_at) SELECT id, 'stripe', ?, 'paid', total_cents, currency, "
+        "updated_at, updated_at FROM checkouts WHERE token = ?",
+        (session, checkout),
+    )
+
+
+def paid_payment_of_a_cancelled_checkout(conn: sqlite3.Connection, shop: dict) -> dict:
+    token = conn.execute("SELECT token FROM checkouts WHERE status = 'cancelled'").fetchone()[0]
+    _paid_stripe_payment(conn, token, "cs_test_plantedPaidAfterCancel")
+    return {"checkout_token": token, "provider_payment_id": "cs_test_plantedPaidAfterCancel"}
+
+
+def second_paid_payment_of_a_completed_checkout(conn: sqlite3.Connection, shop: dict) -> dict:
+    # The order was completed by its invoice: this later paid session is money kept besides.
+    _paid_stripe_payment(conn, shop["gift_checkout"], "cs_test_plantedSecondPayment")
+    return {
+        "checkout_token": shop["gift_checkout"],
+        "checkout_status": "completed",
+        "provider_payment_id": "cs_test_plantedSecondPayment",
+    }
+
+
+def order_paid_but_its_payment_unpaid(conn: sqlite3.Connection, shop: dict) -> dict:
+    conn.execute(
+        "UPDATE orders SET payment_status = 'paid', status = 'paid' WHERE order_number = ?",
+        (shop["meta_order"],),
+    )
+    return {"order_number": shop["meta_order"], "payment_status": "unpaid"}
+
+
+def payment_paid_but_its_order_unpaid(conn: sqlite3.Connection, shop: dict) -> dict:
+    conn.execute(
+        "UPDATE payments SET status = 'paid' WHERE id = "
+        "(SELECT payment_id FROM orders WHERE order_number = ?)",
+        (shop["gift_order"],),
+    )
+    return {"order_number": shop["gift_order"], "order_payment_status": "unpaid"}
+
+
 PLANTS: list[tuple[int, Callable[[sqlite3.Connection, dict], dict]]] = [
     (1, second_order_for_a_checkout),
     (2, second_open_checkout_for_a_cart),
@@ -188,6 +230,10 @@ PLANTS: list[tuple[int, Callable[[sqlite3.Connection, dict], dict]]] = [
     (5, totals_not_adding_up),
     (5, checkout_subtotal_not_its_lines),
     (6, order_meta_changed),
+    (7, paid_payment_of_a_cancelled_checkout),
+    (7, second_paid_payment_of_a_completed_checkout),
+    (8, order_paid_but_its_payment_unpaid),
+    (8, payment_paid_but_its_order_unpaid),
 ]
 
 
@@ -231,5 +277,5 @@ def test_doctor_lists_every_violation_at_once(shop, db_path, tmp_path):
         conn.close()
     result = doctor(copy, "--json")
     assert result.exit_code == 1
-    assert {v["invariant"] for v in result.json()["violations"]} == {1, 2, 3, 4, 5, 6}
+    assert {v["invariant"] for v in result.json()["violations"]} == {1, 2, 3, 4, 5, 6, 7, 8}
     json.dumps(result.json())  # plain JSON all the way down

@@ -604,7 +604,7 @@ def test_invoice_after_a_manual_payment(backend):
         FLOW,
         "create-payment",
         {"checkout_token": paid, "provider": "invoice"},
-        ConflictError,
+        PaymentError,
         "payment_already_paid",
     )
     pending = ready_checkout(backend, [("LENS-MONTH-6", 1)])

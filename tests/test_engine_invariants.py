@@ -346,6 +346,54 @@ def test_6_meta_must_be_byte_for_byte(planted):
     assert kinds(found) == [6]
 
 
+STRAY = (
+    "INSERT INTO payments (checkout_id, provider, provider_payment_id, status, amount_cents, "
+    "currency) SELECT id, 'mollie', 'tr_plantedStray', 'paid', total_cents, currency "
+    "FROM checkouts WHERE token = '{cancelled}'"
+)
+
+
+def test_7_paid_provider_payment_of_a_cancelled_checkout(planted):
+    [violation] = planted(STRAY)
+    assert violation.invariant == 7
+    assert violation.records["provider_payment_id"] == "tr_plantedStray"
+    assert f"checkout refund-payment {planted.names['cancelled']} tr_plantedStray" in (
+        violation.message
+    )
+
+
+@pytest.mark.parametrize(
+    ("refund", "reported"),
+    [("succeeded", False), ("pending", False), ("failed", True), ("creating", True)],
+)
+def test_7_only_a_refund_the_provider_accepted_accounts_for_it(planted, refund, reported):
+    violations = planted(
+        STRAY,
+        "INSERT INTO refunds (payment_id, checkout_id, provider, status, amount_cents, currency) "
+        f"SELECT id, checkout_id, provider, '{refund}', amount_cents, currency FROM payments "
+        "WHERE provider_payment_id = 'tr_plantedStray'",
+    )
+    assert kinds(violations) == ([7] if reported else [])
+
+
+def test_7_the_paid_payment_of_an_open_checkout_is_not_a_stray(planted):
+    assert planted(STRAY.replace("{cancelled}", "{open}")) == []
+
+
+def test_8_order_payment_status_disagrees_with_its_payment(planted):
+    [violation] = planted(
+        "UPDATE orders SET payment_status = 'paid' WHERE order_number = '{order}'"
+    )
+    assert violation.invariant == 8
+    assert violation.records == {
+        "order_number": planted.names["order"],
+        "checkout_token": planted.names["done"],
+        "order_payment_status": "paid",
+        "provider": "invoice",
+        "payment_status": "unpaid",
+    }
+
+
 def test_every_kind_at_once_through_the_endpoint(planted, backend):
     names = planted.names
     with sqlite3.connect(backend.db_path) as conn:

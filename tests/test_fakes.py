@@ -533,3 +533,79 @@ def test_fakes_listen_on_loopback_only_while_running():
         FakeStripe(api_key="sk_live_x")
     with pytest.raises(ValueError):
         FakeMollie(api_key="live_x")
+
+
+# -- refunds ----------------------------------------------------------------------------------
+
+
+def test_stripe_refund_of_a_paid_session_is_shaped_like_stripe_and_idempotent(fake_stripe):
+    client = stripe_client(fake_stripe)
+    session = client.v1.checkout.sessions.create(session_params(("eur", 1000, 2)))
+    with pytest.raises(stripe.InvalidRequestError, match="payment_intent"):
+        client.v1.refunds.create(params={"payment_intent": "pi_unpaid0000"})
+    intent = fake_stripe.mark_paid(session.id)["payment_intent"]
+    options = {"idempotency_key": "chk_test-refund-1-1"}
+    refund = client.v1.refunds.create(params={"payment_intent": intent}, options=options)
+    again = client.v1.refunds.create(params={"payment_intent": intent}, options=options)
+    assert again.id == refund.id and len(fake_stripe.refunds) == 1
+    assert (refund.amount, refund.status, refund.currency) == (2000, "succeeded", "eur")
+    assert set(refund.to_dict()) >= {"id", "object", "amount", "charge", "payment_intent", "status"}
+    assert client.v1.refunds.retrieve(refund.id).id == refund.id
+    # The session stays paid at Stripe: a refund is its own object.
+    assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
+    with pytest.raises(stripe.InvalidRequestError) as done:
+        client.v1.refunds.create(params={"payment_intent": intent})
+    assert done.value.code == "charge_already_refunded"
+
+
+def test_stripe_refund_of_more_than_is_left_is_refused(fake_stripe):
+    client = stripe_client(fake_stripe)
+    session = client.v1.checkout.sessions.create(session_params(("eur", 1000, 1)))
+    intent = fake_stripe.mark_paid(session.id)["payment_intent"]
+    client.v1.refunds.create(params={"payment_intent": intent, "amount": 600})
+    with pytest.raises(stripe.InvalidRequestError, match="greater than unrefunded") as info:
+        client.v1.refunds.create(params={"payment_intent": intent, "amount": 500})
+    assert info.value.param == "amount"
+    assert fake_stripe.refunded_amount(intent) == 600
+
+
+def test_mollie_refund_only_of_a_paid_payment_pending_then_settled(fake_mollie):
+    client = mollie_for(fake_mollie)
+    payment = client.payments.create(payment_data(value="30.00"))
+    with pytest.raises(mollie_error.UnprocessableEntityError):
+        payment.refunds.create({"amount": {"currency": "EUR", "value": "30.00"}})
+    fake_mollie.mark_paid(payment.id)
+    payment = client.payments.get(payment.id)
+    refund = payment.refunds.create(
+        {"amount": {"currency": "EUR", "value": "30.00"}, "description": "cancelled"},
+        idempotency_key="chk_test-refund-1-1",
+    )
+    again = payment.refunds.create(
+        {"amount": {"currency": "EUR", "value": "30.00"}, "description": "cancelled"},
+        idempotency_key="chk_test-refund-1-1",
+    )
+    assert again.id == refund.id and len(fake_mollie.refunds) == 1
+    assert refund.status == "pending" and refund.payment_id == payment.id
+    reference = json.loads((REFERENCE / "mollie" / "refund_single.json").read_text())
+    assert set(refund) <= set(reference)
+    paid = client.payments.get(payment.id)
+    assert paid.status == "paid"
+    assert paid.amount_refunded == {"value": "30.00", "currency": "EUR"}
+    assert paid.amount_remaining == {"value": "0.00", "currency": "EUR"}
+    fake_mollie.settle_refund(refund.id, "refunded")
+    assert paid.refunds.get(refund.id).is_refunded()
+
+
+def test_mollie_over_refund_is_allowed_up_to_25_eur_except_by_card(fake_mollie):
+    client = mollie_for(fake_mollie)
+    ideal = client.payments.create(payment_data(value="10.00"))
+    fake_mollie.mark_paid(ideal.id)
+    ideal = client.payments.get(ideal.id)
+    ideal.refunds.create({"amount": {"currency": "EUR", "value": "35.00"}})
+    with pytest.raises(mollie_error.UnprocessableEntityError, match="maximum"):
+        ideal.refunds.create({"amount": {"currency": "EUR", "value": "0.01"}})
+    card = client.payments.create(payment_data(value="10.00", method="creditcard"))
+    fake_mollie.mark_paid(card.id)
+    card = client.payments.get(card.id)
+    with pytest.raises(mollie_error.UnprocessableEntityError, match="maximum"):
+        card.refunds.create({"amount": {"currency": "EUR", "value": "10.01"}})

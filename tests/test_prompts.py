@@ -109,3 +109,21 @@ def test_cancel_checkout_answer_yes_cancels(backend, terminal):
     t.at(re.escape(f"Cancel checkout {token}?"), "y")
     assert t.finish() == 0, t.text
     assert status_of(backend, token)["status"] == "cancelled"
+
+
+def test_confirming_a_cancel_on_a_terminal_never_implies_force(backend, terminal):
+    token = ready_checkout(backend)
+    backend.call(
+        FLOW,
+        "set-payment",
+        {"checkout_token": token, "provider": "bank", "reference": "NL-9", "status": "paid"},
+    )
+    t = terminal("cancel-checkout", token)
+    t.at(re.escape(f"Cancel checkout {token}?"), "y")
+    assert t.finish() == 5, t.text  # paid: refused; refunding is asked for with --force only
+    assert "payment_already_paid" in t.text or "already paid" in t.text
+    assert status_of(backend, token)["status"] == "completable"
+    forced = terminal("cancel-checkout", token, "--force")
+    forced.at(re.escape(f"Cancel checkout {token} even if paid"), "y")
+    assert forced.finish() == 0, forced.text
+    assert status_of(backend, token)["status"] == "cancelled"

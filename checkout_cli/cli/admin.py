@@ -270,14 +270,21 @@ def reconcile(
 ) -> None:
     """Ask Stripe and Mollie about every pending payment: complete the paid ones (with
     auto_complete_paid), release the failed, cancelled and expired ones, and expire checkouts
-    past their TTL. Prints what changed.
+    past their TTL. Open payments no checkout waits for (cancelled, expired, replaced) are
+    closed at the provider, pending refunds are followed up, and every payment paid without an
+    order is reported with the command that refunds it. Prints what changed.
 
     Example: checkout reconcile --dry-run
     """
     from checkout_cli.cli import output
 
     def render(result: dict[str, Any]) -> None:
+        from rich.text import Text
+
         title = "Would change" if result["dry_run"] else "Changed"
+        for finding in result["findings"]:  # money kept without an order: first, and loud
+            output.out().print(Text(f"stray payment: {finding['message']}", "red"), soft_wrap=True)
+            output.out().print(Text(f"  fix: {finding['fix']}", "green"), soft_wrap=True)
         if not result["changes"]:
             output.say("nothing to reconcile")
             return

@@ -236,6 +236,15 @@ def cancel_checkout(
     ctx: typer.Context,
     checkout_token: Token,
     reason: Annotated[str | None, typer.Option(help="why, for the timeline")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="cancel a paid checkout too: a Stripe/Mollie payment is refunded in full "
+            "first (the checkout stays open if the refund fails); a payment linked by hand is "
+            "not returned, you return it yourself",
+        ),
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     body: Body = None,
 ) -> None:
@@ -245,12 +254,30 @@ def cancel_checkout(
     if not yes:
         if not can_prompt(state.settings):
             raise missing_input(["--yes (confirm the cancellation)"])
-        if not prompter().confirm(f"Cancel checkout {checkout_token}?", default=False):
+        question = f"Cancel checkout {checkout_token}"
+        question += " even if paid (a Stripe/Mollie payment is refunded)?" if force else "?"
+        if not prompter().confirm(question, default=False):
             from checkout_cli.cli import output
 
             output.say("not cancelled")
             return  # the operator's choice, not a failure
-    _run(ctx, "cancel-checkout", merge_body(body, checkout_token=checkout_token, reason=reason))
+    # --force is never implied by the confirmation: refunding is asked for on the line.
+    request = merge_body(
+        body, checkout_token=checkout_token, reason=reason, force=True if force else None
+    )
+
+    def render(result: dict[str, Any]) -> None:
+        show_checkout(result)
+        if refund := result.get("refund"):
+            from checkout_cli.cli import output
+            from checkout_cli.money import format_money
+
+            output.say(
+                f"refunded {format_money(refund['amount_cents'], refund['currency'])} "
+                f"({refund['status']}, {refund['provider_refund_id']})"
+            )
+
+    state.run(CHECKOUT_FLOW, "cancel-checkout", request, render)
 
 
 def register(app: typer.Typer) -> None:
@@ -265,7 +292,11 @@ def register(app: typer.Typer) -> None:
         (set_payment, "set-payment", ""),
         (get_checkout_status, "get-checkout-status", " Alias: status."),
         (complete_checkout, "complete-checkout", ""),
-        (cancel_checkout, "cancel-checkout", " Asks to confirm unless --yes."),
+        (
+            cancel_checkout,
+            "cancel-checkout",
+            " Asks to confirm unless --yes. Refused when paid: exit 5.",
+        ),
     ):
         app.command(name, help=_help(name, extra), rich_help_panel="Checkout flow")(function)
     app.command(

@@ -83,7 +83,8 @@ def list_(
     limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
 ) -> None:
     """Checkouts by latest activity. Stuck: payment pending too long, completable but not
-    completed, paid but not completed, email not delivered, or not enough stock.
+    completed, paid but not completed, email not delivered, not enough stock, or a payment
+    paid without an order (stray_paid_payment: refund it with `checkout refund-payment`).
 
     Example: checkout checkouts list --stuck --older-than 30m
     """
@@ -149,7 +150,8 @@ def inspect(
 
 def doctor(ctx: typer.Context) -> None:
     """Check the store's invariants (one order per checkout, stock = ledger, one email per
-    order, totals add up, meta copied unchanged…) and list every violation. Exit 1 if any.
+    order, totals add up, meta copied unchanged, no paid payment without an order or a
+    refund, order payment status = its payment row) and list every violation. Exit 1 if any.
 
     Example: checkout doctor
     """
@@ -174,6 +176,57 @@ def doctor(ctx: typer.Context) -> None:
         raise typer.Exit(1)
 
 
+def refund_payment(
+    ctx: typer.Context,
+    checkout_token: Annotated[str, typer.Argument(help="checkout token", show_default=False)],
+    provider_payment_id: Annotated[
+        str, typer.Argument(help="the Stripe or Mollie payment id (cs_…, tr_…)", show_default=False)
+    ],
+    reason: Annotated[str | None, typer.Option(help="why, for the timeline")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+) -> None:
+    """Refund in full a stray payment: paid at Stripe or Mollie, but no order accounts for it
+    (its checkout is cancelled, expired or completed by another payment, or it was replaced).
+    `reconcile`, `inspect` and `doctor` print this command for every stray they find. The
+    payment of an order, or of an open checkout, is refused. A retry never refunds twice.
+
+    Example: checkout refund-payment chk_XXXX tr_WDqYK6vllg --yes
+    """
+    from checkout_cli.cli import output
+    from checkout_cli.cli.prompts import can_prompt, missing_input, prompter
+
+    state: State = ctx.obj
+    if not yes:
+        if not can_prompt(state.settings):
+            raise missing_input(["--yes (confirm the refund)"])
+        if not prompter().confirm(
+            f"Refund payment {provider_payment_id} of {checkout_token} in full?", default=False
+        ):
+            output.say("not refunded")
+            return
+
+    def render(result: dict[str, Any]) -> None:
+        from checkout_cli.money import format_money
+
+        refund = result["refund"]
+        again = " (already refunded earlier)" if result["already_refunded"] else ""
+        output.say(
+            f"{result['provider']} payment {result['provider_payment_id']}: refunded "
+            f"{format_money(refund['amount_cents'], refund['currency'])}, "
+            f"{refund['status']} ({refund['provider_refund_id']}){again}",
+            "green",
+        )
+
+    body = merge_body(
+        None,
+        checkout_token=checkout_token,
+        provider_payment_id=provider_payment_id,
+        reason=reason,
+    )
+    state.run(CHECKOUT_ADMIN, "refund-payment", body, render)
+
+
 def register(app: typer.Typer) -> None:
     app.command("inspect")(inspect)
     app.command("doctor")(doctor)
+    app.command("refund-payment")(refund_payment)

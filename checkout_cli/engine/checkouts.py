@@ -119,7 +119,7 @@ def transition(
         reservations.release(conn, co["id"])
 
 
-def _is_due(engine: Engine, co: sqlite3.Row) -> bool:
+def is_due(engine: Engine, co: sqlite3.Row) -> bool:
     return co["status"] in EXPIRING_STATES and parse_iso(co["expires_at"]) <= engine.clock()
 
 
@@ -136,7 +136,7 @@ def with_checkout(
     """
     with engine.write() as conn:
         co = load_checkout(conn, token)
-        if not _is_due(engine, co):
+        if not is_due(engine, co):
             return work(conn, co)
         expire(engine, conn, co)
     raise _expired(co)
@@ -188,7 +188,7 @@ def initiate_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             "SELECT * FROM checkouts WHERE cart_id = ? AND status IN (?, ?, ?)",
             (cart["id"], *OPEN_STATES),
         ).fetchone()
-        if existing is not None and not _is_due(engine, existing):
+        if existing is not None and not is_due(engine, existing):
             lines = cart_lines(conn, cart["id"])
             warnings = _cart_changed_since(conn, cart, lines, existing)
             warnings += unsellable_warnings(cart, lines)
@@ -405,11 +405,12 @@ def insert_payment(
     amount_cents: int,
     reference: str | None = None,
     idempotency_key: str | None = None,
+    request: str | None = None,
 ) -> None:
     now = engine.now()
     conn.execute(
         "INSERT INTO payments (checkout_id, provider, status, amount_cents, currency, reference, "
-        "idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "idempotency_key, request, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             co["id"],
             provider,
@@ -418,10 +419,44 @@ def insert_payment(
             co["currency"],
             reference,
             idempotency_key,
+            request,
             now,
             now,
         ),
     )
+
+
+def _refuse_invoice_unless_allowed(conn: sqlite3.Connection) -> None:
+    if not settings.read(conn, "allow_invoice_checkout"):
+        raise ForbiddenError(
+            "invoice_checkout_not_allowed",
+            "invoice checkout is not allowed in this shop",
+            field="provider",
+            recovery="an administrator can allow it: "
+            "`checkout settings set allow_invoice_checkout true`",
+        )
+
+
+def _replacing(
+    engine: Engine,
+    token: str,
+    admissible: Callable[[sqlite3.Connection, sqlite3.Row], bool],
+    work: Callable[[sqlite3.Connection, sqlite3.Row], dict[str, Any]],
+) -> dict[str, Any]:
+    """Run ``work`` on a checkout whose open Stripe/Mollie payment it replaces.
+
+    ``admissible`` checks the request first (without writing) and says whether it would
+    replace the payment; only then is that payment expired at the provider, with no lock
+    held (paid: refused, the paid status recorded), and ``work`` runs, checking it all again.
+    """
+    from checkout_cli.engine import provider_payments
+
+    with engine.read() as conn:
+        co = load_checkout(conn, token)
+        replaces = not is_due(engine, co) and admissible(conn, co)
+    if replaces:
+        provider_payments.close_for_replacement(engine, token)
+    return with_checkout(engine, token, work)
 
 
 def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
@@ -430,31 +465,35 @@ def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
         return provider_payments.create(engine, body)
 
-    def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+    from checkout_cli.engine.provider_payments import (
+        in_progress,
+        is_open_provider_payment,
+        refuse_if_paid,
+    )
+
+    def admissible(conn: sqlite3.Connection, co: sqlite3.Row) -> bool:
         refuse_unless_open(co)
         require_customer(co)
+        _refuse_invoice_unless_allowed(conn)
         payment = current_payment(conn, co["id"])
-        if not settings.read(conn, "allow_invoice_checkout"):
-            raise ForbiddenError(
-                "invoice_checkout_not_allowed",
-                "invoice checkout is not allowed in this shop",
-                field="provider",
-                recovery="an administrator can allow it: "
-                "`checkout settings set allow_invoice_checkout true`",
-            )
-        if payment is not None and payment["provider"] == "invoice" and not body.get("new"):
+        if _invoiced(payment, body):
+            return False
+        refuse_if_paid(co, payment)
+        return is_open_provider_payment(payment)
+
+    def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+        if admissible(conn, co):  # made again since it was closed
+            raise in_progress(co, current_payment(conn, co["id"]))
+        payment = current_payment(conn, co["id"])
+        if _invoiced(payment, body):
             return checkout_object(conn, co)  # already invoiced: idempotent
-        if payment is not None and payment["status"] == "paid":
-            raise ConflictError(
-                "payment_already_paid",
-                f"checkout {co['token']} is already paid",
-                recovery=f"complete it: `checkout complete-checkout {co['token']}`",
-            )
-        if payment is not None and payment["status"] in ("open", "pending"):
-            raise ConflictError(
+        if payment is not None and payment["status"] == "pending":
+            raise ConflictError(  # linked by hand: only the operator knows if it will be paid
                 "payment_in_progress",
-                f"the {payment['provider']} payment of {co['token']} is still {payment['status']}",
-                recovery="wait for it, or cancel the checkout and start a new one",
+                f"the {payment['provider']} payment {payment['reference']} of {co['token']} is "
+                "still pending",
+                recovery="mark it paid with `checkout set-payment`, or cancel the checkout and "
+                "start a new one",
             )
         insert_payment(
             engine, conn, co, provider="invoice", status="unpaid", amount_cents=co["total_cents"]
@@ -462,21 +501,40 @@ def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         transition(engine, conn, co, "completable", "payment_created", {"provider": "invoice"})
         return checkout_object(conn, load_checkout(conn, co["token"]))
 
-    return with_checkout(engine, body["checkout_token"], work)
+    return _replacing(engine, body["checkout_token"], admissible, work)
+
+
+def _invoiced(payment: sqlite3.Row | None, body: dict[str, Any]) -> bool:
+    return payment is not None and payment["provider"] == "invoice" and not body.get("new")
 
 
 def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+    from checkout_cli.engine.provider_payments import (
+        in_progress,
+        is_open_provider_payment,
+        refuse_if_paid,
+    )
+
+    def admissible(conn: sqlite3.Connection, co: sqlite3.Row) -> bool:
         refuse_unless_open(co)
+        if body["provider"] == "invoice":  # an invoice, however it is linked
+            _refuse_invoice_unless_allowed(conn)
         amount = body.get("amount_cents", co["total_cents"])
-        forced = amount != co["total_cents"]
-        if forced and not body.get("force"):
+        if amount != co["total_cents"] and not body.get("force"):
             raise ConflictError(
                 "amount_mismatch",
                 f"amount {amount} does not match the checkout total {co['total_cents']}",
                 field="amount_cents",
                 recovery="link the exact total, or pass --force to accept a different amount",
             )
+        payment = current_payment(conn, co["id"])
+        refuse_if_paid(co, payment)  # a second payment for one checkout is never linked
+        return is_open_provider_payment(payment)
+
+    def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+        if admissible(conn, co):
+            raise in_progress(co, current_payment(conn, co["id"]))
+        amount = body.get("amount_cents", co["total_cents"])
         insert_payment(
             engine,
             conn,
@@ -492,12 +550,12 @@ def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             "reference": body["reference"],
             "status": body["status"],
             "amount_cents": amount,
-            "forced": forced,
+            "forced": amount != co["total_cents"],
         }
         transition(engine, conn, co, to_status, "payment_linked", detail)
         return checkout_object(conn, load_checkout(conn, co["token"]))
 
-    return with_checkout(engine, body["checkout_token"], work)
+    return _replacing(engine, body["checkout_token"], admissible, work)
 
 
 def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
@@ -530,6 +588,7 @@ def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 f"the {payment['provider']} payment is {payment['status']}, not paid",
                 recovery="wait for the payment, or link a paid one with `checkout set-payment`",
             )
+        _refuse_unless_money_kept(conn, co, payment)
         order = create_order(engine, conn, co, payment)
         transition(
             engine,
@@ -555,30 +614,146 @@ def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _refuse_unless_money_kept(
+    conn: sqlite3.Connection, co: sqlite3.Row, payment: sqlite3.Row
+) -> None:
+    """An order is made only for money the shop keeps, of the amount the order says."""
+    from checkout_cli.engine import refunds
+
+    if refunds.latest(conn, payment["id"], refunds.UNDER_WAY) is not None:
+        raise ConflictError(
+            "payment_refunded",
+            f"the payment of checkout {co['token']} is being refunded, as its cancellation asked",
+            field="checkout_token",
+            recovery=f"finish cancelling it: `checkout cancel-checkout {co['token']} --force`",
+        )
+    if payment["provider_payment_id"] and payment["amount_cents"] != co["total_cents"]:
+        raise ConflictError(
+            "amount_mismatch",
+            f"the {payment['provider']} payment is {payment['amount_cents']}, made for an "
+            f"earlier total; the checkout's total is {co['total_cents']}",
+            field="checkout_token",
+            recovery=f"refund it and start again: `checkout cancel-checkout {co['token']} --force`",
+        )
+
+
 def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    """Cancel an open checkout; never one whose money the shop would keep without an order.
+
+    First the provider is asked about the current Stripe/Mollie payment, with no lock held,
+    and the payment is closed there so it can no longer be paid. A paid checkout (at a
+    provider, or linked by hand) is refused with ``payment_already_paid``. With ``force`` a
+    provider payment is refunded in full first (two phases, each on the timeline) and the
+    checkout is cancelled only once the provider accepted the refund: a refused or
+    unanswered refund leaves the checkout open, never cancelled with the money kept. A
+    payment linked by hand is money received outside any provider: forced, the checkout is
+    cancelled and the payment is named on the timeline and in the answer as not returned.
+    """
+    from checkout_cli.engine import provider_payments, refunds
+
+    token = body["checkout_token"]
+    force = bool(body.get("force"))
+    co = load_checkout(engine.conn, token)
+    payment = current_payment(engine.conn, co["id"])
+    if co["status"] in OPEN_STATES and provider_payments.is_open_provider_payment(payment):
+        provider_payments.close_at_provider(engine, payment, "payment_closed")
+
+    def paid_payment(conn: sqlite3.Connection, co: sqlite3.Row) -> sqlite3.Row | None:
+        payment = current_payment(conn, co["id"])
+        if payment is None or payment["status"] != "paid":
+            return None
+        if not force:
+            raise provider_payments.already_paid(co, payment)
+        return payment
+
+    with engine.read() as conn:
+        co = load_checkout(conn, token)
+        paid = None
+        if not is_due(engine, co):
+            refuse_unless_open(co)
+            paid = paid_payment(conn, co)
+    refund = None
+    if paid is not None and paid["provider_payment_id"]:
+
+        def still_the_same(conn: sqlite3.Connection, payment: sqlite3.Row) -> None:
+            co = load_checkout(conn, token)
+            refuse_unless_open(co)
+            if current_payment(conn, co["id"])["id"] != payment["id"]:
+                raise ConflictError(
+                    "checkout_changed",
+                    f"checkout {token} changed while it was being cancelled",
+                    recovery="try again",
+                )
+
+        refund = refunds.refund_in_full(
+            engine, paid["id"], body.get("reason") or f"checkout {token} cancelled", still_the_same
+        )
+
+    warnings: list[dict[str, Any]] = []
     with engine.write() as conn:
-        co = load_checkout(conn, body["checkout_token"])
+        co = load_checkout(conn, token)
         # Past its TTL a checkout is expired, whoever asks first: the expiry is what happened.
-        due = _is_due(engine, co)
+        due = is_due(engine, co)
         if due:
             expire(engine, conn, co)
         else:
             refuse_unless_open(co)
+            kept = paid_payment(conn, co) if refund is None else None
             reason = body.get("reason")
+            detail: dict[str, Any] = {"reason": reason}
+            if refund is not None:
+                detail.update(forced=True, refund=refunds.refund_object(refund))
+            elif kept is not None:
+                detail.update(
+                    forced=True,
+                    not_returned={
+                        "provider": kept["provider"],
+                        "reference": kept["reference"],
+                        "amount_cents": kept["amount_cents"],
+                    },
+                )
+                warnings.append(_not_returned_warning(co, kept))
             conn.execute("UPDATE checkouts SET cancel_reason = ? WHERE id = ?", (reason, co["id"]))
-            transition(engine, conn, co, "cancelled", "checkout_cancelled", {"reason": reason})
+            transition(engine, conn, co, "cancelled", "checkout_cancelled", detail)
         payment = current_payment(conn, co["id"])
-    _close_provider_payment(engine, payment)
+    if provider_payments.is_open_provider_payment(payment):
+        warnings.append(_still_open_warning(payment))
     if due:
         raise _expired(co)
-    return get_checkout_status(engine, {"checkout_token": co["token"]})
+    result = get_checkout_status(engine, {"checkout_token": token})
+    if refund is not None:
+        result["refund"] = refunds.refund_object(refund)
+    if warnings:
+        result["warnings"] = warnings
+    return result
+
+
+def _not_returned_warning(co: sqlite3.Row, payment: sqlite3.Row) -> dict[str, Any]:
+    from checkout_cli.money import format_money
+
+    return {
+        "code": "payment_not_returned",
+        "message": f"the {payment['provider']} payment {payment['reference']} of "
+        f"{format_money(payment['amount_cents'], payment['currency'])} was received outside "
+        f"any provider and is not returned by cancelling {co['token']}: return it to the "
+        "customer yourself",
+    }
+
+
+def _still_open_warning(payment: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "code": "payment_still_open",
+        "message": f"{payment['provider']} would not close payment "
+        f"{payment['provider_payment_id']}, which the customer could still pay; if they do, "
+        "`checkout reconcile` reports it with the command that refunds it",
+    }
 
 
 def expire_now(engine: Engine, token: str) -> None:
     """Expire a checkout past its TTL (reconcile), closing its provider payment."""
     with engine.write() as conn:
         co = load_checkout(conn, token)
-        if not _is_due(engine, co):
+        if not is_due(engine, co):
             return
         expire(engine, conn, co)
         payment = current_payment(conn, co["id"])

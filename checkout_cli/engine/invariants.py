@@ -1,4 +1,4 @@
-"""The six invariants of DESIGN §3, checked on a store (``checkout doctor``).
+"""The invariants of DESIGN §3 and §9, checked on a store (``checkout doctor``).
 
 ``check_invariants(conn)`` only reads: it runs every check inside one read transaction (a
 consistent snapshot, even while other processes write) and returns a list of
@@ -12,7 +12,12 @@ on, and listing the records involved (checkout token, order number, SKU, line nu
 4. exactly one ``order_confirmation`` outbox row per order;
 5. totals add up, on checkouts and orders alike: ``total = subtotal + shipping + tax``,
    ``subtotal = Σ line_total``, ``tax = Σ line tax``, ``line_total = unit_price × quantity``;
-6. every order line carries its checkout line's meta unchanged (same ``line_no``).
+6. every order line carries its checkout line's meta unchanged (same ``line_no``);
+7. no paid provider payment without an order or a refund: a Stripe/Mollie payment recorded
+   paid is the payment of an open checkout, or the payment its checkout's order was
+   completed by, or has a refund the provider accepted (``engine/strays.py``);
+8. an order's payment status agrees with the payment row it was completed by: ``paid`` (or
+   refunded, in part or whole) only for a paid row, ``unpaid`` only for an unpaid one.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from checkout_cli.engine import strays
 
 OPEN_STATES = ("active", "payment_pending", "completable")
 
@@ -359,6 +366,62 @@ def _meta_copied(conn: sqlite3.Connection) -> Iterator[Violation]:
         )
 
 
+# ---- 7. no paid provider payment without an order or a refund ---------------------------------
+
+
+def _no_stray_paid_payment(conn: sqlite3.Connection) -> Iterator[Violation]:
+    for finding in strays.findings(conn):
+        yield Violation(
+            7,
+            f"{finding['message']}; fix: {finding['fix']}",
+            {
+                "checkout_token": finding["checkout_token"],
+                "checkout_status": finding["checkout_status"],
+                "provider": finding["provider"],
+                "provider_payment_id": finding["provider_payment_id"],
+                "amount_cents": finding["amount_cents"],
+            },
+        )
+
+
+# ---- 8. an order's payment status agrees with its payment row ----------------------------------
+
+_PAID_ORDER_STATUSES = ("paid", "partially_refunded", "refunded")
+
+
+def _order_payment_status(conn: sqlite3.Connection) -> Iterator[Violation]:
+    for row in _rows(
+        conn,
+        "SELECT o.order_number, o.payment_status, c.token, p.id AS payment, p.provider, "
+        "p.status AS payment_row_status FROM orders o JOIN checkouts c ON c.id = o.checkout_id "
+        "LEFT JOIN payments p ON p.id = COALESCE(o.payment_id, (SELECT MAX(q.id) FROM payments q "
+        "WHERE q.checkout_id = c.id AND q.status NOT IN ('creating', 'create_failed'))) "
+        "ORDER BY o.id",
+    ):
+        records = {
+            "order_number": row["order_number"],
+            "checkout_token": row["token"],
+            "order_payment_status": row["payment_status"],
+        }
+        if row["payment"] is None:
+            yield Violation(
+                8, f"order {row['order_number']} has no payment row to account for it", records
+            )
+            continue
+        says_paid = row["payment_status"] in _PAID_ORDER_STATUSES
+        if says_paid != (row["payment_row_status"] == "paid"):
+            yield Violation(
+                8,
+                f"order {row['order_number']} says its payment is {row['payment_status']}, but "
+                f"its {row['provider']} payment row is {row['payment_row_status']}",
+                {
+                    **records,
+                    "provider": row["provider"],
+                    "payment_status": row["payment_row_status"],
+                },
+            )
+
+
 CHECKS: tuple[Callable[[sqlite3.Connection], Iterator[Violation]], ...] = (
     _one_order_per_checkout,
     _one_open_checkout_per_cart,
@@ -366,11 +429,13 @@ CHECKS: tuple[Callable[[sqlite3.Connection], Iterator[Violation]], ...] = (
     _one_confirmation_per_order,
     _totals,
     _meta_copied,
+    _no_stray_paid_payment,
+    _order_payment_status,
 )
 
 
 def check_invariants(conn: sqlite3.Connection) -> list[Violation]:
-    """Every violation of the six invariants in the store behind ``conn`` (reads only).
+    """Every violation of the invariants in the store behind ``conn`` (reads only).
 
     Outside a transaction the checks share one read snapshot, so a concurrent writer's
     half-visible work can never show up as a false violation.

@@ -61,17 +61,20 @@ def create_order(
     order_id = new_token("ord")
     for line in lines:
         _take_stock(engine, conn, line["product_sku"], line["quantity"], order_id, co["id"])
-    invoice = payment["provider"] == "invoice"
+    # The order says what its payment row says: an invoice linked as paid is a paid order.
+    paid = payment["status"] == "paid"
     cur = conn.execute(
-        "INSERT INTO orders (order_id, order_number, checkout_id, status, payment_status, "
-        "currency, customer, shipping_address, billing_address, subtotal_cents, shipping_cents, "
-        "tax_cents, total_cents, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO orders (order_id, order_number, checkout_id, payment_id, status, "
+        "payment_status, currency, customer, shipping_address, billing_address, subtotal_cents, "
+        "shipping_cents, tax_cents, total_cents, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             order_id,
             next_order_number(conn, engine.clock().year),
             co["id"],
-            "pending" if invoice else "paid",
-            "unpaid" if invoice else "paid",
+            payment["id"],
+            "paid" if paid else "pending",
+            "paid" if paid else "unpaid",
             co["currency"],
             co["customer"],
             co["shipping_address"],

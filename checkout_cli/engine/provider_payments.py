@@ -4,12 +4,20 @@ No provider call ever runs inside a database transaction. Creating a payment is:
 transaction 1 records the attempt with its idempotency key (and reserves stock) → the
 provider call with that key → transaction 2 records the result. A crash or a network
 error between them leaves the attempt ``creating``; the next ``create-payment`` reuses its
-key, so the provider hands back the same payment instead of making a second one.
+key and stored parameters, so the provider hands back the same payment instead of making a
+second one. If the checkout's total changed meanwhile, that attempt is replayed exactly, and
+what it made is expired before a new payment is made under a new key.
+
+A checkout has at most one payable provider payment: one being replaced (``--new``,
+``set-payment``, an invoice) is expired at the provider first, and a paid one refuses the
+replacement. Reconcile asks about every open payment no checkout waits for any more.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import asdict
 from typing import Any
 
 from checkout_cli.engine import events, network, reservations, settings, vault
@@ -86,30 +94,49 @@ def _payment_request(
 
 
 def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    """create-payment for ``stripe``/``mollie``."""
+    """create-payment for ``stripe``/``mollie``.
+
+    Before anything new is made: an attempt left ``creating`` that can no longer be reused
+    (another provider, or a total changed since) is replayed and expired at its provider, and
+    an open payment being replaced is expired there (paid: refused). Never under the lock.
+    """
     from checkout_cli.engine import checkouts
 
     name = body["provider"]
-    plan: dict[str, Any] = {}
+    token = body["checkout_token"]
 
-    def record_attempt(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+    def admissible(conn: sqlite3.Connection, co: sqlite3.Row) -> Provider:
         checkouts.refuse_unless_open(co)
         checkouts.require_customer(co)
         provider = provider_for(conn, name)  # refuses before anything is written
+        refuse_if_paid(co, checkouts.current_payment(conn, co["id"]))
+        return provider
+
+    while True:
+        with engine.read() as conn:
+            co = checkouts.load_checkout(conn, token)
+            due = checkouts.is_due(engine, co)
+            if not due:
+                admissible(conn, co)
+                stale = _stale_attempt(conn, co, name)
+                current = checkouts.current_payment(conn, co["id"])
+        if due:
+            break  # with_checkout below expires it and says so
+        if stale is None:
+            break
+        _settle_stale_attempt(engine, stale)
+    if not due and _needs_replacing(current, name, co, body):
+        close_for_replacement(engine, token)
+
+    plan: dict[str, Any] = {}
+
+    def record_attempt(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+        provider = admissible(conn, co)
         current = checkouts.current_payment(conn, co["id"])
-        if current is not None and current["status"] == PAID:
-            raise ConflictError(
-                "payment_already_paid",
-                f"checkout {co['token']} is already paid",
-                recovery=f"complete it: `checkout complete-checkout {co['token']}`",
-            )
-        if (
-            current is not None
-            and current["provider"] == name
-            and current["status"] in (OPEN, PENDING)
-            and not body.get("new")
-        ):
-            return checkouts.checkout_object(conn, co)  # the open payment: idempotent
+        if is_open_provider_payment(current):
+            if not _needs_replacing(current, name, co, body):
+                return checkouts.checkout_object(conn, co)  # the open payment: idempotent
+            raise in_progress(co, current)  # another call made it since it was closed
         attempt = conn.execute(
             "SELECT * FROM payments WHERE checkout_id = ? AND provider = ? AND status = 'creating'"
             " ORDER BY id DESC LIMIT 1",
@@ -123,6 +150,7 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 + 1
             )
             key = f"{co['token']}-payment-{number}"
+            request = _payment_request(conn, co, key, body)
             reservations.reserve(engine, conn, co["id"])
             checkouts.insert_payment(
                 engine,
@@ -132,43 +160,22 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 status="creating",
                 amount_cents=co["total_cents"],
                 idempotency_key=key,
+                request=_stored(request),
             )
             attempt = conn.execute(
                 "SELECT * FROM payments WHERE idempotency_key = ?", (key,)
             ).fetchone()
-        replaced = (
-            current
-            if current is not None
-            and current["provider"] in PROVIDERS
-            and current["status"] in (OPEN, PENDING)
-            and current["provider_payment_id"]
-            else None
-        )
-        plan.update(
-            provider=provider,
-            attempt_id=attempt["id"],
-            request=_payment_request(conn, co, attempt["idempotency_key"], body),
-            replaced=replaced
-            and (replaced["id"], replaced["provider_payment_id"], replaced["provider"]),
-        )
+        else:  # a retry: the same key with exactly the parameters it was first sent with
+            request = _loaded(attempt["request"]) or _payment_request(
+                conn, co, attempt["idempotency_key"], body
+            )
+        plan.update(provider=provider, attempt_id=attempt["id"], request=request)
         return {}
 
-    existing = checkouts.with_checkout(engine, body["checkout_token"], record_attempt)
+    existing = checkouts.with_checkout(engine, token, record_attempt)
     if not plan:
         return existing
     provider: Provider = plan["provider"]
-    if plan["replaced"]:
-        old_id, old_provider_id, old_name = plan["replaced"]
-        old_provider = provider if old_name == name else _provider(engine, old_name)
-        cancelled = old_provider.cancel(old_provider_id)
-        with engine.write() as conn:
-            _set_payment_status(
-                engine,
-                conn,
-                old_id,
-                cancelled.status if cancelled else "canceled",
-                "payment_replaced",
-            )
     try:
         created = provider.create(plan["request"])
     except PaymentError as exc:
@@ -177,8 +184,198 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     return _attempt_succeeded(engine, plan["attempt_id"], created)
 
 
-def _provider(engine: Engine, name: str) -> Provider:
-    return provider_for(engine.conn, name)
+def is_open_provider_payment(payment: sqlite3.Row | None) -> bool:
+    """A Stripe/Mollie payment the customer may still pay."""
+    return (
+        payment is not None
+        and payment["provider"] in PROVIDERS
+        and bool(payment["provider_payment_id"])
+        and payment["status"] in (OPEN, PENDING)
+    )
+
+
+def _needs_replacing(
+    current: sqlite3.Row | None, name: str, co: sqlite3.Row, body: dict[str, Any]
+) -> bool:
+    """An open payment is reused unless asked for anew, of another provider, or of an amount
+    the checkout no longer has."""
+    return is_open_provider_payment(current) and (
+        bool(body.get("new"))
+        or current["provider"] != name
+        or current["amount_cents"] != co["total_cents"]
+    )
+
+
+def refuse_if_paid(co: sqlite3.Row, payment: sqlite3.Row | None) -> None:
+    if payment is not None and payment["status"] == PAID:
+        raise already_paid(co, payment)
+
+
+def already_paid(co: sqlite3.Row, payment: sqlite3.Row) -> PaymentError:
+    from checkout_cli.money import format_money
+
+    paid = format_money(payment["amount_cents"], payment["currency"])
+    which = payment["provider_payment_id"] or payment["reference"] or ""
+    if payment["amount_cents"] == co["total_cents"]:
+        recovery = f"complete it: `checkout complete-checkout {co['token']}`"
+    else:  # paid for a total the checkout no longer has
+        recovery = (
+            f"it was paid for an earlier total ({format_money(co['total_cents'], co['currency'])}"
+            f" now): refund it and start again: `checkout cancel-checkout {co['token']} --force`"
+        )
+    return PaymentError(
+        "payment_already_paid",
+        f"checkout {co['token']} is already paid ({payment['provider']} {which}, {paid})".replace(
+            "  ", " "
+        ),
+        field="checkout_token",
+        recovery=recovery,
+    )
+
+
+def in_progress(co: sqlite3.Row, payment: sqlite3.Row) -> ConflictError:
+    link = f" (its link: {payment['redirect_url']})" if payment["redirect_url"] else ""
+    return ConflictError(
+        "payment_in_progress",
+        f"the {payment['provider']} payment {payment['provider_payment_id']} of {co['token']} is "
+        f"still {payment['status']} and {payment['provider']} would not cancel it, so the "
+        "customer could still pay it",
+        field="checkout_token",
+        recovery=f"send the customer the same link{link}, or try again once it has expired",
+    )
+
+
+def close_for_replacement(engine: Engine, token: str) -> None:
+    """Expire a checkout's open Stripe/Mollie payment before another payment replaces it.
+
+    Asks the provider with no lock held. Paid (or paid meanwhile, so the expire failed):
+    ``payment_already_paid``, with the paid status recorded. Still payable (the provider
+    would not cancel it): ``payment_in_progress``. Either way nothing is replaced.
+    """
+    from checkout_cli.engine import checkouts
+
+    co = checkouts.load_checkout(engine.conn, token)
+    payment = checkouts.current_payment(engine.conn, co["id"])
+    if not is_open_provider_payment(payment):
+        return
+    closed = close_at_provider(engine, payment, "payment_replaced")
+    co = checkouts.load_checkout(engine.conn, token)
+    payment = _payment_row(engine.conn, payment["id"])
+    if closed.status == PAID:
+        raise already_paid(co, payment)
+    if closed.status in (OPEN, PENDING):
+        raise in_progress(co, payment)
+
+
+def close_at_provider(engine: Engine, payment: sqlite3.Row, kind: str) -> ProviderPayment:
+    """Cancel/expire a payment at its provider and record what it is now (no lock held).
+
+    A refused cancel (already paid, or the provider does not allow it) is not an error: the
+    payment is fetched again and its real status recorded. Paid moves a pending checkout to
+    ``completable``; any other status is recorded on the payment alone.
+    """
+    provider = provider_for(engine.conn, payment["provider"])
+    ppid = payment["provider_payment_id"]
+    try:
+        closed = provider.cancel(ppid)
+    except PaymentError:
+        closed = None
+    if closed is None:
+        closed = provider.fetch(ppid)
+    if closed.status == PAID:
+        apply_status(engine, payment["id"], closed, "checked")
+    else:
+        with engine.write() as conn:
+            _set_payment_status(engine, conn, payment["id"], closed.status, kind)
+    return closed
+
+
+# ---- an attempt left `creating` -------------------------------------------------------------
+
+
+def _stale_attempt(conn: sqlite3.Connection, co: sqlite3.Row, name: str) -> sqlite3.Row | None:
+    """A timed-out attempt this create-payment cannot reuse: of another provider, or made for
+    a total or currency the checkout no longer has."""
+    for attempt in conn.execute(
+        "SELECT * FROM payments WHERE checkout_id = ? AND status = 'creating' ORDER BY id",
+        (co["id"],),
+    ):
+        if attempt["provider"] not in PROVIDERS or attempt["request"] is None:
+            continue  # nothing to replay: reused as it is (made before attempts kept requests)
+        if (
+            attempt["provider"] != name
+            or attempt["amount_cents"] != co["total_cents"]
+            or attempt["currency"] != co["currency"]
+        ):
+            return attempt
+    return None
+
+
+def _settle_stale_attempt(engine: Engine, attempt: sqlite3.Row) -> None:
+    """Find what a timed-out attempt made at the provider and expire it, before anything new.
+
+    The create is replayed with the attempt's own key and parameters, so the provider hands
+    back the payment it made (or makes it now, to be expired at once) instead of a second one.
+    """
+    from checkout_cli.engine import checkouts
+
+    request = _loaded(attempt["request"])
+    assert request is not None
+    provider = provider_for(engine.conn, attempt["provider"])
+    try:
+        made = provider.create(request)
+    except PaymentError as exc:  # refused outright: the first call made nothing either
+        _attempt_failed(engine, attempt["id"], exc)
+        return
+    with engine.write() as conn:
+        conn.execute(
+            "UPDATE payments SET provider_payment_id = ?, status = ?, updated_at = ? "
+            "WHERE id = ? AND status = 'creating'",
+            (made.provider_payment_id, made.status, engine.now(), attempt["id"]),
+        )
+        events.record(
+            engine,
+            conn,
+            attempt["checkout_id"],
+            "payment_attempt_found",
+            detail={
+                "provider": attempt["provider"],
+                "provider_payment_id": made.provider_payment_id,
+                "amount_cents": attempt["amount_cents"],
+                "status": made.status,
+            },
+        )
+    found = _payment_row(engine.conn, attempt["id"])
+    closed = made if made.status == PAID else close_at_provider(engine, found, "payment_replaced")
+    if closed.status != PAID:
+        return
+    with engine.write() as conn:
+        co = conn.execute(
+            "SELECT * FROM checkouts WHERE id = ?", (attempt["checkout_id"],)
+        ).fetchone()
+        if co["status"] == "active":  # paid for the earlier total: kept, never dropped
+            reservations.reserve(engine, conn, co["id"])
+            checkouts.transition(
+                engine, conn, co, "completable", "payment_paid", {"provider": found["provider"]}
+            )
+            co = conn.execute("SELECT * FROM checkouts WHERE id = ?", (co["id"],)).fetchone()
+        paid = _payment_row(conn, attempt["id"])
+    raise already_paid(co, paid)
+
+
+def _payment_row(conn: sqlite3.Connection, payment_id: int) -> sqlite3.Row:
+    return conn.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
+
+
+def _stored(request: PaymentRequest) -> str:
+    return json.dumps(asdict(request), sort_keys=True)
+
+
+def _loaded(text: str | None) -> PaymentRequest | None:
+    if text is None:
+        return None
+    data = json.loads(text)
+    return PaymentRequest(**{**data, "lines": [PaymentLine(**line) for line in data["lines"]]})
 
 
 def _attempt_failed(engine: Engine, attempt_id: int, exc: CheckoutError) -> None:
@@ -339,16 +536,12 @@ def refresh(engine: Engine, co: sqlite3.Row, source: str) -> ProviderPayment | N
 
 def cancel_at_provider(engine: Engine, payment: sqlite3.Row) -> None:
     """Best effort: a cancelled or expired checkout's open payment is closed at the provider
-    too, so the customer cannot pay it. Reconcile catches anything this misses."""
+    too, so the customer cannot pay it. Reconcile catches anything this misses (and reports a
+    payment paid all the same as a stray, to refund)."""
     try:
-        closed = provider_for(engine.conn, payment["provider"]).cancel(
-            payment["provider_payment_id"]
-        )
+        close_at_provider(engine, payment, "payment_closed")
     except CheckoutError:
         return
-    if closed is not None:
-        with engine.write() as conn:
-            _set_payment_status(engine, conn, payment["id"], closed.status, "payment_closed")
 
 
 def handle_webhook(
@@ -388,8 +581,10 @@ def handle_webhook(
 
 
 def reconcile(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    """Ask the providers about every pending payment; expire checkouts past their TTL."""
-    from checkout_cli.engine import checkouts
+    """Ask the providers about every pending payment; expire checkouts past their TTL; ask
+    about open payments nobody waits for any more (of closed checkouts, or replaced) and
+    about refunds still pending; report every paid payment without an order (a stray)."""
+    from checkout_cli.engine import checkouts, refunds, strays
 
     dry_run = bool(body.get("dry_run"))
     changes: list[dict[str, Any]] = []
@@ -453,4 +648,72 @@ def reconcile(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         )
         if not dry_run:
             checkouts.expire_now(engine, co["token"])
-    return {"dry_run": dry_run, "changes": changes}
+    live_strays = _watch_unwanted_payments(engine, dry_run, changes)
+    changes += refunds.refresh_pending(engine, dry_run)
+    found = strays.findings(engine.conn)
+    known = {f["provider_payment_id"] for f in found}
+    return {
+        "dry_run": dry_run,
+        "changes": changes,
+        "findings": found + [f for f in live_strays if f["provider_payment_id"] not in known],
+    }
+
+
+def _watch_unwanted_payments(
+    engine: Engine, dry_run: bool, changes: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Open/pending provider payments no open checkout waits for: those of cancelled, expired
+    or completed checkouts, and those replaced by another payment. Still open: closed at the
+    provider. Paid: recorded, and returned as findings (in a dry run, from the live answer)."""
+    from checkout_cli.engine import strays
+
+    live: list[dict[str, Any]] = []
+    rows = engine.conn.execute(
+        "SELECT p.*, c.token, c.status AS checkout_status FROM payments p "
+        "JOIN checkouts c ON c.id = p.checkout_id "
+        f"WHERE p.provider IN ({', '.join('?' * len(PROVIDERS))}) "
+        "AND p.provider_payment_id IS NOT NULL AND p.status IN (?, ?) ORDER BY p.id",
+        (*PROVIDERS, OPEN, PENDING),
+    ).fetchall()
+    for row in rows:
+        if not strays.unwanted(engine.conn, row):
+            continue
+        change = {
+            "checkout_token": row["token"],
+            "provider": row["provider"],
+            "from_status": row["checkout_status"],
+            "to_status": row["checkout_status"],
+            "provider_status": None,
+            "action": "none",
+        }
+        try:
+            provider = provider_for(engine.conn, row["provider"])
+            fetched = provider.fetch(row["provider_payment_id"])
+        except CheckoutError as exc:
+            changes.append({**change, "action": "error", "provider_status": exc.message})
+            continue
+        change["provider_status"] = fetched.status
+        if fetched.status == PAID:
+            change["action"] = "paid, but no order waits for it: refund it"
+            if dry_run:
+                live.append(strays.finding(row, row["token"], row["checkout_status"]))
+            else:
+                apply_status(engine, row["id"], fetched, "reconciled")
+        elif fetched.status == OPEN:
+            change["action"] = "close it at the provider"
+            if not dry_run:
+                try:
+                    closed = close_at_provider(engine, row, "payment_closed")
+                except CheckoutError as exc:
+                    change["action"] = f"error: {exc.message}"
+                else:
+                    change["provider_status"] = closed.status
+                    if closed.status == PAID:  # paid just before it could be closed
+                        change["action"] = "paid, but no order waits for it: refund it"
+        elif fetched.status != row["status"]:
+            change["action"] = f"payment {fetched.status}"
+            if not dry_run:
+                apply_status(engine, row["id"], fetched, "reconciled")
+        if change["action"] != "none":
+            changes.append(change)
+    return live

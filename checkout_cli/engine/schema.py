@@ -348,6 +348,11 @@ def _v7(conn: sqlite3.Connection) -> None:
         "INSERT INTO store_info (key, value) VALUES ('store_id', ?)",
         (f"store_{secrets.token_hex(16)}",),
     )
+    # What a provider payment attempt asked for, so an attempt left `creating` by a timeout
+    # can be replayed exactly (same key, same parameters) to find what it made.
+    conn.execute("ALTER TABLE payments ADD COLUMN request TEXT")
+    # The payment an order was completed by: any other paid one of its checkout is a stray.
+    conn.execute("ALTER TABLE orders ADD COLUMN payment_id INTEGER REFERENCES payments(id)")
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {

@@ -5,7 +5,9 @@ Stuck means one of:
 - ``completable_not_completed``: paid, invoiced or linked, but nobody completed it;
 - ``paid_not_completed``: the provider says paid and the checkout is still open;
 - ``email_not_delivered``: completed, but the confirmation email has not gone out;
-- ``stock_shortfall``: an open checkout wants more than is available.
+- ``stock_shortfall``: an open checkout wants more than is available;
+- ``stray_paid_payment``: a provider payment is paid but no order accounts for it (its
+  checkout is cancelled, expired or completed by another payment, or it was replaced).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sqlite3
 from datetime import timedelta
 from typing import Any
 
+from checkout_cli.engine import strays
 from checkout_cli.engine.core import Engine, iso
 from checkout_cli.errors import CheckoutError
 
@@ -24,6 +27,7 @@ STUCK_REASONS = (
     "paid_not_completed",
     "email_not_delivered",
     "stock_shortfall",
+    "stray_paid_payment",
 )
 DEFAULT_OLDER_THAN_MINUTES = 30
 
@@ -50,6 +54,8 @@ def _reasons(conn: sqlite3.Connection, co: sqlite3.Row, cutoff: str) -> list[str
             reasons.append("email_not_delivered")
     if co["status"] in OPEN_STATES and _shortfalls(conn, co["id"]):
         reasons.append("stock_shortfall")
+    if strays.stray_rows(conn, co["id"]):
+        reasons.append("stray_paid_payment")
     return reasons
 
 
@@ -137,10 +143,26 @@ def _diagnosis(
     def say(problem: str, fix: str) -> None:
         found.append({"problem": problem, "fix": fix})
 
-    if live and live.get("status") == "paid" and co["status"] == "payment_pending":
+    live_paid = bool(live and live.get("status") == "paid")
+    if live_paid and co["status"] == "payment_pending":
         say(
             "The customer has paid, but the payment has not been recorded here yet.",
             f"checkout complete-checkout {token}",
+        )
+    stray = strays.findings(conn, co["id"])
+    for finding in stray:
+        say(finding["message"][0].upper() + finding["message"][1:] + ".", finding["fix"])
+    if (
+        live_paid
+        and payment is not None
+        and co["status"] in ("cancelled", "expired")
+        and payment["provider_payment_id"] not in {f["provider_payment_id"] for f in stray}
+    ):  # paid at the provider since the store last looked
+        stray.append(strays.finding(payment, token, co["status"]))
+        say(
+            f"The customer paid {payment['provider']} payment {payment['provider_payment_id']}, "
+            f"but this checkout is {co['status']}: the money is kept without an order.",
+            strays.fix_command(token, payment["provider_payment_id"]),
         )
     for reason in reasons:
         if reason == "payment_pending_too_long" and payment["provider"] in ("stripe", "mollie"):
@@ -156,6 +178,13 @@ def _diagnosis(
                 f"on {co['updated_at']} and has not been marked paid.",
                 f"checkout set-payment {token} --provider {payment['provider']} "
                 f"--reference {shlex.quote(payment['reference'] or '')} --status paid",
+            )
+        elif reason in ("completable_not_completed", "paid_not_completed") and _refunding(
+            conn, payment
+        ):
+            say(
+                "A refund of the payment was started by a forced cancel that did not finish.",
+                f"checkout cancel-checkout {token} --force",
             )
         elif reason in ("completable_not_completed", "paid_not_completed"):
             say(
@@ -196,14 +225,39 @@ def _diagnosis(
                 say(exc.message.capitalize() + ".", exc.recovery or "")
             if payment is None:
                 say("No payment yet.", f"checkout create-payment {token} --provider invoice")
-    if co["status"] in ("cancelled", "expired"):
-        say(
-            f"This checkout is {co['status']}; the cart can be checked out again.",
-            f"checkout initiate-checkout {cart}",
-        )
+    if co["status"] in ("cancelled", "expired") and not stray:
+        from checkout_cli.engine import refunds
+        from checkout_cli.money import format_money
+
+        refund = payment and refunds.latest(conn, payment["id"], refunds.ACCEPTED)
+        if _paid(payment) and refund is None:  # linked by hand, kept by a forced cancel
+            say(
+                f"The {payment['provider']} payment {payment['reference']} of "
+                f"{format_money(payment['amount_cents'], payment['currency'])} was received "
+                f"outside any provider and kept when this checkout was {co['status']}.",
+                "",
+            )
+        else:
+            refunded = f" Its payment was refunded ({refund['status']})." if refund else ""
+            say(
+                f"This checkout is {co['status']}.{refunded} The cart can be checked out again.",
+                f"checkout initiate-checkout {cart}",
+            )
     if not found:
         say("Nothing looks wrong.", f"checkout status {token}")
     return found
+
+
+def _paid(payment: sqlite3.Row | None) -> bool:
+    return payment is not None and payment["status"] == "paid"
+
+
+def _refunding(conn: sqlite3.Connection, payment: sqlite3.Row | None) -> bool:
+    from checkout_cli.engine import refunds
+
+    return (
+        payment is not None and refunds.latest(conn, payment["id"], refunds.UNDER_WAY) is not None
+    )
 
 
 def inspect_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
@@ -246,4 +300,5 @@ def inspect_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             "provider_live": live,
             "stuck_reasons": reasons,
             "diagnosis": _diagnosis(tx, co, reasons, live),
+            "findings": strays.findings(tx, co["id"]),
         }

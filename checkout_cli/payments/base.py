@@ -2,6 +2,8 @@
 
 Provider statuses are normalized to ``open``, ``pending``, ``paid``, ``failed``,
 ``canceled`` and ``expired``; the raw status is kept for people (``provider_status``).
+Refund statuses are normalized to ``pending`` (accepted, not yet settled), ``succeeded``
+and ``failed``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ OPEN, PENDING, PAID, FAILED, CANCELED, EXPIRED = (
     "expired",
 )
 FINAL_UNPAID = (FAILED, CANCELED, EXPIRED)
+REFUND_PENDING, REFUND_SUCCEEDED, REFUND_FAILED = "pending", "succeeded", "failed"
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,24 @@ class ProviderPayment:
 
 
 @dataclass(frozen=True)
+class RefundRequest:
+    idempotency_key: str
+    provider_payment_id: str
+    checkout_token: str
+    amount_cents: int
+    currency: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    provider_refund_id: str
+    status: str
+    provider_status: str
+    amount_cents: int | None = None
+
+
+@dataclass(frozen=True)
 class ProviderConfig:
     api_key: str
     api_base: str
@@ -69,6 +90,15 @@ class Provider(Protocol):
 
     def cancel(self, provider_payment_id: str) -> ProviderPayment | None:
         """Cancel or expire an open payment where the provider allows it."""
+
+    def refund(self, request: RefundRequest) -> ProviderRefund:
+        """Refund a paid payment; the same idempotency key never refunds twice.
+
+        Raises ``PaymentError`` (``payment_not_paid``) for a payment the provider holds no
+        money for, and ``provider_rejected`` when the provider refuses the refund.
+        """
+
+    def fetch_refund(self, provider_payment_id: str, provider_refund_id: str) -> ProviderRefund: ...
 
     def webhook_payment_id(self, headers: dict[str, str], body: bytes) -> str | None:
         """Authenticate a webhook and return the payment id it is about (None: not ours).

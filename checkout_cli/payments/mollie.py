@@ -19,9 +19,14 @@ from checkout_cli.payments.base import (
     OPEN,
     PAID,
     PENDING,
+    REFUND_FAILED,
+    REFUND_PENDING,
+    REFUND_SUCCEEDED,
     PaymentRequest,
     ProviderConfig,
     ProviderPayment,
+    ProviderRefund,
+    RefundRequest,
 )
 
 _STATUSES = {
@@ -33,6 +38,18 @@ _STATUSES = {
     "canceled": CANCELED,
     "expired": EXPIRED,
 }
+
+# Mollie's refund statuses: queued (waiting for balance) and pending can still be cancelled,
+# processing cannot; refunded is settled to the customer; failed and canceled returned nothing.
+_REFUND_STATUSES = {
+    "queued": REFUND_PENDING,
+    "pending": REFUND_PENDING,
+    "processing": REFUND_PENDING,
+    "refunded": REFUND_SUCCEEDED,
+    "failed": REFUND_FAILED,
+    "canceled": REFUND_FAILED,
+}
+REFUND_DESCRIPTION_MAX = 140
 
 
 class MollieProvider:
@@ -133,4 +150,49 @@ class MollieProvider:
             redirect_url=checkout.get("href"),
             amount_cents=parse_amount(amount["value"], amount["currency"]) if amount else None,
             checkout_token=metadata.get("checkout_token"),
+        )
+
+    # -- refunds: a payment's own refunds, Mollie's Idempotency-Key on the create --------------
+
+    def refund(self, request: RefundRequest) -> ProviderRefund:
+        payment = self._call(
+            "read a payment", self._client.payments.get, request.provider_payment_id
+        )
+        if not payment.is_paid():
+            raise PaymentError(
+                "payment_not_paid",
+                f"Mollie holds no paid payment for {request.provider_payment_id} to refund "
+                f"(it is {payment.status})",
+            )
+        data = {
+            "amount": {
+                "currency": request.currency,
+                "value": to_provider_string(request.amount_cents, request.currency),
+            },
+            "description": request.description[:REFUND_DESCRIPTION_MAX],
+            "metadata": {"checkout_token": request.checkout_token},
+        }
+        refund = self._call(
+            "refund a payment",
+            payment.refunds.create,
+            data,
+            idempotency_key=request.idempotency_key,
+        )
+        return self._refund(refund)
+
+    def fetch_refund(self, provider_payment_id: str, provider_refund_id: str) -> ProviderRefund:
+        payment = self._call("read a payment", self._client.payments.get, provider_payment_id)
+        return self._refund(self._call("read a refund", payment.refunds.get, provider_refund_id))
+
+    @staticmethod
+    def _refund(refund: Any) -> ProviderRefund:
+        from checkout_cli.money import parse_amount
+
+        raw = str(refund.status)
+        amount = refund.amount or {}
+        return ProviderRefund(
+            provider_refund_id=refund.id,
+            status=_REFUND_STATUSES.get(raw, REFUND_PENDING),
+            provider_status=raw,
+            amount_cents=parse_amount(amount["value"], amount["currency"]) if amount else None,
         )

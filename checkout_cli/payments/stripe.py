@@ -18,12 +18,26 @@ from checkout_cli.payments.base import (
     OPEN,
     PAID,
     PENDING,
+    REFUND_FAILED,
+    REFUND_PENDING,
+    REFUND_SUCCEEDED,
     PaymentRequest,
     ProviderConfig,
     ProviderPayment,
+    ProviderRefund,
+    RefundRequest,
 )
 
 WEBHOOK_TOLERANCE_SECONDS = 300
+# A Stripe refund's status, normalized: requires_action waits on the customer (e.g. bank
+# details for a refund to a method without native refunds).
+_REFUND_STATUSES = {
+    "pending": REFUND_PENDING,
+    "requires_action": REFUND_PENDING,
+    "succeeded": REFUND_SUCCEEDED,
+    "failed": REFUND_FAILED,
+    "canceled": REFUND_FAILED,
+}
 
 
 class StripeProvider:
@@ -168,4 +182,48 @@ class StripeProvider:
             redirect_url=session.get("url"),
             amount_cents=session.get("amount_total"),
             checkout_token=metadata.get("checkout_token"),
+        )
+
+    # -- refunds: of the session's PaymentIntent, which exists once the customer has paid --
+
+    def refund(self, request: RefundRequest) -> ProviderRefund:
+        session = self._call(
+            "read a payment",
+            self._client.v1.checkout.sessions.retrieve,
+            request.provider_payment_id,
+        ).to_dict()
+        intent = session.get("payment_intent")
+        if isinstance(intent, dict):
+            intent = intent.get("id")
+        if session.get("payment_status") != "paid" or not intent:
+            raise PaymentError(
+                "payment_not_paid",
+                f"Stripe holds no paid payment for {request.provider_payment_id} to refund",
+            )
+        refund = self._call(
+            "refund a payment",
+            self._client.v1.refunds.create,
+            params={
+                "payment_intent": intent,
+                "amount": to_stripe_amount(request.amount_cents, request.currency),
+                "metadata": {"checkout_token": request.checkout_token},
+            },
+            options={"idempotency_key": request.idempotency_key},
+        )
+        return self._refund(refund)
+
+    def fetch_refund(self, provider_payment_id: str, provider_refund_id: str) -> ProviderRefund:
+        return self._refund(
+            self._call("read a refund", self._client.v1.refunds.retrieve, provider_refund_id)
+        )
+
+    @staticmethod
+    def _refund(stripe_refund: Any) -> ProviderRefund:
+        refund = stripe_refund.to_dict()
+        raw = str(refund.get("status"))
+        return ProviderRefund(
+            provider_refund_id=refund["id"],
+            status=_REFUND_STATUSES.get(raw, REFUND_PENDING),
+            provider_status=raw,
+            amount_cents=refund.get("amount"),
         )

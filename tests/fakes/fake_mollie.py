@@ -23,9 +23,13 @@ strict).
 
 Control (Python, not HTTP): ``payments``, ``create_count``, ``requests``, ``webhooks_sent``,
 ``mark_paid(id)``, ``set_status(id, "failed"|"canceled"|"expired"|"pending")``,
-``set_cancelable(id, flag)``, ``fail_next(status=500|422, times=1, body=None)`` (answered before
+``set_cancelable(id, flag)``, ``refunds``, ``settle_refund(re_id, "refunded"|"failed")``,
+``fail_next(status=500|422, times=1, body=None)`` (answered before
 anything is executed or stored), ``delay_next(seconds, times=1)`` (executed, then answered
 late), ``fire_webhook(id)``.
+
+Refunds: ``POST /v2/payments/{id}/refunds`` and ``GET /v2/payments/{id}/refunds/{re_id}``
+(see the refunds section below for what they model).
 
 Unlike real Mollie: a loopback ``webhookUrl`` is accepted (real Mollie refuses webhook URLs it
 cannot reach), and new payments are cancelable unless ``FakeMollie(cancelable=False)`` (real
@@ -41,6 +45,7 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -150,6 +155,8 @@ class FakeMollie(FakeProviderServer):
         ("POST", r"/v2/payments", "_create"),
         ("GET", r"/v2/payments/([^/]+)", "_get"),
         ("DELETE", r"/v2/payments/([^/]+)", "_cancel"),
+        ("POST", r"/v2/payments/([^/]+)/refunds", "_create_refund"),
+        ("GET", r"/v2/payments/([^/]+)/refunds/([^/]+)", "_get_refund"),
     )
 
     def __init__(self, api_key: str = "test_fake00000000000000000000000", cancelable: bool = True):
@@ -162,6 +169,8 @@ class FakeMollie(FakeProviderServer):
         self.webhooks_sent: list[tuple[str, str, int]] = []  # (payment id, url, status)
         self._profile = random_id("pfl_", 10)
         self._idempotency: dict[str, tuple[tuple[str, str, str], Response]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self._refund_delays: deque[float] = deque()
 
     @property
     def url(self) -> str:
@@ -391,3 +400,160 @@ class FakeMollie(FakeProviderServer):
                 return json_response(200, payment, HAL)
 
         return self._idempotent(request, cancel)
+
+    # -- refunds ------------------------------------------------------------------------------
+    # Like Mollie (docs.mollie.com, "Refunds"): only a paid payment is refunded; a new refund
+    # is ``pending`` (a queued one waits for balance) and settles later to ``refunded`` or
+    # ``failed``; the payment stays ``paid`` while ``amountRefunded``/``amountRemaining``
+    # move. Most methods may be refunded up to EUR 25.00 more than was paid, cards and PayPal
+    # not at all.
+
+    _REFUND_FIELDS = frozenset({"amount", "description", "metadata"})
+    _NO_OVER_REFUND = frozenset({"creditcard", "paypal"})
+    OVER_REFUND_EUR = "25.00"
+
+    def settle_refund(self, refund_id: str, status: str = "refunded") -> dict[str, Any]:
+        if status not in ("refunded", "failed", "canceled", "processing"):
+            raise ValueError(
+                f"settle_refund takes refunded, failed, canceled or processing: {status}"
+            )
+        with self._lock:
+            refund = self.refunds[refund_id]
+            refund["status"] = status
+            if status in ("failed", "canceled"):
+                self._add_refunded(self.payments[refund["paymentId"]], refund["amount"], -1)
+            return copy.deepcopy(refund)
+
+    def delay_next_refund(self, seconds: float, times: int = 1) -> None:
+        """The next ``times`` refund creates are done (and stored under their idempotency key),
+        then answered ``seconds`` late: a refund whose answer the client never sees."""
+        with self._lock:
+            self._refund_delays.extend([float(seconds)] * times)
+
+    def _late(self, response: Response) -> Response:
+        with self._lock:
+            delay = self._refund_delays.popleft() if self._refund_delays else 0.0
+        if delay:
+            self._closing.wait(delay)
+        return response
+
+    @staticmethod
+    def _minor(value: str, currency: str) -> int:
+        whole, _, fraction = value.partition(".")
+        return int(whole + fraction.ljust(_DECIMALS[currency], "0"))
+
+    @staticmethod
+    def _value(minor: int, currency: str) -> str:
+        decimals = _DECIMALS[currency]
+        if not decimals:
+            return str(minor)
+        sign = "-" if minor < 0 else ""
+        text = str(abs(minor)).rjust(decimals + 1, "0")
+        return f"{sign}{text[:-decimals]}.{text[-decimals:]}"
+
+    def _add_refunded(self, payment: dict[str, Any], amount: dict[str, str], sign: int) -> None:
+        currency = payment["amount"]["currency"]
+        paid = self._minor(payment["amount"]["value"], currency)
+        refunded = self._minor(payment["amountRefunded"]["value"], currency)
+        refunded += sign * self._minor(amount["value"], currency)
+        payment["amountRefunded"] = {"value": self._value(refunded, currency), "currency": currency}
+        remaining = max(paid - refunded, 0)
+        payment["amountRemaining"] = {
+            "value": self._value(remaining, currency),
+            "currency": currency,
+        }
+
+    def _create_refund(self, request: RecordedRequest, payment_id: str) -> Response:
+        try:
+            data = json.loads(request.body or b"null")
+        except ValueError:
+            return self._error(400, "The request body is not valid JSON.")
+        if not isinstance(data, dict):
+            return self._error(400, "The request body must be a JSON object.")
+        for name in data:
+            if name not in self._REFUND_FIELDS:
+                return self._error(
+                    422, f"fake_mollie: unknown or unmodelled parameter '{name}'", name
+                )
+        return self._late(self._idempotent(request, lambda: self._new_refund(payment_id, data)))
+
+    def _new_refund(self, payment_id: str, data: dict[str, Any]) -> Response:
+        with self._lock:
+            payment = self.payments.get(payment_id)
+            if payment is None:
+                return self._error(404, f"No payment exists with token {payment_id}.")
+            if payment["status"] != "paid":
+                return self._error(
+                    422, f"The payment {payment_id} is {payment['status']} and cannot be refunded"
+                )
+            currency = payment["amount"]["currency"]
+            amount = data.get("amount")
+            if not isinstance(amount, dict) or set(amount) != {"currency", "value"}:
+                return self._error(
+                    422, "The amount must be an object with a currency and a value", "amount"
+                )
+            if amount["currency"] != currency:
+                return self._error(
+                    422, f"The refund must be in the payment's currency, {currency}", "amount"
+                )
+            decimals = _DECIMALS[currency]
+            pattern = r"(0|[1-9]\d*)" + (rf"\.\d{{{decimals}}}" if decimals else "")
+            if not isinstance(amount["value"], str) or not re.fullmatch(pattern, amount["value"]):
+                return self._error(422, "The amount contains an invalid value", "amount.value")
+            wanted = self._minor(amount["value"], currency)
+            maximum = self._minor(payment["amountRemaining"]["value"], currency)
+            if currency == "EUR" and payment["method"] not in self._NO_OVER_REFUND:
+                refunded = self._minor(payment["amountRefunded"]["value"], currency)
+                ceiling = self._minor(payment["amount"]["value"], currency)
+                maximum = ceiling + self._minor(self.OVER_REFUND_EUR, "EUR") - refunded
+            if wanted <= 0 or wanted > maximum:
+                return self._error(
+                    422,
+                    f"The amount is higher than the maximum refundable amount of "
+                    f"{self._value(maximum, currency)} {currency}"
+                    if wanted > 0
+                    else "The amount is lower than the minimum",
+                    "amount",
+                )
+            description = data.get("description")
+            if description is not None and (
+                not isinstance(description, str) or len(description) > 140
+            ):
+                return self._error(422, "The description is invalid", "description")
+            refund_id = random_id("re_", 10)
+            refund: dict[str, Any] = {
+                "resource": "refund",
+                "id": refund_id,
+                "amount": dict(amount),
+                "status": "pending",
+                "createdAt": iso_utc(time.time()),
+                "description": description or "",
+                "metadata": data.get("metadata"),
+                "paymentId": payment_id,
+                "settlementAmount": {"value": self._value(-wanted, currency), "currency": currency},
+                "_links": {
+                    "self": {
+                        "href": f"{self.url}/v2/payments/{payment_id}/refunds/{refund_id}",
+                        "type": HAL,
+                    },
+                    "payment": {"href": f"{self.url}/v2/payments/{payment_id}", "type": HAL},
+                    "documentation": {
+                        "href": "https://docs.mollie.com/reference/v2/refunds-api/create-refund",
+                        "type": "text/html",
+                    },
+                },
+            }
+            self.refunds[refund_id] = refund
+            self._add_refunded(payment, amount, +1)
+            payment["_links"]["refunds"] = {
+                "href": f"{self.url}/v2/payments/{payment_id}/refunds",
+                "type": HAL,
+            }
+            return json_response(201, refund, HAL)
+
+    def _get_refund(self, request: RecordedRequest, payment_id: str, refund_id: str) -> Response:
+        with self._lock:
+            refund = self.refunds.get(refund_id)
+            if refund is None or refund["paymentId"] != payment_id:
+                return self._error(404, f"No refund exists with token {refund_id}.")
+            return json_response(200, refund, HAL)

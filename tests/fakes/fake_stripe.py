@@ -11,7 +11,8 @@
         header = fake.sign(payload, "whsec_test")           # the Stripe-Signature value
 
 Endpoints: ``POST /v1/checkout/sessions``, ``GET /v1/checkout/sessions/{id}``,
-``POST /v1/checkout/sessions/{id}/expire``. Requests need ``Authorization: Bearer <api_key>``
+``POST /v1/checkout/sessions/{id}/expire``, ``POST /v1/refunds`` (of a paid session's
+``payment_intent``), ``GET /v1/refunds/{id}``. Requests need ``Authorization: Bearer <api_key>``
 and form bodies in Stripe's bracket notation; only the parameters in ``_SCHEMA`` are accepted
 (all exist in the real API), anything else is a 400 "Received unknown parameter: X". POSTs honour
 ``Idempotency-Key`` like Stripe: the same key and parameters replay the stored answer (header
@@ -19,7 +20,9 @@ and form bodies in Stripe's bracket notation; only the parameters in ``_SCHEMA``
 Only successful answers are stored (Stripe stores nothing when validation fails).
 
 Control (Python, not HTTP): ``sessions``, ``line_items``, ``payment_intent_metadata``,
-``create_count``, ``requests``, ``mark_paid(id)``, ``mark_expired(id)``,
+``create_count``, ``requests``, ``mark_paid(id)``, ``mark_expired(id)``, ``refunds``,
+``refund_status`` (what a new refund starts as: ``succeeded`` like a card, or ``pending``),
+``set_refund_status(id, status)``,
 ``fail_next(status=500|402, times=1, body=None)`` (answered before anything is executed or
 stored), ``delay_next(seconds, times=1)`` (executed, then answered late), ``event_payload``,
 ``sign``.
@@ -38,6 +41,7 @@ import hmac
 import json
 import re
 import time
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -195,6 +199,8 @@ class FakeStripe(FakeProviderServer):
         ("POST", r"/v1/checkout/sessions", "_create"),
         ("GET", r"/v1/checkout/sessions/([^/]+)", "_retrieve"),
         ("POST", r"/v1/checkout/sessions/([^/]+)/expire", "_expire"),
+        ("POST", r"/v1/refunds", "_create_refund"),
+        ("GET", r"/v1/refunds/([^/]+)", "_retrieve_refund"),
     )
 
     def __init__(self, api_key: str = "sk_test_fake0000000000000000") -> None:
@@ -207,6 +213,9 @@ class FakeStripe(FakeProviderServer):
         self.payment_intent_metadata: dict[str, dict[str, str]] = {}
         self._versions: dict[str, str | None] = {}
         self._idempotency: dict[str, tuple[tuple[Any, ...], Response]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self._refund_delays: deque[float] = deque()
+        self.refund_status = "succeeded"  # a card refund; other methods start pending
 
     @property
     def url(self) -> str:
@@ -583,3 +592,124 @@ class FakeStripe(FakeProviderServer):
         if session["status"] != "open":
             raise ValueError(f"{session_id} is {session['status']}, not open")
         return session
+
+    # -- refunds ------------------------------------------------------------------------------
+    # Like Stripe: a refund takes a succeeded PaymentIntent (or charge) and by default its whole
+    # unrefunded amount; more than is left is refused, as is a fully refunded charge. The
+    # session itself stays ``complete``/``paid`` after a refund, as at Stripe.
+
+    def set_refund_status(self, refund_id: str, status: str) -> dict[str, Any]:
+        """A pending refund settles (``succeeded``) or fails (``failed``, ``canceled``)."""
+        if status not in ("pending", "succeeded", "failed", "canceled", "requires_action"):
+            raise ValueError(f"not a Stripe refund status: {status}")
+        with self._lock:
+            refund = self.refunds[refund_id]
+            refund["status"] = status
+            if status == "failed":
+                refund["failure_reason"] = "lost_or_stolen_card"
+            return copy.deepcopy(refund)
+
+    def refunded_amount(self, payment_intent: str) -> int:
+        with self._lock:
+            return sum(
+                r["amount"]
+                for r in self.refunds.values()
+                if r["payment_intent"] == payment_intent
+                and r["status"] not in ("failed", "canceled")
+            )
+
+    def delay_next_refund(self, seconds: float, times: int = 1) -> None:
+        """The next ``times`` refund creates are done (and stored under their idempotency key),
+        then answered ``seconds`` late: a refund whose answer the client never sees."""
+        with self._lock:
+            self._refund_delays.extend([float(seconds)] * times)
+
+    def _late(self, response: Response) -> Response:
+        with self._lock:
+            delay = self._refund_delays.popleft() if self._refund_delays else 0.0
+        if delay:
+            self._closing.wait(delay)
+        return response
+
+    def _paid_session_of(self, payment_intent: str) -> dict[str, Any] | None:
+        return next(
+            (s for s in self.sessions.values() if s.get("payment_intent") == payment_intent), None
+        )
+
+    def _create_refund(self, request: RecordedRequest) -> Response:
+        schema = {"payment_intent": _STR, "amount": _INT, "metadata": _META, "reason": _STR}
+        try:
+            params = self._params(request, schema)
+        except StripeError as exc:
+            return self._error(400, exc.message, param=exc.param, code=exc.code)
+        return self._late(self._idempotent(request, lambda: self._new_refund(params)))
+
+    def _new_refund(self, params: dict[str, Any]) -> Response:
+        intent = params.get("payment_intent")
+        if not intent:
+            return self._error(
+                400,
+                "One of the following params should be provided for this request: "
+                "payment_intent or charge.",
+            )
+        if params.get("reason") not in (None, "duplicate", "fraudulent", "requested_by_customer"):
+            return self._error(400, f"Invalid reason: {params['reason']}", param="reason")
+        with self._lock:
+            session = self._paid_session_of(intent)
+            if session is None:
+                return self._error(
+                    404,
+                    f"No such payment_intent: '{intent}'",
+                    param="payment_intent",
+                    code="resource_missing",
+                )
+            remaining = session["amount_total"] - self.refunded_amount(intent)
+            charge = "ch_" + intent[3:]
+            if remaining <= 0:
+                return self._error(
+                    400,
+                    f"Charge {charge} has already been refunded.",
+                    code="charge_already_refunded",
+                )
+            amount = params.get("amount", remaining)
+            if amount < 1:
+                return self._error(
+                    400,
+                    "Invalid positive integer",
+                    param="amount",
+                    code="parameter_invalid_integer",
+                )
+            if amount > remaining:
+                return self._error(
+                    400,
+                    f"Refund amount ({amount}) is greater than unrefunded amount on charge "
+                    f"({remaining})",
+                    param="amount",
+                )
+            refund = {
+                "id": random_id("re_", 24),
+                "object": "refund",
+                "amount": amount,
+                "balance_transaction": random_id("txn_", 24),
+                "charge": charge,
+                "created": int(time.time()),
+                "currency": session["currency"],
+                "destination_details": {"card": {"type": "refund"}, "type": "card"},
+                "metadata": params.get("metadata", {}),
+                "payment_intent": intent,
+                "reason": params.get("reason"),
+                "receipt_number": None,
+                "source_transfer_reversal": None,
+                "status": self.refund_status,
+                "transfer_reversal": None,
+            }
+            self.refunds[refund["id"]] = refund
+            return json_response(200, refund)
+
+    def _retrieve_refund(self, request: RecordedRequest, refund_id: str) -> Response:
+        with self._lock:
+            if refund_id not in self.refunds:
+                return self._error(
+                    404, f"No such refund: '{refund_id}'", param="id", code="resource_missing"
+                )
+            return json_response(200, self.refunds[refund_id])

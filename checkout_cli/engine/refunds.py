@@ -1,0 +1,323 @@
+"""Refunds at the provider, in two phases like payments, and ``checkout-admin/refund-payment``.
+
+A refund is: transaction 1 records the attempt (status ``creating``, idempotency key
+``{checkout}-refund-{payment}-{n}``) → the provider call with that key, no lock held →
+transaction 2 records the result (``pending``: accepted, not yet settled; ``succeeded``;
+``failed``). An attempt left ``creating`` by a timeout or a crash is resumed with its own key,
+so the provider hands back the same refund instead of making a second one. Every step is an
+event on the checkout's timeline.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from checkout_cli.engine import events
+from checkout_cli.engine.core import Engine
+from checkout_cli.errors import CheckoutError, ConflictError, NotFoundError, PaymentError
+from checkout_cli.payments.base import (
+    PAID,
+    REFUND_FAILED,
+    REFUND_PENDING,
+    ProviderRefund,
+    RefundRequest,
+)
+
+ACCEPTED = ("pending", "succeeded")
+# What blocks completing a checkout: a refund accepted, or one whose outcome is not known yet.
+UNDER_WAY = ("creating", *ACCEPTED)
+
+Guard = Callable[[sqlite3.Connection, sqlite3.Row], None]
+
+
+def latest(
+    conn: sqlite3.Connection, payment_id: int, statuses: tuple[str, ...]
+) -> sqlite3.Row | None:
+    """The newest refund of a payment in one of ``statuses``."""
+    marks = ", ".join("?" * len(statuses))
+    return conn.execute(
+        f"SELECT * FROM refunds WHERE payment_id = ? AND status IN ({marks}) "
+        "ORDER BY id DESC LIMIT 1",
+        (payment_id, *statuses),
+    ).fetchone()
+
+
+def refund_in_full(
+    engine: Engine, payment_id: int, reason: str, guard: Guard | None = None
+) -> sqlite3.Row:
+    """Refund a paid Stripe/Mollie payment's whole amount; returns the refund row.
+
+    Idempotent: a refund already accepted is returned as it is, one left ``creating`` is
+    resumed with its key. ``guard`` runs inside the first transaction (it may refuse). A
+    refusal by the provider is recorded (``failed``) and raised as ``refund_failed``; no
+    answer leaves the attempt to be resumed and raises the provider's error.
+    """
+    from checkout_cli.engine.provider_payments import provider_for
+
+    with engine.write() as conn:
+        payment = conn.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
+        co = conn.execute(
+            "SELECT * FROM checkouts WHERE id = ?", (payment["checkout_id"],)
+        ).fetchone()
+        done = latest(conn, payment_id, ACCEPTED)
+        if done is not None:
+            return done
+        if guard is not None:
+            guard(conn, payment)
+        provider = provider_for(conn, payment["provider"])
+        attempt = latest(conn, payment_id, ("creating",))
+        if attempt is None:
+            attempt = _record_attempt(engine, conn, co, payment, reason)
+    request = RefundRequest(
+        idempotency_key=attempt["idempotency_key"],
+        provider_payment_id=payment["provider_payment_id"],
+        checkout_token=co["token"],
+        amount_cents=attempt["amount_cents"],
+        currency=attempt["currency"],
+        description=attempt["reason"] or f"checkout {co['token']}",
+    )
+    try:
+        result = provider.refund(request)
+    except PaymentError as exc:  # refused: nothing was refunded
+        _record_failure(engine, attempt["id"], exc.code, exc.message)
+        raise _failed(co, payment, exc.message) from None
+    except CheckoutError as exc:  # no answer: the refund may or may not exist; resume later
+        with engine.write() as conn:
+            events.record(
+                engine,
+                conn,
+                co["id"],
+                "refund_unanswered",
+                detail={"idempotency_key": attempt["idempotency_key"], "message": exc.message},
+            )
+        raise
+    row = _record_result(engine, attempt["id"], result)
+    if row["status"] == REFUND_FAILED:
+        raise _failed(co, payment, f"{payment['provider']} reports the refund failed")
+    return row
+
+
+def _record_attempt(
+    engine: Engine,
+    conn: sqlite3.Connection,
+    co: sqlite3.Row,
+    payment: sqlite3.Row,
+    reason: str,
+) -> sqlite3.Row:
+    number = (
+        conn.execute(
+            "SELECT COUNT(*) FROM refunds WHERE payment_id = ?", (payment["id"],)
+        ).fetchone()[0]
+        + 1
+    )
+    key = f"{co['token']}-refund-{payment['id']}-{number}"
+    order = conn.execute("SELECT id FROM orders WHERE payment_id = ?", (payment["id"],)).fetchone()
+    now = engine.now()
+    conn.execute(
+        "INSERT INTO refunds (payment_id, checkout_id, order_id, provider, status, amount_cents, "
+        "currency, reason, idempotency_key, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?)",
+        (
+            payment["id"],
+            co["id"],
+            order["id"] if order else None,
+            payment["provider"],
+            payment["amount_cents"],
+            payment["currency"],
+            reason,
+            key,
+            now,
+            now,
+        ),
+    )
+    events.record(
+        engine,
+        conn,
+        co["id"],
+        "refund_requested",
+        detail={
+            "provider": payment["provider"],
+            "provider_payment_id": payment["provider_payment_id"],
+            "amount_cents": payment["amount_cents"],
+            "idempotency_key": key,
+            "reason": reason,
+        },
+    )
+    return conn.execute("SELECT * FROM refunds WHERE idempotency_key = ?", (key,)).fetchone()
+
+
+def _record_failure(engine: Engine, refund_id: int, code: str, message: str) -> None:
+    with engine.write() as conn:
+        row = conn.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
+        conn.execute(
+            "UPDATE refunds SET status = 'failed', updated_at = ? WHERE id = ?",
+            (engine.now(), refund_id),
+        )
+        events.record(
+            engine,
+            conn,
+            row["checkout_id"],
+            "refund_failed",
+            detail={"provider": row["provider"], "code": code, "message": message},
+        )
+
+
+def _record_result(engine: Engine, refund_id: int, result: ProviderRefund) -> sqlite3.Row:
+    with engine.write() as conn:
+        row = conn.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
+        if row["status"] != result.status or row["provider_refund_id"] is None:
+            conn.execute(
+                "UPDATE refunds SET provider_refund_id = ?, status = ?, updated_at = ? "
+                "WHERE id = ?",
+                (result.provider_refund_id, result.status, engine.now(), refund_id),
+            )
+            events.record(
+                engine,
+                conn,
+                row["checkout_id"],
+                f"refund_{result.status}",
+                detail={
+                    "provider": row["provider"],
+                    "provider_refund_id": result.provider_refund_id,
+                    "provider_status": result.provider_status,
+                    "amount_cents": row["amount_cents"],
+                },
+            )
+        return conn.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
+
+
+def _failed(co: sqlite3.Row, payment: sqlite3.Row, why: str) -> PaymentError:
+    return PaymentError(
+        "refund_failed",
+        f"the refund of {payment['provider']} payment {payment['provider_payment_id']} "
+        f"failed: {why}",
+        field="checkout_token",
+        recovery=f"see why with `checkout inspect {co['token']}`; refund it in the "
+        f"{payment['provider']} dashboard if it cannot be done here",
+    )
+
+
+def refund_object(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "provider_refund_id": row["provider_refund_id"],
+        "status": row["status"],
+        "amount_cents": row["amount_cents"],
+        "currency": row["currency"],
+        "reason": row["reason"],
+        "created_at": row["created_at"],
+    }
+
+
+def refresh_pending(engine: Engine, dry_run: bool) -> list[dict[str, Any]]:
+    """Ask the providers about refunds they accepted but have not settled yet (reconcile)."""
+    from checkout_cli.engine.provider_payments import provider_for
+
+    changes = []
+    for row in engine.conn.execute(
+        "SELECT r.*, p.provider_payment_id, c.token, c.status AS checkout_status FROM refunds r "
+        "JOIN payments p ON p.id = r.payment_id JOIN checkouts c ON c.id = r.checkout_id "
+        "WHERE r.status = ? AND r.provider_refund_id IS NOT NULL ORDER BY r.id",
+        (REFUND_PENDING,),
+    ).fetchall():
+        change = {
+            "checkout_token": row["token"],
+            "provider": row["provider"],
+            "from_status": row["checkout_status"],
+            "to_status": row["checkout_status"],
+            "provider_status": None,
+            "action": "none",
+        }
+        try:
+            fetched = provider_for(engine.conn, row["provider"]).fetch_refund(
+                row["provider_payment_id"], row["provider_refund_id"]
+            )
+        except CheckoutError as exc:
+            changes.append({**change, "action": "error", "provider_status": exc.message})
+            continue
+        if fetched.status == row["status"]:
+            continue
+        changes.append(
+            {**change, "provider_status": fetched.status, "action": f"refund {fetched.status}"}
+        )
+        if not dry_run:
+            _record_result(engine, row["id"], fetched)
+    return changes
+
+
+# ---- checkout-admin/refund-payment ---------------------------------------------------------
+
+
+def refund_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    """Refund a stray payment in full (paid, but no order will account for it)."""
+    from checkout_cli.engine import strays
+    from checkout_cli.engine.checkouts import load_checkout
+    from checkout_cli.engine.provider_payments import PROVIDERS, apply_status, provider_for
+
+    token, ppid = body["checkout_token"], body["provider_payment_id"]
+    co = load_checkout(engine.conn, token)
+    payment = engine.conn.execute(
+        f"SELECT * FROM payments WHERE checkout_id = ? AND provider_payment_id = ? "
+        f"AND provider IN ({', '.join('?' * len(PROVIDERS))})",
+        (co["id"], ppid, *PROVIDERS),
+    ).fetchone()
+    if payment is None:
+        raise NotFoundError(
+            "payment_not_found",
+            f"checkout {token} has no Stripe or Mollie payment {ppid!r}",
+            field="provider_payment_id",
+            recovery=f"see its payments with `checkout inspect {token}`",
+        )
+    if payment["status"] != PAID and latest(engine.conn, payment["id"], ACCEPTED) is None:
+        # The store may not know yet: ask the provider first (no lock held) and record it.
+        fetched = provider_for(engine.conn, payment["provider"]).fetch(ppid)
+        apply_status(engine, payment["id"], fetched, "checked")
+    payment = engine.conn.execute(
+        "SELECT * FROM payments WHERE id = ?", (payment["id"],)
+    ).fetchone()
+    done = latest(engine.conn, payment["id"], ACCEPTED)
+    if done is None and payment["status"] != PAID:
+        raise PaymentError(
+            "payment_not_paid",
+            f"{payment['provider']} payment {ppid} is {payment['status']}: there is nothing to "
+            "refund",
+            field="provider_payment_id",
+        )
+
+    def only_strays(conn: sqlite3.Connection, row: sqlite3.Row) -> None:
+        if strays.is_stray(conn, row["id"]):
+            return
+        order = conn.execute(
+            "SELECT order_number FROM orders WHERE checkout_id = ?", (row["checkout_id"],)
+        ).fetchone()
+        if order is not None:
+            raise ConflictError(
+                "payment_not_stray",
+                f"{row['provider']} payment {ppid} paid order {order['order_number']}; it is "
+                "refunded through the order, not as a stray",
+                field="provider_payment_id",
+                recovery=f"see the order with `checkout orders show {order['order_number']}`",
+            )
+        raise ConflictError(
+            "payment_not_stray",
+            f"{row['provider']} payment {ppid} is the payment of open checkout {token}, "
+            "which can still be completed",
+            field="provider_payment_id",
+            recovery=f"complete it: `checkout complete-checkout {token}`, or cancel it with a "
+            f"refund: `checkout cancel-checkout {token} --force`",
+        )
+
+    refund = done or refund_in_full(
+        engine,
+        payment["id"],
+        body.get("reason") or f"paid without an order (checkout {token})",
+        only_strays,
+    )
+    return {
+        "checkout_token": token,
+        "provider": payment["provider"],
+        "provider_payment_id": ppid,
+        "already_refunded": done is not None,
+        "refund": refund_object(refund),
+    }
