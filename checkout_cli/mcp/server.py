@@ -22,6 +22,7 @@ from checkout_cli import __version__
 from checkout_cli.backends.base import Backend
 from checkout_cli.endpoints import ENDPOINTS, Endpoint
 from checkout_cli.errors import CheckoutError, InternalError
+from checkout_cli.mcp.calls import ToolCalls
 
 # Tokens, secrets and the settings that route them never pass through an assistant.
 NEVER_TOOLS = {
@@ -51,7 +52,7 @@ def exposed_endpoints(
     return tools
 
 
-def build_server(backend: Backend, tools: dict[str, Endpoint]) -> Server:
+def build_server(calls: ToolCalls, tools: dict[str, Endpoint]) -> Server:
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(
             tools=[
@@ -71,9 +72,7 @@ def build_server(backend: Backend, tools: dict[str, Endpoint]) -> Server:
                 from checkout_cli.errors import NotFoundError
 
                 raise NotFoundError("tool_not_found", f"no tool named {params.name!r}")
-            result = await anyio.to_thread.run_sync(
-                backend.call, endpoint.service, endpoint.name, params.arguments or {}
-            )
+            result = await calls.call(endpoint.service, endpoint.name, params.arguments or {})
         except CheckoutError as exc:
             return _error(exc)
         except Exception as exc:  # a bug: still an answer the assistant can read
@@ -103,10 +102,14 @@ def _error(exc: CheckoutError) -> types.CallToolResult:
 
 
 def run_stdio(backend: Backend, tools: dict[str, Endpoint]) -> None:
-    server = build_server(backend, tools)
+    calls = ToolCalls(backend)
+    server = build_server(calls, tools)
 
     async def main() -> None:
         async with stdio_server() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
 
-    anyio.run(main)
+    try:
+        anyio.run(main)
+    finally:
+        calls.close()
