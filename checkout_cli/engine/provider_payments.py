@@ -123,6 +123,11 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 + 1
             )
             key = f"{co['token']}-payment-{number}"
+        else:
+            key = attempt["idempotency_key"]
+        request = _payment_request(conn, co, key, body)
+        provider.check(request)  # an amount it cannot take exactly: refused, nothing written
+        if attempt is None:
             reservations.reserve(engine, conn, co["id"])
             checkouts.insert_payment(
                 engine,
@@ -147,7 +152,7 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         plan.update(
             provider=provider,
             attempt_id=attempt["id"],
-            request=_payment_request(conn, co, attempt["idempotency_key"], body),
+            request=request,
             replaced=replaced
             and (replaced["id"], replaced["provider_payment_id"], replaced["provider"]),
         )
