@@ -17,11 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checkout_cli.engine.provider_payments import provider_for
-from checkout_cli.errors import ValidationError
+from checkout_cli.errors import ConflictError, PaymentError, ValidationError
 from checkout_cli.money import exponent
 from checkout_cli.payments import mollie_currencies, stripe_currencies
+from checkout_cli.payments.base import PaymentLine, PaymentRequest, ProviderConfig
 from checkout_cli.payments.mollie import from_mollie_value, to_mollie_value
-from checkout_cli.payments.stripe import from_stripe_amount, to_stripe_amount
+from checkout_cli.payments.stripe import StripeProvider, from_stripe_amount, to_stripe_amount
 from tests.conftest import dump, ready_checkout
 from tests.fakes.fake_stripe import FakeStripe
 
@@ -240,3 +241,28 @@ def test_mollie_round_trip_for_every_currency_at_the_edges():
     for currency in mollie_currencies.DECIMALS:
         for amount in EDGES:
             _mollie_round_trip(currency, amount)
+
+
+def test_an_amount_read_back_that_is_no_whole_minor_unit_is_an_error_never_rounded():
+    assert from_stripe_amount(500000, "isk") == 5000
+    with pytest.raises(PaymentError) as stripe_odd:
+        from_stripe_amount(500050, "isk")  # 5,000.50 ISK: Stripe holds what ISO cannot
+    assert stripe_odd.value.code == "provider_amount_invalid"
+    with pytest.raises(PaymentError):
+        from_mollie_value("12.345", "EUR")
+
+
+def test_payment_lines_that_miss_the_total_are_refused():
+    provider = StripeProvider(ProviderConfig("sk_test_x", "http://127.0.0.1:9", 1.0))
+    request = PaymentRequest(
+        idempotency_key="k",
+        checkout_token="chk_x",
+        amount_cents=1000,
+        currency="EUR",
+        description="d",
+        customer_email=None,
+        lines=[PaymentLine("Item", 2, 499)],
+    )
+    with pytest.raises(ConflictError) as refused:
+        provider.check(request)
+    assert refused.value.code == "amount_mismatch"
