@@ -1,6 +1,8 @@
-"""Money in integer minor units: ISO 4217 exponents, rounding, formatting, provider formats.
+"""Money in integer minor units: ISO 4217 exponents, rounding, formatting.
 
-This is the one place where amounts are converted or rounded. Floats never appear.
+Amounts are stored and shown with ISO 4217 exponents; this is the one place they are rounded.
+A provider's own units (Stripe's, Mollie's strings) are converted in that provider's module
+(``payments/``), both ways. Floats never appear.
 """
 
 from __future__ import annotations
@@ -88,26 +90,6 @@ def to_decimal(amount_cents: int, currency: str) -> Decimal:
     return Decimal(amount_cents).scaleb(-exp).quantize(Decimal(1).scaleb(-exp))
 
 
-def to_provider_string(amount_cents: int, currency: str) -> str:
-    """The ``"12.34"`` string Mollie expects, with the currency's own number of decimals."""
-    return str(to_decimal(amount_cents, currency))
-
-
-def to_stripe_amount(amount_cents: int, currency: str) -> int:
-    """Stripe takes minor units as integers (JPY: yen). For three-decimal currencies it
-    requires a multiple of 10 (the last decimal must be 0)."""
-    if exponent(currency) == 3 and amount_cents % 10:
-        from checkout_cli.errors import ValidationError
-
-        raise ValidationError(
-            "amount_not_supported",
-            f"Stripe accepts {currency} amounts only in steps of 0.010, got "
-            f"{to_provider_string(amount_cents, currency)}",
-            recovery="use another provider or round the prices",
-        )
-    return amount_cents
-
-
 def format_money(amount_cents: int | None, currency: str) -> str:
     """For people: ``€ 12.34``, ``¥ 1,200``, ``KWD 1.500``."""
     if amount_cents is None:
@@ -118,13 +100,3 @@ def format_money(amount_cents: int | None, currency: str) -> str:
     sign = "-" if amount_cents < 0 else ""
     symbol = _SYMBOLS.get(currency.upper(), currency.upper())
     return f"{sign}{symbol} {text}"
-
-
-def parse_amount(text: str, currency: str) -> int:
-    """Major units typed by a person (``12.5``) to minor units; refuses excess decimals."""
-    value = Decimal(text.strip())
-    exp = exponent(currency)
-    scaled = value.scaleb(exp)
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"{currency} has {exp} decimals at most")
-    return int(scaled)

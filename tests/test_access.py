@@ -50,6 +50,7 @@ ADMIN_ONLY = {
     (ADMIN, "reconcile"),
     (ADMIN, "list-tokens"),
     (ADMIN, "list-vault"),
+    (ADMIN, "refund-payment"),  # money back out of the shop: an administrator's decision
 }
 # ... read: get-*/list-* and nothing else; operate: everything else (the default).
 
@@ -161,6 +162,7 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
         (ADMIN, "list-vault"): {},
         (ADMIN, "set-vault"): {"name": "stripe_secret_key", "value": SECRET},
         (ADMIN, "delete-vault"): {"name": "smtp_password"},
+        (ADMIN, "refund-payment"): {"checkout_token": chk, "provider_payment_id": "tr_matrix"},
     }
 
 

@@ -145,18 +145,45 @@ def test_stripe_nested_unknown_parameter_is_named(fake_stripe):
 
 
 @pytest.mark.parametrize(
-    ("currency", "unit_amount", "accepted"),
-    [("eur", 1234, True), ("jpy", 1234, True), ("kwd", 1230, True), ("kwd", 1234, False)],
+    ("currency", "unit_amount", "refusal"),
+    [
+        ("eur", 1234, None),
+        ("jpy", 1234, None),
+        ("mga", 5000, None),  # zero-decimal at Stripe (two decimals in ISO 4217)
+        ("kwd", 1230, None),
+        ("kwd", 1234, "must end in 0"),  # three-decimal: the last digit must be 0
+        ("bhd", 5125, "must end in 0"),
+        ("isk", 500000, None),  # 5,000 ISK: two decimals, evenly divisible by 100
+        ("isk", 500050, "evenly divisible by 100"),
+        ("isk", 5000, None),  # 50 ISK: what a zero-decimal reading of 5,000 would charge
+        ("ugx", 500000, None),  # UGX is the same special case
+        ("ugx", 5001, "evenly divisible by 100"),
+        ("huf", 123456, None),  # HUF and TWD charge two-decimal amounts (payouts differ)
+        ("twd", 123456, None),
+        ("iqd", 1000, "Invalid currency: iqd"),  # not a currency Stripe charges in
+    ],
 )
-def test_stripe_amounts_in_minor_units(fake_stripe, currency, unit_amount, accepted):
+def test_stripe_amounts_follow_stripes_currency_rules(fake_stripe, currency, unit_amount, refusal):
     client = stripe_client(fake_stripe)
     params = session_params((currency, unit_amount, 1))
-    if not accepted:  # three-decimal currencies: Stripe wants the last digit to be 0
-        with pytest.raises(stripe.InvalidRequestError, match="must end in 0"):
+    if refusal:
+        with pytest.raises(stripe.InvalidRequestError, match=refusal):
             client.v1.checkout.sessions.create(params)
+        assert fake_stripe.create_count == 0
         return
     session = client.v1.checkout.sessions.create(params)
     assert (session.amount_total, session.currency) == (unit_amount, currency)
+
+
+def test_stripe_special_case_rules_apply_to_each_line_and_the_minimum(fake_stripe):
+    client = stripe_client(fake_stripe)
+    lines = session_params(("isk", 100050, 1), ("isk", 99950, 1))  # the total, 200000, is whole
+    with pytest.raises(stripe.InvalidRequestError, match="divisible by 100") as caught:
+        client.v1.checkout.sessions.create(lines)
+    assert caught.value.param == "line_items[0][price_data][unit_amount]"
+    with pytest.raises(stripe.InvalidRequestError, match="at least 17500"):
+        client.v1.checkout.sessions.create(session_params(("huf", 17499, 1)))  # HUF 174.99
+    assert client.v1.checkout.sessions.create(session_params(("huf", 17500, 1))).amount_total
 
 
 def test_stripe_retrieve_expire_and_mark_paid(fake_stripe):
@@ -359,13 +386,15 @@ def test_mollie_same_key_other_body_is_refused(fake_mollie):
     [
         ("EUR", "12.34", True),
         ("JPY", "1234", True),
-        ("KWD", "1.234", True),
+        ("ISK", "5000", True),  # Mollie: ISK has no decimals
+        ("HUF", "1234.56", True),
+        ("TWD", "1234.56", True),
         ("EUR", "12.3", False),
         ("EUR", "12.345", False),
         ("EUR", "1,234.00", False),
         ("EUR", 12.34, False),
         ("JPY", "1234.00", False),
-        ("KWD", "1.23", False),
+        ("ISK", "5000.00", False),
     ],
 )
 def test_mollie_amount_strings_have_the_currencys_decimals(fake_mollie, currency, value, accepted):
@@ -389,6 +418,7 @@ def test_mollie_amount_strings_have_the_currencys_decimals(fake_mollie, currency
         ({"locale": "xx_XX"}, "locale"),
         ({"method": "bitcoin"}, "method"),
         ({"amount": {"currency": "XXX", "value": "1.00"}}, "amount.currency"),
+        ({"amount": {"currency": "KWD", "value": "1.230"}}, "amount.currency"),  # not at Mollie
     ],
 )
 def test_mollie_create_is_strict(fake_mollie, change, field):

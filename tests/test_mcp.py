@@ -51,6 +51,7 @@ SECRET_TOOLS = {
     "checkout-admin_create_token",
     "checkout-admin_revoke_token",
     "checkout-admin_list_tokens",
+    "checkout-admin_refund_payment",  # sends a customer's money back: never an assistant's call
 }
 READ_ONLY_TOOLS = {
     "checkout-flow_get_checkout_status",
@@ -454,11 +455,13 @@ async def test_a_settings_tool_would_still_refuse_local_only_settings(backend, d
     import anyio
     from mcp.shared.memory import create_client_server_memory_streams
 
+    from checkout_cli.mcp.calls import ToolCalls
     from checkout_cli.mcp.server import build_server, exposed_endpoints
 
     set_setting = ENDPOINTS[("checkout-admin", "set-setting")]
     assert set_setting.tool_name not in exposed_endpoints()
-    server = build_server(backend, {set_setting.tool_name: set_setting})
+    calls = ToolCalls(backend)
+    server = build_server(calls, {set_setting.tool_name: set_setting})
     before = dump(db_path)
     async with (
         create_client_server_memory_streams() as (client, server_streams),
@@ -476,4 +479,5 @@ async def test_a_settings_tool_would_still_refuse_local_only_settings(backend, d
             assert dump(db_path) == before
             await ok(session, set_setting.tool_name, {"key": "shop_name", "value": "MCP"})
         tasks.cancel_scope.cancel()
+    calls.close()
     assert backend.call("checkout-admin", "get-settings")["settings"]["shop_name"] == "MCP"

@@ -126,44 +126,6 @@ def test_decline_is_exit_5_with_the_providers_reason(provider, backend, cli):
     assert backend.engine.conn.execute("SELECT COUNT(*) FROM stock_reservations").fetchone()[0] == 0
 
 
-@pytest.mark.parametrize(
-    ("currency", "price", "stripe_amount", "mollie_value"),
-    [
-        ("EUR", 1234, 1234, "12.34"),
-        ("JPY", 1234, 1234, "1234"),
-        ("KWD", 1230, 1230, "1.230"),
-    ],
-)
-def test_amounts_in_zero_two_and_three_decimal_currencies(
-    provider, backend, currency, price, stripe_amount, mollie_value
-):
-    name, fake = provider
-    backend.call("checkout-admin", "set-setting", {"key": "currency", "value": currency})
-    backend.call("checkout-admin", "set-setting", {"key": "default_shipping_cents", "value": 0})
-    backend.call("checkout-admin", "set-setting", {"key": "tax_rates", "value": {}})
-    backend.call(
-        "product-catalog",
-        "upsert-product",
-        {
-            "sku": f"ITEM-{currency}",
-            "name": f"Item in {currency}",
-            "price_cents": price,
-            "currency": currency,
-            "stock": 10,
-        },
-    )
-    token = ready_checkout(backend, [(f"ITEM-{currency}", 1)])
-    co = backend.call(
-        "checkout-flow", "create-payment", {"checkout_token": token, "provider": name}
-    )
-    pid = co["payment"]["provider_payment_id"]
-    if name == "stripe":
-        assert fake.sessions[pid]["amount_total"] == stripe_amount
-        assert fake.sessions[pid]["currency"] == currency.lower()
-    else:
-        assert fake.payments[pid]["amount"] == {"currency": currency, "value": mollie_value}
-
-
 def test_missing_key_names_the_key_and_the_command(backend, cli):
     token = ready_checkout(backend)
     result = cli("--json", "create-payment", token, "--provider", "mollie")

@@ -151,6 +151,7 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             )
             key = f"{co['token']}-payment-{number}"
             request = _payment_request(conn, co, key, body)
+            provider.check(request)  # an amount it cannot take exactly: refused, nothing written
             reservations.reserve(engine, conn, co["id"])
             checkouts.insert_payment(
                 engine,

@@ -22,6 +22,7 @@ from checkout_cli import __version__, access
 from checkout_cli.backends.base import Backend
 from checkout_cli.endpoints import ADMIN, ENDPOINTS, MCP, READ, Endpoint
 from checkout_cli.errors import CheckoutError, InternalError
+from checkout_cli.mcp.calls import ToolCalls
 
 
 def exposed_endpoints(
@@ -39,7 +40,7 @@ def exposed_endpoints(
     return tools
 
 
-def build_server(backend: Backend, tools: dict[str, Endpoint]) -> Server:
+def build_server(calls: ToolCalls, tools: dict[str, Endpoint]) -> Server:
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(
             tools=[
@@ -60,9 +61,7 @@ def build_server(backend: Backend, tools: dict[str, Endpoint]) -> Server:
 
                 raise NotFoundError("tool_not_found", f"no tool named {params.name!r}")
             access.check_body(endpoint, MCP, params.arguments or {})
-            result = await anyio.to_thread.run_sync(
-                backend.call, endpoint.service, endpoint.name, params.arguments or {}
-            )
+            result = await calls.call(endpoint.service, endpoint.name, params.arguments or {})
         except CheckoutError as exc:
             return _error(exc)
         except Exception as exc:  # a bug: still an answer the assistant can read
@@ -92,10 +91,14 @@ def _error(exc: CheckoutError) -> types.CallToolResult:
 
 
 def run_stdio(backend: Backend, tools: dict[str, Endpoint]) -> None:
-    server = build_server(backend, tools)
+    calls = ToolCalls(backend)
+    server = build_server(calls, tools)
 
     async def main() -> None:
         async with stdio_server() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
 
-    anyio.run(main)
+    try:
+        anyio.run(main)
+    finally:
+        calls.close()

@@ -50,8 +50,9 @@ class ProviderPayment:
     status: str
     provider_status: str
     redirect_url: str | None = None
-    amount_cents: int | None = None
+    amount_cents: int | None = None  # what the provider holds, in our minor units of currency
     checkout_token: str | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,10 @@ class ProviderConfig:
 
 class Provider(Protocol):
     name: str
+
+    def check(self, request: PaymentRequest) -> None:
+        """Refuse a payment this provider cannot take exactly (its currency, an amount off its
+        units or steps), before anything is written or sent; never round."""
 
     def create(self, request: PaymentRequest) -> ProviderPayment:
         """Create a payment; the same idempotency key always yields the same payment."""

@@ -1,17 +1,20 @@
 """Mollie: one payment per attempt, through the official SDK.
 
-Amounts are strings with the currency's own decimals (``"12.34"``, JPY ``"1234"``, KWD
-``"1.234"``). A webhook only says ``id=tr_…``; the payment is always fetched again.
+Amounts are strings with exactly the decimals Mollie publishes for the currency
+(``mollie_currencies``: ``"12.34"``, JPY and ISK ``"1234"``), converted here from our minor
+units and back; a currency Mollie does not take is refused before anything is sent. A webhook
+only says ``id=tr_…``; the payment is always fetched again.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qs
 
 from checkout_cli.errors import PaymentError, UnavailableError, ValidationError
-from checkout_cli.money import to_provider_string
-from checkout_cli.payments import not_configured
+from checkout_cli.money import exponent, format_money
+from checkout_cli.payments import mollie_currencies, not_configured
 from checkout_cli.payments.base import (
     CANCELED,
     EXPIRED,
@@ -28,6 +31,50 @@ from checkout_cli.payments.base import (
     ProviderRefund,
     RefundRequest,
 )
+
+
+def to_mollie_value(amount_cents: int, currency: str) -> str:
+    """Our minor units as Mollie's ``amount.value`` string for ``currency``, exactly.
+
+    Refused (``ValidationError``: bad input for this provider, nothing sent or written): a
+    currency Mollie does not list, an amount with more decimals than Mollie's.
+    """
+    code = currency.upper()
+    decimals = mollie_currencies.DECIMALS.get(code)
+    if decimals is None:
+        raise ValidationError(
+            "currency_not_supported",
+            f"Mollie does not take payments in {code}",
+            field="provider",
+            recovery="use another provider (--provider invoice or stripe); Mollie's currencies "
+            "are listed at https://docs.mollie.com/docs/multicurrency",
+        )
+    value = Decimal(amount_cents).scaleb(-exponent(code))
+    exact = value.quantize(Decimal(1).scaleb(-decimals))
+    if exact != value:
+        raise ValidationError(
+            "amount_not_supported",
+            f"Mollie takes {code} with {decimals} decimals; the amount is "
+            f"{format_money(amount_cents, code)}",
+            field="provider",
+            recovery="use another provider (--provider invoice), or whole amounts",
+        )
+    return str(exact)
+
+
+def from_mollie_value(value: str, currency: str) -> int:
+    """Mollie's ``amount.value`` (``"12.34"``) in our minor units of ``currency``, exactly."""
+    try:
+        cents = Decimal(value).scaleb(exponent(currency.upper()))
+        if cents == cents.to_integral_value():
+            return int(cents)
+    except (InvalidOperation, TypeError):
+        pass
+    raise PaymentError(
+        "provider_amount_invalid",
+        f"Mollie reports {value!r} {currency}, which is no whole number of our {currency} units",
+    )
+
 
 _STATUSES = {
     "open": OPEN,
@@ -95,11 +142,14 @@ class MollieProvider:
                 http_status=502,
             ) from None
 
+    def check(self, request: PaymentRequest) -> None:
+        to_mollie_value(request.amount_cents, request.currency)
+
     def create(self, request: PaymentRequest) -> ProviderPayment:
         data = {
             "amount": {
                 "currency": request.currency,
-                "value": to_provider_string(request.amount_cents, request.currency),
+                "value": to_mollie_value(request.amount_cents, request.currency),
             },
             "description": request.description,
             "redirectUrl": request.redirect_url,
@@ -141,15 +191,14 @@ class MollieProvider:
         links = payment.get("_links") or {}
         checkout = links.get("checkout") or {}
         amount = payment.amount or {}
-        from checkout_cli.money import parse_amount
-
         return ProviderPayment(
             provider_payment_id=payment.id,
             status=status,
             provider_status=raw,
             redirect_url=checkout.get("href"),
-            amount_cents=parse_amount(amount["value"], amount["currency"]) if amount else None,
+            amount_cents=from_mollie_value(amount["value"], amount["currency"]) if amount else None,
             checkout_token=metadata.get("checkout_token"),
+            currency=amount["currency"] if amount else None,
         )
 
     # -- refunds: a payment's own refunds, Mollie's Idempotency-Key on the create --------------
@@ -167,7 +216,7 @@ class MollieProvider:
         data = {
             "amount": {
                 "currency": request.currency,
-                "value": to_provider_string(request.amount_cents, request.currency),
+                "value": to_mollie_value(request.amount_cents, request.currency),
             },
             "description": request.description[:REFUND_DESCRIPTION_MAX],
             "metadata": {"checkout_token": request.checkout_token},
@@ -186,13 +235,11 @@ class MollieProvider:
 
     @staticmethod
     def _refund(refund: Any) -> ProviderRefund:
-        from checkout_cli.money import parse_amount
-
         raw = str(refund.status)
         amount = refund.amount or {}
         return ProviderRefund(
             provider_refund_id=refund.id,
             status=_REFUND_STATUSES.get(raw, REFUND_PENDING),
             provider_status=raw,
-            amount_cents=parse_amount(amount["value"], amount["currency"]) if amount else None,
+            amount_cents=from_mollie_value(amount["value"], amount["currency"]) if amount else None,
         )

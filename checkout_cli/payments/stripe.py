@@ -3,15 +3,21 @@
 The session's line items add up to the checkout total (lines, then shipping and tax), the
 checkout token travels as metadata, and every create carries our idempotency key, so the
 SDK's own retries and ours can never make a second session.
+
+Amounts cross here both ways between our minor units (ISO 4217) and Stripe's units, which
+follow Stripe's own currency rules (``stripe_currencies``): 5,000 ISK is ``500000`` at
+Stripe, 5,000.00 MGA is ``5000``. An amount Stripe cannot take exactly is refused before
+anything is sent, never rounded.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from checkout_cli.errors import PaymentError, UnavailableError
-from checkout_cli.money import to_stripe_amount
-from checkout_cli.payments import not_configured
+from checkout_cli.errors import ConflictError, PaymentError, UnavailableError, ValidationError
+from checkout_cli.money import exponent, format_money
+from checkout_cli.payments import not_configured, stripe_currencies
 from checkout_cli.payments.base import (
     CANCELED,
     EXPIRED,
@@ -38,6 +44,57 @@ _REFUND_STATUSES = {
     "failed": REFUND_FAILED,
     "canceled": REFUND_FAILED,
 }
+
+
+def to_stripe_amount(amount_cents: int, currency: str, what: str = "the amount") -> int:
+    """Our minor units of ``currency`` as Stripe's integer amount, exactly, or a refusal.
+
+    Refused (``ValidationError``: bad input for this provider, nothing sent or written): a
+    currency Stripe does not list, a fraction of a unit Stripe has no decimals for (MGA), an
+    amount off Stripe's steps (three-decimal currencies end in 0).
+    """
+    code = currency.upper()
+    if code not in stripe_currencies.SUPPORTED:
+        raise ValidationError(
+            "currency_not_supported",
+            f"Stripe does not take payments in {code}",
+            field="provider",
+            recovery="use another provider (--provider invoice or mollie); Stripe's currencies "
+            "are listed at https://docs.stripe.com/currencies",
+        )
+    shift = _shift(code)
+    step = stripe_currencies.multiple_of(code) * 10 ** max(-shift, 0)
+    step //= math.gcd(step, 10 ** max(shift, 0))  # the smallest amount of ours Stripe takes
+    if amount_cents % step:
+        raise ValidationError(
+            "amount_not_supported",
+            f"Stripe takes {code} only in steps of {format_money(step, code)}; "
+            f"{what} is {format_money(amount_cents, code)}",
+            field="provider",
+            recovery="use another provider (--provider invoice), or prices, shipping and tax "
+            f"in steps of {format_money(step, code)}",
+        )
+    return amount_cents * 10**shift if shift >= 0 else amount_cents // 10**-shift
+
+
+def from_stripe_amount(amount: int, currency: str) -> int:
+    """A Stripe amount (``amount_total``, a refund's ``amount``) in our minor units, exactly."""
+    code = currency.upper()
+    shift = _shift(code)
+    if shift <= 0:
+        return amount * 10**-shift
+    cents, remainder = divmod(amount, 10**shift)
+    if remainder:
+        raise PaymentError(
+            "provider_amount_invalid",
+            f"Stripe reports {amount} in {code}, which is no whole number of our {code} units",
+        )
+    return cents
+
+
+def _shift(code: str) -> int:
+    """Stripe's decimals minus ISO 4217's: ISK +2, MGA -2, most 0."""
+    return stripe_currencies.decimals(code) - exponent(code)
 
 
 class StripeProvider:
@@ -87,13 +144,26 @@ class StripeProvider:
                 http_status=502,
             ) from None
 
-    def create(self, request: PaymentRequest) -> ProviderPayment:
-        currency = request.currency.lower()
-        line_items = [
+    def check(self, request: PaymentRequest) -> None:
+        self._line_items(request)
+
+    @staticmethod
+    def _line_items(request: PaymentRequest) -> list[dict[str, Any]]:
+        """The session's lines in Stripe's units; they add up to the total, each exactly."""
+        if sum(line.unit_amount_cents * line.quantity for line in request.lines) != (
+            request.amount_cents
+        ):
+            raise ConflictError(
+                "amount_mismatch",
+                f"the payment lines of {request.checkout_token} do not add up to its total",
+            )
+        lines = [
             {
                 "price_data": {
-                    "currency": currency,
-                    "unit_amount": to_stripe_amount(line.unit_amount_cents, request.currency),
+                    "currency": request.currency.lower(),
+                    "unit_amount": to_stripe_amount(
+                        line.unit_amount_cents, request.currency, repr(line.name)
+                    ),
                     "product_data": {"name": line.name},
                 },
                 "quantity": line.quantity,
@@ -101,9 +171,13 @@ class StripeProvider:
             for line in request.lines
             if line.unit_amount_cents > 0
         ]
+        to_stripe_amount(request.amount_cents, request.currency, "the total")
+        return lines
+
+    def create(self, request: PaymentRequest) -> ProviderPayment:
         params = {
             "mode": "payment",
-            "line_items": line_items,
+            "line_items": self._line_items(request),
             "success_url": request.redirect_url,
             "cancel_url": request.cancel_url or request.redirect_url,
             "client_reference_id": request.checkout_token,
@@ -175,13 +249,16 @@ class StripeProvider:
         else:
             status = CANCELED
         metadata = session.get("metadata") or {}
+        amount, currency = session.get("amount_total"), session.get("currency")
+        known = amount is not None and bool(currency)
         return ProviderPayment(
             provider_payment_id=session["id"],
             status=status,
             provider_status=f"{session.get('status')}/{session.get('payment_status')}",
             redirect_url=session.get("url"),
-            amount_cents=session.get("amount_total"),
+            amount_cents=from_stripe_amount(amount, currency) if known else None,
             checkout_token=metadata.get("checkout_token"),
+            currency=currency.upper() if known else None,
         )
 
     # -- refunds: of the session's PaymentIntent, which exists once the customer has paid --
@@ -221,9 +298,12 @@ class StripeProvider:
     def _refund(stripe_refund: Any) -> ProviderRefund:
         refund = stripe_refund.to_dict()
         raw = str(refund.get("status"))
+        amount, currency = refund.get("amount"), refund.get("currency")
         return ProviderRefund(
             provider_refund_id=refund["id"],
             status=_REFUND_STATUSES.get(raw, REFUND_PENDING),
             provider_status=raw,
-            amount_cents=refund.get("amount"),
+            amount_cents=from_stripe_amount(amount, currency)
+            if amount is not None and currency
+            else None,
         )

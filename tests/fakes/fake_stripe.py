@@ -28,9 +28,11 @@ stored), ``delay_next(seconds, times=1)`` (executed, then answered late), ``even
 ``sign``.
 
 Stricter than Stripe, on purpose: ``mode`` must be ``payment``, ``success_url`` and
-``line_items`` (with ``price_data``, not ``price``) are required, and only a handful of
-currencies are known. Like Stripe: amounts in three-decimal currencies (KWD, BHD, ...) must
-end in 0, minimum amounts for the common currencies, at most 8 digits.
+``line_items`` (with ``price_data``, not ``price``) are required, and the divisibility rules
+below apply to every line's ``unit_amount`` as well as to the total. Like Stripe (its published
+currency rules, see ``_CURRENCIES``): only its presentment currencies; amounts in three-decimal
+currencies (KWD, BHD, ...) must end in 0; ISK and UGX are two-decimal amounts evenly divisible
+by 100 (5,000 ISK is 500000); minimum amounts for a few currencies; at most 8 digits.
 """
 
 from __future__ import annotations
@@ -72,13 +74,45 @@ _SCHEMA: dict[str, Any] = {
         }
     ],
 }
+# Stripe's currency rules as https://docs.stripe.com/currencies publishes them (read
+# 2026-12-02), written out here from the page, not taken from checkout_cli: the presentment
+# currencies; amounts in each one's smallest unit, where the zero-decimal list (MGA among
+# them, UGX being a special case) takes whole units and the three-decimal five take
+# thousandths that must end in 0; ISK and UGX (special cases) take hundredths that must be
+# evenly divisible by 100; HUF and TWD charge two-decimal amounts (their divisible-by-100 rule
+# is for payouts only).
+_ZERO_DECIMAL = words("bif clp djf gnf jpy kmf krw mga pyg rwf vnd vuv xaf xof xpf")
+_THREE_DECIMAL = words("bhd jod kwd omr tnd")
 _CURRENCIES = {
-    **dict.fromkeys(["eur", "usd", "gbp", "chf", "sek", "nok", "dkk", "pln", "czk", "aud"], 2),
-    **dict.fromkeys(["cad", "huf"], 2),
-    **dict.fromkeys(["jpy", "krw"], 0),
-    **dict.fromkeys(["kwd", "bhd", "jod", "omr", "tnd"], 3),
+    **dict.fromkeys(
+        words("""
+            usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bmd bnd bob brl bsd bwp
+            byn bzd cad cdf chf cny cop crc cve czk dkk dop dzd egp etb eur fjd fkp gbp gel gip
+            gmd gtq gyd hkd hnl hrk htg huf idr ils inr isk jmd kes kgs khr kyd kzt lak lbp lkr
+            lrd lsl mad mdl mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd pab
+            pen pgk php pkr pln qar ron rsd rub sar sbd scr sek sgd shp sle sos srd std szl thb
+            tjs top try ttd twd tzs uah ugx uyu uzs wst xcd yer zar zmw
+        """),
+        2,
+    ),
+    **dict.fromkeys(_ZERO_DECIMAL, 0),
+    **dict.fromkeys(_THREE_DECIMAL, 3),
 }
-_MINIMUM = {"eur": 50, "usd": 50, "gbp": 30, "chf": 50, "aud": 50, "cad": 50, "jpy": 50}
+# Every amount must be a multiple of this (in the currency's Stripe unit).
+_MULTIPLE_OF = {**dict.fromkeys(_THREE_DECIMAL, 10), "isk": 100, "ugx": 100}
+# Minimum charge amounts in the unit above, for a charge settled in the same currency.
+# HUF's from Stripe's answer "Amount must be at least 175.00 Ft" (github.com/lunarphp/lunar
+# issue 2272); the fake does no currency conversion, so other currencies have no minimum here.
+_MINIMUM = {
+    "eur": 50,
+    "usd": 50,
+    "gbp": 30,
+    "chf": 50,
+    "aud": 50,
+    "cad": 50,
+    "jpy": 50,
+    "huf": 17500,
+}
 _EVENT_TYPES = {
     "checkout.session.completed",
     "checkout.session.expired",
@@ -181,6 +215,26 @@ def _require(obj: dict[str, Any], name: str, path: str = "") -> Any:
         param = f"{path}[{name}]" if path else name
         raise StripeError(f"Missing required param: {param}.", param, "parameter_missing")
     return obj[name]
+
+
+def _check_step(currency: str, amount: int, step: int, param: str) -> None:
+    """Stripe's divisibility rules for three-decimal currencies and for ISK and UGX."""
+    if amount % step == 0:
+        return
+    if _CURRENCIES[currency] == 3:
+        raise StripeError(
+            f"Amounts in {currency} (a three-decimal currency) must end in 0 to be "
+            f"compatible with card payments; got {amount}.",
+            param,
+            "amount_too_precise",
+        )
+    raise StripeError(  # Stripe's own words, quoted on its ISK deprecation page
+        f"Invalid amount. Currency {currency.upper()} has become effectively zero-decimal and "
+        "charged amounts must be evenly divisible by 100. See "
+        "https://stripe.com/docs/currencies#special-cases for more information.",
+        param,
+        "invalid_charge_amount_no_decimal_compatible",
+    )
 
 
 def _check_url(value: str, param: str) -> None:
@@ -453,7 +507,8 @@ class FakeStripe(FakeProviderServer):
             if currency not in _CURRENCIES:
                 known = ", ".join(sorted(_CURRENCIES))
                 raise StripeError(
-                    f"Invalid currency: {currency}. fake_stripe knows {known}.",
+                    f"Invalid currency: {currency}. Stripe currently supports these "
+                    f"currencies: {known}",
                     f"{path}[price_data][currency]",
                 )
             currencies.add(currency)
@@ -477,13 +532,11 @@ class FakeStripe(FakeProviderServer):
             raise StripeError("All line items must use the same currency.", "line_items")
         currency = currencies.pop()
         total = sum(line["amount_total"] for line in lines)
-        if _CURRENCIES[currency] == 3 and total % 10:
-            raise StripeError(
-                f"Amounts in {currency} (a three-decimal currency) must end in 0 to be "
-                f"compatible with card payments; got {total}.",
-                "line_items",
-                "amount_too_precise",
-            )
+        step = _MULTIPLE_OF.get(currency, 1)
+        for i, line in enumerate(lines):
+            unit = line["price"]["unit_amount"]
+            _check_step(currency, unit, step, f"line_items[{i}][price_data][unit_amount]")
+        _check_step(currency, total, step, "line_items")
         if total < _MINIMUM.get(currency, 1):
             raise StripeError(
                 "The Checkout Session's total amount due must add up to at least "
