@@ -424,6 +424,12 @@ def insert_payment(
     )
 
 
+def made_payment_before(engine: Engine, conn: sqlite3.Connection, co: sqlite3.Row) -> bool:
+    """Whether an earlier attempt of this same request (its worker died before answering)
+    made the checkout's payment: the retry answers with it instead of making another."""
+    return events.by_this_request(engine, conn, co["id"], "payment_created") is not None
+
+
 def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     if body["provider"] != "invoice":
         from checkout_cli.engine import provider_payments
@@ -431,6 +437,8 @@ def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         return provider_payments.create(engine, body)
 
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+        if made_payment_before(engine, conn, co):
+            return checkout_object(conn, co)
         refuse_unless_open(co)
         require_customer(co)
         payment = current_payment(conn, co["id"])
@@ -512,7 +520,10 @@ def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
         if co["status"] == "completed":
-            return {**checkout_object(conn, co), "already_completed": True}
+            # Completed by an earlier attempt of this same request (its worker died before
+            # answering): answer as that attempt would have, and deliver what it left queued.
+            mine = events.by_this_request(engine, conn, co["id"], "checkout_completed")
+            return {**checkout_object(conn, co), "already_completed": mine is None}
         refuse_unless_open(co)
         require_customer(co)
         missing_required_meta(conn, co["id"])
@@ -558,18 +569,24 @@ def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     with engine.write() as conn:
         co = load_checkout(conn, body["checkout_token"])
+        # An earlier attempt of this same request (its worker died before answering) that
+        # cancelled or expired the checkout: finish its work and answer as it would have.
+        earlier = events.by_this_request(
+            engine, conn, co["id"], "checkout_cancelled", "checkout_expired"
+        )
+        redone = earlier is not None and earlier["to_status"] == co["status"]
         # Past its TTL a checkout is expired, whoever asks first: the expiry is what happened.
-        due = _is_due(engine, co)
+        due = not redone and _is_due(engine, co)
         if due:
             expire(engine, conn, co)
-        else:
+        elif not redone:
             refuse_unless_open(co)
             reason = body.get("reason")
             conn.execute("UPDATE checkouts SET cancel_reason = ? WHERE id = ?", (reason, co["id"]))
             transition(engine, conn, co, "cancelled", "checkout_cancelled", {"reason": reason})
         payment = current_payment(conn, co["id"])
     _close_provider_payment(engine, payment)
-    if due:
+    if due or (redone and co["status"] == "expired"):
         raise _expired(co)
     return get_checkout_status(engine, {"checkout_token": co["token"]})
 

@@ -93,6 +93,9 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     plan: dict[str, Any] = {}
 
     def record_attempt(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+        if checkouts.made_payment_before(engine, conn, co):
+            plan.update(redone_for=co["id"])
+            return checkouts.checkout_object(conn, co)
         checkouts.refuse_unless_open(co)
         checkouts.require_customer(co)
         provider = provider_for(conn, name)  # refuses before anything is written
@@ -154,6 +157,11 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         return {}
 
     existing = checkouts.with_checkout(engine, body["checkout_token"], record_attempt)
+    if "redone_for" in plan:  # the earlier attempt may have died before sending the link
+        from checkout_cli.engine import outbox
+
+        outbox.deliver_for_checkout(engine, plan["redone_for"])
+        return existing
     if not plan:
         return existing
     provider: Provider = plan["provider"]
@@ -220,18 +228,14 @@ def _attempt_succeeded(engine: Engine, attempt_id: int, created: ProviderPayment
                 ),
             )
             to_status = "completable" if created.status == PAID else "payment_pending"
+            detail = {
+                "provider": row["provider"],
+                "provider_payment_id": created.provider_payment_id,
+            }
             if co["status"] in checkouts.OPEN_STATES and co["status"] != to_status:
-                checkouts.transition(
-                    engine,
-                    conn,
-                    co,
-                    to_status,
-                    "payment_created",
-                    {
-                        "provider": row["provider"],
-                        "provider_payment_id": created.provider_payment_id,
-                    },
-                )
+                checkouts.transition(engine, conn, co, to_status, "payment_created", detail)
+            else:  # a payment replacing another: the checkout stays as it is
+                events.record(engine, conn, co["id"], "payment_created", detail=detail)
             emailed = (
                 created.status == OPEN
                 and created.redirect_url is not None

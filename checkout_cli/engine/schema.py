@@ -348,6 +348,9 @@ def _v7(conn: sqlite3.Connection) -> None:
         "INSERT INTO store_info (key, value) VALUES ('store_id', ?)",
         (f"store_{secrets.token_hex(16)}",),
     )
+    # The Idempotency-Key of the HTTP request that made an event: a retry of a request whose
+    # worker died finds what its earlier attempt did, and answers as it would have.
+    conn.execute("ALTER TABLE events ADD COLUMN request_key TEXT")
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
