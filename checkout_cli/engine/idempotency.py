@@ -127,8 +127,10 @@ def owner_gone(owner: str) -> bool:
     try:
         process = psutil.Process(int(pid))
         return process.status() == psutil.STATUS_ZOMBIE or f"{process.create_time():.2f}" != started
-    except psutil.NoSuchProcess:
+    except psutil.NoSuchProcess:  # a zombie too: killed, not yet reaped
         return True
+    except psutil.Error:  # not ours to look at: cannot tell, the lease decides
+        return False
 
 
 class IdempotentCall:
