@@ -90,7 +90,7 @@ class CountingTransport(httpx.HTTPTransport):
 
 def _killer(server_pid: int, stop: threading.Event, kills: list[int]) -> None:
     chance = random.Random(7)
-    while not stop.wait(chance.uniform(0.1, 0.4)):
+    while not stop.wait(chance.uniform(0.15, 0.5)):
         try:
             alive = _workers(server_pid)
             if len(alive) < 2:  # keep one serving while uvicorn starts the others again
@@ -230,7 +230,6 @@ def test_workers_killed_mid_request_never_make_a_reported_outcome_untrue(tmp_pat
 
     flows = [record for per_client in records for record in per_client]
     writes = sum(len(r.adds) + len(r.steps) for r in flows)
-    print(f"{writes} writes, {len(kills)} workers killed, {CountingTransport.cut_off} cut off")
     assert writes >= 500, f"only {writes} writes before the deadline"
     assert len(kills) >= 5, f"only {len(kills)} workers killed"
     assert CountingTransport.cut_off >= 3, f"only {CountingTransport.cut_off} requests cut off"
