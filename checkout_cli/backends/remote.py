@@ -33,8 +33,8 @@ from checkout_cli.errors import (
 
 ATTEMPTS = 3  # tries to reach a server that takes no connection
 # A write that may have reached the server and got no answer (a worker killed mid-request,
-# the server restarting) is retried under its key this long: its retry gets the first answer,
-# or runs it if it never did.
+# the server restarting, a timeout) is retried under its key for this long after the first
+# such failure: a retry gets the first answer, waits for it, or runs it if it never ran.
 RETRY_SECONDS = 20.0
 # How long a retry waits while the server says its first attempt is still running.
 IN_PROGRESS_WAIT_SECONDS = 120.0
@@ -175,17 +175,19 @@ class _Retry:
         self.keyed = keyed
         self.maybe_ran = False
         self._failures = 0
-        self._started = time.monotonic()
+        self._first_failure = 0.0
         self._waited = 0.0
 
     def after_transport_error(self, exc: httpx.TransportError) -> bool:
         """Sleep and say True if the request is to be sent again."""
         self._failures += 1
+        if self._failures == 1:
+            self._first_failure = time.monotonic()
         never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
         self.maybe_ran = self.maybe_ran or not never_sent
         if self.keyed and self.maybe_ran:
             pause = min(0.2 * 2 ** (self._failures - 1), 2.0)
-            if time.monotonic() + pause - self._started > RETRY_SECONDS:
+            if time.monotonic() + pause - self._first_failure > RETRY_SECONDS:
                 return False
         else:
             if self._failures >= ATTEMPTS:
