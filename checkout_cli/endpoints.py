@@ -59,6 +59,9 @@ class Endpoint:
     # so a new endpoint cannot be added without saying who may call it.
     scope: str = field(kw_only=True)
     faces: frozenset[str] = field(default=EVERY_FACE, kw_only=True)
+    # Result fields that hold a secret, shown once: a remembered answer (Idempotency-Key)
+    # keeps the rest, and a replay says the request succeeded without them.
+    secret_fields: tuple[str, ...] = field(default=(), kw_only=True)
 
     @property
     def reads_only(self) -> bool:
@@ -455,6 +458,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout tokens create --name front-desk --scope operate",
             scope=ADMIN,
             faces=LOCAL_ONLY,
+            secret_fields=("token",),
         ),
         Endpoint(
             CHECKOUT_ADMIN,

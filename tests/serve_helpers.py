@@ -48,6 +48,7 @@ class Served:
     token: str = field(repr=False)
     db: Path = field(default=Path())
     log: Path = field(default=Path())
+    pid: int = 0  # the `checkout serve` process (its workers are its children)
 
     def __iter__(self) -> Iterator[Any]:  # (url, project, token, db) = served
         return iter((self.url, self.project, self.token, self.db))
@@ -167,7 +168,7 @@ def serving(
             if not healthy and server.poll() is not None and attempt < 2:
                 continue
             assert healthy, f"checkout serve did not start:\n{log.read_text()}"
-            yield Served(url, project, token, db, log)
+            yield Served(url, project, token, db, log, server.pid)
             return
         finally:
             stop(server)

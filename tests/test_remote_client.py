@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 import httpx
 import pytest
@@ -249,6 +250,117 @@ def test_a_write_that_never_arrived_runs_once_on_retry(served):
         remote.call(CART, "get-cart", {"cart_token": cart["cart_token"]})["items"][0]["quantity"]
         == 4
     )
+    remote.close()
+
+
+class CutOff(httpx.BaseTransport):
+    """Forwards to the real server; the answers to the first ``times`` requests for
+    ``endpoint`` are cut off (the server ran them; the client sees its connection drop, as when
+    a worker is killed mid-request)."""
+
+    def __init__(self, endpoint: str, times: int) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.endpoint, self.times = endpoint, times
+        self.keys: list[str | None] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.url.path.endswith(f"/{self.endpoint}"):
+            self.keys.append(request.headers.get("idempotency-key"))
+            if len(self.keys) <= self.times:
+                response.read()
+                response.close()
+                raise httpx.RemoteProtocolError("server disconnected", request=request)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_write_cut_off_again_and_again_is_retried_until_it_is_answered(served):
+    local = served.local()
+    cart = local.call(CART, "add-item", {"product_sku": "GIFT-CARD-25", "quantity": 1})
+    transport = CutOff("add-item", times=4)
+    remote = served.remote(transport=transport)
+    body = {"cart_token": cart["cart_token"], "product_sku": "GIFT-CARD-25", "quantity": 2}
+    result = remote.call(CART, "add-item", body)
+    assert result["items"][0]["quantity"] == 3  # ran once, replayed four times
+    assert len(transport.keys) == 5 and len(set(transport.keys)) == 1
+    remote.close()
+    local.close()
+
+
+def test_a_write_never_answered_says_it_may_have_run(served, monkeypatch):
+    from checkout_cli.backends import remote as remote_module
+
+    monkeypatch.setattr(remote_module, "RETRY_SECONDS", 1.0)
+    remote = served.remote(transport=CutOff("add-item", times=1000))
+    with pytest.raises(UnavailableError) as caught:
+        remote.call(CART, "add-item", {"product_sku": "GIFT-CARD-25", "quantity": 1})
+    assert caught.value.code == "remote_unreachable"
+    assert "may have run" in caught.value.message
+    assert caught.value.recovery == "check its result before doing it again"
+    remote.close()
+
+
+class ClaimedElsewhereFirst(httpx.BaseTransport):
+    """Forwards to the real server; before the first write arrives, a worker on another host
+    claims its key for ``lease`` seconds (the lease is all this server can go by)."""
+
+    def __init__(self, db: Any, digest: str, lease: float) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.db, self.digest, self.lease = db, digest, lease
+        self.answers: list[tuple[int, str | None]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        key = request.headers.get("idempotency-key")
+        if key and not self.answers:
+            _claim_elsewhere(self.db, f"contract-suite:{key}", self.digest, self.lease)
+        response = self.inner.handle_request(request)
+        self.answers.append((response.status_code, response.headers.get("retry-after")))
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _claim_elsewhere(db: Any, key: str, digest: str, lease: float) -> None:
+    import sqlite3
+    from datetime import timedelta
+
+    from checkout_cli.engine.core import iso, utc_now
+
+    conn = sqlite3.connect(db, timeout=30)
+    with conn:
+        conn.execute(
+            "INSERT INTO idempotent_requests (key, request_hash, status, owner, lease_until, "
+            "created_at) VALUES (?, ?, 'in_progress', ?, ?, ?)",
+            (
+                key,
+                digest,
+                "elsewhere.example/4242/1.00/abcd",
+                iso(utc_now() + timedelta(seconds=lease)),
+                iso(utc_now()),
+            ),
+        )
+    conn.close()
+
+
+def test_a_retry_waits_for_the_first_attempt_as_long_as_its_lease(served):
+    """The first attempt's claim (another host's, so only its lease tells) outlasts the
+    ~1.5 s the client used to wait; the client keeps asking as Retry-After says, the lease
+    passes, and the request runs."""
+    from checkout_cli.engine.idempotency import request_hash
+
+    body = {"product_sku": "GIFT-CARD-25", "quantity": 5}
+    digest = request_hash(CART, "add-item", body)
+    transport = ClaimedElsewhereFirst(served.db, digest, lease=3.0)
+    remote = served.remote(transport=transport)
+    cart = remote.call(CART, "add-item", body)
+    assert cart["items"][0]["quantity"] == 5
+    statuses = [status for status, _ in transport.answers]
+    assert statuses[0] == 409 and statuses[-1] == 200 and len(statuses) >= 3
+    assert {after for status, after in transport.answers if status == 409} == {"1"}
     remote.close()
 
 

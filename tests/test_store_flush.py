@@ -33,14 +33,37 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _trace(db: Path, tmp_path: Path) -> list[str]:
+ATOMIC_REQUEST = textwrap.dedent(
+    """
+    import os, sys
+    from checkout_cli.engine.store import Store
+
+    store = Store(sys.argv[1])
+    with store.write() as conn:
+        conn.execute("INSERT INTO settings (key, value) VALUES ('warm_up', '1')")
+    os.write(1, b"opened\\n")
+    with store.request(lambda conn: None, atomic=True):
+        with store.write() as conn:
+            conn.execute("INSERT INTO settings (key, value) VALUES ('the_work', '1')")
+        with store.write(durable=False) as conn:
+            conn.execute("INSERT INTO settings (key, value) VALUES ('the_answer', '1')")
+        os.write(1, b"writes done\\n")
+    os.write(1, b"request returned\\n")
+    store.close()
+    """
+)
+
+
+def _trace(
+    db: Path, tmp_path: Path, script: str = SCRIPT, last: str = "bookkeeping returned"
+) -> list[str]:
     strace = shutil.which("strace")
     if strace is None:  # .ci/run installs it; a developer machine may lack it
         pytest.skip("strace is not installed")
     log = tmp_path / "trace.log"
     traced = ["-f", "-y", "-e", "trace=flock,fsync,fdatasync,write", "-o", str(log)]
     subprocess.run(
-        [strace, *traced, sys.executable, "-c", SCRIPT, str(db)],
+        [strace, *traced, sys.executable, "-c", script, str(db)],
         check=True,
         capture_output=True,
         timeout=120,
@@ -55,7 +78,7 @@ def _trace(db: Path, tmp_path: Path) -> list[str]:
             events.append("sync " + Path(m.group(1)).name)
         elif m := re.search(r'write\(1<[^>]*>, "([a-z ]+)\\n"', line):
             events.append(m.group(1))
-            if m.group(1) == "bookkeeping returned":
+            if m.group(1) == last:
                 break  # closing the store checkpoints, which syncs
     return events
 
@@ -79,4 +102,21 @@ def test_a_durable_write_flushes_the_wal_after_the_lock_and_before_returning(tmp
         "LOCK_EX",
         "LOCK_UN",
         "bookkeeping returned",
+    ], events
+
+
+def test_an_atomic_request_holds_the_lock_once_and_flushes_once_after_it(tmp_path):
+    """A served request's writes and its remembered answer: one transaction, one lock, one
+    flush after the lock is released (the group commit kept)."""
+    from checkout_cli.engine.store import Store
+
+    db = tmp_path / "shop.db"
+    Store(db).close()
+    events = _trace(db, tmp_path, ATOMIC_REQUEST, "request returned")
+    assert events == [
+        "LOCK_EX",
+        "writes done",
+        "LOCK_UN",
+        "sync shop.db-wal",
+        "request returned",
     ], events

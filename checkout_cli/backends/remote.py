@@ -24,13 +24,20 @@ from checkout_cli import access
 from checkout_cli.endpoints import ENDPOINTS, HTTP
 from checkout_cli.errors import (
     CheckoutError,
+    ConflictError,
     NotFoundError,
     UnavailableError,
     UsageError,
     from_error_object,
 )
 
-ATTEMPTS = 3
+ATTEMPTS = 3  # tries to reach a server that takes no connection
+# A write that may have reached the server and got no answer (a worker killed mid-request,
+# the server restarting, a timeout) is retried under its key for this long after the first
+# such failure: a retry gets the first answer, waits for it, or runs it if it never ran.
+RETRY_SECONDS = 20.0
+# How long a retry waits while the server says its first attempt is still running.
+IN_PROGRESS_WAIT_SECONDS = 120.0
 
 
 class RemoteBackend:
@@ -72,7 +79,8 @@ class RemoteBackend:
             body or {}, ensure_ascii=False, separators=(",", ":"), allow_nan=False
         ).encode()
         url = self._url(service, name)
-        for attempt in range(1, ATTEMPTS + 1):
+        retry = _Retry(keyed=not reads_only)
+        while True:
             request = httpx.Request(
                 "POST", url, headers=headers, content=content, extensions={"timeout": self._timeout}
             )
@@ -80,21 +88,34 @@ class RemoteBackend:
                 response = self._send(request)
             except httpx.TransportError as exc:
                 # Safe to repeat: reads change nothing, writes replay under the same key.
-                if attempt == ATTEMPTS:
-                    raise UnavailableError(
-                        "remote_unreachable",
-                        f"cannot reach {self.base_url}: {exc}",
-                        recovery="check --remote and that the server is running",
-                    ) from None
-                time.sleep(0.2 * attempt)
+                if not retry.after_transport_error(exc):
+                    raise self._unreachable(exc, retry.maybe_ran) from None
                 continue
             try:
                 return self._result(response, service, name)
             except CheckoutError as exc:
-                if exc.code != "request_in_progress" or attempt == ATTEMPTS:
+                if exc.code != "request_in_progress":
                     raise
-                time.sleep(0.5 * attempt)  # our earlier attempt is still running: wait for it
-        raise AssertionError("unreachable")
+                if not retry.while_in_progress(response):
+                    raise ConflictError(
+                        "request_in_progress",
+                        f"{self.base_url} is still running this request after "
+                        f"{IN_PROGRESS_WAIT_SECONDS:.0f} s; it may yet complete",
+                        recovery="check its result before doing it again",
+                    ) from None
+
+    def _unreachable(self, exc: httpx.TransportError, maybe_ran: bool) -> UnavailableError:
+        if maybe_ran:  # an attempt reached the server and got no answer
+            return UnavailableError(
+                "remote_unreachable",
+                f"no answer from {self.base_url}: {exc}; the request may have run",
+                recovery="check its result before doing it again",
+            )
+        return UnavailableError(
+            "remote_unreachable",
+            f"cannot reach {self.base_url}: {exc}",
+            recovery="check --remote and that the server is running",
+        )
 
     def _url(self, service: str, name: str) -> httpx.URL:
         url = self._urls.get((service, name))
@@ -143,6 +164,47 @@ class RemoteBackend:
 
     def close(self) -> None:
         self._transport.close()
+
+
+class _Retry:
+    """When to try a request again, and after how long a pause."""
+
+    def __init__(self, *, keyed: bool) -> None:
+        self.keyed = keyed
+        self.maybe_ran = False
+        self._failures = 0
+        self._first_failure = 0.0
+        self._waited = 0.0
+
+    def after_transport_error(self, exc: httpx.TransportError) -> bool:
+        """Sleep and say True if the request is to be sent again."""
+        self._failures += 1
+        if self._failures == 1:
+            self._first_failure = time.monotonic()
+        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+        self.maybe_ran = self.maybe_ran or not never_sent
+        if self.keyed and self.maybe_ran:
+            pause = min(0.2 * 2 ** (self._failures - 1), 2.0)
+            if time.monotonic() + pause - self._first_failure > RETRY_SECONDS:
+                return False
+        else:
+            if self._failures >= ATTEMPTS:
+                return False
+            pause = 0.2 * self._failures
+        time.sleep(pause)
+        return True
+
+    def while_in_progress(self, response: httpx.Response) -> bool:
+        """Our earlier attempt is still running: sleep as the server asks, within bounds."""
+        try:
+            pause = min(max(float(response.headers.get("retry-after", "1")), 0.1), 5.0)
+        except ValueError:
+            pause = 1.0
+        if self._waited + pause > IN_PROGRESS_WAIT_SECONDS:
+            return False
+        time.sleep(pause)
+        self._waited += pause
+        return True
 
 
 def _transport_for(base_url: str) -> httpx.HTTPTransport:

@@ -459,6 +459,12 @@ def _replacing(
     return with_checkout(engine, token, work)
 
 
+def made_payment_before(engine: Engine, conn: sqlite3.Connection, co: sqlite3.Row) -> bool:
+    """Whether an earlier attempt of this same request (its worker died before answering)
+    made the checkout's payment: the retry answers with it instead of making another."""
+    return events.by_this_request(engine, conn, co["id"], "payment_created") is not None
+
+
 def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     if body["provider"] != "invoice":
         from checkout_cli.engine import provider_payments
@@ -472,6 +478,8 @@ def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     )
 
     def admissible(conn: sqlite3.Connection, co: sqlite3.Row) -> bool:
+        if made_payment_before(engine, conn, co):
+            return False
         refuse_unless_open(co)
         require_customer(co)
         _refuse_invoice_unless_allowed(conn)
@@ -482,6 +490,8 @@ def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         return is_open_provider_payment(payment)
 
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+        if made_payment_before(engine, conn, co):
+            return checkout_object(conn, co)
         if admissible(conn, co):  # made again since it was closed
             raise in_progress(co, current_payment(conn, co["id"]))
         payment = current_payment(conn, co["id"])
@@ -570,7 +580,10 @@ def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
         if co["status"] == "completed":
-            return {**checkout_object(conn, co), "already_completed": True}
+            # Completed by an earlier attempt of this same request (its worker died before
+            # answering): answer as that attempt would have, and deliver what it left queued.
+            mine = events.by_this_request(engine, conn, co["id"], "checkout_completed")
+            return {**checkout_object(conn, co), "already_completed": mine is None}
         refuse_unless_open(co)
         require_customer(co)
         missing_required_meta(conn, co["id"])
@@ -654,6 +667,9 @@ def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     token = body["checkout_token"]
     force = bool(body.get("force"))
     co = load_checkout(engine.conn, token)
+    redone = _cancelled_by_this_request(engine, co)
+    if redone is not None:
+        return redone
     payment = current_payment(engine.conn, co["id"])
     if co["status"] in OPEN_STATES and provider_payments.is_open_provider_payment(payment):
         provider_payments.close_at_provider(engine, payment, "payment_closed")
@@ -725,6 +741,23 @@ def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         result["refund"] = refunds.refund_object(refund)
     if warnings:
         result["warnings"] = warnings
+    return result
+
+
+def _cancelled_by_this_request(engine: Engine, co: sqlite3.Row) -> dict[str, Any] | None:
+    """The answer of an earlier attempt of this same request (its worker died before
+    answering) that cancelled or expired the checkout, if one did."""
+    earlier = events.by_this_request(
+        engine, engine.conn, co["id"], "checkout_cancelled", "checkout_expired"
+    )
+    if earlier is None or earlier["to_status"] != co["status"]:
+        return None
+    if co["status"] == "expired":
+        raise _expired(co)
+    result = get_checkout_status(engine, {"checkout_token": co["token"]})
+    refund = (loads(earlier["detail"]) or {}).get("refund")
+    if refund is not None:
+        result["refund"] = refund
     return result
 
 

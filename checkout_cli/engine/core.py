@@ -53,6 +53,8 @@ class Engine:
         self.store = Store(Path(path))
         self.actor = actor
         self.clock = clock
+        # The Idempotency-Key of the HTTP request being served (scoped to its caller), if any.
+        self.request_key: str | None = None
 
     @property
     def store_id(self) -> str:

@@ -19,10 +19,34 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> None:
     conn.execute(
-        "INSERT INTO events (checkout_id, at, actor, kind, from_status, to_status, detail) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (checkout_id, engine.now(), engine.actor, kind, from_status, to_status, dumps(detail)),
+        "INSERT INTO events (checkout_id, at, actor, kind, from_status, to_status, detail, "
+        "request_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            checkout_id,
+            engine.now(),
+            engine.actor,
+            kind,
+            from_status,
+            to_status,
+            dumps(detail),
+            engine.request_key,
+        ),
     )
+
+
+def by_this_request(
+    engine: Engine, conn: sqlite3.Connection, checkout_id: int, *kinds: str
+) -> sqlite3.Row | None:
+    """The latest of these events an earlier attempt of the request being served recorded:
+    a retry whose first attempt's worker died answers as that attempt would have."""
+    if engine.request_key is None:
+        return None
+    marks = ", ".join("?" * len(kinds))
+    return conn.execute(
+        f"SELECT * FROM events WHERE checkout_id = ? AND request_key = ? AND kind IN ({marks}) "
+        "ORDER BY id DESC LIMIT 1",
+        (checkout_id, engine.request_key, *kinds),
+    ).fetchone()
 
 
 def timeline(conn: sqlite3.Connection, checkout_id: int) -> list[dict[str, Any]]:

@@ -115,22 +115,25 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     while True:
         with engine.read() as conn:
             co = checkouts.load_checkout(conn, token)
-            due = checkouts.is_due(engine, co)
-            if not due:
-                admissible(conn, co)
-                stale = _stale_attempt(conn, co, name)
-                current = checkouts.current_payment(conn, co["id"])
-        if due:
-            break  # with_checkout below expires it and says so
+            # Past its TTL, with_checkout below expires it and says so; made by an earlier
+            # attempt of this same request, record_attempt below answers with that payment.
+            if checkouts.is_due(engine, co) or checkouts.made_payment_before(engine, conn, co):
+                break
+            admissible(conn, co)
+            stale = _stale_attempt(conn, co, name)
+            current = checkouts.current_payment(conn, co["id"])
         if stale is None:
+            if _needs_replacing(current, name, co, body):
+                close_for_replacement(engine, token)
             break
         _settle_stale_attempt(engine, stale)
-    if not due and _needs_replacing(current, name, co, body):
-        close_for_replacement(engine, token)
 
     plan: dict[str, Any] = {}
 
     def record_attempt(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
+        if checkouts.made_payment_before(engine, conn, co):
+            plan.update(redone_for=co["id"])
+            return checkouts.checkout_object(conn, co)
         provider = admissible(conn, co)
         current = checkouts.current_payment(conn, co["id"])
         if is_open_provider_payment(current):
@@ -174,6 +177,11 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         return {}
 
     existing = checkouts.with_checkout(engine, token, record_attempt)
+    if "redone_for" in plan:  # the earlier attempt may have died before sending the link
+        from checkout_cli.engine import outbox
+
+        outbox.deliver_for_checkout(engine, plan["redone_for"])
+        return existing
     if not plan:
         return existing
     provider: Provider = plan["provider"]
@@ -418,18 +426,14 @@ def _attempt_succeeded(engine: Engine, attempt_id: int, created: ProviderPayment
                 ),
             )
             to_status = "completable" if created.status == PAID else "payment_pending"
+            detail = {
+                "provider": row["provider"],
+                "provider_payment_id": created.provider_payment_id,
+            }
             if co["status"] in checkouts.OPEN_STATES and co["status"] != to_status:
-                checkouts.transition(
-                    engine,
-                    conn,
-                    co,
-                    to_status,
-                    "payment_created",
-                    {
-                        "provider": row["provider"],
-                        "provider_payment_id": created.provider_payment_id,
-                    },
-                )
+                checkouts.transition(engine, conn, co, to_status, "payment_created", detail)
+            else:  # a payment replacing another: the checkout stays as it is
+                events.record(engine, conn, co["id"], "payment_created", detail=detail)
             emailed = (
                 created.status == OPEN
                 and created.redirect_url is not None

@@ -353,6 +353,9 @@ def _v7(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE payments ADD COLUMN request TEXT")
     # The payment an order was completed by: any other paid one of its checkout is a stray.
     conn.execute("ALTER TABLE orders ADD COLUMN payment_id INTEGER REFERENCES payments(id)")
+    # The Idempotency-Key of the HTTP request that made an event: a retry of a request whose
+    # worker died finds what its earlier attempt did, and answers as it would have.
+    conn.execute("ALTER TABLE events ADD COLUMN request_key TEXT")
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {

@@ -19,11 +19,21 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from checkout_cli.errors import UnavailableError
 
 BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass
+class RequestWrites:
+    """The writes of one server request (``Store.request``)."""
+
+    on_write: Callable[[sqlite3.Connection], None]
+    atomic: bool
+    committed: bool = False  # whether one of its write transactions has committed
 
 
 class Store:
@@ -37,8 +47,9 @@ class Store:
         # Where WAL is unavailable (some network filesystems), SQLite syncs each commit itself.
         self._wal_path = f"{real}-wal" if wal else None
         self.conn.execute("PRAGMA synchronous = NORMAL" if wal else "PRAGMA synchronous = FULL")
-        self._first_in_next_write: Callable[[sqlite3.Connection], None] | None = None
-        self.first_write_committed = False  # whether that work's transaction committed
+        self._open = False  # a write transaction is open on this connection
+        self._wants_flush = False  # a write in it asked to be durable
+        self._request: RequestWrites | None = None
         from checkout_cli.engine.schema import SCHEMA_VERSION, migrate
 
         if self.conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
@@ -68,11 +79,48 @@ class Store:
         bookkeeping (email claims, idempotency keys): no flush of its own. The WAL is
         append-only, so the next durable write flushes it too; a killed process loses nothing,
         a power cut at worst the last such commits.
+
+        Inside a transaction already open on this connection (an atomic ``request``), the block
+        is a savepoint of it instead: rolled back alone on an exception, committed with it.
         """
+        if self._open:
+            self._wants_flush |= durable
+            with self._savepoint():
+                yield self.conn
+            return
+        self._wants_flush = durable
         with self._transaction() as conn:
             yield conn
-        if durable:
+        if not self._open and self._wants_flush:  # still open: its request commits it
             self._flush()
+
+    @contextmanager
+    def request(
+        self, on_write: Callable[[sqlite3.Connection], None], *, atomic: bool
+    ) -> Iterator[RequestWrites]:
+        """One server request's writes: ``on_write`` runs first in each of its write
+        transactions (the server claims an Idempotency-Key so, in the request's own writes).
+
+        ``atomic``: the first write transaction stays open when its block ends, later writes
+        nest in it as savepoints, and it commits when this block ends; if the block raises,
+        none of the request's writes is kept. Only for requests that never wait on the network
+        (the writer lock is held from their first write to their end).
+        """
+        writes = RequestWrites(on_write, atomic)
+        self._request = writes
+        try:
+            yield writes
+        except BaseException:
+            if self._open:
+                self._finish(commit=False)
+            raise
+        else:
+            if self._open:
+                self._finish(commit=True)
+                if self._wants_flush:
+                    self._flush()
+        finally:
+            self._request = None
 
     def _flush(self) -> None:
         if self._wal_path is None:
@@ -85,46 +133,63 @@ class Store:
         finally:
             os.close(fd)
 
-    def run_first_in_next_write(self, work: Callable[[sqlite3.Connection], None] | None) -> None:
-        """Run ``work`` at the start of the next write transaction, inside it (None: don't).
-
-        The server claims an Idempotency-Key so, in the request's own first transaction.
-        """
-        self._first_in_next_write = work
-        if work is not None:
-            self.first_write_committed = False
-
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         # Writers queue on a file lock first: the kernel wakes the next one the moment the
         # lock is free, where SQLite's own busy wait sleeps and polls.
         fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
         try:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise _busy(exc) from exc
-            work, self._first_in_next_write = self._first_in_next_write, None
-            try:
-                if work is not None:
-                    work(self.conn)
-                yield self.conn
-            except BaseException:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+            raise _busy(exc) from exc
+        self._open = True
+        request = self._request
+        try:
+            if request is not None:
+                request.on_write(self.conn)
+            yield self.conn
+        except BaseException:
+            self._finish(commit=False)
+            raise
+        if request is not None and request.atomic:
+            return  # held open: ``request`` commits it when the request ends
+        self._finish(commit=True)
+
+    def _finish(self, *, commit: bool) -> None:
+        """COMMIT (or ROLLBACK) the open transaction and release the writer lock."""
+        try:
+            if commit:
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    self.conn.execute("ROLLBACK")
+                    raise _busy(exc) from exc
+                if self._request is not None:
+                    self._request.committed = True
+            else:
                 self.conn.execute("ROLLBACK")
-                raise
-            try:
-                self.conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self.conn.execute("ROLLBACK")
-                raise _busy(exc) from exc
-            if work is not None:
-                self.first_write_committed = True
         finally:
+            self._open = False
             fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
 
     @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        self.conn.execute("SAVEPOINT nested")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO nested")
+            self.conn.execute("RELEASE nested")
+            raise
+        self.conn.execute("RELEASE nested")
+
+    @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot for multi-statement reads."""
+        """A consistent snapshot for multi-statement reads (inside a write: that one)."""
+        if self._open:
+            yield self.conn
+            return
         self.conn.execute("BEGIN")
         try:
             yield self.conn

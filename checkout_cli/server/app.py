@@ -278,32 +278,58 @@ def _idempotent(
 
     backend = service.backend(f"{REMOTE_ACTOR_PREFIX}{actor}")
     digest = request_hash(endpoint.service, endpoint.name, body)
-    call = IdempotentCall(backend.engine, f"{actor}:{key}", digest)
-    remembered = call.remembered()
-    if remembered is None:
-        try:
-            with call.claimed_by_first_write():
+    # Atomic unless the endpoint may wait on the network (see engine/idempotency.py).
+    call = IdempotentCall(backend.engine, f"{actor}:{key}", digest, atomic=not endpoint.calls_out)
+    try:
+        remembered = call.remembered()
+        if remembered is None:
+            return _run_once(call, backend, endpoint, body)
+    except Replay as replay:
+        remembered = replay.answer
+    except KeyConflict as conflict:  # the key's claim refuses it: no answer to keep
+        response = failure(conflict)
+        if conflict.retry_after is not None:
+            response.headers["Retry-After"] = str(conflict.retry_after)
+        return response
+    status, payload = remembered
+    return JSONResponse(payload, status_code=status, headers={"Idempotent-Replayed": "true"})
+
+
+def _run_once(call: Any, backend: LocalBackend, endpoint: Any, body: dict[str, Any]) -> Response:
+    """Run the request under its claim and keep its answer; a 4xx is an answer too, kept (and
+    committed) with whatever the request legitimately committed before refusing."""
+    from checkout_cli.engine.idempotency import KeyConflict, Replay, without_secrets
+
+    engine = backend.engine
+    engine.request_key = call.key  # its events carry it: a retry finds what it did
+    refusal: CheckoutError | None = None
+    try:
+        with call.running():
+            try:
                 result = backend.call(endpoint.service, endpoint.name, body)
-        except Replay as replay:
-            remembered = replay.answer
-        except KeyConflict:  # met another request's claim: its answer is the one to keep
-            raise
-        except CheckoutError as exc:
-            if exc.http_status >= 500:
-                call.forget()
-            else:
+            except KeyConflict:
+                raise
+            except CheckoutError as exc:
+                if exc.http_status >= 500:
+                    raise
+                refusal = exc
                 call.remember(
                     exc.http_status, {"success": False, "error_object": exc.to_error_object()}
                 )
-            raise
-        except Exception:
-            call.forget()
-            raise
-        else:
-            answer = call.remember(200, {"success": True, "result": result})
-            return Response(answer, media_type="application/json")
-    status, payload = remembered
-    return JSONResponse(payload, status_code=status, headers={"Idempotent-Replayed": "true"})
+            else:
+                answer = {"success": True, "result": result}
+                kept = {"success": True, "result": without_secrets(result, endpoint.secret_fields)}
+                text = call.remember(200, answer, kept if endpoint.secret_fields else None)
+    except (Replay, KeyConflict):
+        raise
+    except BaseException:
+        call.forget()  # a bug, or a provider that was unavailable: a retry runs it again
+        raise
+    finally:
+        engine.request_key = None
+    if refusal is not None:
+        raise refusal
+    return Response(text, media_type="application/json")
 
 
 class AccessLog:
