@@ -553,6 +553,18 @@ def _endpoints() -> list[Endpoint]:
         ),
         Endpoint(
             CHECKOUT_ADMIN,
+            "get-store",
+            "The store's identity: project id, store id (kept by backups, new for a new store) "
+            "and schema version.",
+            obj(),
+            "admin:get_store",
+            "checkout call checkout-admin get-store",
+            # An identity, not a secret (it grants nothing): every face may read it, as it
+            # may the settings. Batch journals are bound to it over any backend.
+            scope=READ,
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
             "get-settings",
             "The store's settings.",
             obj(),

@@ -158,6 +158,7 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
         (ADMIN, "check-invariants"): {},
         (ADMIN, "reconcile"): {},
         (ADMIN, "get-settings"): {},
+        (ADMIN, "get-store"): {},
         (ADMIN, "set-setting"): {"key": "shop_name", "value": "Matrix Shop"},
         (ADMIN, "list-vault"): {},
         (ADMIN, "set-vault"): {"name": "stripe_secret_key", "value": SECRET},

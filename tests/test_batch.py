@@ -9,11 +9,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
+from checkout_cli.backends.local import LocalBackend
 from checkout_cli.cli.app import app
-from checkout_cli.workflows.batch import COLUMNS
-from tests.conftest import FIXTURES, dump
+from checkout_cli.workflows.batch import COLUMNS, Journal, Order, StoreIdentity, scan
+from tests.conftest import FIXTURES, dump, load_fixtures
 
 ADDRESS = {
     "line1": "Prinsengracht 263",
@@ -376,3 +378,313 @@ def test_unreadable_or_unknown_files_are_usage_errors(backend, cli, tmp_path):
     result = cli("batch", "invoice", str(other))
     assert result.exit_code == 2
     assert ".csv or .jsonl" in result.stderr
+
+
+# -- the files a run writes never overwrite the ones it must keep --------------------------------
+
+
+def _link(kind: str, source: Path, tmp_path: Path) -> Path:
+    if kind == "same path":
+        return source
+    link = tmp_path / f"{kind.replace(' ', '-')}.csv"
+    if kind == "symlink":
+        link.symlink_to(source)
+    else:
+        link.hardlink_to(source)
+    return link
+
+
+@pytest.mark.parametrize("kind", ["same path", "symlink", "hard link"])
+def test_a_report_that_is_the_input_file_is_refused_and_the_input_kept(
+    backend, cli, db_path, tmp_path, kind
+):
+    source = write_csv(tmp_path / "orders.csv", [row("A"), row("B")])
+    original = source.read_bytes()
+    before = dump(db_path)
+    result = cli("batch", "invoice", str(source), "--report", str(_link(kind, source, tmp_path)))
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "is the input file" in result.stderr
+    assert "refusing to overwrite it" in result.stderr
+    assert source.read_bytes() == original
+    assert dump(db_path) == before
+    assert journals(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "refused"),
+    [
+        (
+            ["--journal", "{tmp}/j.db", "--report", "{tmp}/j.db"],
+            "--report {tmp}/j.db is the journal",
+        ),
+        (["--journal", "{tmp}/orders.csv"], "--journal {tmp}/orders.csv is the input file"),
+        (["--report", "{db}"], "--report {db} is the store"),
+        (["--report", "{db}-wal"], "--report {db}-wal is the store"),
+        (["--journal", "{db}"], "--journal {db} is the store"),
+    ],
+)
+def test_a_report_or_journal_over_the_journal_or_the_store_is_refused(
+    backend, cli, db_path, tmp_path, flags, refused
+):
+    source = write_csv(tmp_path / "orders.csv", [row("A")])
+    original = source.read_bytes()
+    before = dump(db_path)
+    fill = {"tmp": tmp_path, "db": db_path}
+    result = cli("batch", "invoice", str(source), *(f.format(**fill) for f in flags))
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith(f"error: {refused.format(**fill)} (")
+    assert source.read_bytes() == original
+    assert dump(db_path) == before
+    assert not (tmp_path / "j.db").exists() and journals(tmp_path) == []
+
+
+# -- the store is the truth: the journal is bound to it and checked against it -------------------
+
+
+def copy_store(source: Path, target: Path) -> None:
+    """A consistent copy of a live store (SQLite's online backup), as a backup tool makes."""
+    target.unlink(missing_ok=True)
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+def restore_store(backup: Path, db: Path) -> None:
+    """Put a backup in the store's place, as an operator would (the store is not in use)."""
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    copy_store(backup, db)
+
+
+def orders_per_email(db: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _, email in orders(db):
+        counts[email] = counts.get(email, 0) + 1
+    return counts
+
+
+def violations(db: Path) -> list[dict]:
+    from checkout_cli.engine.invariants import check_invariants
+
+    conn = sqlite3.connect(db)
+    try:
+        return [v.as_dict() for v in check_invariants(conn)]
+    finally:
+        conn.close()
+
+
+def test_a_rerun_after_restoring_an_older_backup_makes_exactly_the_lost_orders(
+    backend, cli, db_path, tmp_path
+):
+    source = tmp_path / "orders.csv"
+    first_half = [row(f"R-{i}", quantity=1 + i % 2) for i in range(3)]
+    write_csv(source, first_half)
+    assert cli("batch", "invoice", str(source)).exit_code == 0
+    backup = tmp_path / "backup.db"
+    copy_store(db_path, backup)  # taken mid-way: 3 of the 6 orders are in it
+    everything = [*first_half, *(row(f"R-{i}", sku="CASE-TRAVEL") for i in range(3, 6))]
+    write_csv(source, everything)  # the same file, grown: the same journal
+    result = cli("--json", "batch", "invoice", str(source))
+    assert result.json()["counts"]["created"] == 3
+    numbers_before = {n for n, _ in orders(db_path)}
+    backend.close()
+    restore_store(backup, db_path)
+
+    report = tmp_path / "report.json"
+    again = cli("--json", "batch", "invoice", str(source), "--report", str(report))
+    assert again.exit_code == 0, again.stderr
+    assert again.json()["counts"] == {
+        "created": 3,
+        "already_done": 3,
+        "failed": 0,
+        "skipped_invalid": 0,
+    }
+    assert again.json()["remade"] == 3
+    assert "3 order(s) the journal had recorded were not in this store" in again.stderr
+    statuses = {r["reference"]: r["status"] for r in json.loads(report.read_text())}
+    assert statuses == {f"R-{i}": "already_done" if i < 3 else "created" for i in range(6)}
+    assert orders_per_email(db_path) == {f"r-{i}@example.com": 1 for i in range(6)}
+    assert {n for n, _ in orders(db_path)} == numbers_before  # the counter was restored too
+    assert violations(db_path) == []
+    # And the journal now agrees with the store: a further run makes nothing.
+    settled = cli("--json", "batch", "invoice", str(source))
+    assert settled.json()["counts"]["already_done"] == 6 and settled.json()["remade"] == 0
+
+
+def test_a_journal_is_refused_by_a_store_that_replaced_its_own(backend, cli, db_path, tmp_path):
+    source = write_csv(tmp_path / "orders.csv", [row("A"), row("B")])
+    assert cli("batch", "invoice", str(source)).exit_code == 0
+    [journal] = journals(tmp_path)
+    backend.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    fresh = LocalBackend(db_path, actor="test")  # a new store at the same path
+    load_fixtures(fresh)
+    fresh.close()
+    before = dump(db_path)
+
+    refused = cli("--json", "batch", "invoice", str(source))
+    assert refused.exit_code == 4, refused.stderr
+    error = json.loads(refused.stderr.splitlines()[-1])["error_object"]
+    assert error["code"] == "journal_of_another_store"
+    assert str(journal) in error["message"] and "move" in error["recovery"]
+    assert dump(db_path) == before
+
+    journal.rename(journal.with_suffix(".old"))  # the operator's call: start over here
+    again = cli("--json", "batch", "invoice", str(source))
+    assert again.exit_code == 0, again.stderr
+    assert again.json()["counts"]["created"] == 2
+    assert orders_per_email(db_path) == {"a@example.com": 1, "b@example.com": 1}
+
+
+def test_a_journal_from_before_store_binding_is_checked_against_the_store_and_bound(
+    backend, cli, db_path, tmp_path
+):
+    source = write_csv(tmp_path / "orders.csv", [row("A")])
+    assert cli("batch", "invoice", str(source)).exit_code == 0
+    write_csv(source, [row("A"), row("B")])
+    [journal] = journals(tmp_path)
+    conn = sqlite3.connect(journal)
+    with conn:  # as an earlier release left it: no identity, and B "done" in an order lost
+        conn.execute("DROP TABLE journal_info")
+        conn.execute("INSERT INTO refs VALUES ('B', 'cart_gone', 'chk_gone', '2020-999999')")
+    conn.close()
+    result = cli("--json", "batch", "invoice", str(source))
+    assert result.exit_code == 0, result.stderr
+    assert "was bound to no store" in result.stderr
+    assert result.json()["counts"]["already_done"] == 1
+    assert result.json()["counts"]["created"] == 1 and result.json()["remade"] == 1
+    assert orders_per_email(db_path) == {"a@example.com": 1, "b@example.com": 1}
+    conn = sqlite3.connect(journal)
+    try:
+        bound = dict(conn.execute("SELECT key, value FROM journal_info"))
+    finally:
+        conn.close()
+    assert bound["store_id"] == backend.call("checkout-admin", "get-store")["store_id"]
+
+
+def bound_journal(path: Path, backend: LocalBackend) -> Journal:
+    journal = Journal(path)
+    journal.bind(StoreIdentity(backend.call("checkout-admin", "get-store")["store_id"], "test"))
+    return journal
+
+
+def test_a_restored_store_has_its_open_checkout_completed_and_a_partial_cart_replaced(
+    backend, cli, db_path, tmp_path
+):
+    """The backup was taken while PAID-LATER's checkout waited for completion and while
+    HALF-CART's cart had one of its two lines; the journal went on to their orders."""
+    source = write_csv(
+        tmp_path / "orders.csv",
+        [row("PAID-LATER"), row("HALF-CART"), row("HALF-CART", sku="CASE-TRAVEL", quantity=2)],
+    )
+    orders_in_file = {o.reference: o for o in scan(source, lambda sku: True)}
+    journal = bound_journal(tmp_path / "journal.db", backend)
+    flow = "checkout-flow"
+
+    paid = orders_in_file["PAID-LATER"]
+    cart = backend.call("shopping-cart", "add-item", {"product_sku": "GIFT-CARD-25", "quantity": 1})
+    checkout = backend.call(flow, "initiate-checkout", {"cart_token": cart["cart_token"]})
+    token = checkout["checkout_token"]
+    backend.call(flow, "set-customer", {"checkout_token": token, **paid.customer_body()})
+    backend.call(flow, "create-payment", {"checkout_token": token, "provider": "invoice"})
+    half = backend.call("shopping-cart", "add-item", {"product_sku": "GIFT-CARD-25", "quantity": 1})
+    backup = tmp_path / "backup.db"
+    copy_store(db_path, backup)
+    done = backend.call(flow, "complete-checkout", {"checkout_token": token})
+    journal.record(
+        "PAID-LATER",
+        cart_token=cart["cart_token"],
+        checkout_token=token,
+        order_number=done["order"]["order_number"],
+    )
+    backend.call(
+        "shopping-cart",
+        "add-item",
+        {"cart_token": half["cart_token"], "product_sku": "CASE-TRAVEL", "quantity": 2},
+    )
+    journal.record("HALF-CART", cart_token=half["cart_token"])
+    journal.close()
+    backend.close()
+    restore_store(backup, db_path)
+
+    result = cli(
+        "--json", "batch", "invoice", str(source), "--journal", str(tmp_path / "journal.db")
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["counts"]["created"] == 2
+    assert result.json()["remade"] == 1  # PAID-LATER; HALF-CART had no order in the journal
+    store = LocalBackend(db_path, actor="test")
+    try:
+        made = {
+            o["customer"]["email"]: o
+            for o in store.call("order-management", "list-orders", {})["orders"]
+        }
+        assert sorted(made) == ["half-cart@example.com", "paid-later@example.com"]
+        # PAID-LATER: the checkout the store had was completed; no second checkout.
+        assert made["paid-later@example.com"]["checkout_token"] == token
+        # HALF-CART: not the cart the store had half of, but one with both lines.
+        assert sorted(
+            (i["product_sku"], i["quantity"]) for i in made["half-cart@example.com"]["items"]
+        ) == [("CASE-TRAVEL", 2), ("GIFT-CARD-25", 1)]
+        assert (
+            store.call("shopping-cart", "get-cart", {"cart_token": half["cart_token"]})["status"]
+            == "active"
+        )
+    finally:
+        store.close()
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM checkouts").fetchone()[0] == 2
+    finally:
+        conn.close()
+    assert violations(db_path) == []
+
+
+def test_a_cart_already_ordered_in_a_checkout_the_journal_lacks_is_not_invoiced_again(
+    backend, cli, db_path, tmp_path
+):
+    source = write_csv(tmp_path / "orders.csv", [row("A")])
+    [order] = [o for o in scan(source, lambda sku: True) if isinstance(o, Order)]
+    cart = backend.call("shopping-cart", "add-item", {"product_sku": "GIFT-CARD-25", "quantity": 1})
+    token = backend.call("checkout-flow", "initiate-checkout", {"cart_token": cart["cart_token"]})[
+        "checkout_token"
+    ]
+    flow_body = {"checkout_token": token}
+    backend.call("checkout-flow", "set-customer", {**flow_body, **order.customer_body()})
+    backend.call("checkout-flow", "create-payment", {**flow_body, "provider": "invoice"})
+    backend.call("checkout-flow", "complete-checkout", flow_body)
+    journal = bound_journal(tmp_path / "journal.db", backend)
+    journal.record("A", cart_token=cart["cart_token"])  # an older journal than the store
+    journal.close()
+    result = cli(
+        "--json", "batch", "invoice", str(source), "--journal", str(tmp_path / "journal.db")
+    )
+    assert result.exit_code == 4
+    assert result.json()["counts"]["failed"] == 1
+    assert orders_per_email(db_path) == {"a@example.com": 1}
+
+
+def test_get_store_names_the_store(backend, cli, db_path, tmp_path):
+    store = backend.call("checkout-admin", "get-store")
+    assert store == {
+        "project_id": "local",
+        "store_id": backend.engine.store_id,
+        "schema_version": 7,
+    }
+    assert store["store_id"].startswith("store_")
+    assert cli("--json", "call", "checkout-admin", "get-store").json() == store
+    copy_store(db_path, tmp_path / "copy.db")  # a backup is the same store
+    copy = LocalBackend(tmp_path / "copy.db")
+    try:
+        assert copy.call("checkout-admin", "get-store")["store_id"] == store["store_id"]
+    finally:
+        copy.close()
+    other = LocalBackend(tmp_path / "other.db")
+    try:
+        assert other.call("checkout-admin", "get-store")["store_id"] != store["store_id"]
+    finally:
+        other.close()

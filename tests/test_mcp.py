@@ -66,6 +66,7 @@ READ_ONLY_TOOLS = {
     "checkout-admin_list_outbox",
     "checkout-admin_list_checkouts",
     "checkout-admin_get_settings",
+    "checkout-admin_get_store",
 }
 BY_TOOL_NAME = {endpoint.tool_name: endpoint for endpoint in ENDPOINTS.values()}
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from checkout_cli.cli.state import State
-from checkout_cli.errors import CheckoutError, ValidationError
+from checkout_cli.errors import CheckoutError, UnavailableError, ValidationError
+
+if TYPE_CHECKING:
+    from checkout_cli.workflows.batch import StoreIdentity
+    from checkout_cli.workflows.run_lock import RunLock
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -50,6 +56,14 @@ def invoice(
         Path | None,
         typer.Option(help="resume journal (default: one per file and backend in the data dir)"),
     ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="if another run of FILE into this store is at work, wait for it to end "
+            "(default: refuse at once)",
+        ),
+    ] = False,
 ) -> None:
     """Invoice every order in FILE through the checkout flow (provider invoice).
 
@@ -58,7 +72,9 @@ def invoice(
     order and must be together. The whole file is checked first and every bad row reported
     with its line number; nothing is written unless it is clean (or --skip-invalid). Each
     reference makes exactly one order: re-running the file, or resuming after a crash or
-    Ctrl-C, creates nothing twice.
+    Ctrl-C, creates nothing twice, and what the journal says was made is checked in the
+    store first. One run of a file into a store at a time: a second one refuses (exit 6),
+    or waits with --wait.
 
     Example: checkout batch invoice fixtures/batch_invoice.csv --report report.csv
     """
@@ -70,6 +86,14 @@ def invoice(
 
     state: State = ctx.obj
     backend = state.backend
+    # The journal is keyed by the store itself (its resolved path), not by how --db spelled
+    # it: `--db shop.db` and `--db /srv/shop.db` must resume the same journal.
+    db_path = getattr(backend, "db_path", None)
+    target = (
+        f"local store {Path(db_path).resolve()}" if db_path else getattr(backend, "description", "")
+    )
+    journal_path = journal or batch.default_journal(data_dir(), file, target)
+    batch.refuse_overwriting(file, db_path and Path(db_path), journal_path, report)
     known: dict[str, bool] = {}
 
     def known_sku(sku: str) -> bool:
@@ -122,17 +146,38 @@ def invoice(
             ),
         )
         return
-    # The journal is keyed by the store itself (its resolved path), not by how --db spelled it:
-    # `--db shop.db` and `--db /srv/shop.db` must resume the same journal.
-    db_path = getattr(backend, "db_path", None)
-    target = (
-        f"local store {Path(db_path).resolve()}" if db_path else getattr(backend, "description", "")
+    store = batch.store_identity(backend, target)
+    if not store.known:
+        output.say(
+            f"{backend.description} does not say which store it is (no checkout-admin/get-store):"
+            " the journal is bound to that address instead"
+        )
+    results = _run(
+        state,
+        file,
+        known_sku,
+        invalid,
+        orders - len(invalid),
+        Paths(journal_path, report, batch.run_lock_path(data_dir(), file, store)),
+        store,
+        wait,
     )
-    journal_path = journal or batch.default_journal(data_dir(), file, target)
-    results = _run(state, file, known_sku, invalid, orders - len(invalid), journal_path, report)
+    if results["remade"]:
+        output.say(
+            f"{results['remade']} order(s) the journal had recorded were not in this store "
+            "and were made again",
+            style="yellow",
+        )
     state.show(results, lambda r: _summary(r["counts"]))
     if results["counts"]["failed"]:
         raise typer.Exit(results["exit_code"])
+
+
+@dataclass(frozen=True)
+class Paths:
+    journal: Path
+    report: Path | None
+    run_lock: Path
 
 
 def _run(
@@ -141,8 +186,9 @@ def _run(
     known_sku: Callable[[str], bool],
     invalid: set[str],
     total: int,
-    journal_path: Path,
-    report_path: Path | None,
+    paths: Paths,
+    store: StoreIdentity,
+    wait: bool,
 ) -> dict[str, Any]:
     from rich.progress import (
         BarColumn,
@@ -162,9 +208,7 @@ def _run(
             return Text(f"{task.speed:.1f} orders/s" if task.speed else "– orders/s")
 
     counts = {"created": 0, "already_done": 0, "failed": 0, "skipped_invalid": 0}
-    exit_code = 0
-    journal = batch.Journal(journal_path)
-    report = batch.Report(report_path) if report_path else None
+    exit_code = remade = 0
     progress = Progress(
         TextColumn("invoicing"),
         BarColumn(),
@@ -174,39 +218,78 @@ def _run(
         console=output.err(),
         disable=not output.err().is_terminal,
     )
-    try:
-        with progress:
-            task = progress.add_task("invoice", total=total)
-            for item in batch.scan(file, known_sku):
-                if isinstance(item, batch.RowError):
-                    continue
-                if item.reference in invalid:
-                    outcome = batch.Outcome(item.reference, "skipped_invalid", error="invalid rows")
-                else:
-                    try:
-                        outcome = batch.run_order(state.backend, journal, item)
-                    except CheckoutError as exc:
-                        outcome = batch.Outcome(
-                            item.reference, "failed", error=exc.message, exit_code=exc.exit_code
-                        )
-                        exit_code = exit_code or exc.exit_code
-                    progress.advance(task)
-                counts[outcome.status] += 1
-                if report:
-                    report.add(outcome)
-    except KeyboardInterrupt:
-        output.say(f"interrupted; run the same command again to resume (journal {journal_path})")
-        raise
-    finally:
-        journal.close()
+    with ExitStack() as cleanup:
+        # Two runs of one file into one store would both invoice each reference; so would two
+        # runs sharing a journal. Each lock goes with its process, however that ends.
+        about = {"file": str(file.resolve()), "journal": str(paths.journal)}
+        for path, what in (
+            (paths.run_lock, f"{file} into this store"),
+            (Path(f"{paths.journal}.lock"), f"the journal {paths.journal}"),
+        ):
+            cleanup.callback(_lock(path, what, about, wait).release)
+        journal = batch.Journal(paths.journal)
+        cleanup.callback(journal.close)
+        if note := journal.bind(store):
+            output.say(note)
+        report = batch.Report(paths.report) if paths.report else None
         if report:
-            report.close()
+            cleanup.callback(report.close)
+        try:
+            with progress:
+                task = progress.add_task("invoice", total=total)
+                for item in batch.scan(file, known_sku):
+                    if isinstance(item, batch.RowError):
+                        continue
+                    if item.reference in invalid:
+                        outcome = batch.Outcome(
+                            item.reference, "skipped_invalid", error="invalid rows"
+                        )
+                    else:
+                        try:
+                            outcome = batch.run_order(state.backend, journal, item)
+                        except CheckoutError as exc:
+                            outcome = batch.Outcome(
+                                item.reference, "failed", error=exc.message, exit_code=exc.exit_code
+                            )
+                            exit_code = exit_code or exc.exit_code
+                        progress.advance(task)
+                    counts[outcome.status] += 1
+                    remade += outcome.remade
+                    if report:
+                        report.add(outcome)
+        except KeyboardInterrupt:
+            output.say(
+                f"interrupted; run the same command again to resume (journal {paths.journal})"
+            )
+            raise
     return {
         "counts": counts,
         "exit_code": exit_code,
-        "journal": str(journal_path),
-        "report": str(report_path) if report_path else None,
+        "remade": remade,
+        "journal": str(paths.journal),
+        "report": str(paths.report) if paths.report else None,
     }
+
+
+def _lock(path: Path, what: str, about: dict[str, str], wait: bool) -> RunLock:
+    """The lock at ``path``, taken; another run holding it is refused, or waited for."""
+    from checkout_cli.cli import output
+    from checkout_cli.workflows.run_lock import Busy, RunLock, describe
+
+    def waiting(holder: dict[str, Any]) -> None:
+        output.say(f"waiting for the run at work on {what} ({describe(holder)}) to end")
+
+    lock = RunLock(path, **about)
+    try:
+        lock.acquire(wait=waiting if wait else None)
+    except Busy as busy:
+        raise UnavailableError(
+            "batch_in_progress",
+            f"another batch run is at work on {what}: {describe(busy.holder)}",
+            recovery="let it finish (a second run would invoice the same references), "
+            "or pass --wait to start when it ends",
+        ) from None
+    return lock
 
 
 def _summary(counts: dict[str, int]) -> None:

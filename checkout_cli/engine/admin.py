@@ -8,6 +8,15 @@ from checkout_cli.engine import settings
 from checkout_cli.engine.core import Engine
 
 
+def get_store(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    with engine.read() as conn:
+        return {
+            "project_id": settings.read(conn, "project_id"),
+            "store_id": engine.store_id,
+            "schema_version": conn.execute("PRAGMA user_version").fetchone()[0],
+        }
+
+
 def get_settings(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     return {"settings": settings.read_all(engine.conn)}
 

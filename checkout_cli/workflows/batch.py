@@ -10,6 +10,10 @@ step by step, the cart, the checkout and the order made for it. A re-run, or a r
 a crash or Ctrl-C, continues each reference from its last recorded step, and every step it
 repeats is idempotent on the backend (initiate reuses the open checkout, complete returns the
 same order), so no reference ever gets a second order.
+
+The store is the truth, the journal only a guide: a journal is bound to one store (its
+``store_id``), and what it says was made is looked up in the store before it is skipped, so a
+store restored from a backup gets back exactly the orders it lost.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,7 +31,7 @@ from typing import Any
 
 from checkout_cli.backends.base import Backend
 from checkout_cli.endpoints import ADDRESS, CUSTOMER, QUANTITY, SKU
-from checkout_cli.errors import CheckoutError, UsageError
+from checkout_cli.errors import CheckoutError, ConflictError, NotFoundError, UsageError
 from checkout_cli.schema import Cents, Str
 
 COLUMNS = (
@@ -98,6 +104,8 @@ class Outcome:
     order_number: str | None = None
     error: str | None = None
     exit_code: int = 0
+    # Made again: the journal had an order for it that this store does not have.
+    remade: bool = False
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -224,11 +232,33 @@ def scan(path: Path, known_sku: Callable[[str], bool]) -> Iterator[Order | RowEr
     yield from flush()
 
 
+@dataclass(frozen=True)
+class StoreIdentity:
+    """Which store a run works on, whatever the path or URL it is reached by."""
+
+    key: str  # the store's store_id; for a remote that cannot say, its URL and project
+    label: str  # where it is, for messages
+    known: bool = True  # False: the remote has no get-store, ``key`` is its address
+
+
+def store_identity(backend: Backend, where: str) -> StoreIdentity:
+    """The identity of the store ``backend`` reaches (``where``: how to name it)."""
+    try:
+        store = backend.call("checkout-admin", "get-store", {})
+    except NotFoundError as exc:
+        if exc.code != "endpoint_not_supported":
+            raise
+        # The hosted platform: its address is the best identity there is.
+        return StoreIdentity(where, where, known=False)
+    return StoreIdentity(store["store_id"], where)
+
+
 class Journal:
     """Per reference: the cart, checkout and order made for it, written as each step ends."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL survives a killed process (the crash that matters here) at a fraction of FULL.
@@ -237,6 +267,35 @@ class Journal:
             "CREATE TABLE IF NOT EXISTS refs (reference TEXT PRIMARY KEY, cart_token TEXT, "
             "checkout_token TEXT, order_number TEXT)"
         )
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS journal_info (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+
+    def bind(self, store: StoreIdentity) -> str | None:
+        """Bind the journal to ``store``, or refuse one made for another store. Returns a
+        note for the operator when an unbound journal (an earlier release's) is adopted."""
+        info = dict(self.conn.execute("SELECT key, value FROM journal_info"))
+        if info.get("store_id") == store.key:
+            return None
+        if "store_id" in info:
+            raise ConflictError(
+                "journal_of_another_store",
+                f"journal {self.path} belongs to store {info['store_id']} "
+                f"({info.get('store', '?')}), not to this one: {store.key} ({store.label})",
+                recovery=f"if this store replaced that one on purpose, move {self.path} aside "
+                "and run again; otherwise check --db / --remote",
+            )
+        adopted = self.conn.execute("SELECT 1 FROM refs LIMIT 1").fetchone() is not None
+        self.conn.executemany(
+            "INSERT INTO journal_info (key, value) VALUES (?, ?)",
+            [("store_id", store.key), ("store", store.label)],
+        )
+        if adopted:
+            return (
+                f"journal {self.path} was bound to no store (an earlier release made it); "
+                f"its entries are checked against this store, to which it is now bound"
+            )
+        return None
 
     def get(self, reference: str) -> dict[str, Any]:
         row = self.conn.execute(
@@ -249,14 +308,15 @@ class Journal:
             else {}
         )
 
-    def record(self, reference: str, **values: str) -> None:
+    def record(self, reference: str, **values: str | None) -> None:
+        """Set these columns of the reference's row (None clears one), in one statement."""
+        columns = list(values)
         self.conn.execute(
-            "INSERT INTO refs (reference) VALUES (?) ON CONFLICT DO NOTHING", (reference,)
+            f"INSERT INTO refs (reference, {', '.join(columns)}) "
+            f"VALUES (?{', ?' * len(columns)}) ON CONFLICT (reference) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in columns),
+            (reference, *values.values()),
         )
-        for column, value in values.items():
-            self.conn.execute(
-                f"UPDATE refs SET {column} = ? WHERE reference = ?", (value, reference)
-            )
 
     def close(self) -> None:
         self.conn.close()
@@ -268,37 +328,129 @@ def default_journal(data_dir: Path, source: Path, target: str) -> Path:
     return data_dir / "batches" / f"{source.stem}-{digest}.db"
 
 
-def run_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
-    """One order through the flow, resuming from the journal; idempotent at every step."""
-    flow = "checkout-flow"
-    state = journal.get(order.reference)
-    if state.get("order_number"):
-        return Outcome(
-            order.reference, "already_done", state.get("checkout_token"), state["order_number"]
-        )
-    checkout_token = state.get("checkout_token")
-    if checkout_token is None:
-        cart_token = state.get("cart_token")
-        if cart_token is None:
-            cart = None
-            for sku, quantity in order.items:
-                cart = backend.call(
-                    "shopping-cart",
-                    "add-item",
-                    {
-                        "cart_token": cart and cart["cart_token"],
-                        "product_sku": sku,
-                        "quantity": quantity,
-                    },
+def run_lock_path(data_dir: Path, source: Path, store: StoreIdentity) -> Path:
+    """The lock one run of ``source`` into ``store`` holds, whichever journal it uses."""
+    digest = hashlib.sha256(f"{source.resolve()}|{store.key}".encode()).hexdigest()[:16]
+    return data_dir / "batches" / "running" / f"{source.stem}-{digest}.lock"
+
+
+def refuse_overwriting(
+    source: Path, store: Path | None, journal: Path, report: Path | None
+) -> None:
+    """Refuse (usage, exit 2) a journal or report that is the input file, the store or the
+    journal (or a SQLite file beside them), whether by path, symlink or hard link."""
+
+    def with_sqlite_files(name: str, path: Path) -> list[tuple[str, Path]]:
+        return [(name, Path(f"{path}{suffix}")) for suffix in ("", "-wal", "-shm")]
+
+    keep = [("the input file", source)]
+    if store is not None:
+        keep += with_sqlite_files("the store", store)
+    writes = [
+        ("--journal", journal, keep),
+        ("--report", report, keep + with_sqlite_files("the journal", journal)),
+    ]
+    for flag, written, protected in writes:
+        for name, path in protected if written is not None else ():
+            if _same_file(written, path):
+                raise UsageError(
+                    "would_overwrite",
+                    f"{flag} {written} is {name} ({path}): refusing to overwrite it",
+                    field=flag.removeprefix("--"),
+                    recovery=f"choose another path for {flag}",
                 )
-            cart_token = cart["cart_token"]
-            journal.record(order.reference, cart_token=cart_token)
-        checkout_token = backend.call(flow, "initiate-checkout", {"cart_token": cart_token})[
-            "checkout_token"
-        ]
-        journal.record(order.reference, checkout_token=checkout_token)
-    status = backend.call(flow, "get-checkout-status", {"checkout_token": checkout_token})
-    if status["status"] == "active":
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): the same if it is the same name
+        return a.resolve() == b.resolve()
+
+
+def _order_in_store(backend: Backend, order_number: str, checkout_token: str | None) -> bool:
+    """The journal's order is in this store, made by the journal's checkout."""
+    try:
+        order = backend.call("order-management", "get-order", {"order_id": order_number})
+    except NotFoundError as exc:
+        if exc.code != "order_not_found":
+            raise
+        return False
+    return order["checkout_token"] == checkout_token
+
+
+def _checkout_in_store(backend: Backend, token: str | None) -> dict[str, Any] | None:
+    if token is None:
+        return None
+    try:
+        return backend.call("checkout-flow", "get-checkout-status", {"checkout_token": token})
+    except NotFoundError as exc:
+        if exc.code != "checkout_not_found":
+            raise
+        return None
+
+
+def _cart_holds(backend: Backend, token: str, order: Order) -> bool:
+    """The journal's cart is in this store, open, with exactly the order's items (a store
+    restored from a backup taken while the cart was being filled has only some of them)."""
+    try:
+        cart = backend.call("shopping-cart", "get-cart", {"cart_token": token})
+    except NotFoundError as exc:
+        if exc.code != "cart_not_found":
+            raise
+        return False
+    if cart["status"] == "converted":
+        # Ordered, in a checkout the journal does not know: a new cart would be a second order.
+        raise ConflictError(
+            "cart_already_ordered",
+            f"{order.reference}: its cart {token} was ordered in a checkout the journal does "
+            "not know; not invoicing it again",
+            recovery=f"find the order with `checkout orders list --email {order.fields['email']}`",
+        )
+    wanted: Counter[str] = Counter()
+    for sku, quantity in order.items:
+        wanted[sku] += quantity
+    held = Counter({item["product_sku"]: item["quantity"] for item in cart["items"]})
+    return cart["status"] == "active" and held == wanted
+
+
+def _fill_cart(backend: Backend, order: Order) -> str:
+    cart = None
+    for sku, quantity in order.items:
+        cart = backend.call(
+            "shopping-cart",
+            "add-item",
+            {"cart_token": cart and cart["cart_token"], "product_sku": sku, "quantity": quantity},
+        )
+    return cart["cart_token"]
+
+
+def run_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
+    """One order through the flow, resuming from the journal where the store agrees with it;
+    idempotent at every step."""
+    flow = "checkout-flow"
+    reference = order.reference
+    state = journal.get(reference)
+    remade = False
+    if state.get("order_number"):
+        if _order_in_store(backend, state["order_number"], state["checkout_token"]):
+            return Outcome(
+                reference, "already_done", state["checkout_token"], state["order_number"]
+            )
+        remade = True  # the store lost it (restored from an older backup?): make it again
+    # A checkout the store has is carried on (never a second one); one it lacks is made anew.
+    checkout = _checkout_in_store(backend, state.get("checkout_token"))
+    if checkout is None:
+        cart_token = state.get("cart_token")
+        if cart_token is not None and not _cart_holds(backend, cart_token, order):
+            cart_token = None
+        if cart_token is None:
+            cart_token = _fill_cart(backend, order)
+            journal.record(reference, cart_token=cart_token, checkout_token=None, order_number=None)
+        checkout = backend.call(flow, "initiate-checkout", {"cart_token": cart_token})
+        journal.record(reference, checkout_token=checkout["checkout_token"], order_number=None)
+    checkout_token = checkout["checkout_token"]
+    if checkout["status"] == "active":
         backend.call(
             flow, "set-customer", {"checkout_token": checkout_token, **order.customer_body()}
         )
@@ -306,12 +458,13 @@ def run_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
             flow, "create-payment", {"checkout_token": checkout_token, "provider": "invoice"}
         )
     done = backend.call(flow, "complete-checkout", {"checkout_token": checkout_token})
-    journal.record(order.reference, order_number=done["order"]["order_number"])
+    journal.record(reference, order_number=done["order"]["order_number"])
     return Outcome(
-        order.reference,
+        reference,
         "already_done" if done["already_completed"] else "created",
         checkout_token,
         done["order"]["order_number"],
+        remade=remade and not done["already_completed"],
     )
 
 
@@ -323,7 +476,14 @@ class Report:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.json = path.suffix.lower() == ".json"
-        self.handle = path.open("w", newline="", encoding="utf-8")
+        try:
+            self.handle = path.open("w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(
+                "report_unwritable",
+                f"cannot write the report {path}: {exc.strerror}",
+                field="report",
+            ) from None
         self.count = 0
         if self.json:
             self.handle.write("[")
