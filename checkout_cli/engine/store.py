@@ -39,11 +39,13 @@ class Store:
         self.conn.execute("PRAGMA synchronous = NORMAL" if wal else "PRAGMA synchronous = FULL")
         self._first_in_next_write: Callable[[sqlite3.Connection], None] | None = None
         self.first_write_committed = False  # whether that work's transaction committed
-        from checkout_cli.engine.schema import SCHEMA_VERSION, migrate
+        from checkout_cli.engine.schema import SCHEMA_VERSION, after_upgrade, migrate
 
         if self.conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            with self.write():
-                migrate(self.conn)
+            with self.write(scrub=True):
+                found = migrate(self.conn)
+            if found < SCHEMA_VERSION and after_upgrade(self.conn, found):
+                self.empty_wal()
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,18 +63,42 @@ class Store:
         return conn
 
     @contextmanager
-    def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def write(self, *, durable: bool = True, scrub: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction: BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception.
 
         Durable by default: the WAL is flushed before this returns. ``durable=False`` is for
         bookkeeping (email claims, idempotency keys): no flush of its own. The WAL is
         append-only, so the next durable write flushes it too; a killed process loses nothing,
         a power cut at worst the last such commits.
+
+        ``scrub=True`` is for writes that overwrite or delete secrets: what they delete is
+        zeroed in its page (``secure_delete``, whatever SQLite's build default) and the WAL is
+        emptied after the commit, so no earlier copy of the page stays in either file.
         """
-        with self._transaction() as conn:
-            yield conn
+        previous = self.conn.execute("PRAGMA secure_delete").fetchone()[0] if scrub else None
+        if scrub:
+            self.conn.execute("PRAGMA secure_delete = ON")
+        try:
+            with self._transaction() as conn:
+                yield conn
+        finally:
+            if scrub:
+                self.conn.execute(f"PRAGMA secure_delete = {previous}")
         if durable:
             self._flush()
+        if scrub:
+            self.empty_wal()
+
+    def empty_wal(self) -> None:
+        """Copy the WAL into the store and truncate it to nothing. Best effort: it waits at
+        most 2 s for readers of older snapshots (another process's open read)."""
+        if self._wal_path is None:
+            return
+        self.conn.execute("PRAGMA busy_timeout = 2000")
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     def _flush(self) -> None:
         if self._wal_path is None:
