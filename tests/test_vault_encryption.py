@@ -296,6 +296,30 @@ def test_rotate_key_is_refused_on_a_remote(cli):
     assert error_of(result)["code"] == "local_only"
 
 
+def test_a_read_that_meets_a_rotation_halfway_reads_again(backend, db_path, monkeypatch):
+    """The value was read under the old key; the rotation then resealed it and retired that
+    key before the key file was read: the reader reads the value again, under the new key."""
+    from checkout_cli.engine import vault_keys
+    from checkout_cli.engine.vault import rotate_key
+
+    set_secrets(backend, {"smtp_password": SMTP_PASSWORD})
+    real_load = vault_keys.load
+    rotated: list[dict] = []
+
+    def load_after_a_rotation(store_id, store_path):
+        monkeypatch.setattr(vault_keys, "load", real_load)  # the rotation reads keys too
+        other = WatchedBackend(db_path, actor="rotating")
+        try:
+            rotated.append(rotate_key(other.engine))
+        finally:
+            other.close()
+        return real_load(store_id, store_path)
+
+    monkeypatch.setattr(vault_keys, "load", load_after_a_rotation)
+    assert secret(backend.engine.conn, "smtp_password") == SMTP_PASSWORD
+    assert sealed_under(db_path) == {rotated[0]["key_id"]}
+
+
 # Run in a child process that dies (os._exit: no cleanup, no rollback) at one step.
 CUT_OFF = """
 import os, sys

@@ -8,7 +8,6 @@ not decrypt. ``cryptography`` is imported here, on first use, never at start-up.
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 
 from checkout_cli.engine.vault_keys import Key, Keyring, expected_at
@@ -66,7 +65,7 @@ def unseal(keyring: Keyring | None, store_id: str, name: str, stored: str) -> st
             raw[:NONCE_BYTES], raw[NONCE_BYTES:], _associated_data(store_id, name)
         )
         return plain.decode()
-    except (InvalidTag, ValueError, binascii.Error, UnicodeDecodeError):
+    except (InvalidTag, ValueError):  # ValueError: also bad base64 and bad UTF-8
         raise ConflictError(
             "vault_value_unreadable",
             f"{name} in the vault does not decrypt: it was altered, or copied from another "
