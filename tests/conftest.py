@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import sqlite3
@@ -15,53 +16,74 @@ from typer.testing import CliRunner
 
 from checkout_cli.backends.local import LocalBackend
 from checkout_cli.cli.app import app
+from checkout_cli.errors import CheckoutError
 from tests.fakes.fake_mollie import FakeMollie
 from tests.fakes.fake_stripe import FakeStripe
 
 FIXTURES = Path(__file__).resolve().parent.parent / "checkout_cli" / "fixtures"
 
 
+def encodings(secret: str) -> set[str]:
+    """``secret`` raw, and the base64 (standard and URL-safe) found in base64 of any text
+    that holds it: one string per offset of the secret modulo 3, so AUTH PLAIN's
+    ``\\0user\\0password`` is caught as well as the password's own base64."""
+    data = secret.encode()
+    forms = {secret}
+    for offset in range(3):
+        part = data[offset:]
+        part = part[: len(part) - len(part) % 3]
+        if len(part) >= 6:  # shorter would match innocent text
+            encoded = base64.b64encode(part).decode()
+            forms |= {encoded, encoded.replace("+", "-").replace("/", "_")}
+    return forms
+
+
 class SecretWatch:
-    """Suite-wide: every vault value a test uses must never show up in CLI output, logs or a
-    JSON export of a store (its vault table aside). Checked once, when the session ends."""
+    """Suite-wide: no secret a test uses (vault values, passwords, API tokens) may show up,
+    raw or base64-encoded, in CLI output, an answer or error object of a backend, an MCP
+    result, a log line, a server's log, or a store: every row of every table, and the bytes
+    of the database file and its WAL. Each text is checked against the secrets known when it
+    is seen (a token is registered the moment it is made, before it could leak); the session
+    fails at its end if anything leaked."""
 
     def __init__(self) -> None:
-        self.secrets: set[str] = set()
-        self.corpus: list[tuple[str, str]] = []
+        self.forms: dict[str, set[str]] = {}
+        self.leaks: list[str] = []
+        self.test = "collection"  # which test is running, for the report
 
     def secret(self, value: str) -> str:
-        self.secrets.add(value)
+        self.forms[value] = encodings(value)
         return value
 
-    def seen(self, where: str, text: str) -> None:
-        if text:
-            self.corpus.append((where, text))
+    def seen(self, where: str, text: str | bytes) -> None:
+        if not text:
+            return
+        for secret, forms in self.forms.items():
+            for form in forms:
+                found = form.encode() in text if isinstance(text, bytes) else form in text
+                if found:
+                    kind = "raw" if form == secret else "base64 of"
+                    self.leaks.append(f"{self.test}: {where} holds {kind} {secret[:8]}…")
+                    break
 
     def export_store(self, path: Path) -> None:
+        """The store's file and WAL byte by byte, then every row of every table."""
+        for part in (path, Path(f"{path}-wal")):
+            if part.exists():
+                self.seen(f"file {part}", part.read_bytes())
         if not path.exists():
             return
         conn = sqlite3.connect(path)
         try:
             tables = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'vault'"
-                )
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             ]
             export = {
                 t: [list(row) for row in conn.execute(f"SELECT * FROM [{t}]")] for t in tables
             }
         finally:
             conn.close()
-        self.seen(f"export of {path}", json.dumps(export, default=str))
-
-    def leaks(self) -> list[str]:
-        return [
-            f"{where} contains a vault value"
-            for where, text in self.corpus
-            for secret in self.secrets
-            if secret in text
-        ]
+        self.seen(f"rows of {path}", json.dumps(export, default=str))
 
 
 WATCH = SecretWatch()
@@ -72,15 +94,42 @@ class _LogCapture(logging.Handler):
         WATCH.seen(f"log {record.name}", self.format(record))
 
 
+class Watched:
+    """A backend whose every answer and error goes past the secret watch."""
+
+    def call(self, service: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            result = super().call(service, name, body)  # type: ignore[misc]
+        except CheckoutError as exc:
+            WATCH.seen(f"error of {service}/{name}", json.dumps(exc.to_error_object()))
+            raise
+        except Exception as exc:
+            WATCH.seen(f"error of {service}/{name}", f"{type(exc).__name__}: {exc}")
+            raise
+        WATCH.seen(f"answer of {service}/{name}", json.dumps(result, default=str))
+        return result
+
+
+class WatchedBackend(Watched, LocalBackend):
+    pass
+
+
 @pytest.fixture(scope="session", autouse=True)
 def secret_watch():
-    """Fails the session if any captured output, log or store export holds a vault value."""
+    """Fails the session if any output, answer, log line or store holds a secret."""
     handler = _LogCapture()
     logging.getLogger().addHandler(handler)
+    ours = [logging.getLogger(name) for name in ("checkout_cli", "checkout")]
+    for logger in ours:  # every line our code logs, whatever its level
+        logger.setLevel(logging.DEBUG)
     yield WATCH
     logging.getLogger().removeHandler(handler)
-    leaks = WATCH.leaks()
-    assert not leaks, leaks
+    assert not WATCH.leaks, WATCH.leaks
+
+
+@pytest.fixture(autouse=True)
+def _name_the_test_for_the_watch(request: pytest.FixtureRequest) -> None:
+    WATCH.test = request.node.nodeid
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +141,7 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.setenv("TMPDIR", str(scratch))  # for the commands tests start as processes
-    for name in ("CHECKOUT_DB", "CHECKOUT_PROFILE", "NO_COLOR"):
+    for name in ("CHECKOUT_DB", "CHECKOUT_PROFILE", "CHECKOUT_VAULT_KEY", "NO_COLOR"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -115,7 +164,7 @@ def load_fixtures(backend: LocalBackend) -> None:
 @pytest.fixture
 def backend(db_path: Path):
     """A LocalBackend on a fresh store with the fixture catalog and settings loaded."""
-    local = LocalBackend(db_path, actor="test")
+    local = WatchedBackend(db_path, actor="test")
     load_fixtures(local)
     yield local
     local.close()
@@ -218,4 +267,5 @@ def cli(db_path: Path):
         WATCH.seen(f"checkout {' '.join(args)}", result.stdout + result.stderr)
         return Result(result.exit_code, result.stdout, result.stderr)
 
-    return run
+    yield run
+    WATCH.export_store(db_path)

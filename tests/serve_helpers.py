@@ -35,7 +35,7 @@ from typer.testing import CliRunner
 
 from checkout_cli.backends.local import LocalBackend
 from checkout_cli.backends.remote import RemoteBackend
-from tests.conftest import WATCH, load_fixtures
+from tests.conftest import WATCH, Watched, WatchedBackend, load_fixtures
 
 PROJECT = "shop-nl"
 TOKEN_NAME = "contract-suite"
@@ -61,17 +61,40 @@ class Served:
         return f"{self.url}/iapi/project/{project or self.project}/{service}/{name}"
 
     def remote(self, **kwargs: Any) -> RemoteBackend:
-        return RemoteBackend(self.url, self.project, self.token, **kwargs)
+        return WatchedRemote(self.url, self.project, self.token, **kwargs)
 
     def local(self, actor: str = "test") -> LocalBackend:
         """The same store opened directly (to look behind the server's back)."""
-        return LocalBackend(self.db, actor=actor)
+        return WatchedBackend(self.db, actor=actor)
 
     def cli_env(self, **extra: str) -> dict[str, str]:
         return {"CHECKOUT_TOKEN": self.token, **extra}
 
     def remote_args(self) -> list[str]:
         return ["--remote", self.url, "--project", self.project]
+
+
+class WatchedRemote(Watched, RemoteBackend):
+    pass
+
+
+def vault_key_env(db: Path) -> dict[str, str]:
+    """The store's vault key as a server gets it (``CHECKOUT_VAULT_KEY``), taken from the key
+    file this test process made, if it made one: the operator's way of serving a store whose
+    secrets were set from the command line."""
+    from checkout_cli.engine.vault_keys import KEY_ENV, key_file
+
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute("SELECT value FROM store_info WHERE key = 'store_id'").fetchone()
+    except sqlite3.OperationalError:  # no store_info: not a store yet
+        row = None
+    finally:
+        conn.close()
+    path = key_file(row[0]) if row else None
+    return {KEY_ENV: path.read_text()} if path and path.exists() else {}
 
 
 def free_port() -> int:
@@ -140,6 +163,7 @@ def serving(
     home = db.parent / "serve-home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKOUT_")}
     env.update(XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"))
+    env.update(vault_key_env(db))
     for attempt in range(3):  # the port is free when picked, but another process may take it
         port = free_port()
         url = f"http://127.0.0.1:{port}"

@@ -6,6 +6,9 @@ password goes into the store's vault, never anywhere else.
 
 from __future__ import annotations
 
+import base64
+import json
+import smtplib
 import socket
 import sqlite3
 import ssl
@@ -22,7 +25,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from checkout_cli.money import format_money
-from tests.conftest import CUSTOMER, WATCH, ready_checkout
+from tests.conftest import CUSTOMER, WATCH, encodings, ready_checkout
+from tests.engine_helpers import query
+from tests.serve_helpers import serving
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Requiring AUTH while not requiring TLS:UserWarning"  # on purpose, on 127.0.0.1
@@ -103,7 +108,9 @@ class SmtpServer:
             authenticator=self._authenticate,
             auth_required=True,
             auth_require_tls=False,
-            auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN") if m not in self.mechanisms],
+            auth_exclude_mechanism=[
+                m for m in ("PLAIN", "LOGIN", "CRAM-MD5") if m not in self.mechanisms
+            ],
             **tls,
         )
         self._controller.start()
@@ -122,6 +129,40 @@ class SmtpServer:
 
     def messages(self) -> list[EmailMessage]:
         return [message_from_bytes(m["raw"], policy=policy.default) for m in self.received]
+
+
+class EchoingServer(SmtpServer):
+    """A server that refuses every login and echoes, in its 535 reply, the AUTH exchange as
+    it received it: base64 of ``\\0user\\0password`` (PLAIN), of the user and of the
+    password (LOGIN), of the user and the HMAC digest (CRAM-MD5). ``answers`` keeps what
+    the client sent, decoded."""
+
+    def __init__(self, mechanism: str) -> None:
+        super().__init__(SMTP_PASSWORD, mechanisms=(mechanism,))
+        self.answers: list[bytes] = []
+
+    def _refuse(self, mechanism: str, *sent: bytes) -> AuthResult:
+        self.answers += sent
+        self.auth_attempts.append((mechanism, False))
+        echoed = " ".join(base64.b64encode(answer).decode() for answer in sent)
+        return AuthResult(
+            success=False, handled=False, message=f"535 5.7.8 refused: AUTH {mechanism} {echoed}"
+        )
+
+    async def auth_PLAIN(self, server, args: list[str]) -> AuthResult:
+        sent = args[1] if len(args) > 1 else None
+        answer = base64.b64decode(sent) if sent else await server.challenge_auth("")
+        return self._refuse("PLAIN", answer)
+
+    async def auth_LOGIN(self, server, args: list[str]) -> AuthResult:
+        if len(args) > 1:
+            user = base64.b64decode(args[1])
+        else:
+            user = await server.challenge_auth("Username:")
+        return self._refuse("LOGIN", user, await server.challenge_auth("Password:"))
+
+    async def auth_CRAM__MD5(self, server, args: list[str]) -> AuthResult:
+        return self._refuse("CRAM-MD5", await server.challenge_auth(b"<1896.697170952@shop>"))
 
 
 def configure_smtp(backend, port: int, password: str | None = SMTP_PASSWORD) -> None:
@@ -338,6 +379,82 @@ def test_a_server_that_echoes_the_password_does_not_put_it_in_last_error(backend
         assert WRONG_PASSWORD not in shown.stdout + shown.stderr
 
 
+def forms_of_the_login(server: EchoingServer) -> set[str]:
+    """Every form of the password, and of what the client answered in AUTH (CRAM-MD5's
+    digest is as good as the password to a guesser)."""
+    forms = encodings(SMTP_PASSWORD)
+    for answer in server.answers:
+        if answer != SMTP_USER.encode():
+            forms |= encodings(answer.decode()) | {base64.b64encode(answer).decode()}
+    return forms
+
+
+def assert_no_form_in(forms: set[str], where: str, text: str) -> None:
+    leaked = [form for form in forms if form in text]
+    assert not leaked, f"{where} holds the SMTP password in some form"
+
+
+async def _mcp_outbox(tmp_path: Path, db: Path) -> list[str]:
+    from tests.test_mcp import local, mcp_session
+
+    async with mcp_session(tmp_path, *local(db)) as session:
+        texts = []
+        for tool in ("checkout-admin_list_outbox", "checkout-admin_send_outbox"):
+            result = await session.call_tool(tool, {})
+            texts.append(json.dumps(result.structured_content))
+        return texts
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
+def test_a_server_echoing_the_auth_exchange_sees_no_form_of_the_password_come_back(
+    backend, cli, db_path, tmp_path, mechanism
+):
+    """Not in last_error in the store, nor in `outbox list --json`, nor over HTTP, nor MCP."""
+    import anyio
+
+    with EchoingServer(mechanism) as server:
+        configure_smtp(backend, server.port)
+        invoice_order(backend)
+        assert [m for m, _ in server.auth_attempts] == [mechanism]
+        forms = forms_of_the_login(server)
+        [(last_error,)] = query(db_path, "SELECT last_error FROM outbox")
+        assert f"535, b'5.7.8 refused: AUTH {mechanism} " in last_error
+        assert "[redacted]" in last_error
+        assert_no_form_in(forms, "last_error", last_error)
+        listed = cli("--json", "outbox", "list")
+        assert listed.exit_code == 0 and listed.json()["emails"][0]["last_error"] == last_error
+        assert_no_form_in(forms, "outbox list --json", listed.stdout + listed.stderr)
+
+        token = WATCH.secret(backend.call("checkout-admin", "create-token", {"name": "t"})["token"])
+        with serving(db_path, token, project="local", workers=1) as served:
+            remote = served.remote()
+            try:
+                answers = [
+                    remote.call("checkout-admin", name, {})
+                    for name in ("list-outbox", "send-outbox")  # a new attempt, by the server
+                ]
+            finally:
+                remote.close()
+        assert answers[1]["failed"] == 1 and len(server.auth_attempts) == 2
+        assert_no_form_in(forms_of_the_login(server), "HTTP answers", json.dumps(answers))
+
+        tools = anyio.run(_mcp_outbox, tmp_path, db_path)
+        assert len(server.auth_attempts) == 3
+        assert_no_form_in(forms_of_the_login(server), "MCP results", "\n".join(tools))
+        [(last_error,)] = query(db_path, "SELECT last_error FROM outbox")
+        assert_no_form_in(forms_of_the_login(server), "last_error", last_error)
+
+
+def test_smtplib_debug_output_is_redacted(backend, capsys, monkeypatch):
+    monkeypatch.setattr(smtplib.SMTP, "debuglevel", 1)  # as a developer would turn it on
+    with EchoingServer("PLAIN") as server:
+        configure_smtp(backend, server.port)
+        invoice_order(backend)
+    debug = capsys.readouterr().err
+    assert "send: 'AUTH PLAIN [redacted]" in debug and "refused: AUTH PLAIN" in debug
+    assert_no_form_in(forms_of_the_login(server), "smtplib's debug output", debug)
+
+
 def test_a_shop_name_with_a_line_break_cannot_break_the_headers(backend, smtp):
     backend.call(
         "checkout-admin",
@@ -383,11 +500,12 @@ def test_a_busy_store_after_commit_leaves_the_email_queued(backend, smtp, monkey
     def busy(engine, rows):
         raise UnavailableError("database_busy", "the store is busy")
 
+    deliver = outbox._deliver
     monkeypatch.setattr(outbox, "_deliver", busy)
     result = invoice_order(backend)
     assert result["status"] == "completed" and result["already_completed"] is False
     assert outbox_rows(backend)[0]["status"] == "queued"
-    monkeypatch.undo()
+    monkeypatch.setattr(outbox, "_deliver", deliver)  # not undo(): that drops the test's dirs
     assert backend.call("checkout-admin", "send-outbox", {})["sent"] == 1
     assert len(smtp.received) == 1
 
@@ -502,14 +620,10 @@ def test_file_transport_default_folder_is_beside_the_store(backend):
 # --- the password stays in the vault ------------------------------------------------------
 
 
-def _store_text_outside_vault(path: Path) -> str:
+def _store_text(path: Path) -> str:
     conn = sqlite3.connect(path)
     try:
-        tables = [
-            r[0]
-            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            if r[0] != "vault"
-        ]
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return "\n".join(repr(row) for t in tables for row in conn.execute(f"SELECT * FROM [{t}]"))
     finally:
         conn.close()
@@ -540,17 +654,14 @@ def test_smtp_password_never_leaves_the_vault(backend, cli, db_path):
         outputs[" ".join(args)] = shown.stdout + shown.stderr
     vault = {s["name"]: s for s in cli("--json", "vault", "list").json()["secrets"]}
     assert vault["smtp_password"]["set"] is True
-    outputs["store outside the vault"] = _store_text_outside_vault(db_path)
+    outputs["every row of the store, the vault's included"] = _store_text(db_path)
     for where, text in outputs.items():
         for secret in (SMTP_PASSWORD, WRONG_PASSWORD):
             assert secret not in text, f"{where} shows an SMTP password"
-    # The check above means something: the vault does hold the value.
-    conn = sqlite3.connect(db_path)
-    try:
-        stored = conn.execute("SELECT value FROM vault WHERE name = 'smtp_password'").fetchone()
-    finally:
-        conn.close()
-    assert stored == (SMTP_PASSWORD,)
+    # The check above means something: the vault does hold the value, sealed.
+    from checkout_cli.engine.vault import secret
+
+    assert secret(backend.engine.conn, "smtp_password") == SMTP_PASSWORD
 
 
 def test_an_email_cut_off_mid_send_is_retried_only_on_request(backend, cli):

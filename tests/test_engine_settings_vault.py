@@ -8,6 +8,8 @@ import pytest
 
 from checkout_cli.engine.settings import SETTINGS
 from checkout_cli.engine.tokens import Caller, verify
+from checkout_cli.engine.vault import secret
+from checkout_cli.engine.vault_keys import key_file
 from checkout_cli.errors import ConflictError, NotFoundError, ValidationError
 from tests.conftest import WATCH, dump
 from tests.engine_helpers import ADMIN, query, refused
@@ -145,17 +147,25 @@ def test_vault_is_write_only(backend):
     ]
     assert not any(s["set"] for s in listed)
     result = backend.call(ADMIN, "set-vault", {"name": "smtp_password", "value": SMTP_PASSWORD})
-    assert result == {"name": "smtp_password", "set": True}
-    backend.call(ADMIN, "set-vault", {"name": "mollie_api_key", "value": MOLLIE_KEY})
+    key_id = result["key_id"]
+    assert result == {
+        "name": "smtp_password",
+        "set": True,
+        "key_id": key_id,
+        "new_key_file": str(key_file(backend.engine.store_id)),  # the first value makes it
+    }
+    again = backend.call(ADMIN, "set-vault", {"name": "mollie_api_key", "value": MOLLIE_KEY})
+    assert (again["key_id"], again["new_key_file"]) == (key_id, None)
     listed = backend.call(ADMIN, "list-vault", {})
     text = json.dumps(listed) + json.dumps(settings_of(backend))
     assert SMTP_PASSWORD not in text and MOLLIE_KEY not in text
     smtp = next(s for s in listed["secrets"] if s["name"] == "smtp_password")
     assert smtp["set"] is True and smtp["set_at"].endswith("Z")
-    assert set(smtp) == {"name", "description", "set", "set_at"}
-    assert query(backend.db_path, "SELECT value FROM vault WHERE name = 'smtp_password'") == [
-        (SMTP_PASSWORD,)
-    ]
+    assert set(smtp) == {"name", "description", "set", "set_at", "key_id"}
+    assert smtp["key_id"] == key_id
+    [(stored,)] = query(backend.db_path, "SELECT value FROM vault WHERE name = 'smtp_password'")
+    assert stored.startswith(f"v1:{key_id}:") and SMTP_PASSWORD not in stored
+    assert secret(backend.engine.conn, "smtp_password") == SMTP_PASSWORD
     # Setting again replaces; deleting forgets.
     backend.call(ADMIN, "set-vault", {"name": "smtp_password", "value": SMTP_PASSWORD + "2"})
     assert query(backend.db_path, "SELECT COUNT(*) FROM vault") == [(2,)]

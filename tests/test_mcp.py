@@ -129,6 +129,7 @@ async def ok(session: ClientSession, tool: str, arguments: dict[str, Any]) -> di
 async def error(session: ClientSession, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
     result = await session.call_tool(tool, arguments)
     assert result.is_error, (tool, result.structured_content)
+    WATCH.seen(f"mcp {tool} error", json.dumps(result.structured_content))
     error_object = result.structured_content["error_object"]
     assert {"type", "code", "message"} <= error_object.keys()
     assert json.loads(result.content[0].text) == {"error_object": error_object}

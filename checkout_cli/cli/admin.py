@@ -26,7 +26,8 @@ outbox_app = typer.Typer(
 vault_app = typer.Typer(
     rich_markup_mode=None,
     add_completion=False,
-    help="Write-only secrets: provider keys, SMTP password.\n\n"
+    help="Write-only secrets: provider keys, SMTP password; encrypted at rest with a key kept "
+    "outside the store (CHECKOUT_VAULT_KEY, or a key file in the config dir).\n\n"
     "Example: checkout vault set smtp_password",
     no_args_is_help=True,
 )
@@ -170,12 +171,16 @@ def vault_set(
         value = prompter().secret(f"Value for {name}")
     else:
         raise missing_input([f"the value of {name} on stdin"])
-    state.run(
-        CHECKOUT_ADMIN,
-        "set-vault",
-        {"name": name, "value": value},
-        lambda r: output.say(f"{name} stored"),
-    )
+
+    def render(result: dict[str, Any]) -> None:
+        output.say(f"{name} stored")
+        if result["new_key_file"]:
+            output.say(
+                f"made the vault key file {result['new_key_file']}: keep a copy apart from "
+                "the store's backups (without it the vault cannot be read)"
+            )
+
+    state.run(CHECKOUT_ADMIN, "set-vault", {"name": name, "value": value}, render)
 
 
 @vault_app.command("list")
@@ -210,6 +215,41 @@ def vault_delete(
     state.run(
         CHECKOUT_ADMIN, "delete-vault", {"name": name}, lambda r: output.say(f"{name} deleted")
     )
+
+
+@vault_app.command("rotate-key")
+def vault_rotate_key(ctx: typer.Context) -> None:
+    """Make a new vault key, reseal every secret under it, and retire the old key.
+
+    With a key file, the old key is deleted from it. With CHECKOUT_VAULT_KEY, put the new key
+    first (CHECKOUT_VAULT_KEY=NEW,OLD; `openssl rand -base64 32` makes one), run this, then
+    drop OLD. On the store's own machine only. If it is cut off, no secret is left unreadable:
+    run it again.
+
+    Example: checkout vault rotate-key
+    """
+    from checkout_cli.cli import output
+    from checkout_cli.engine.vault import rotate_key
+    from checkout_cli.errors import ForbiddenError
+
+    state: State = ctx.obj
+    if state.settings.remote:
+        raise ForbiddenError(
+            "local_only",
+            "the vault's key lives on the store's own machine",
+            recovery="run `checkout vault rotate-key` there, without --remote",
+        )
+
+    def render(result: dict[str, Any]) -> None:
+        retired = ", ".join(result["retired"]) or "none"
+        output.say(
+            f"vault key {result['key_id']} ({result['key_source']}) now seals "
+            f"{result['resealed']} secret(s); retired: {retired}"
+        )
+        if result["retired"] and result["key_source"] == "CHECKOUT_VAULT_KEY":
+            output.say("now drop the retired keys from CHECKOUT_VAULT_KEY")
+
+    state.show(rotate_key(state.backend.engine), render)
 
 
 def init(

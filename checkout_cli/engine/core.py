@@ -73,8 +73,8 @@ class Engine:
     def now(self) -> str:
         return iso(self.clock())
 
-    def write(self, *, durable: bool = True):  # -> ContextManager[sqlite3.Connection]
-        return self.store.write(durable=durable)
+    def write(self, *, durable: bool = True, scrub: bool = False):  # -> ContextManager[Connection]
+        return self.store.write(durable=durable, scrub=scrub)
 
     def read(self):
         return self.store.read()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from checkout_cli.engine import network
+from checkout_cli.engine.redaction import Redactor
 
 
 class Transport(Protocol):
@@ -37,6 +38,54 @@ class FileTransport:
         return str(target)
 
 
+class DeliveryFailed(Exception):
+    """A transport's failure, its text already free of every form of the SMTP password."""
+
+
+class _RedactingSession:
+    """An SMTP session that remembers every answer it gives in AUTH (whatever the mechanism:
+    PLAIN, LOGIN, CRAM-MD5) so those are redacted too, and redacts smtplib's debug output."""
+
+    def __init__(self, redactor: Redactor, *args: Any, **kwargs: Any) -> None:
+        self.redactor = redactor
+        super().__init__(*args, **kwargs)
+
+    def auth(self, mechanism: str, authobject: Any, *, initial_response_ok: bool = True) -> Any:
+        def answer(challenge: bytes | None = None) -> str | None:
+            response = authobject(challenge)
+            if response == self.user:  # LOGIN's first answer: only its base64 is hidden
+                self.redactor.add_encoded(response)
+            elif response is not None:
+                self.redactor.add(response)
+            return response
+
+        return super().auth(mechanism, answer, initial_response_ok=initial_response_ok)
+
+    def _print_debug(self, *args: Any) -> None:
+        super()._print_debug(*(self.redactor.redact(str(arg)) for arg in args))
+
+
+class _Smtp(_RedactingSession, smtplib.SMTP):
+    pass
+
+
+class _Smtps(_RedactingSession, smtplib.SMTP_SSL):
+    pass
+
+
+def redactor_for(user: str, password: str | None) -> Redactor:
+    """Every form of the password this transport sends or a server may echo back, known
+    before the first byte goes out: raw, and base64 of PLAIN (with and without authzid) and of
+    LOGIN's answers. The session adds what it actually answers (e.g. CRAM-MD5's digest)."""
+    redactor = Redactor()
+    if password:
+        redactor.add(password)
+        redactor.add(f"\0{user}\0{password}")
+        redactor.add(f"{user}\0{user}\0{password}")
+        redactor.add_encoded(user)
+    return redactor
+
+
 class SmtpTransport:
     def __init__(
         self,
@@ -56,22 +105,29 @@ class SmtpTransport:
         return f"SmtpTransport({self.host}:{self.port}, user={self.user!r})"
 
     def send(self, message: Message, name: str) -> str:
-        with self._connect() as smtp:
-            if self.user:
-                if self._password is None:
-                    raise RuntimeError(
-                        "smtp_password is not in the vault (`checkout vault set smtp_password`)"
-                    )
-                smtp.login(self.user, self._password)
-            smtp.send_message(message)
+        """Deliver ``message``; any failure is ``DeliveryFailed`` with the password redacted
+        in every form from its text (the one place SMTP errors become text)."""
+        redactor = redactor_for(self.user, self._password)
+        try:
+            with self._connect(redactor) as smtp:
+                if self.user:
+                    if self._password is None:
+                        raise RuntimeError(
+                            "smtp_password is not in the vault (`checkout vault set smtp_password`)"
+                        )
+                    smtp.login(self.user, self._password)
+                smtp.send_message(message)
+        except Exception as exc:
+            # from None: the original, unredacted exception is not chained into tracebacks.
+            raise DeliveryFailed(redactor.redact(f"{type(exc).__name__}: {exc}")) from None
         return f"{'smtps' if self.implicit_tls else 'smtp'}://{self.host}:{self.port}"
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, redactor: Redactor) -> smtplib.SMTP:
         """A session that is already encrypted if the settings ask for TLS either way."""
         if self.implicit_tls:
             context = ssl.create_default_context()
-            return smtplib.SMTP_SSL(self.host, self.port, timeout=30, context=context)
-        smtp = smtplib.SMTP(self.host, self.port, timeout=30)
+            return _Smtps(redactor, self.host, self.port, timeout=30, context=context)
+        smtp = _Smtp(redactor, self.host, self.port, timeout=30)
         try:
             if self.starttls:
                 smtp.starttls(context=ssl.create_default_context())
@@ -79,6 +135,11 @@ class SmtpTransport:
             smtp.close()
             raise
         return smtp
+
+
+def uses_password(settings: dict[str, Any]) -> bool:
+    """Whether delivery needs the SMTP password (so the vault is read only then)."""
+    return settings["email_transport"] == "smtp" and bool(settings["smtp_user"])
 
 
 def transport_for(settings: dict[str, Any], password: str | None, data_dir: Path) -> Transport:

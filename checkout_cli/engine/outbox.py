@@ -15,7 +15,7 @@ from typing import Any
 
 from checkout_cli.engine import emails, settings, vault
 from checkout_cli.engine.core import Engine
-from checkout_cli.engine.mail import transport_for
+from checkout_cli.engine.mail import DeliveryFailed, redactor_for, transport_for, uses_password
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,32 @@ def queue_confirmation(engine: Engine, conn: sqlite3.Connection, order_row_id: i
     )
 
 
-def _error_text(exc: Exception, secret: str | None) -> str:
-    """What went wrong, for ``last_error``: never the password, even if a server echoes it."""
-    error = f"{type(exc).__name__}: {exc}"
-    if secret:
-        error = error.replace(secret, "[redacted]")
+def _error_text(exc: Exception) -> str:
+    """What went wrong, for ``last_error``. A transport's own failure comes redacted by the
+    transport (it alone knows every form in which it sent the password)."""
+    error = str(exc) if isinstance(exc, DeliveryFailed) else f"{type(exc).__name__}: {exc}"
     return error[:500]
+
+
+def redact_stored_password(conn: sqlite3.Connection) -> None:
+    """Blank the SMTP password out of errors older releases stored: a server that echoed AUTH
+    PLAIN put its base64 in ``last_error`` and in the remembered HTTP answer of that
+    ``send-outbox``. Run by the upgrade that seals the vault, while the password is still
+    plaintext there."""
+    row = conn.execute("SELECT value FROM vault WHERE name = 'smtp_password'").fetchone()
+    if row is None:
+        return
+    redactor = redactor_for(settings.read(conn, "smtp_user"), row["value"])
+    for table, column, key in (
+        ("outbox", "last_error", "id"),
+        ("idempotent_requests", "response", "key"),
+    ):
+        for stored in conn.execute(f"SELECT {key}, {column} FROM {table}").fetchall():
+            text = stored[column]
+            if text and (clean := redactor.redact(text)) != text:
+                conn.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (clean, stored[key])
+                )
 
 
 def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
@@ -55,7 +75,7 @@ def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
         return []
     conn = engine.conn
     config = settings.read_all(conn)
-    password = vault.secret(conn, "smtp_password")
+    password = vault.secret(conn, "smtp_password") if uses_password(config) else None
     transport = transport_for(config, password, engine.data_dir)
     results = []
     for row in rows:
@@ -80,7 +100,7 @@ def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
             )
             transport.send(message, row["name"])
         except Exception as exc:  # any failure leaves the email queued for retry
-            error = _error_text(exc, password)
+            error = _error_text(exc)
             with engine.write(durable=False) as tx:
                 tx.execute(
                     "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
@@ -108,7 +128,7 @@ def _deliver_after_commit(engine: Engine, rows: list[sqlite3.Row]) -> None:
     except Exception as exc:
         log.warning(
             "email delivery deferred, the outbox keeps it (`checkout outbox send`): %s",
-            _error_text(exc, None),
+            _error_text(exc),
         )
 
 

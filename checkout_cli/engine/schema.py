@@ -356,6 +356,14 @@ def _v7(conn: sqlite3.Connection) -> None:
     # The Idempotency-Key of the HTTP request that made an event: a retry of a request whose
     # worker died finds what its earlier attempt did, and answers as it would have.
     conn.execute("ALTER TABLE events ADD COLUMN request_key TEXT")
+    # The vault is encrypted at rest from this version on: older plaintext values are sealed
+    # here, under this store's key (see engine/vault_keys.py), after the SMTP password is
+    # blanked from errors stored by releases that leaked it; `after_upgrade` then rewrites
+    # the file so no freed page keeps the plaintext.
+    from checkout_cli.engine import outbox, vault
+
+    outbox.redact_stored_password(conn)
+    vault.seal_plaintext(conn)
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
@@ -369,8 +377,12 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
 }
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the schema up to ``SCHEMA_VERSION``; refuse a store made by a newer release."""
+VAULT_SEALED_SINCE = 7
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to ``SCHEMA_VERSION``; refuse a store made by a newer release.
+    Returns the version the store had (read inside the caller's transaction)."""
     from checkout_cli.errors import ConflictError
 
     current = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -383,3 +395,19 @@ def migrate(conn: sqlite3.Connection) -> None:
     for version in range(current + 1, SCHEMA_VERSION + 1):
         MIGRATIONS[version](conn)
         conn.execute(f"PRAGMA user_version = {version}")
+    return current
+
+
+def after_upgrade(conn: sqlite3.Connection, from_version: int) -> bool:
+    """What an upgrade needs outside its transaction; True if it rewrote the file.
+
+    A store from before the vault was sealed kept plaintext values, and pages its SQLite
+    freed (without ``secure_delete``) may still hold old ones: VACUUM rewrites the file from
+    the live, now sealed, rows alone. Once per store, and only if its vault has values.
+    """
+    if not 0 < from_version < VAULT_SEALED_SINCE:
+        return False
+    if conn.execute("SELECT 1 FROM vault LIMIT 1").fetchone() is None:
+        return False
+    conn.execute("VACUUM")
+    return True

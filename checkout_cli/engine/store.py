@@ -49,12 +49,15 @@ class Store:
         self.conn.execute("PRAGMA synchronous = NORMAL" if wal else "PRAGMA synchronous = FULL")
         self._open = False  # a write transaction is open on this connection
         self._wants_flush = False  # a write in it asked to be durable
+        self._wants_scrub = False  # a write in it overwrote or deleted a secret
         self._request: RequestWrites | None = None
-        from checkout_cli.engine.schema import SCHEMA_VERSION, migrate
+        from checkout_cli.engine.schema import SCHEMA_VERSION, after_upgrade, migrate
 
         if self.conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            with self.write():
-                migrate(self.conn)
+            with self.write(scrub=True):
+                found = migrate(self.conn)
+            if found < SCHEMA_VERSION and after_upgrade(self.conn, found):
+                self.empty_wal()
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +75,7 @@ class Store:
         return conn
 
     @contextmanager
-    def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def write(self, *, durable: bool = True, scrub: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction: BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception.
 
         Durable by default: the WAL is flushed before this returns. ``durable=False`` is for
@@ -80,19 +83,55 @@ class Store:
         append-only, so the next durable write flushes it too; a killed process loses nothing,
         a power cut at worst the last such commits.
 
+        ``scrub=True`` is for writes that overwrite or delete secrets: what they delete is
+        zeroed in its page (``secure_delete``, whatever SQLite's build default) and the WAL is
+        emptied after the commit, so no earlier copy of the page stays in either file.
+
         Inside a transaction already open on this connection (an atomic ``request``), the block
         is a savepoint of it instead: rolled back alone on an exception, committed with it.
         """
-        if self._open:
-            self._wants_flush |= durable
-            with self._savepoint():
-                yield self.conn
-            return
-        self._wants_flush = durable
-        with self._transaction() as conn:
-            yield conn
-        if not self._open and self._wants_flush:  # still open: its request commits it
+        with self._secure_delete(scrub):
+            if self._open:
+                self._wants_flush |= durable
+                self._wants_scrub |= scrub
+                with self._savepoint():
+                    yield self.conn
+                return
+            self._wants_flush = durable
+            self._wants_scrub = scrub
+            with self._transaction() as conn:
+                yield conn
+        if not self._open:  # still open: its request commits it
+            self._after_commit()
+
+    def _after_commit(self) -> None:
+        if self._wants_flush:
             self._flush()
+        if self._wants_scrub:
+            self.empty_wal()
+
+    @contextmanager
+    def _secure_delete(self, on: bool) -> Iterator[None]:
+        if not on:
+            yield
+            return
+        previous = self.conn.execute("PRAGMA secure_delete").fetchone()[0]
+        self.conn.execute("PRAGMA secure_delete = ON")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA secure_delete = {previous}")
+
+    def empty_wal(self) -> None:
+        """Copy the WAL into the store and truncate it to nothing. Best effort: it waits at
+        most 2 s for readers of older snapshots (another process's open read)."""
+        if self._wal_path is None:
+            return
+        self.conn.execute("PRAGMA busy_timeout = 2000")
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     @contextmanager
     def request(
@@ -117,8 +156,7 @@ class Store:
         else:
             if self._open:
                 self._finish(commit=True)
-                if self._wants_flush:
-                    self._flush()
+                self._after_commit()
         finally:
             self._request = None
 
