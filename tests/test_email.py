@@ -425,7 +425,9 @@ def test_a_server_echoing_the_auth_exchange_sees_no_form_of_the_password_come_ba
         assert listed.exit_code == 0 and listed.json()["emails"][0]["last_error"] == last_error
         assert_no_form_in(forms, "outbox list --json", listed.stdout + listed.stderr)
 
-        token = WATCH.secret(backend.call("checkout-admin", "create-token", {"name": "t"})["token"])
+        token = WATCH.secret(
+            backend.call("checkout-admin", "create-token", {"name": "t", "scope": "admin"})["token"]
+        )
         with serving(db_path, token, project="local", workers=1) as served:
             remote = served.remote()
             try:

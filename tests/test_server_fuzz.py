@@ -38,6 +38,9 @@ OPERATIONS = [
     if HTTP in endpoint.faces
     for method in (("POST", "GET") if endpoint.reads_only else ("POST",))
 ]
+# One xdist worker runs the whole module (``--dist loadgroup`` in pytest's addopts): the last
+# test sums what every operation saw, which a split module would see only part of.
+pytestmark = pytest.mark.xdist_group("fuzz")
 _started: list[float] = []
 SEEN: Counter[tuple[int, str]] = Counter()  # (status, error code or "ok")
 
