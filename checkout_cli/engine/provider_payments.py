@@ -585,6 +585,18 @@ def handle_webhook(
     }
 
 
+def unchanged(checkout_token: str, provider: str, checkout_status: str) -> dict[str, Any]:
+    """A reconcile report's row before the provider is asked: nothing changes yet."""
+    return {
+        "checkout_token": checkout_token,
+        "provider": provider,
+        "from_status": checkout_status,
+        "to_status": checkout_status,
+        "provider_status": None,
+        "action": "none",
+    }
+
+
 def reconcile(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     """Ask the providers about every pending payment; expire checkouts past their TTL; ask
     about open payments nobody waits for any more (of closed checkouts, or replaced) and
@@ -604,14 +616,7 @@ def reconcile(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             or not payment["provider_payment_id"]
         ):
             continue
-        change = {
-            "checkout_token": co["token"],
-            "provider": payment["provider"],
-            "from_status": co["status"],
-            "to_status": co["status"],
-            "provider_status": None,
-            "action": "none",
-        }
+        change = unchanged(co["token"], payment["provider"], co["status"])
         try:
             fetched = provider_for(engine.conn, payment["provider"]).fetch(
                 payment["provider_payment_id"]
@@ -683,14 +688,7 @@ def _watch_unwanted_payments(
     for row in rows:
         if not strays.unwanted(engine.conn, row):
             continue
-        change = {
-            "checkout_token": row["token"],
-            "provider": row["provider"],
-            "from_status": row["checkout_status"],
-            "to_status": row["checkout_status"],
-            "provider_status": None,
-            "action": "none",
-        }
+        change = unchanged(row["token"], row["provider"], row["checkout_status"])
         try:
             provider = provider_for(engine.conn, row["provider"])
             fetched = provider.fetch(row["provider_payment_id"])

@@ -212,7 +212,7 @@ def refund_object(row: sqlite3.Row) -> dict[str, Any]:
 
 def refresh_pending(engine: Engine, dry_run: bool) -> list[dict[str, Any]]:
     """Ask the providers about refunds they accepted but have not settled yet (reconcile)."""
-    from checkout_cli.engine.provider_payments import provider_for
+    from checkout_cli.engine.provider_payments import provider_for, unchanged
 
     changes = []
     for row in engine.conn.execute(
@@ -221,14 +221,7 @@ def refresh_pending(engine: Engine, dry_run: bool) -> list[dict[str, Any]]:
         "WHERE r.status = ? AND r.provider_refund_id IS NOT NULL ORDER BY r.id",
         (REFUND_PENDING,),
     ).fetchall():
-        change = {
-            "checkout_token": row["token"],
-            "provider": row["provider"],
-            "from_status": row["checkout_status"],
-            "to_status": row["checkout_status"],
-            "provider_status": None,
-            "action": "none",
-        }
+        change = unchanged(row["token"], row["provider"], row["checkout_status"])
         try:
             fetched = provider_for(engine.conn, row["provider"]).fetch_refund(
                 row["provider_payment_id"], row["provider_refund_id"]

@@ -205,6 +205,7 @@ class FakeProviderServer(_Listener):
         self.requests: list[RecordedRequest] = []
         self._faults: deque[_Fault] = deque()
         self._delays: deque[float] = deque()
+        self._refund_delays: deque[float] = deque()
         self.errors: list[Exception] = []  # exceptions raised inside the fake (should stay empty)
         self._routes = [(m, re.compile(p + r"\Z"), h) for m, p, h in self.ROUTES]
 
@@ -216,6 +217,19 @@ class FakeProviderServer(_Listener):
         a client with a shorter timeout sees a timeout although the provider acted."""
         with self._lock:
             self._delays.extend([float(seconds)] * times)
+
+    def delay_next_refund(self, seconds: float, times: int = 1) -> None:
+        """The next ``times`` refund creates are done (and stored under their idempotency key),
+        then answered ``seconds`` late: a refund whose answer the client never sees."""
+        with self._lock:
+            self._refund_delays.extend([float(seconds)] * times)
+
+    def _late(self, response: Response) -> Response:
+        with self._lock:
+            delay = self._refund_delays.popleft() if self._refund_delays else 0.0
+        if delay:
+            self._closing.wait(delay)
+        return response
 
     def _queue_fault(self, status: int, times: int, body: Any) -> None:
         with self._lock:

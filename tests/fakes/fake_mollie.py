@@ -46,7 +46,6 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections import deque
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -180,7 +179,6 @@ class FakeMollie(FakeProviderServer):
         self._profile = random_id("pfl_", 10)
         self._idempotency: dict[str, tuple[tuple[str, str, str], Response]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
-        self._refund_delays: deque[float] = deque()
 
     @property
     def url(self) -> str:
@@ -433,19 +431,6 @@ class FakeMollie(FakeProviderServer):
             if status in ("failed", "canceled"):
                 self._add_refunded(self.payments[refund["paymentId"]], refund["amount"], -1)
             return copy.deepcopy(refund)
-
-    def delay_next_refund(self, seconds: float, times: int = 1) -> None:
-        """The next ``times`` refund creates are done (and stored under their idempotency key),
-        then answered ``seconds`` late: a refund whose answer the client never sees."""
-        with self._lock:
-            self._refund_delays.extend([float(seconds)] * times)
-
-    def _late(self, response: Response) -> Response:
-        with self._lock:
-            delay = self._refund_delays.popleft() if self._refund_delays else 0.0
-        if delay:
-            self._closing.wait(delay)
-        return response
 
     @staticmethod
     def _minor(value: str, currency: str) -> int:

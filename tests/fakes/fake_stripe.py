@@ -43,7 +43,6 @@ import hmac
 import json
 import re
 import time
-from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -268,7 +267,6 @@ class FakeStripe(FakeProviderServer):
         self._versions: dict[str, str | None] = {}
         self._idempotency: dict[str, tuple[tuple[Any, ...], Response]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
-        self._refund_delays: deque[float] = deque()
         self.refund_status = "succeeded"  # a card refund; other methods start pending
 
     @property
@@ -670,19 +668,6 @@ class FakeStripe(FakeProviderServer):
                 if r["payment_intent"] == payment_intent
                 and r["status"] not in ("failed", "canceled")
             )
-
-    def delay_next_refund(self, seconds: float, times: int = 1) -> None:
-        """The next ``times`` refund creates are done (and stored under their idempotency key),
-        then answered ``seconds`` late: a refund whose answer the client never sees."""
-        with self._lock:
-            self._refund_delays.extend([float(seconds)] * times)
-
-    def _late(self, response: Response) -> Response:
-        with self._lock:
-            delay = self._refund_delays.popleft() if self._refund_delays else 0.0
-        if delay:
-            self._closing.wait(delay)
-        return response
 
     def _paid_session_of(self, payment_intent: str) -> dict[str, Any] | None:
         return next(
