@@ -160,6 +160,7 @@ def test_a_row_without_a_reference_is_never_invoiced(backend, cli, db_path, tmp_
     assert result.json()["counts"] == {
         "created": 1,
         "already_done": 0,
+        "conflict": 0,
         "failed": 0,
         "skipped_invalid": 2,
     }
@@ -253,6 +254,7 @@ def test_fixture_file_then_a_rerun_creates_nothing_new(backend, cli, db_path, tm
     assert again.json()["counts"] == {
         "created": 0,
         "already_done": 3,
+        "conflict": 0,
         "failed": 0,
         "skipped_invalid": 0,
     }
@@ -303,6 +305,7 @@ def test_a_failed_order_exits_non_zero_and_a_rerun_finishes_it(backend, cli, db_
     assert again.json()["counts"] == {
         "created": 1,
         "already_done": 1,
+        "conflict": 0,
         "failed": 0,
         "skipped_invalid": 0,
     }
@@ -499,6 +502,7 @@ def test_a_rerun_after_restoring_an_older_backup_makes_exactly_the_lost_orders(
     assert again.json()["counts"] == {
         "created": 3,
         "already_done": 3,
+        "conflict": 0,
         "failed": 0,
         "skipped_invalid": 0,
     }

@@ -71,10 +71,10 @@ def invoice(
     postal_code, city, region, country, shipping_cents. Rows with the same reference are one
     order and must be together. The whole file is checked first and every bad row reported
     with its line number; nothing is written unless it is clean (or --skip-invalid). Each
-    reference makes exactly one order: re-running the file, or resuming after a crash or
-    Ctrl-C, creates nothing twice, and what the journal says was made is checked in the
-    store first. One run of a file into a store at a time: a second one refuses (exit 6),
-    or waits with --wait.
+    reference makes exactly one order in the store, which keeps it on the order: re-running
+    the file, a copy of it, or resuming after a crash or Ctrl-C creates nothing twice; a
+    done reference whose rows changed is reported as a conflict (exit 4). One run of a file
+    into a store at a time: a second one refuses (exit 6), or waits with --wait.
 
     Example: checkout batch invoice fixtures/batch_invoice.csv --report report.csv
     """
@@ -169,7 +169,7 @@ def invoice(
             style="yellow",
         )
     state.show(results, lambda r: _summary(r["counts"]))
-    if results["counts"]["failed"]:
+    if results["exit_code"]:  # an order failed, or a done reference's row changed
         raise typer.Exit(results["exit_code"])
 
 
@@ -207,7 +207,7 @@ def _run(
         def render(self, task) -> Text:
             return Text(f"{task.speed:.1f} orders/s" if task.speed else "– orders/s")
 
-    counts = {"created": 0, "already_done": 0, "failed": 0, "skipped_invalid": 0}
+    counts = {"created": 0, "already_done": 0, "conflict": 0, "failed": 0, "skipped_invalid": 0}
     exit_code = remade = 0
     progress = Progress(
         TextColumn("invoicing"),
@@ -251,7 +251,7 @@ def _run(
                             outcome = batch.Outcome(
                                 item.reference, "failed", error=exc.message, exit_code=exc.exit_code
                             )
-                            exit_code = exit_code or exc.exit_code
+                        exit_code = exit_code or outcome.exit_code
                         progress.advance(task)
                     counts[outcome.status] += 1
                     remade += outcome.remade
@@ -299,6 +299,7 @@ def _summary(counts: dict[str, int]) -> None:
     for status, label in (
         ("created", "created"),
         ("already_done", "already done earlier"),
+        ("conflict", "conflict (done, row changed)"),
         ("failed", "failed"),
         ("skipped_invalid", "skipped (invalid)"),
     ):

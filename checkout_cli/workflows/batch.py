@@ -31,8 +31,9 @@ from typing import Any
 
 from checkout_cli.backends.base import Backend
 from checkout_cli.endpoints import ADDRESS, CUSTOMER, QUANTITY, SKU
+from checkout_cli.endpoints import EXTERNAL_REFERENCE as REFERENCE
 from checkout_cli.errors import CheckoutError, ConflictError, NotFoundError, UsageError
-from checkout_cli.schema import Cents, Str
+from checkout_cli.schema import Cents
 
 COLUMNS = (
     "reference",
@@ -62,8 +63,8 @@ REQUIRED = (
     "country",
 )
 ORDER_FIELDS = tuple(c for c in COLUMNS if c not in ("reference", "product_sku", "quantity"))
-REFERENCE = Str(max_length=100, pattern=r"[A-Za-z0-9][A-Za-z0-9._:/\-]*", code="invalid_reference")
 SHIPPING = Cents("shipping in minor units")
+OPEN_STATES = ("active", "payment_pending", "completable")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class Order:
 @dataclass
 class Outcome:
     reference: str
-    status: str  # created | already_done | failed | skipped_invalid | would_create
+    status: str  # created | already_done | conflict | failed | skipped_invalid
     checkout_token: str | None = None
     order_number: str | None = None
     error: str | None = None
@@ -425,14 +426,88 @@ def _fill_cart(backend: Backend, order: Order) -> str:
     return cart["cart_token"]
 
 
+def order_for_reference(backend: Backend, reference: str) -> dict[str, Any] | None:
+    """The store's order for ``reference`` (orders carry it; one per store), if any."""
+    found = backend.call("order-management", "list-orders", {"reference": reference, "limit": 1})[
+        "orders"
+    ]
+    return found[0] if found else None
+
+
+def differences(order: Order, made: dict[str, Any]) -> list[str]:
+    """What the file's order says that the store's order for its reference does not."""
+    wanted: Counter[str] = Counter()
+    for sku, quantity in order.items:
+        wanted[sku] += quantity
+    held: Counter[str] = Counter()
+    for item in made["items"]:
+        held[item["product_sku"]] += item["quantity"]
+    changed = ["items"] if wanted != held else []
+    customer = made.get("customer") or {}
+    address = made.get("shipping_address") or {}
+    for key in ORDER_FIELDS:
+        value = order.fields.get(key)
+        if key == "shipping_cents":
+            stored = made["totals"]["shipping_cents"]
+        else:
+            stored = (customer if key in CUSTOMER.props else address).get(key)
+        if value is not None and value != stored:
+            changed.append(key)
+    return changed
+
+
+def _done(order: Order, made: dict[str, Any]) -> Outcome:
+    """A reference the store has an order for: done, or a conflict if the file changed it."""
+    number = made["order_number"]
+    changed = differences(order, made)
+    if not changed:
+        return Outcome(order.reference, "already_done", made["checkout_token"], number)
+    return Outcome(
+        order.reference,
+        "conflict",
+        made["checkout_token"],
+        number,
+        error=f"order {number} was made for this reference with other {', '.join(changed)}; "
+        "not invoicing it again",
+        exit_code=ConflictError.exit_code,
+    )
+
+
 def run_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
-    """One order through the flow, resuming from the journal where the store agrees with it;
-    idempotent at every step."""
+    """One order through the flow. The store decides whether its reference is done (orders
+    carry it, one per store); the journal only says where an unfinished one stands."""
+    made = order_for_reference(backend, order.reference)
+    if made is not None:
+        return _done(order, made)
+    try:
+        return _make_order(backend, journal, order)
+    except ConflictError as exc:
+        if exc.code != "reference_already_ordered":
+            raise
+        # Another run (a copy of the file, another machine) ordered it first.
+        made = order_for_reference(backend, order.reference)
+        if made is None:
+            raise
+        return _done(order, made)
+
+
+def _initiate(backend: Backend, cart_token: str, reference: str) -> dict[str, Any]:
+    """The cart's checkout, carrying the reference that its order copies as it is made."""
+    return backend.call(
+        "checkout-flow",
+        "initiate-checkout",
+        {"cart_token": cart_token, "external_reference": reference},
+    )
+
+
+def _make_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
+    """Resume from the journal where the store agrees with it; idempotent at every step."""
     flow = "checkout-flow"
     reference = order.reference
     state = journal.get(reference)
     remade = False
     if state.get("order_number"):
+        # An order an earlier release made carries no reference: the journal names it.
         if _order_in_store(backend, state["order_number"], state["checkout_token"]):
             return Outcome(
                 reference, "already_done", state["checkout_token"], state["order_number"]
@@ -447,8 +522,11 @@ def run_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
         if cart_token is None:
             cart_token = _fill_cart(backend, order)
             journal.record(reference, cart_token=cart_token, checkout_token=None, order_number=None)
-        checkout = backend.call(flow, "initiate-checkout", {"cart_token": cart_token})
+        checkout = _initiate(backend, cart_token, reference)
         journal.record(reference, checkout_token=checkout["checkout_token"], order_number=None)
+    elif checkout["status"] in OPEN_STATES and checkout.get("external_reference") != reference:
+        # Opened by an earlier release: the reused checkout takes the reference.
+        checkout = _initiate(backend, checkout["cart_token"], reference)
     checkout_token = checkout["checkout_token"]
     if checkout["status"] == "active":
         backend.call(
