@@ -16,6 +16,7 @@ from checkout_cli.backends.local import LocalBackend
 from checkout_cli.cli.app import app
 from checkout_cli.workflows.batch import COLUMNS, Journal, Order, StoreIdentity, scan
 from tests.conftest import FIXTURES, dump, load_fixtures
+from tests.engine_helpers import prescription
 
 ADDRESS = {
     "line1": "Prinsengracht 263",
@@ -223,6 +224,13 @@ def test_dry_run_writes_nothing(backend, cli, db_path, tmp_path):
         "rows": 3,
         "valid_orders": 2,
         "invalid_orders": 0,
+        "would": {
+            "create": 2,
+            "resume": 0,
+            "already_done": 0,
+            "conflict": 0,
+            "skipped_invalid": 0,
+        },
         "errors": [],
     }
     assert dump(db_path) == before
@@ -288,18 +296,20 @@ def test_the_journal_is_the_stores_however_db_is_spelled(backend, db_path, tmp_p
 
 
 def test_a_failed_order_exits_non_zero_and_a_rerun_finishes_it(backend, cli, db_path, tmp_path):
-    # 60 wanted, 40 in stock: initiate only warns, completion refuses.
-    source = write_csv(
-        tmp_path / "orders.csv", [row("A"), row("SHORT", sku="LENS-MONTH-6", quantity=60)]
-    )
+    # The pre-check knows a prescription is required, not that a sphere of 99 is out of range:
+    # the engine refuses it when the order is run.
+    bad = json.dumps({"lens_prescription": prescription(right_sphere="99.00")})
+    rows = [row("A"), row("RX", sku="LENS-TORIC-6", meta_json=bad)]
+    source = write_csv(tmp_path / "orders.csv", rows, extra_columns=("meta_json",))
     report = tmp_path / "report.json"
     result = cli("--json", "batch", "invoice", str(source), "--report", str(report))
     assert result.exit_code == 4, result.stderr
     assert result.json()["counts"]["failed"] == 1
     failed = [r for r in json.loads(report.read_text()) if r["status"] == "failed"]
-    assert [r["reference"] for r in failed] == ["SHORT"]
-    assert "40 available" in failed[0]["error"]
-    backend.call("product-catalog", "set-stock", {"sku": "LENS-MONTH-6", "stock": 100})
+    assert [r["reference"] for r in failed] == ["RX"]
+    assert "right_sphere" in failed[0]["error"]
+    rows[1]["meta_json"] = json.dumps({"lens_prescription": prescription()})
+    write_csv(source, rows, extra_columns=("meta_json",))
     again = cli("--json", "batch", "invoice", str(source), "--report", str(report))
     assert again.exit_code == 0, again.stderr
     assert again.json()["counts"] == {
@@ -316,7 +326,8 @@ def test_a_failed_order_exits_non_zero_and_a_rerun_finishes_it(backend, cli, db_
         assert conn.execute("SELECT COUNT(*) FROM checkouts").fetchone()[0] == 2
     finally:
         conn.close()
-    assert backend.call("product-catalog", "get-product", {"sku": "LENS-MONTH-6"})["stock"] == 40
+    (made,) = backend.call("order-management", "list-orders", {"reference": "RX"})["orders"]
+    assert made["items"][0]["meta"]["lens_prescription"]["right_sphere"] == "-2.25"
 
 
 def test_jsonl_input(backend, cli, db_path, tmp_path):
@@ -585,7 +596,7 @@ def test_a_restored_store_has_its_open_checkout_completed_and_a_partial_cart_rep
         tmp_path / "orders.csv",
         [row("PAID-LATER"), row("HALF-CART"), row("HALF-CART", sku="CASE-TRAVEL", quantity=2)],
     )
-    orders_in_file = {o.reference: o for o in scan(source, lambda sku: True)}
+    orders_in_file = {o.reference: o for o in scan(source, lambda sku: {})}
     journal = bound_journal(tmp_path / "journal.db", backend)
     flow = "checkout-flow"
 
@@ -652,7 +663,7 @@ def test_a_cart_already_ordered_in_a_checkout_the_journal_lacks_is_not_invoiced_
     backend, cli, db_path, tmp_path
 ):
     source = write_csv(tmp_path / "orders.csv", [row("A")])
-    [order] = [o for o in scan(source, lambda sku: True) if isinstance(o, Order)]
+    [order] = [o for o in scan(source, lambda sku: {}) if isinstance(o, Order)]
     cart = backend.call("shopping-cart", "add-item", {"product_sku": "GIFT-CARD-25", "quantity": 1})
     token = backend.call("checkout-flow", "initiate-checkout", {"cart_token": cart["cart_token"]})[
         "checkout_token"

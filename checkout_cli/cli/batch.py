@@ -43,7 +43,9 @@ def invoice(
     ] = False,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="validate and say what would be created; write nothing"),
+        typer.Option(
+            "--dry-run", help="check the file and say what a real run would do; write nothing"
+        ),
     ] = False,
     report: Annotated[
         Path | None,
@@ -68,8 +70,9 @@ def invoice(
     """Invoice every order in FILE through the checkout flow (provider invoice).
 
     Columns: reference, product_sku, quantity, email, name, phone, company, line1, line2,
-    postal_code, city, region, country, shipping_cents. Rows with the same reference are one
-    order and must be together. The whole file is checked first and every bad row reported
+    postal_code, city, region, country, shipping_cents, and line meta as
+    meta.<definition>.<field> columns or a meta_json column. Rows with the same reference are
+    one order and must be together. The whole file is checked first and every bad row reported
     with its line number; nothing is written unless it is clean (or --skip-invalid). Each
     reference makes exactly one order in the store, which keeps it on the order: re-running
     the file, a copy of it, or resuming after a crash or Ctrl-C creates nothing twice; a
@@ -94,30 +97,25 @@ def invoice(
     )
     journal_path = journal or batch.default_journal(data_dir(), file, target)
     batch.refuse_overwriting(file, db_path and Path(db_path), journal_path, report)
-    known: dict[str, bool] = {}
+    products: dict[str, dict[str, Any] | None] = {}
 
-    def known_sku(sku: str) -> bool:
-        if sku not in known:
+    def product(sku: str) -> dict[str, Any] | None:
+        if sku not in products:
             try:
-                backend.call("product-catalog", "get-product", {"sku": sku})
-                known[sku] = True
+                products[sku] = backend.call("product-catalog", "get-product", {"sku": sku})
             except CheckoutError as exc:
                 if exc.code != "product_not_found":
                     raise
-                known[sku] = False
-        return known[sku]
+                products[sku] = None
+        return products[sku]
 
-    errors: list[batch.RowError] = []
-    invalid: set[str] = set()
-    orders = rows = 0
-    for item in batch.scan(file, known_sku):
-        if isinstance(item, batch.RowError):
-            errors.append(item)
-            if item.reference:
-                invalid.add(item.reference)
-        else:
-            orders += 1
-            rows += len(item.items)
+    peeked = batch.Journal.peek(journal_path) if dry_run else None
+    try:
+        checked = batch.plan(file, backend, product, peeked)
+    finally:
+        if peeked is not None:
+            peeked.close()
+    errors, invalid = checked.errors, checked.invalid
     for error in errors:  # one line each, never wrapped: scripts grep these
         output.err().print(
             Text(f"{file}:{error.line}: {error.field}: {error.message}", style="red"),
@@ -130,19 +128,22 @@ def invoice(
             recovery="fix the rows, or pass --skip-invalid to invoice the rest",
         )
     if dry_run:
+        would = {k: checked.would[k] for k in batch.WOULD}
         summary = {
             "dry_run": True,
-            "orders": orders,
-            "rows": rows,
-            "valid_orders": orders - len(invalid),
+            "orders": checked.orders,
+            "rows": checked.rows,
+            "valid_orders": checked.orders - len(invalid),
             "invalid_orders": len(invalid),
+            "would": would,
             "errors": [e.__dict__ for e in errors],
         }
         state.show(
             summary,
             lambda r: output.say(
-                f"would invoice {r['valid_orders']} order(s) from {r['rows']} row(s); "
-                f"{r['invalid_orders']} invalid"
+                f"a real run would create {would['create']} order(s), resume "
+                f"{would['resume']}, find {would['already_done']} already done, report "
+                f"{would['conflict']} conflict(s) and skip {would['skipped_invalid']} invalid"
             ),
         )
         return
@@ -155,9 +156,9 @@ def invoice(
     results = _run(
         state,
         file,
-        known_sku,
+        product,
         invalid,
-        orders - len(invalid),
+        checked.orders - len(invalid),
         Paths(journal_path, report, batch.run_lock_path(data_dir(), file, store)),
         store,
         wait,
@@ -183,7 +184,7 @@ class Paths:
 def _run(
     state: State,
     file: Path,
-    known_sku: Callable[[str], bool],
+    product: Callable[[str], dict[str, Any] | None],
     invalid: set[str],
     total: int,
     paths: Paths,
@@ -237,7 +238,7 @@ def _run(
         try:
             with progress:
                 task = progress.add_task("invoice", total=total)
-                for item in batch.scan(file, known_sku):
+                for item in batch.scan(file, product):
                     if isinstance(item, batch.RowError):
                         continue
                     if item.reference in invalid:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from checkout_cli.backends.base import Backend
-from checkout_cli.endpoints import ADDRESS, CUSTOMER, QUANTITY, SKU
+from checkout_cli.endpoints import ADDRESS, CUSTOMER, DEF_KEY, QUANTITY, SKU
 from checkout_cli.endpoints import EXTERNAL_REFERENCE as REFERENCE
 from checkout_cli.errors import CheckoutError, ConflictError, NotFoundError, UsageError
 from checkout_cli.schema import Cents
@@ -81,6 +81,8 @@ class Order:
     first_line: int
     fields: dict[str, Any]
     items: list[tuple[str, int]] = field(default_factory=list)
+    # Per SKU: the line meta its rows give, {def_key: {field: value}}.
+    meta: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def customer_body(self) -> dict[str, Any]:
         f = self.fields
@@ -147,8 +149,12 @@ def _check_row(number: int, row: dict[str, Any]) -> tuple[dict[str, Any], list[R
     errors: list[RowError] = []
     clean: dict[str, Any] = {}
     reference = row.get("reference")
+    meta, meta_errors = _row_meta(number, row, reference)
+    errors.extend(meta_errors)
+    if meta:
+        clean["meta"] = meta
     for key in row:
-        if key not in COLUMNS:
+        if key not in COLUMNS and key != "meta_json" and not key.startswith("meta."):
             errors.append(RowError(number, key, "unknown column", reference))
     for key in REQUIRED:
         if row.get(key) in (None, ""):
@@ -174,7 +180,70 @@ def _check_row(number: int, row: dict[str, Any]) -> tuple[dict[str, Any], list[R
     return clean, errors
 
 
-def scan(path: Path, known_sku: Callable[[str], bool]) -> Iterator[Order | RowError]:
+def _row_meta(
+    number: int, row: dict[str, Any], reference: Any
+) -> tuple[dict[str, dict[str, Any]], list[RowError]]:
+    """The row's line meta, from ``meta.<def>.<field>`` columns and a ``meta_json`` column
+    (a JSON object ``{def: {field: value}}``; in JSON Lines it may be the object itself)."""
+    meta: dict[str, dict[str, Any]] = {}
+    errors: list[RowError] = []
+    given = row.get("meta_json")
+    if given not in (None, ""):
+        if isinstance(given, str):
+            try:
+                given = json.loads(given)
+            except json.JSONDecodeError as exc:
+                given = None
+                errors.append(RowError(number, "meta_json", f"not valid JSON: {exc.msg}"))
+        if given is not None and not (
+            isinstance(given, dict) and all(isinstance(v, dict) for v in given.values())
+        ):
+            errors.append(RowError(number, "meta_json", 'must be {"definition": {"field": value}}'))
+        elif given:
+            meta = {k: dict(v) for k, v in given.items()}
+    for key, value in row.items():
+        if not key.startswith("meta."):
+            continue
+        parts = key.split(".")
+        if len(parts) != 3 or not all(parts[1:]):
+            errors.append(RowError(number, key, "meta columns are meta.<definition>.<field>"))
+            continue
+        meta.setdefault(parts[1], {})[parts[2]] = value
+    for def_key in meta:
+        try:
+            DEF_KEY.check(def_key, "meta")
+        except CheckoutError as exc:
+            errors.append(RowError(number, f"meta.{def_key}", exc.message))
+    return meta, [replace(e, reference=reference) for e in errors]
+
+
+def _meta_errors(number: int, clean: dict[str, Any], product: dict[str, Any]) -> list[RowError]:
+    """Meta the product requires but the row lacks, or gives but the product does not take."""
+    sku = clean["product_sku"]
+    given = clean.get("meta", {})
+    refs = {ref["def_key"]: ref for ref in product.get("meta_defs", [])}
+    errors = [
+        RowError(
+            number,
+            f"meta.{def_key}",
+            f"{sku} needs {def_key} meta: add meta.{def_key}.<field> columns or meta_json",
+        )
+        for def_key, ref in refs.items()
+        if ref.get("required") and def_key not in given
+    ]
+    errors += [
+        RowError(
+            number,
+            f"meta.{def_key}",
+            f"{sku} does not take {def_key} meta (it takes: {', '.join(refs) or 'none'})",
+        )
+        for def_key in given
+        if def_key not in refs
+    ]
+    return errors
+
+
+def scan(path: Path, product: Callable[[str], dict[str, Any] | None]) -> Iterator[Order | RowError]:
     """Stream the file as orders, each followed by its errors (if any)."""
     current: Order | None = None
     current_errors: list[RowError] = []
@@ -192,7 +261,8 @@ def scan(path: Path, known_sku: Callable[[str], bool]) -> Iterator[Order | RowEr
             # No usable reference: the row is an order of its own, under a name no valid
             # reference can have, so --skip-invalid skips it instead of invoicing it.
             reference = f"(line {number})"
-        if "product_sku" in clean and not known_sku(clean["product_sku"]):
+        found = product(clean["product_sku"]) if "product_sku" in clean else None
+        if "product_sku" in clean and found is None:
             errors.append(
                 RowError(
                     number,
@@ -201,6 +271,8 @@ def scan(path: Path, known_sku: Callable[[str], bool]) -> Iterator[Order | RowEr
                     reference,
                 )
             )
+        elif found is not None:
+            errors += _meta_errors(number, clean, found)
         if current is None or reference != current.reference:
             yield from flush()
             current_errors = []
@@ -227,10 +299,99 @@ def scan(path: Path, known_sku: Callable[[str], bool]) -> Iterator[Order | RowEr
                         )
                     )
         if "product_sku" in clean and "quantity" in clean:
-            current.items.append((clean["product_sku"], clean["quantity"]))
+            sku = clean["product_sku"]
+            if clean.get("meta") and any(s == sku for s, _ in current.items):
+                # The cart adds one SKU's rows into one line, which holds one set of meta.
+                errors.append(
+                    RowError(number, "product_sku", f"{sku} with meta is on one row per order")
+                )
+            current.items.append((sku, clean["quantity"]))
+            if clean.get("meta"):
+                current.meta[sku] = clean["meta"]
         # Every problem belongs to the order its row is part of (the one --skip-invalid skips).
         current_errors.extend(replace(e, reference=current.reference) for e in errors)
     yield from flush()
+
+
+WOULD = ("create", "resume", "already_done", "conflict", "skipped_invalid")
+
+
+@dataclass
+class Plan:
+    """Pass 1: every problem in the file, and what a real run would do with each order."""
+
+    errors: list[RowError] = field(default_factory=list)
+    invalid: set[str] = field(default_factory=set)
+    orders: int = 0
+    rows: int = 0
+    # create | resume | already_done | conflict | skipped_invalid → orders
+    would: Counter[str] = field(default_factory=Counter)
+
+
+def plan(
+    path: Path,
+    backend: Backend,
+    product: Callable[[str], dict[str, Any] | None],
+    journal: Journal | None,
+) -> Plan:
+    """Check the whole file against the store before anything is written: rows, SKUs, line
+    meta, which references the store has done, and stock the file's own orders would exhaust
+    (orders already made took theirs; each new one is counted in file order)."""
+    result = Plan()
+    needed: Counter[str] = Counter()
+    last: Order | None = None
+
+    def settle(order: Order) -> None:
+        if order.reference in result.invalid:
+            result.would["skipped_invalid"] += 1
+            return
+        made = order_for_reference(backend, order.reference)
+        if made is not None:
+            result.would[_done(order, made).status] += 1
+            return
+        wanted: Counter[str] = Counter()
+        for sku, quantity in order.items:
+            wanted[sku] += quantity
+        short = [
+            RowError(
+                order.first_line,
+                "quantity",
+                f"{sku}: the file's orders need {needed[sku] + quantity} up to this one; "
+                f"{stock} in stock",
+                order.reference,
+            )
+            for sku, quantity in wanted.items()
+            if (stock := _limit(product(sku))) is not None and needed[sku] + quantity > stock
+        ]
+        if short:
+            result.errors.extend(short)
+            result.invalid.add(order.reference)
+            result.would["skipped_invalid"] += 1
+            return
+        needed.update(wanted)
+        started = journal is not None and journal.get(order.reference).get("checkout_token")
+        result.would["resume" if started else "create"] += 1
+
+    for item in scan(path, product):
+        if isinstance(item, RowError):
+            result.errors.append(item)
+            result.invalid.add(item.reference or "")
+            continue
+        if last is not None:
+            settle(last)
+        last = item
+        result.orders += 1
+        result.rows += len(item.items)
+    if last is not None:
+        settle(last)
+    return result
+
+
+def _limit(product: dict[str, Any] | None) -> int | None:
+    """The most of a product orders can take, or None for no limit."""
+    if not product or product.get("stock") is None or product.get("allow_backorder"):
+        return None
+    return product["stock"]
 
 
 @dataclass(frozen=True)
@@ -297,6 +458,16 @@ class Journal:
                 f"its entries are checked against this store, to which it is now bound"
             )
         return None
+
+    @classmethod
+    def peek(cls, path: Path) -> Journal | None:
+        """An existing journal, opened read-only (for --dry-run), or None."""
+        if not path.exists():
+            return None
+        journal = cls.__new__(cls)
+        journal.path = path
+        journal.conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        return journal
 
     def get(self, reference: str) -> dict[str, Any]:
         row = self.conn.execute(
@@ -532,6 +703,18 @@ def _make_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
         backend.call(
             flow, "set-customer", {"checkout_token": checkout_token, **order.customer_body()}
         )
+        for sku, meta in order.meta.items():
+            for def_key, values in meta.items():
+                backend.call(
+                    flow,
+                    "set-line-meta",
+                    {
+                        "checkout_token": checkout_token,
+                        "product_sku": sku,
+                        "def_key": def_key,
+                        "values": values,
+                    },
+                )
         backend.call(
             flow, "create-payment", {"checkout_token": checkout_token, "provider": "invoice"}
         )
