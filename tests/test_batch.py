@@ -16,7 +16,7 @@ from checkout_cli.backends.local import LocalBackend
 from checkout_cli.cli.app import app
 from checkout_cli.workflows.batch import COLUMNS, Journal, Order, StoreIdentity, scan
 from tests.conftest import FIXTURES, dump, load_fixtures
-from tests.engine_helpers import prescription
+from tests.engine_helpers import FLOW, prescription
 
 ADDRESS = {
     "line1": "Prinsengracht 263",
@@ -308,6 +308,12 @@ def test_a_failed_order_exits_non_zero_and_a_rerun_finishes_it(backend, cli, db_
     failed = [r for r in json.loads(report.read_text()) if r["status"] == "failed"]
     assert [r["reference"] for r in failed] == ["RX"]
     assert "right_sphere" in failed[0]["error"]
+    # Nothing half-made is left open: the failed order's checkout is cancelled, and named.
+    token = failed[0]["checkout_token"]
+    assert token and f"its checkout {token} was cancelled" in failed[0]["error"]
+    assert backend.call(FLOW, "get-checkout-status", {"checkout_token": token})["status"] == (
+        "cancelled"
+    )
     rows[1]["meta_json"] = json.dumps({"lens_prescription": prescription()})
     write_csv(source, rows, extra_columns=("meta_json",))
     again = cli("--json", "batch", "invoice", str(source), "--report", str(report))
@@ -320,10 +326,11 @@ def test_a_failed_order_exits_non_zero_and_a_rerun_finishes_it(backend, cli, db_
         "skipped_invalid": 0,
     }
     assert len(orders(db_path)) == 2
-    # The resumed order went on with the checkout made the first time, not a new one.
+    # The re-run went on with the cart made the first time, in a new checkout.
     conn = sqlite3.connect(db_path)
     try:
-        assert conn.execute("SELECT COUNT(*) FROM checkouts").fetchone()[0] == 2
+        assert conn.execute("SELECT COUNT(*) FROM checkouts").fetchone()[0] == 3
+        assert conn.execute("SELECT COUNT(*) FROM carts").fetchone()[0] == 2
     finally:
         conn.close()
     (made,) = backend.call("order-management", "list-orders", {"reference": "RX"})["orders"]

@@ -369,7 +369,8 @@ def plan(
             result.would["skipped_invalid"] += 1
             return
         needed.update(wanted)
-        started = journal is not None and journal.get(order.reference).get("checkout_token")
+        state = journal.get(order.reference) if journal is not None else {}
+        started = state.get("checkout_token") or state.get("cart_token")
         result.would["resume" if started else "create"] += 1
 
     for item in scan(path, product):
@@ -652,14 +653,38 @@ def run_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
         return _done(order, made)
     try:
         return _make_order(backend, journal, order)
-    except ConflictError as exc:
-        if exc.code != "reference_already_ordered":
-            raise
-        # Another run (a copy of the file, another machine) ordered it first.
-        made = order_for_reference(backend, order.reference)
-        if made is None:
-            raise
-        return _done(order, made)
+    except CheckoutError as exc:
+        if exc.code == "reference_already_ordered":
+            # Another run (a copy of the file, another machine) ordered it first.
+            made = order_for_reference(backend, order.reference)
+            if made is not None:
+                _abandon(backend, journal, order.reference)
+                return _done(order, made)
+        left = _abandon(backend, journal, order.reference)
+        return Outcome(
+            order.reference,
+            "failed",
+            journal.get(order.reference).get("checkout_token") or left[1],
+            error=f"{exc.message} ({left[0]})" if left[0] else exc.message,
+            exit_code=exc.exit_code,
+        )
+
+
+def _abandon(backend: Backend, journal: Journal, reference: str) -> tuple[str, str | None]:
+    """Cancel the open checkout a failed order left, so it holds no stock and cannot be
+    completed by mistake; say what is left, and the checkout's token, for the report."""
+    state = journal.get(reference)
+    token = state.get("checkout_token")
+    try:
+        checkout = _checkout_in_store(backend, token)
+        if checkout is None or checkout["status"] not in OPEN_STATES:
+            cart = state.get("cart_token")
+            return (f"its cart {cart} is left; the next run reuses it" if cart else ""), token
+        backend.call("checkout-flow", "cancel-checkout", {"checkout_token": token})
+    except CheckoutError as exc:
+        return f"its checkout {token} is left open: {exc.message}", token
+    journal.record(reference, checkout_token=None)
+    return f"its checkout {token} was cancelled", token
 
 
 def _initiate(backend: Backend, cart_token: str, reference: str) -> dict[str, Any]:
