@@ -19,6 +19,7 @@ store restored from a backup gets back exactly the orders it lost.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import json
 import os
@@ -32,7 +33,13 @@ from typing import Any
 from checkout_cli.backends.base import Backend
 from checkout_cli.endpoints import ADDRESS, CUSTOMER, DEF_KEY, QUANTITY, SKU
 from checkout_cli.endpoints import EXTERNAL_REFERENCE as REFERENCE
-from checkout_cli.errors import CheckoutError, ConflictError, NotFoundError, UsageError
+from checkout_cli.errors import (
+    CheckoutError,
+    ConflictError,
+    NotFoundError,
+    UsageError,
+    ValidationError,
+)
 from checkout_cli.schema import Cents
 
 COLUMNS = (
@@ -112,9 +119,11 @@ class Outcome:
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row) from a ``.csv`` or ``.jsonl`` file, one at a time."""
+    """(line number, row) from a ``.csv`` or ``.jsonl`` file, one at a time. A UTF-8 BOM and
+    CRLF line ends are accepted, and a CSV's separator (``,``, ``;`` or tab) is read from its
+    header, as spreadsheets save them."""
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise UsageError("file_unreadable", f"cannot read {path}: {exc.strerror}") from None
     with handle:
@@ -134,13 +143,35 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     else {"__error__": "each line must be a JSON object"},
                 )
         elif path.suffix.lower() == ".csv":
-            # An unknown column is reported on each row that has a value in it (by line and
-            # column, like every other problem), so no value is ever silently dropped.
-            reader = csv.DictReader(handle, restkey="(extra values)")
+            header = handle.readline()
+            handle.seek(0)
+            separator = max((",", ";", "\t"), key=header.count)
+            # A value beyond the header's columns is reported on its row, never dropped.
+            reader = csv.DictReader(handle, delimiter=separator, restkey="(extra values)")
+            _check_header(path, reader.fieldnames or [])
             for row in reader:
                 yield reader.line_num, {k: v for k, v in row.items() if v not in (None, "", [])}
         else:
             raise UsageError("unknown_format", f"{path}: expected a .csv or .jsonl file")
+
+
+def _check_header(path: Path, names: list[str]) -> None:
+    """A wrong header is one error about the header (not one per row), whatever
+    --skip-invalid says: no row of the file could be read as meant."""
+    problems = []
+    for name in names:
+        if name not in COLUMNS and name != "meta_json" and not name.startswith("meta."):
+            close = difflib.get_close_matches(name.strip().lower(), COLUMNS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown column {name!r}{hint}")
+    problems += [f"no {name!r} column" for name in REQUIRED if name not in names]
+    if problems:
+        raise ValidationError(
+            "invalid_header",
+            f"{path}:1: header: " + "; ".join(problems),
+            field="header",
+            recovery="columns: " + ", ".join(COLUMNS) + ", meta.<definition>.<field>, meta_json",
+        )
 
 
 def _check_row(number: int, row: dict[str, Any]) -> tuple[dict[str, Any], list[RowError]]:
