@@ -153,7 +153,7 @@ def test_a_row_without_a_reference_is_never_invoiced(backend, cli, db_path, tmp_
     result = cli(
         "--json", "batch", "invoice", str(source), "--skip-invalid", "--report", str(report)
     )
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 4, result.stderr  # rows were skipped
     assert result.json()["counts"] == {
         "created": 1,
         "already_done": 0,
@@ -173,7 +173,7 @@ def test_skip_invalid_invoices_the_rest_and_reports_the_skipped(backend, cli, db
     result = cli(
         "--json", "batch", "invoice", str(source), "--skip-invalid", "--report", str(report)
     )
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 4, result.stderr  # rows were skipped
     assert len([x for x in result.stderr.splitlines() if x.startswith(f"{source}:")]) == len(
         EXPECTED_ERRORS
     )
@@ -383,7 +383,7 @@ def test_jsonl_bad_lines_are_reported(backend, cli, db_path, tmp_path):
     assert "not valid JSON" in lines[0]
     assert dump(db_path) == before
     result = cli("--json", "batch", "invoice", str(source), "--skip-invalid")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 4, result.stderr  # rows were skipped
     assert result.json()["counts"]["created"] == 1
     assert [e for _, e in orders(db_path)] == ["j-1@example.com"]
 

@@ -58,6 +58,13 @@ def invoice(
         Path | None,
         typer.Option(help="resume journal (default: one per file and backend in the data dir)"),
     ] = None,
+    progress_every: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="off a terminal: a progress line on stderr every N orders (and every 10 s)",
+        ),
+    ] = 100,
     wait: Annotated[
         bool,
         typer.Option(
@@ -112,16 +119,32 @@ def invoice(
     peeked = batch.Journal.peek(journal_path) if dry_run else None
     try:
         checked = batch.plan(file, backend, product, peeked)
+    except ValidationError as exc:  # the header: no row can be read as meant
+        if report and not dry_run:
+            _refused_report(report, [batch.Outcome("(header)", "invalid", error=exc.message)])
+        raise
     finally:
         if peeked is not None:
             peeked.close()
     errors, invalid = checked.errors, checked.invalid
+    reasons = batch.reasons(errors)
     for error in errors:  # one line each, never wrapped: scripts grep these
         output.err().print(
             Text(f"{file}:{error.line}: {error.field}: {error.message}", style="red"),
             soft_wrap=True,
         )
     if errors and not skip_invalid:
+        if report and not dry_run:  # what was wrong with each order, and that none was run
+            _refused_report(
+                report,
+                (
+                    batch.Outcome(o.reference, "invalid", error=reasons[o.reference])
+                    if o.reference in invalid
+                    else batch.Outcome(o.reference, "not_run")
+                    for o in batch.scan(file, product)
+                    if isinstance(o, batch.Order)
+                ),
+            )
         raise ValidationError(
             "invalid_rows",
             f"{len(errors)} problem(s) in {file}; nothing was written",
@@ -157,11 +180,12 @@ def invoice(
         state,
         file,
         product,
-        invalid,
+        reasons,
         checked.orders - len(invalid),
         Paths(journal_path, report, batch.run_lock_path(data_dir(), file, store)),
         store,
         wait,
+        progress_every,
     )
     if results["remade"]:
         output.say(
@@ -170,8 +194,11 @@ def invoice(
             style="yellow",
         )
     state.show(results, lambda r: _summary(r["counts"]))
-    if results["exit_code"]:  # an order failed, or a done reference's row changed
+    # An order failed, a done reference's row changed, or (--skip-invalid) rows were skipped.
+    if results["exit_code"]:
         raise typer.Exit(results["exit_code"])
+    if results["counts"]["skipped_invalid"]:
+        raise typer.Exit(ValidationError.exit_code)
 
 
 @dataclass(frozen=True)
@@ -185,11 +212,12 @@ def _run(
     state: State,
     file: Path,
     product: Callable[[str], dict[str, Any] | None],
-    invalid: set[str],
+    reasons: dict[str, str],
     total: int,
     paths: Paths,
     store: StoreIdentity,
     wait: bool,
+    progress_every: int,
 ) -> dict[str, Any]:
     from rich.progress import (
         BarColumn,
@@ -235,15 +263,18 @@ def _run(
         report = batch.Report(paths.report) if paths.report else None
         if report:
             cleanup.callback(report.close)
+        lines = batch.ProgressLines(
+            total, progress_every, output.err().is_terminal, lambda text: output.say(text)
+        )
         try:
             with progress:
                 task = progress.add_task("invoice", total=total)
                 for item in batch.scan(file, product):
                     if isinstance(item, batch.RowError):
                         continue
-                    if item.reference in invalid:
+                    if item.reference in reasons:
                         outcome = batch.Outcome(
-                            item.reference, "skipped_invalid", error="invalid rows"
+                            item.reference, "skipped_invalid", error=reasons[item.reference]
                         )
                     else:
                         try:
@@ -255,6 +286,8 @@ def _run(
                         exit_code = exit_code or outcome.exit_code
                         progress.advance(task)
                     counts[outcome.status] += 1
+                    if outcome.status != "skipped_invalid":  # as the bar: the orders run
+                        lines.tick(counts)
                     remade += outcome.remade
                     if report:
                         report.add(outcome)
@@ -270,6 +303,18 @@ def _run(
         "journal": str(paths.journal),
         "report": str(paths.report) if paths.report else None,
     }
+
+
+def _refused_report(path: Path, outcomes: Any) -> None:
+    """The report of a run refused by validation: every order, and why it was not run."""
+    from checkout_cli.workflows import batch
+
+    report = batch.Report(path)
+    try:
+        for outcome in outcomes:
+            report.add(outcome)
+    finally:
+        report.close()
 
 
 def _lock(path: Path, what: str, about: dict[str, str], wait: bool) -> RunLock:

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -109,7 +110,9 @@ class Order:
 @dataclass
 class Outcome:
     reference: str
-    status: str  # created | already_done | conflict | failed | skipped_invalid
+    # created | already_done | conflict | failed | skipped_invalid; in the report of a run
+    # refused by validation: invalid | not_run
+    status: str
     checkout_token: str | None = None
     order_number: str | None = None
     error: str | None = None
@@ -783,6 +786,47 @@ def _make_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
         done["order"]["order_number"],
         remade=remade and not done["already_completed"],
     )
+
+
+def reasons(errors: list[RowError]) -> dict[str, str]:
+    """Per invalid reference, its problems as one line: ``line 3: name: is required; …``."""
+    found: dict[str, list[str]] = {}
+    for e in errors:
+        found.setdefault(e.reference or "", []).append(f"line {e.line}: {e.field}: {e.message}")
+    return {reference: "; ".join(problems) for reference, problems in found.items()}
+
+
+class ProgressLines:
+    """Off a terminal (a log, CI), a progress line every ``every`` orders or ``seconds``,
+    where a terminal has the progress bar."""
+
+    def __init__(
+        self,
+        total: int,
+        every: int,
+        on_terminal: bool,
+        say: Callable[[str], None],
+        seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total, self.every, self.seconds = total, every, seconds
+        self.enabled, self.say, self.clock = not on_terminal, say, clock
+        self.done = 0
+        self.started = self.last = clock()
+
+    def tick(self, counts: dict[str, int]) -> None:
+        self.done += 1
+        now = self.clock()
+        due = self.done % self.every == 0 or now - self.last >= self.seconds
+        if not self.enabled or not (due or self.done == self.total):
+            return
+        self.last = now
+        rate = self.done / max(now - self.started, 1e-9)
+        self.say(
+            f"invoicing: {self.done}/{self.total} orders ({rate:.1f}/s): "
+            f"{counts['created']} created, {counts['already_done']} already done, "
+            f"{counts['conflict']} conflict, {counts['failed']} failed"
+        )
 
 
 class Report:
