@@ -86,6 +86,10 @@ SKU = Str(
     code="invalid_sku",
 )
 QUANTITY = Int(description="quantity, 1 to 9999", minimum=1, maximum=9999, code="invalid_quantity")
+# A batch's own name for an order: one order per reference per store.
+EXTERNAL_REFERENCE = Str(
+    max_length=100, pattern=r"[A-Za-z0-9][A-Za-z0-9._:/\-]*", code="invalid_reference"
+)
 DEF_KEY = Str(
     description="meta definition key",
     max_length=64,
@@ -142,7 +146,8 @@ def _endpoints() -> list[Endpoint]:
             flow,
             "initiate-checkout",
             "Snapshot a cart's lines and totals into a checkout (an open one is reused).",
-            obj(cart_token=req(TOKEN)),
+            # external_reference: the order it completes into carries it (unique per store).
+            obj(cart_token=req(TOKEN), external_reference=EXTERNAL_REFERENCE),
             "checkouts:initiate_checkout",
             "checkout initiate-checkout cart_XXXX",
             scope=OPERATE,
@@ -388,6 +393,7 @@ def _endpoints() -> list[Endpoint]:
             obj(
                 status=Str(max_length=40),
                 email=Str(max_length=254),
+                reference=EXTERNAL_REFERENCE,
                 limit=Int(minimum=1, maximum=10000),
             ),
             "orders:list_orders",

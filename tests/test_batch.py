@@ -16,6 +16,7 @@ from checkout_cli.backends.local import LocalBackend
 from checkout_cli.cli.app import app
 from checkout_cli.workflows.batch import COLUMNS, Journal, Order, StoreIdentity, scan
 from tests.conftest import FIXTURES, dump, load_fixtures
+from tests.engine_helpers import FLOW, prescription
 
 ADDRESS = {
     "line1": "Prinsengracht 263",
@@ -87,8 +88,7 @@ BAD_ROWS = [
     row("CONFLICT", sku="LENS-DAILY-30"),  # 10
     row("CONFLICT", email="someone-else@example.com"),  # 11
     row("OK-2", sku="LENS-MONTH-6", quantity=2),  # 12
-    row("UNKNOWN-COL", notes="please gift wrap"),  # 13
-    row("OK-3", quantity="3", shipping_cents="0"),  # 14
+    row("OK-3", quantity="3", shipping_cents="0"),  # 13
 ]
 EXPECTED_ERRORS = [
     ":3: name: ",
@@ -99,7 +99,6 @@ EXPECTED_ERRORS = [
     ":8: product_sku: ",
     ":9: reference: ",
     ":11: email: ",
-    ":13: notes: ",
 ]
 INVALID = {
     "MISSING-NAME",
@@ -110,14 +109,13 @@ INVALID = {
     "UNKNOWN-SKU",
     "OK-1",  # its second group makes the reference invalid as a whole
     "CONFLICT",
-    "UNKNOWN-COL",
 }
 
 
 def test_every_bad_row_is_reported_by_line_and_field_and_nothing_is_written(
     backend, cli, db_path, tmp_path
 ):
-    source = write_csv(tmp_path / "orders.csv", BAD_ROWS, extra_columns=("notes",))
+    source = write_csv(tmp_path / "orders.csv", BAD_ROWS)
     before = dump(db_path)
     result = cli("batch", "invoice", str(source))
     assert result.exit_code == 4, result.stderr
@@ -129,7 +127,6 @@ def test_every_bad_row_is_reported_by_line_and_field_and_nothing_is_written(
     assert "not-an-email" in messages and "'XX'" in messages and "NO-SUCH-SKU" in messages
     assert "is required" in lines[0]
     assert "line 10" in lines[7]  # the conflict names the order's first row
-    assert "unknown column" in lines[8]
     assert "nothing was written" in result.stderr and "--skip-invalid" in result.stderr
     assert dump(db_path) == before
     assert journals(tmp_path) == []
@@ -156,10 +153,11 @@ def test_a_row_without_a_reference_is_never_invoiced(backend, cli, db_path, tmp_
     result = cli(
         "--json", "batch", "invoice", str(source), "--skip-invalid", "--report", str(report)
     )
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 4, result.stderr  # rows were skipped
     assert result.json()["counts"] == {
         "created": 1,
         "already_done": 0,
+        "conflict": 0,
         "failed": 0,
         "skipped_invalid": 2,
     }
@@ -170,12 +168,12 @@ def test_a_row_without_a_reference_is_never_invoiced(backend, cli, db_path, tmp_
 
 
 def test_skip_invalid_invoices_the_rest_and_reports_the_skipped(backend, cli, db_path, tmp_path):
-    source = write_csv(tmp_path / "orders.csv", BAD_ROWS, extra_columns=("notes",))
+    source = write_csv(tmp_path / "orders.csv", BAD_ROWS)
     report = tmp_path / "report.csv"
     result = cli(
         "--json", "batch", "invoice", str(source), "--skip-invalid", "--report", str(report)
     )
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 4, result.stderr  # rows were skipped
     assert len([x for x in result.stderr.splitlines() if x.startswith(f"{source}:")]) == len(
         EXPECTED_ERRORS
     )
@@ -222,6 +220,13 @@ def test_dry_run_writes_nothing(backend, cli, db_path, tmp_path):
         "rows": 3,
         "valid_orders": 2,
         "invalid_orders": 0,
+        "would": {
+            "create": 2,
+            "resume": 0,
+            "already_done": 0,
+            "conflict": 0,
+            "skipped_invalid": 0,
+        },
         "errors": [],
     }
     assert dump(db_path) == before
@@ -253,6 +258,7 @@ def test_fixture_file_then_a_rerun_creates_nothing_new(backend, cli, db_path, tm
     assert again.json()["counts"] == {
         "created": 0,
         "already_done": 3,
+        "conflict": 0,
         "failed": 0,
         "skipped_invalid": 0,
     }
@@ -286,34 +292,45 @@ def test_the_journal_is_the_stores_however_db_is_spelled(backend, db_path, tmp_p
 
 
 def test_a_failed_order_exits_non_zero_and_a_rerun_finishes_it(backend, cli, db_path, tmp_path):
-    # 60 wanted, 40 in stock: initiate only warns, completion refuses.
-    source = write_csv(
-        tmp_path / "orders.csv", [row("A"), row("SHORT", sku="LENS-MONTH-6", quantity=60)]
-    )
+    # The pre-check knows a prescription is required, not that a sphere of 99 is out of range:
+    # the engine refuses it when the order is run.
+    bad = json.dumps({"lens_prescription": prescription(right_sphere="99.00")})
+    rows = [row("A"), row("RX", sku="LENS-TORIC-6", meta_json=bad)]
+    source = write_csv(tmp_path / "orders.csv", rows, extra_columns=("meta_json",))
     report = tmp_path / "report.json"
     result = cli("--json", "batch", "invoice", str(source), "--report", str(report))
     assert result.exit_code == 4, result.stderr
     assert result.json()["counts"]["failed"] == 1
     failed = [r for r in json.loads(report.read_text()) if r["status"] == "failed"]
-    assert [r["reference"] for r in failed] == ["SHORT"]
-    assert "40 available" in failed[0]["error"]
-    backend.call("product-catalog", "set-stock", {"sku": "LENS-MONTH-6", "stock": 100})
+    assert [r["reference"] for r in failed] == ["RX"]
+    assert "right_sphere" in failed[0]["error"]
+    # Nothing half-made is left open: the failed order's checkout is cancelled, and named.
+    token = failed[0]["checkout_token"]
+    assert token and f"its checkout {token} was cancelled" in failed[0]["error"]
+    assert backend.call(FLOW, "get-checkout-status", {"checkout_token": token})["status"] == (
+        "cancelled"
+    )
+    rows[1]["meta_json"] = json.dumps({"lens_prescription": prescription()})
+    write_csv(source, rows, extra_columns=("meta_json",))
     again = cli("--json", "batch", "invoice", str(source), "--report", str(report))
     assert again.exit_code == 0, again.stderr
     assert again.json()["counts"] == {
         "created": 1,
         "already_done": 1,
+        "conflict": 0,
         "failed": 0,
         "skipped_invalid": 0,
     }
     assert len(orders(db_path)) == 2
-    # The resumed order went on with the checkout made the first time, not a new one.
+    # The re-run went on with the cart made the first time, in a new checkout.
     conn = sqlite3.connect(db_path)
     try:
-        assert conn.execute("SELECT COUNT(*) FROM checkouts").fetchone()[0] == 2
+        assert conn.execute("SELECT COUNT(*) FROM checkouts").fetchone()[0] == 3
+        assert conn.execute("SELECT COUNT(*) FROM carts").fetchone()[0] == 2
     finally:
         conn.close()
-    assert backend.call("product-catalog", "get-product", {"sku": "LENS-MONTH-6"})["stock"] == 40
+    (made,) = backend.call("order-management", "list-orders", {"reference": "RX"})["orders"]
+    assert made["items"][0]["meta"]["lens_prescription"]["right_sphere"] == "-2.25"
 
 
 def test_jsonl_input(backend, cli, db_path, tmp_path):
@@ -366,7 +383,7 @@ def test_jsonl_bad_lines_are_reported(backend, cli, db_path, tmp_path):
     assert "not valid JSON" in lines[0]
     assert dump(db_path) == before
     result = cli("--json", "batch", "invoice", str(source), "--skip-invalid")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 4, result.stderr  # rows were skipped
     assert result.json()["counts"]["created"] == 1
     assert [e for _, e in orders(db_path)] == ["j-1@example.com"]
 
@@ -499,6 +516,7 @@ def test_a_rerun_after_restoring_an_older_backup_makes_exactly_the_lost_orders(
     assert again.json()["counts"] == {
         "created": 3,
         "already_done": 3,
+        "conflict": 0,
         "failed": 0,
         "skipped_invalid": 0,
     }
@@ -581,7 +599,7 @@ def test_a_restored_store_has_its_open_checkout_completed_and_a_partial_cart_rep
         tmp_path / "orders.csv",
         [row("PAID-LATER"), row("HALF-CART"), row("HALF-CART", sku="CASE-TRAVEL", quantity=2)],
     )
-    orders_in_file = {o.reference: o for o in scan(source, lambda sku: True)}
+    orders_in_file = {o.reference: o for o in scan(source, lambda sku: {})}
     journal = bound_journal(tmp_path / "journal.db", backend)
     flow = "checkout-flow"
 
@@ -648,7 +666,7 @@ def test_a_cart_already_ordered_in_a_checkout_the_journal_lacks_is_not_invoiced_
     backend, cli, db_path, tmp_path
 ):
     source = write_csv(tmp_path / "orders.csv", [row("A")])
-    [order] = [o for o in scan(source, lambda sku: True) if isinstance(o, Order)]
+    [order] = [o for o in scan(source, lambda sku: {}) if isinstance(o, Order)]
     cart = backend.call("shopping-cart", "add-item", {"product_sku": "GIFT-CARD-25", "quantity": 1})
     token = backend.call("checkout-flow", "initiate-checkout", {"cart_token": cart["cart_token"]})[
         "checkout_token"

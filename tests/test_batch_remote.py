@@ -97,9 +97,11 @@ def test_a_remote_without_get_store_binds_the_journal_to_its_address(own_server,
         assert json.loads(out)["counts"] == {
             "created": 0,
             "already_done": 2,
+            "conflict": 0,
             "failed": 0,
             "skipped_invalid": 0,
         }
-        asked = [r.path for r in hosted.requests if r.path.endswith("/get-order")]
-        assert len(asked) == 2
+        # Once by the pre-check (what is done takes no stock), once right before the order.
+        asked = [r.path for r in hosted.requests if r.path.endswith("/list-orders")]
+        assert len(asked) == 4
     assert orders_per_email(own_server.db) == {"a@example.com": 1, "b@example.com": 1}

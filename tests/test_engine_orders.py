@@ -56,6 +56,7 @@ def test_get_order_by_id_or_number(backend):
         "items": done["items"],
         "totals": done["totals"],
         "created_at": order["created_at"],
+        "external_reference": None,
     }
     assert order["created_at"].endswith("Z")
     assert (order["status"], order["payment_status"]) == ("pending", "unpaid")

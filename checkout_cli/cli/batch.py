@@ -43,7 +43,9 @@ def invoice(
     ] = False,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="validate and say what would be created; write nothing"),
+        typer.Option(
+            "--dry-run", help="check the file and say what a real run would do; write nothing"
+        ),
     ] = False,
     report: Annotated[
         Path | None,
@@ -56,6 +58,13 @@ def invoice(
         Path | None,
         typer.Option(help="resume journal (default: one per file and backend in the data dir)"),
     ] = None,
+    progress_every: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="off a terminal: a progress line on stderr every N orders (and every 10 s)",
+        ),
+    ] = 100,
     wait: Annotated[
         bool,
         typer.Option(
@@ -68,13 +77,14 @@ def invoice(
     """Invoice every order in FILE through the checkout flow (provider invoice).
 
     Columns: reference, product_sku, quantity, email, name, phone, company, line1, line2,
-    postal_code, city, region, country, shipping_cents. Rows with the same reference are one
-    order and must be together. The whole file is checked first and every bad row reported
+    postal_code, city, region, country, shipping_cents, and line meta as
+    meta.<definition>.<field> columns or a meta_json column. Rows with the same reference are
+    one order and must be together. The whole file is checked first and every bad row reported
     with its line number; nothing is written unless it is clean (or --skip-invalid). Each
-    reference makes exactly one order: re-running the file, or resuming after a crash or
-    Ctrl-C, creates nothing twice, and what the journal says was made is checked in the
-    store first. One run of a file into a store at a time: a second one refuses (exit 6),
-    or waits with --wait.
+    reference makes exactly one order in the store, which keeps it on the order: re-running
+    the file, a copy of it, or resuming after a crash or Ctrl-C creates nothing twice; a
+    done reference whose rows changed is reported as a conflict (exit 4). One run of a file
+    into a store at a time: a second one refuses (exit 6), or waits with --wait.
 
     Example: checkout batch invoice fixtures/batch_invoice.csv --report report.csv
     """
@@ -94,55 +104,69 @@ def invoice(
     )
     journal_path = journal or batch.default_journal(data_dir(), file, target)
     batch.refuse_overwriting(file, db_path and Path(db_path), journal_path, report)
-    known: dict[str, bool] = {}
+    products: dict[str, dict[str, Any] | None] = {}
 
-    def known_sku(sku: str) -> bool:
-        if sku not in known:
+    def product(sku: str) -> dict[str, Any] | None:
+        if sku not in products:
             try:
-                backend.call("product-catalog", "get-product", {"sku": sku})
-                known[sku] = True
+                products[sku] = backend.call("product-catalog", "get-product", {"sku": sku})
             except CheckoutError as exc:
                 if exc.code != "product_not_found":
                     raise
-                known[sku] = False
-        return known[sku]
+                products[sku] = None
+        return products[sku]
 
-    errors: list[batch.RowError] = []
-    invalid: set[str] = set()
-    orders = rows = 0
-    for item in batch.scan(file, known_sku):
-        if isinstance(item, batch.RowError):
-            errors.append(item)
-            if item.reference:
-                invalid.add(item.reference)
-        else:
-            orders += 1
-            rows += len(item.items)
+    peeked = batch.Journal.peek(journal_path) if dry_run else None
+    try:
+        checked = batch.plan(file, backend, product, peeked)
+    except ValidationError as exc:  # the header: no row can be read as meant
+        if report and not dry_run:
+            _refused_report(report, [batch.Outcome("(header)", "invalid", error=exc.message)])
+        raise
+    finally:
+        if peeked is not None:
+            peeked.close()
+    errors, invalid = checked.errors, checked.invalid
+    reasons = batch.reasons(errors)
     for error in errors:  # one line each, never wrapped: scripts grep these
         output.err().print(
             Text(f"{file}:{error.line}: {error.field}: {error.message}", style="red"),
             soft_wrap=True,
         )
     if errors and not skip_invalid:
+        if report and not dry_run:  # what was wrong with each order, and that none was run
+            _refused_report(
+                report,
+                (
+                    batch.Outcome(o.reference, "invalid", error=reasons[o.reference])
+                    if o.reference in invalid
+                    else batch.Outcome(o.reference, "not_run")
+                    for o in batch.scan(file, product)
+                    if isinstance(o, batch.Order)
+                ),
+            )
         raise ValidationError(
             "invalid_rows",
             f"{len(errors)} problem(s) in {file}; nothing was written",
             recovery="fix the rows, or pass --skip-invalid to invoice the rest",
         )
     if dry_run:
+        would = {k: checked.would[k] for k in batch.WOULD}
         summary = {
             "dry_run": True,
-            "orders": orders,
-            "rows": rows,
-            "valid_orders": orders - len(invalid),
+            "orders": checked.orders,
+            "rows": checked.rows,
+            "valid_orders": checked.orders - len(invalid),
             "invalid_orders": len(invalid),
+            "would": would,
             "errors": [e.__dict__ for e in errors],
         }
         state.show(
             summary,
             lambda r: output.say(
-                f"would invoice {r['valid_orders']} order(s) from {r['rows']} row(s); "
-                f"{r['invalid_orders']} invalid"
+                f"a real run would create {would['create']} order(s), resume "
+                f"{would['resume']}, find {would['already_done']} already done, report "
+                f"{would['conflict']} conflict(s) and skip {would['skipped_invalid']} invalid"
             ),
         )
         return
@@ -155,12 +179,13 @@ def invoice(
     results = _run(
         state,
         file,
-        known_sku,
-        invalid,
-        orders - len(invalid),
+        product,
+        reasons,
+        checked.orders - len(invalid),
         Paths(journal_path, report, batch.run_lock_path(data_dir(), file, store)),
         store,
         wait,
+        progress_every,
     )
     if results["remade"]:
         output.say(
@@ -169,8 +194,11 @@ def invoice(
             style="yellow",
         )
     state.show(results, lambda r: _summary(r["counts"]))
-    if results["counts"]["failed"]:
+    # An order failed, a done reference's row changed, or (--skip-invalid) rows were skipped.
+    if results["exit_code"]:
         raise typer.Exit(results["exit_code"])
+    if results["counts"]["skipped_invalid"]:
+        raise typer.Exit(ValidationError.exit_code)
 
 
 @dataclass(frozen=True)
@@ -183,12 +211,13 @@ class Paths:
 def _run(
     state: State,
     file: Path,
-    known_sku: Callable[[str], bool],
-    invalid: set[str],
+    product: Callable[[str], dict[str, Any] | None],
+    reasons: dict[str, str],
     total: int,
     paths: Paths,
     store: StoreIdentity,
     wait: bool,
+    progress_every: int,
 ) -> dict[str, Any]:
     from rich.progress import (
         BarColumn,
@@ -207,7 +236,7 @@ def _run(
         def render(self, task) -> Text:
             return Text(f"{task.speed:.1f} orders/s" if task.speed else "– orders/s")
 
-    counts = {"created": 0, "already_done": 0, "failed": 0, "skipped_invalid": 0}
+    counts = {"created": 0, "already_done": 0, "conflict": 0, "failed": 0, "skipped_invalid": 0}
     exit_code = remade = 0
     progress = Progress(
         TextColumn("invoicing"),
@@ -234,15 +263,18 @@ def _run(
         report = batch.Report(paths.report) if paths.report else None
         if report:
             cleanup.callback(report.close)
+        lines = batch.ProgressLines(
+            total, progress_every, output.err().is_terminal, lambda text: output.say(text)
+        )
         try:
             with progress:
                 task = progress.add_task("invoice", total=total)
-                for item in batch.scan(file, known_sku):
+                for item in batch.scan(file, product):
                     if isinstance(item, batch.RowError):
                         continue
-                    if item.reference in invalid:
+                    if item.reference in reasons:
                         outcome = batch.Outcome(
-                            item.reference, "skipped_invalid", error="invalid rows"
+                            item.reference, "skipped_invalid", error=reasons[item.reference]
                         )
                     else:
                         try:
@@ -251,9 +283,11 @@ def _run(
                             outcome = batch.Outcome(
                                 item.reference, "failed", error=exc.message, exit_code=exc.exit_code
                             )
-                            exit_code = exit_code or exc.exit_code
+                        exit_code = exit_code or outcome.exit_code
                         progress.advance(task)
                     counts[outcome.status] += 1
+                    if outcome.status != "skipped_invalid":  # as the bar: the orders run
+                        lines.tick(counts)
                     remade += outcome.remade
                     if report:
                         report.add(outcome)
@@ -269,6 +303,18 @@ def _run(
         "journal": str(paths.journal),
         "report": str(paths.report) if paths.report else None,
     }
+
+
+def _refused_report(path: Path, outcomes: Any) -> None:
+    """The report of a run refused by validation: every order, and why it was not run."""
+    from checkout_cli.workflows import batch
+
+    report = batch.Report(path)
+    try:
+        for outcome in outcomes:
+            report.add(outcome)
+    finally:
+        report.close()
 
 
 def _lock(path: Path, what: str, about: dict[str, str], wait: bool) -> RunLock:
@@ -299,6 +345,7 @@ def _summary(counts: dict[str, int]) -> None:
     for status, label in (
         ("created", "created"),
         ("already_done", "already done earlier"),
+        ("conflict", "conflict (done, row changed)"),
         ("failed", "failed"),
         ("skipped_invalid", "skipped (invalid)"),
     ):

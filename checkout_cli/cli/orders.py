@@ -28,6 +28,9 @@ def list_(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help="pending, paid…")] = None,
     email: Annotated[str | None, typer.Option(help="customer's email")] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="the batch reference the order was made for")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
     body: Body = None,
 ) -> None:
@@ -37,7 +40,7 @@ def list_(
     state.run(
         ORDER_MANAGEMENT,
         "list-orders",
-        merge_body(body, status=status, email=email, limit=limit),
+        merge_body(body, status=status, email=email, reference=reference, limit=limit),
         lambda r: output.orders_view(r["orders"]),
     )
 

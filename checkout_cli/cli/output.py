@@ -247,6 +247,8 @@ def order_view(order: dict[str, Any]) -> None:
         (f"{order['status']} / payment {order['payment_status']}", "cyan"),
         f"  {order['order_id']}  checkout {order['checkout_token']}  {order['created_at']}",
     )
+    if order.get("external_reference"):  # its own line: a reference is never cut
+        header = Group(header, Text(f"reference {order['external_reference']}"))
     people = people_grid(order)
     out().print(
         Panel(

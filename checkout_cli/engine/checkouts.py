@@ -20,7 +20,12 @@ from checkout_cli.engine.carts import (
 )
 from checkout_cli.engine.core import Engine, dumps, iso, loads, new_token, parse_iso
 from checkout_cli.engine.line_meta import missing_required_meta
-from checkout_cli.engine.orders import create_order, line_objects, order_summary
+from checkout_cli.engine.orders import (
+    create_order,
+    line_objects,
+    order_summary,
+    refuse_ordered_reference,
+)
 from checkout_cli.errors import ConflictError, ForbiddenError, NotFoundError, PaymentError
 
 OPEN_STATES = ("active", "payment_pending", "completable")
@@ -89,6 +94,7 @@ def checkout_object(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]
         "created_at": co["created_at"],
         "updated_at": co["updated_at"],
         "expires_at": co["expires_at"],
+        "external_reference": co["external_reference"],
     }
 
 
@@ -184,11 +190,14 @@ def initiate_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 field="cart_token",
                 recovery="start a new cart with `checkout cart add SKU`",
             )
+        reference = body.get("external_reference")
+        refuse_ordered_reference(conn, reference)
         existing = conn.execute(
             "SELECT * FROM checkouts WHERE cart_id = ? AND status IN (?, ?, ?)",
             (cart["id"], *OPEN_STATES),
         ).fetchone()
         if existing is not None and not is_due(engine, existing):
+            existing = _carry_reference(conn, existing, reference)
             lines = cart_lines(conn, cart["id"])
             warnings = _cart_changed_since(conn, cart, lines, existing)
             warnings += unsellable_warnings(cart, lines)
@@ -211,7 +220,7 @@ def initiate_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             # The expiry is a fact, not part of the refused request: commit it, then refuse.
             refused = refusal
         else:
-            co = _snapshot(engine, conn, cart, lines)
+            co = _snapshot(engine, conn, cart, lines, reference)
             return {
                 **checkout_object(conn, co),
                 "reused": False,
@@ -220,8 +229,29 @@ def initiate_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     raise refused
 
 
+def _carry_reference(
+    conn: sqlite3.Connection, co: sqlite3.Row, reference: str | None
+) -> sqlite3.Row:
+    """The reused checkout takes the reference asked for; one with another is refused."""
+    if reference is None or co["external_reference"] == reference:
+        return co
+    if co["external_reference"] is not None:
+        raise ConflictError(
+            "reference_mismatch",
+            f"checkout {co['token']} of this cart is for reference "
+            f"{co['external_reference']!r}, not {reference!r}",
+            field="external_reference",
+        )
+    conn.execute("UPDATE checkouts SET external_reference = ? WHERE id = ?", (reference, co["id"]))
+    return conn.execute("SELECT * FROM checkouts WHERE id = ?", (co["id"],)).fetchone()
+
+
 def _snapshot(
-    engine: Engine, conn: sqlite3.Connection, cart: sqlite3.Row, lines: list[sqlite3.Row]
+    engine: Engine,
+    conn: sqlite3.Connection,
+    cart: sqlite3.Row,
+    lines: list[sqlite3.Row],
+    reference: str | None = None,
 ) -> sqlite3.Row:
     line_totals = [line["price_cents"] * line["quantity"] for line in lines]
     totals = pricing.compute(line_totals, settings.read(conn, "default_shipping_cents"))
@@ -229,8 +259,8 @@ def _snapshot(
     ttl = timedelta(minutes=settings.read(conn, "checkout_ttl_minutes"))
     cur = conn.execute(
         "INSERT INTO checkouts (token, cart_id, status, currency, subtotal_cents, shipping_cents, "
-        "tax_cents, total_cents, created_at, updated_at, expires_at) "
-        "VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?)",
+        "tax_cents, total_cents, created_at, updated_at, expires_at, external_reference) "
+        "VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             new_token("chk"),
             cart["id"],
@@ -242,6 +272,7 @@ def _snapshot(
             iso(now),
             iso(now),
             iso(now + ttl),
+            reference,
         ),
     )
     checkout_id = cur.lastrowid

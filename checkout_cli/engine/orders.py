@@ -58,6 +58,7 @@ def create_order(
     lines = conn.execute(
         "SELECT * FROM checkout_lines WHERE checkout_id = ? ORDER BY line_no", (co["id"],)
     ).fetchall()
+    refuse_ordered_reference(conn, co["external_reference"])
     order_id = new_token("ord")
     for line in lines:
         _take_stock(engine, conn, line["product_sku"], line["quantity"], order_id, co["id"])
@@ -66,8 +67,8 @@ def create_order(
     cur = conn.execute(
         "INSERT INTO orders (order_id, order_number, checkout_id, payment_id, status, "
         "payment_status, currency, customer, shipping_address, billing_address, subtotal_cents, "
-        "shipping_cents, tax_cents, total_cents, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "shipping_cents, tax_cents, total_cents, created_at, external_reference) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             order_id,
             next_order_number(conn, engine.clock().year),
@@ -81,6 +82,7 @@ def create_order(
             co["billing_address"],
             *(co[c] for c in ORDER_COLUMNS),
             engine.now(),
+            co["external_reference"],
         ),
     )
     # Meta is copied as the stored JSON text, so the order line carries it byte for byte.
@@ -92,6 +94,22 @@ def create_order(
         (cur.lastrowid, co["id"]),
     )
     return conn.execute("SELECT * FROM orders WHERE id = ?", (cur.lastrowid,)).fetchone()
+
+
+def refuse_ordered_reference(conn: sqlite3.Connection, reference: str | None) -> None:
+    """An external reference makes one order per store (the UNIQUE index is the backstop)."""
+    if reference is None:
+        return
+    row = conn.execute(
+        "SELECT order_number FROM orders WHERE external_reference = ?", (reference,)
+    ).fetchone()
+    if row is not None:
+        raise ConflictError(
+            "reference_already_ordered",
+            f"reference {reference!r} already has order {row['order_number']}",
+            field="external_reference",
+            recovery=f"see it with `checkout orders show {row['order_number']}`",
+        )
 
 
 def _take_stock(
@@ -141,6 +159,7 @@ def order_object(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "items": line_objects(lines),
         "totals": {c: row[c] for c in ORDER_COLUMNS},
         "created_at": row["created_at"],
+        "external_reference": row["external_reference"],
     }
 
 
@@ -171,6 +190,9 @@ def list_orders(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     if email := body.get("email"):
         sql += " AND json_extract(customer, '$.email') = ?"
         params.append(email)
+    if reference := body.get("reference"):
+        sql += " AND external_reference = ?"
+        params.append(reference)
     sql += " ORDER BY id DESC LIMIT ?"
     params.append(body.get("limit", 100))
     with engine.read() as conn:

@@ -364,6 +364,14 @@ def _v7(conn: sqlite3.Connection) -> None:
 
     outbox.redact_stored_password(conn)
     vault.seal_plaintext(conn)
+    # A batch reference, carried from initiate to the order it makes: the UNIQUE index is
+    # what makes two runs of one reference (a copied file, another machine) one order.
+    conn.execute("ALTER TABLE checkouts ADD COLUMN external_reference TEXT")
+    conn.execute("ALTER TABLE orders ADD COLUMN external_reference TEXT")
+    conn.execute(
+        "CREATE UNIQUE INDEX orders_external_reference ON orders (external_reference) "
+        "WHERE external_reference IS NOT NULL"
+    )
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {

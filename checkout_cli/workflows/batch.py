@@ -19,10 +19,12 @@ store restored from a backup gets back exactly the orders it lost.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -30,9 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from checkout_cli.backends.base import Backend
-from checkout_cli.endpoints import ADDRESS, CUSTOMER, QUANTITY, SKU
-from checkout_cli.errors import CheckoutError, ConflictError, NotFoundError, UsageError
-from checkout_cli.schema import Cents, Str
+from checkout_cli.endpoints import ADDRESS, CUSTOMER, DEF_KEY, QUANTITY, SKU
+from checkout_cli.endpoints import EXTERNAL_REFERENCE as REFERENCE
+from checkout_cli.errors import (
+    CheckoutError,
+    ConflictError,
+    NotFoundError,
+    UsageError,
+    ValidationError,
+)
+from checkout_cli.schema import Cents
 
 COLUMNS = (
     "reference",
@@ -62,8 +71,8 @@ REQUIRED = (
     "country",
 )
 ORDER_FIELDS = tuple(c for c in COLUMNS if c not in ("reference", "product_sku", "quantity"))
-REFERENCE = Str(max_length=100, pattern=r"[A-Za-z0-9][A-Za-z0-9._:/\-]*", code="invalid_reference")
 SHIPPING = Cents("shipping in minor units")
+OPEN_STATES = ("active", "payment_pending", "completable")
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,8 @@ class Order:
     first_line: int
     fields: dict[str, Any]
     items: list[tuple[str, int]] = field(default_factory=list)
+    # Per SKU: the line meta its rows give, {def_key: {field: value}}.
+    meta: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def customer_body(self) -> dict[str, Any]:
         f = self.fields
@@ -99,7 +110,9 @@ class Order:
 @dataclass
 class Outcome:
     reference: str
-    status: str  # created | already_done | failed | skipped_invalid | would_create
+    # created | already_done | conflict | failed | skipped_invalid; in the report of a run
+    # refused by validation: invalid | not_run
+    status: str
     checkout_token: str | None = None
     order_number: str | None = None
     error: str | None = None
@@ -109,9 +122,11 @@ class Outcome:
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row) from a ``.csv`` or ``.jsonl`` file, one at a time."""
+    """(line number, row) from a ``.csv`` or ``.jsonl`` file, one at a time. A UTF-8 BOM and
+    CRLF line ends are accepted, and a CSV's separator (``,``, ``;`` or tab) is read from its
+    header, as spreadsheets save them."""
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise UsageError("file_unreadable", f"cannot read {path}: {exc.strerror}") from None
     with handle:
@@ -131,13 +146,35 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     else {"__error__": "each line must be a JSON object"},
                 )
         elif path.suffix.lower() == ".csv":
-            # An unknown column is reported on each row that has a value in it (by line and
-            # column, like every other problem), so no value is ever silently dropped.
-            reader = csv.DictReader(handle, restkey="(extra values)")
+            header = handle.readline()
+            handle.seek(0)
+            separator = max((",", ";", "\t"), key=header.count)
+            # A value beyond the header's columns is reported on its row, never dropped.
+            reader = csv.DictReader(handle, delimiter=separator, restkey="(extra values)")
+            _check_header(path, reader.fieldnames or [])
             for row in reader:
                 yield reader.line_num, {k: v for k, v in row.items() if v not in (None, "", [])}
         else:
             raise UsageError("unknown_format", f"{path}: expected a .csv or .jsonl file")
+
+
+def _check_header(path: Path, names: list[str]) -> None:
+    """A wrong header is one error about the header (not one per row), whatever
+    --skip-invalid says: no row of the file could be read as meant."""
+    problems = []
+    for name in names:
+        if name not in COLUMNS and name != "meta_json" and not name.startswith("meta."):
+            close = difflib.get_close_matches(name.strip().lower(), COLUMNS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown column {name!r}{hint}")
+    problems += [f"no {name!r} column" for name in REQUIRED if name not in names]
+    if problems:
+        raise ValidationError(
+            "invalid_header",
+            f"{path}:1: header: " + "; ".join(problems),
+            field="header",
+            recovery="columns: " + ", ".join(COLUMNS) + ", meta.<definition>.<field>, meta_json",
+        )
 
 
 def _check_row(number: int, row: dict[str, Any]) -> tuple[dict[str, Any], list[RowError]]:
@@ -146,8 +183,12 @@ def _check_row(number: int, row: dict[str, Any]) -> tuple[dict[str, Any], list[R
     errors: list[RowError] = []
     clean: dict[str, Any] = {}
     reference = row.get("reference")
+    meta, meta_errors = _row_meta(number, row, reference)
+    errors.extend(meta_errors)
+    if meta:
+        clean["meta"] = meta
     for key in row:
-        if key not in COLUMNS:
+        if key not in COLUMNS and key != "meta_json" and not key.startswith("meta."):
             errors.append(RowError(number, key, "unknown column", reference))
     for key in REQUIRED:
         if row.get(key) in (None, ""):
@@ -173,7 +214,70 @@ def _check_row(number: int, row: dict[str, Any]) -> tuple[dict[str, Any], list[R
     return clean, errors
 
 
-def scan(path: Path, known_sku: Callable[[str], bool]) -> Iterator[Order | RowError]:
+def _row_meta(
+    number: int, row: dict[str, Any], reference: Any
+) -> tuple[dict[str, dict[str, Any]], list[RowError]]:
+    """The row's line meta, from ``meta.<def>.<field>`` columns and a ``meta_json`` column
+    (a JSON object ``{def: {field: value}}``; in JSON Lines it may be the object itself)."""
+    meta: dict[str, dict[str, Any]] = {}
+    errors: list[RowError] = []
+    given = row.get("meta_json")
+    if given not in (None, ""):
+        if isinstance(given, str):
+            try:
+                given = json.loads(given)
+            except json.JSONDecodeError as exc:
+                given = None
+                errors.append(RowError(number, "meta_json", f"not valid JSON: {exc.msg}"))
+        if given is not None and not (
+            isinstance(given, dict) and all(isinstance(v, dict) for v in given.values())
+        ):
+            errors.append(RowError(number, "meta_json", 'must be {"definition": {"field": value}}'))
+        elif given:
+            meta = {k: dict(v) for k, v in given.items()}
+    for key, value in row.items():
+        if not key.startswith("meta."):
+            continue
+        parts = key.split(".")
+        if len(parts) != 3 or not all(parts[1:]):
+            errors.append(RowError(number, key, "meta columns are meta.<definition>.<field>"))
+            continue
+        meta.setdefault(parts[1], {})[parts[2]] = value
+    for def_key in meta:
+        try:
+            DEF_KEY.check(def_key, "meta")
+        except CheckoutError as exc:
+            errors.append(RowError(number, f"meta.{def_key}", exc.message))
+    return meta, [replace(e, reference=reference) for e in errors]
+
+
+def _meta_errors(number: int, clean: dict[str, Any], product: dict[str, Any]) -> list[RowError]:
+    """Meta the product requires but the row lacks, or gives but the product does not take."""
+    sku = clean["product_sku"]
+    given = clean.get("meta", {})
+    refs = {ref["def_key"]: ref for ref in product.get("meta_defs", [])}
+    errors = [
+        RowError(
+            number,
+            f"meta.{def_key}",
+            f"{sku} needs {def_key} meta: add meta.{def_key}.<field> columns or meta_json",
+        )
+        for def_key, ref in refs.items()
+        if ref.get("required") and def_key not in given
+    ]
+    errors += [
+        RowError(
+            number,
+            f"meta.{def_key}",
+            f"{sku} does not take {def_key} meta (it takes: {', '.join(refs) or 'none'})",
+        )
+        for def_key in given
+        if def_key not in refs
+    ]
+    return errors
+
+
+def scan(path: Path, product: Callable[[str], dict[str, Any] | None]) -> Iterator[Order | RowError]:
     """Stream the file as orders, each followed by its errors (if any)."""
     current: Order | None = None
     current_errors: list[RowError] = []
@@ -191,7 +295,8 @@ def scan(path: Path, known_sku: Callable[[str], bool]) -> Iterator[Order | RowEr
             # No usable reference: the row is an order of its own, under a name no valid
             # reference can have, so --skip-invalid skips it instead of invoicing it.
             reference = f"(line {number})"
-        if "product_sku" in clean and not known_sku(clean["product_sku"]):
+        found = product(clean["product_sku"]) if "product_sku" in clean else None
+        if "product_sku" in clean and found is None:
             errors.append(
                 RowError(
                     number,
@@ -200,6 +305,8 @@ def scan(path: Path, known_sku: Callable[[str], bool]) -> Iterator[Order | RowEr
                     reference,
                 )
             )
+        elif found is not None:
+            errors += _meta_errors(number, clean, found)
         if current is None or reference != current.reference:
             yield from flush()
             current_errors = []
@@ -226,10 +333,100 @@ def scan(path: Path, known_sku: Callable[[str], bool]) -> Iterator[Order | RowEr
                         )
                     )
         if "product_sku" in clean and "quantity" in clean:
-            current.items.append((clean["product_sku"], clean["quantity"]))
+            sku = clean["product_sku"]
+            if clean.get("meta") and any(s == sku for s, _ in current.items):
+                # The cart adds one SKU's rows into one line, which holds one set of meta.
+                errors.append(
+                    RowError(number, "product_sku", f"{sku} with meta is on one row per order")
+                )
+            current.items.append((sku, clean["quantity"]))
+            if clean.get("meta"):
+                current.meta[sku] = clean["meta"]
         # Every problem belongs to the order its row is part of (the one --skip-invalid skips).
         current_errors.extend(replace(e, reference=current.reference) for e in errors)
     yield from flush()
+
+
+WOULD = ("create", "resume", "already_done", "conflict", "skipped_invalid")
+
+
+@dataclass
+class Plan:
+    """Pass 1: every problem in the file, and what a real run would do with each order."""
+
+    errors: list[RowError] = field(default_factory=list)
+    invalid: set[str] = field(default_factory=set)
+    orders: int = 0
+    rows: int = 0
+    # create | resume | already_done | conflict | skipped_invalid → orders
+    would: Counter[str] = field(default_factory=Counter)
+
+
+def plan(
+    path: Path,
+    backend: Backend,
+    product: Callable[[str], dict[str, Any] | None],
+    journal: Journal | None,
+) -> Plan:
+    """Check the whole file against the store before anything is written: rows, SKUs, line
+    meta, which references the store has done, and stock the file's own orders would exhaust
+    (orders already made took theirs; each new one is counted in file order)."""
+    result = Plan()
+    needed: Counter[str] = Counter()
+    last: Order | None = None
+
+    def settle(order: Order) -> None:
+        if order.reference in result.invalid:
+            result.would["skipped_invalid"] += 1
+            return
+        made = order_for_reference(backend, order.reference)
+        if made is not None:
+            result.would[_done(order, made).status] += 1
+            return
+        wanted: Counter[str] = Counter()
+        for sku, quantity in order.items:
+            wanted[sku] += quantity
+        short = [
+            RowError(
+                order.first_line,
+                "quantity",
+                f"{sku}: the file's orders need {needed[sku] + quantity} up to this one; "
+                f"{stock} in stock",
+                order.reference,
+            )
+            for sku, quantity in wanted.items()
+            if (stock := _limit(product(sku))) is not None and needed[sku] + quantity > stock
+        ]
+        if short:
+            result.errors.extend(short)
+            result.invalid.add(order.reference)
+            result.would["skipped_invalid"] += 1
+            return
+        needed.update(wanted)
+        state = journal.get(order.reference) if journal is not None else {}
+        started = state.get("checkout_token") or state.get("cart_token")
+        result.would["resume" if started else "create"] += 1
+
+    for item in scan(path, product):
+        if isinstance(item, RowError):
+            result.errors.append(item)
+            result.invalid.add(item.reference or "")
+            continue
+        if last is not None:
+            settle(last)
+        last = item
+        result.orders += 1
+        result.rows += len(item.items)
+    if last is not None:
+        settle(last)
+    return result
+
+
+def _limit(product: dict[str, Any] | None) -> int | None:
+    """The most of a product orders can take, or None for no limit."""
+    if not product or product.get("stock") is None or product.get("allow_backorder"):
+        return None
+    return product["stock"]
 
 
 @dataclass(frozen=True)
@@ -296,6 +493,16 @@ class Journal:
                 f"its entries are checked against this store, to which it is now bound"
             )
         return None
+
+    @classmethod
+    def peek(cls, path: Path) -> Journal | None:
+        """An existing journal, opened read-only (for --dry-run), or None."""
+        if not path.exists():
+            return None
+        journal = cls.__new__(cls)
+        journal.path = path
+        journal.conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        return journal
 
     def get(self, reference: str) -> dict[str, Any]:
         row = self.conn.execute(
@@ -425,14 +632,112 @@ def _fill_cart(backend: Backend, order: Order) -> str:
     return cart["cart_token"]
 
 
+def order_for_reference(backend: Backend, reference: str) -> dict[str, Any] | None:
+    """The store's order for ``reference`` (orders carry it; one per store), if any."""
+    found = backend.call("order-management", "list-orders", {"reference": reference, "limit": 1})[
+        "orders"
+    ]
+    return found[0] if found else None
+
+
+def differences(order: Order, made: dict[str, Any]) -> list[str]:
+    """What the file's order says that the store's order for its reference does not."""
+    wanted: Counter[str] = Counter()
+    for sku, quantity in order.items:
+        wanted[sku] += quantity
+    held: Counter[str] = Counter()
+    for item in made["items"]:
+        held[item["product_sku"]] += item["quantity"]
+    changed = ["items"] if wanted != held else []
+    customer = made.get("customer") or {}
+    address = made.get("shipping_address") or {}
+    for key in ORDER_FIELDS:
+        value = order.fields.get(key)
+        if key == "shipping_cents":
+            stored = made["totals"]["shipping_cents"]
+        else:
+            stored = (customer if key in CUSTOMER.props else address).get(key)
+        if value is not None and value != stored:
+            changed.append(key)
+    return changed
+
+
+def _done(order: Order, made: dict[str, Any]) -> Outcome:
+    """A reference the store has an order for: done, or a conflict if the file changed it."""
+    number = made["order_number"]
+    changed = differences(order, made)
+    if not changed:
+        return Outcome(order.reference, "already_done", made["checkout_token"], number)
+    return Outcome(
+        order.reference,
+        "conflict",
+        made["checkout_token"],
+        number,
+        error=f"order {number} was made for this reference with other {', '.join(changed)}; "
+        "not invoicing it again",
+        exit_code=ConflictError.exit_code,
+    )
+
+
 def run_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
-    """One order through the flow, resuming from the journal where the store agrees with it;
-    idempotent at every step."""
+    """One order through the flow. The store decides whether its reference is done (orders
+    carry it, one per store); the journal only says where an unfinished one stands."""
+    made = order_for_reference(backend, order.reference)
+    if made is not None:
+        return _done(order, made)
+    try:
+        return _make_order(backend, journal, order)
+    except CheckoutError as exc:
+        if exc.code == "reference_already_ordered":
+            # Another run (a copy of the file, another machine) ordered it first.
+            made = order_for_reference(backend, order.reference)
+            if made is not None:
+                _abandon(backend, journal, order.reference)
+                return _done(order, made)
+        left = _abandon(backend, journal, order.reference)
+        return Outcome(
+            order.reference,
+            "failed",
+            journal.get(order.reference).get("checkout_token") or left[1],
+            error=f"{exc.message} ({left[0]})" if left[0] else exc.message,
+            exit_code=exc.exit_code,
+        )
+
+
+def _abandon(backend: Backend, journal: Journal, reference: str) -> tuple[str, str | None]:
+    """Cancel the open checkout a failed order left, so it holds no stock and cannot be
+    completed by mistake; say what is left, and the checkout's token, for the report."""
+    state = journal.get(reference)
+    token = state.get("checkout_token")
+    try:
+        checkout = _checkout_in_store(backend, token)
+        if checkout is None or checkout["status"] not in OPEN_STATES:
+            cart = state.get("cart_token")
+            return (f"its cart {cart} is left; the next run reuses it" if cart else ""), token
+        backend.call("checkout-flow", "cancel-checkout", {"checkout_token": token})
+    except CheckoutError as exc:
+        return f"its checkout {token} is left open: {exc.message}", token
+    journal.record(reference, checkout_token=None)
+    return f"its checkout {token} was cancelled", token
+
+
+def _initiate(backend: Backend, cart_token: str, reference: str) -> dict[str, Any]:
+    """The cart's checkout, carrying the reference that its order copies as it is made."""
+    return backend.call(
+        "checkout-flow",
+        "initiate-checkout",
+        {"cart_token": cart_token, "external_reference": reference},
+    )
+
+
+def _make_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
+    """Resume from the journal where the store agrees with it; idempotent at every step."""
     flow = "checkout-flow"
     reference = order.reference
     state = journal.get(reference)
     remade = False
     if state.get("order_number"):
+        # An order an earlier release made carries no reference: the journal names it.
         if _order_in_store(backend, state["order_number"], state["checkout_token"]):
             return Outcome(
                 reference, "already_done", state["checkout_token"], state["order_number"]
@@ -447,13 +752,28 @@ def run_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
         if cart_token is None:
             cart_token = _fill_cart(backend, order)
             journal.record(reference, cart_token=cart_token, checkout_token=None, order_number=None)
-        checkout = backend.call(flow, "initiate-checkout", {"cart_token": cart_token})
+        checkout = _initiate(backend, cart_token, reference)
         journal.record(reference, checkout_token=checkout["checkout_token"], order_number=None)
+    elif checkout["status"] in OPEN_STATES and checkout.get("external_reference") != reference:
+        # Opened by an earlier release: the reused checkout takes the reference.
+        checkout = _initiate(backend, checkout["cart_token"], reference)
     checkout_token = checkout["checkout_token"]
     if checkout["status"] == "active":
         backend.call(
             flow, "set-customer", {"checkout_token": checkout_token, **order.customer_body()}
         )
+        for sku, meta in order.meta.items():
+            for def_key, values in meta.items():
+                backend.call(
+                    flow,
+                    "set-line-meta",
+                    {
+                        "checkout_token": checkout_token,
+                        "product_sku": sku,
+                        "def_key": def_key,
+                        "values": values,
+                    },
+                )
         backend.call(
             flow, "create-payment", {"checkout_token": checkout_token, "provider": "invoice"}
         )
@@ -466,6 +786,47 @@ def run_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
         done["order"]["order_number"],
         remade=remade and not done["already_completed"],
     )
+
+
+def reasons(errors: list[RowError]) -> dict[str, str]:
+    """Per invalid reference, its problems as one line: ``line 3: name: is required; …``."""
+    found: dict[str, list[str]] = {}
+    for e in errors:
+        found.setdefault(e.reference or "", []).append(f"line {e.line}: {e.field}: {e.message}")
+    return {reference: "; ".join(problems) for reference, problems in found.items()}
+
+
+class ProgressLines:
+    """Off a terminal (a log, CI), a progress line every ``every`` orders or ``seconds``,
+    where a terminal has the progress bar."""
+
+    def __init__(
+        self,
+        total: int,
+        every: int,
+        on_terminal: bool,
+        say: Callable[[str], None],
+        seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total, self.every, self.seconds = total, every, seconds
+        self.enabled, self.say, self.clock = not on_terminal, say, clock
+        self.done = 0
+        self.started = self.last = clock()
+
+    def tick(self, counts: dict[str, int]) -> None:
+        self.done += 1
+        now = self.clock()
+        due = self.done % self.every == 0 or now - self.last >= self.seconds
+        if not self.enabled or not (due or self.done == self.total):
+            return
+        self.last = now
+        rate = self.done / max(now - self.started, 1e-9)
+        self.say(
+            f"invoicing: {self.done}/{self.total} orders ({rate:.1f}/s): "
+            f"{counts['created']} created, {counts['already_done']} already done, "
+            f"{counts['conflict']} conflict, {counts['failed']} failed"
+        )
 
 
 class Report:
