@@ -634,10 +634,11 @@ def _fill_cart(backend: Backend, order: Order) -> str:
 
 def order_for_reference(backend: Backend, reference: str) -> dict[str, Any] | None:
     """The store's order for ``reference`` (orders carry it; one per store), if any."""
-    found = backend.call("order-management", "list-orders", {"reference": reference, "limit": 1})[
-        "orders"
-    ]
-    return found[0] if found else None
+    body = {"reference": reference, "limit": 1}
+    found = backend.call("order-management", "list-orders", body)["orders"]
+    # A remote that ignores the filter answers with its newest order: only the one that
+    # carries the reference counts.
+    return next((o for o in found if o.get("external_reference") == reference), None)
 
 
 def differences(order: Order, made: dict[str, Any]) -> list[str]:
