@@ -578,10 +578,9 @@ def test_tokens_have_a_scope_chosen_at_creation(cli, db_path):
     ]
     table = cli("tokens", "list")
     assert table.exit_code == 0
-    header, *rows = [
-        line for line in table.stdout.splitlines() if "desk" in line or "Scope" in line
-    ]
-    assert "Scope" in header and "operate" in rows[0]
+    # Piped: one token per line, name and scope in the first two tab-separated fields.
+    rows = [line.split("\t") for line in table.stdout.splitlines()]
+    assert ["desk", "operate"] in [row[:2] for row in rows]
     plain = cli("tokens", "create", "--name", "lookout", "--scope", "read")
     assert plain.exit_code == 0 and "(read)" in plain.stderr
     before = dump(db_path)

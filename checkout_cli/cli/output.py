@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.panel import Panel
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -18,10 +19,19 @@ _out: Console | None = None
 _err: Console | None = None
 
 
+class _DataConsole(Console):
+    """Off a terminal, lines are never cropped to a width: a pipe has none."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if not self.is_terminal:
+            kwargs.setdefault("crop", False)
+        super().print(*objects, **kwargs)
+
+
 def out() -> Console:
     global _out
     if _out is None:
-        _out = Console(markup=False, highlight=False, emoji=False)
+        _out = _DataConsole(markup=False, highlight=False, emoji=False)
     return _out
 
 
@@ -43,11 +53,56 @@ def say(message: str, style: str | None = None) -> None:
     err().print(Text(message, style=style or ""), soft_wrap=True)
 
 
-def table(*columns: str, title: str | None = None) -> Table:
-    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+# Columns of values people copy or grep for: kept whole on a terminal while they fit.
+_IDENTIFIERS = frozenset(
+    {"SKU", "Checkout", "Order", "Token", "Id", "Setting", "Key", "Customer", "To"}
+    | {"When", "Created", "Updated", "Sent", "Set at", "Revoked"}
+)
+
+
+class DataTable(Table):
+    """A table that never cuts a value.
+
+    Printed off a terminal (a pipe, a file), it is one record per line, cells separated by
+    tabs and no header, as gh does, so `grep` and `cut` see whole values. On a terminal, and
+    nested in a panel, it is a table whose cells fold instead of ending in "…", with
+    identifier columns kept whole on one line.
+    """
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        nested = options.max_width < console.width
+        if console.is_terminal or nested:
+            yield from self._folded(console, options)
+            return
+        if self.title:
+            yield Segment(str(self.title))
+            yield Segment.line()
+        for row in zip(*(column.cells for column in self.columns), strict=True):
+            yield Segment("\t".join(_plain(cell) for cell in row))
+            yield Segment.line()
+
+    def _folded(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for column in self.columns:
+            if str(column.header) in _IDENTIFIERS:
+                # Values up to two fifths of the width stay whole on one line; longer ones fold.
+                cap = options.max_width * 2 // 5
+                lengths = [len(_plain(c)) for c in column.cells]
+                column.no_wrap = all(n <= cap for n in lengths)
+                fitting = max((n for n in lengths if n <= cap), default=0)
+                column.min_width = max(column.min_width or 0, fitting)
+        yield from super().__rich_console__(console, options)
+
+
+def _plain(cell: Any) -> str:
+    text = cell.plain if isinstance(cell, Text) else str(cell)
+    return " / ".join(text.splitlines())
+
+
+def table(*columns: str, title: str | None = None) -> DataTable:
+    t = DataTable(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for column in columns:
         right = column.endswith(("Qty", "Price", "Total", "Tax", "Stock", "Amount", "Attempts"))
-        t.add_column(column, justify="right" if right else "left")
+        t.add_column(column, justify="right" if right else "left", overflow="fold")
     return t
 
 

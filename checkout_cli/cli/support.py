@@ -117,17 +117,16 @@ def inspect(
 
     def render(result: dict[str, Any]) -> None:
         output.checkout_view(result["checkout"])
-        t = output.table("When", "Who", "What", "From", "To", "Detail", title="Timeline")
+        # Five columns, one detail per line: readable in an 80-column terminal.
+        t = output.table("When", "Who", "What", "Change", "Detail", title="Timeline")
         for e in result["timeline"]:
-            detail = ", ".join(f"{k}={v}" for k, v in (e["detail"] or {}).items())
-            t.add_row(
-                e["at"],
-                e["actor"] or "",
-                e["kind"],
-                e["from_status"] or "",
-                e["to_status"] or "",
-                detail,
+            change = (
+                f"{e['from_status'] or '·'} → {e['to_status']}"
+                if e["to_status"] and e["to_status"] != e["from_status"]
+                else ""
             )
+            detail = "\n".join(f"{k}={v}" for k, v in (e["detail"] or {}).items())
+            t.add_row(e["at"], e["actor"] or "", e["kind"], change, detail)
         output.out().print(t)
         live_status = result["provider_live"]
         if live_status:
