@@ -252,3 +252,22 @@ def test_without_a_terminal_it_is_a_usage_error(backend, db_path, tmp_path):
     assert len(lines) == 1, result.stderr
     assert "needs a terminal" in lines[0]
     assert backend.call("checkout-admin", "list-checkouts", {})["checkouts"] == []
+
+
+def test_a_line_short_of_stock_is_refused_when_added_and_a_backorder_is_said(backend, operator):
+    op = operator()
+    op.search("solution", "Lens solution 360 ml")  # 0 in stock, no backorder
+    op.at(Q + r"Quantity", "1\r")
+    op.at(r"not added: SOLUTION-360: 0 in stock, 1 wanted")
+    op.search("travel", "Travel lens case")  # 2 in stock, backorder allowed
+    op.at(Q + r"Quantity", "3\r")
+    op.at(r"CASE-TRAVEL: 2 in stock, 3 wanted; backorder is\s+allowed")
+    op.at(r"Add another product\?", "n")
+    op.new_customer()
+    op.at(r"Add engraving for line 1 \(CASE-TRAVEL\)\?", "n")
+    op.at(Q + r"Payment", "\r")
+    op.at("Read this out")
+    assert op.finish() == 0, op.text
+
+    [order] = orders(backend)
+    assert [(i["product_sku"], i["quantity"]) for i in order["items"]] == [("CASE-TRAVEL", 3)]

@@ -61,9 +61,14 @@ class PhoneOrder:
             )
             for p in products
         ]
+        by_sku = {p["sku"]: p for p in products}
         while True:
             sku = self.ask.search("Product (type part of a name or SKU, Tab to complete)", choices)
             quantity = int(self.ask.text("Quantity", default="1", validate=_quantity_problem))
+            problem = self._stock_problem(by_sku[sku], quantity)
+            if problem:
+                self.say(f"not added: {problem}", "red")
+                continue
             try:
                 cart = self.call(
                     "shopping-cart",
@@ -77,6 +82,35 @@ class PhoneOrder:
             output.cart_view(cart)
             if not self.ask.confirm("Add another product?", default=False):
                 return
+
+    def _stock_problem(self, product: dict[str, Any], quantity: int) -> str | None:
+        """Why this line cannot be added (the stock is short), or None; a backorder is said.
+
+        Checked now, not only at completion, so staff do not type a whole customer for an
+        order that cannot complete.
+        """
+        stock = product["stock"]
+        if stock is None:
+            return None
+        in_cart = 0
+        if self.cart_token:
+            cart = self.call("shopping-cart", "get-cart", {"cart_token": self.cart_token})
+            same = [i for i in cart["items"] if i["product_sku"] == product["sku"]]
+            in_cart = sum(i["quantity"] for i in same)
+        wanted = in_cart + quantity
+        if wanted <= stock:
+            return None
+        if product.get("allow_backorder"):
+            self.say(
+                f"{product['sku']}: {max(stock, 0)} in stock, {wanted} wanted; backorder is "
+                f"allowed, the rest ships when restocked",
+                "yellow",
+            )
+            return None
+        return (
+            f"{product['sku']}: {max(stock, 0)} in stock, {wanted} wanted "
+            f"(choose fewer, or another product)"
+        )
 
     def initiate(self) -> dict[str, Any]:
         co = self.call(FLOW, "initiate-checkout", {"cart_token": self.cart_token})
