@@ -211,7 +211,62 @@ class PhoneOrder:
                     except CheckoutError as exc:
                         self.say(f"{exc.message} — {exc.recovery or ''}", "red")
 
-    def payment(self) -> dict[str, Any]:
+    def show_total(self, co: dict[str, Any]) -> None:
+        """The amount to tell the customer before they choose how to pay."""
+        from rich.panel import Panel
+        from rich.text import Text
+
+        from checkout_cli.cli import output
+        from checkout_cli.money import format_money
+
+        totals = co["totals"]
+        rows = [
+            ("Subtotal", totals["subtotal_cents"]),
+            ("Shipping", totals["shipping_cents"]),
+            ("Tax", totals["tax_cents"]),
+        ]
+        currency = co["currency"]
+        body = "\n".join(f"{label:<10}{format_money(cents, currency)}" for label, cents in rows)
+        text = Text(body + "\n")
+        text.append(f"{'Total':<10}{format_money(totals['total_cents'], co['currency'])}", "bold")
+        output.out().print(Panel(text, title="To pay", padding=(0, 2), expand=False))
+
+    def _manual_payment(self, co: dict[str, Any]) -> dict[str, Any]:
+        """Record a payment made elsewhere, with the amount actually received."""
+        from checkout_cli.money import format_money, parse_amount, to_decimal
+
+        total, currency = co["totals"]["total_cents"], co["currency"]
+        provider = self.ask.text("Paid via (e.g. bank, pos)", default="bank")
+        reference = self.ask.text("Payment reference")
+        amount = parse_amount(
+            self.ask.text(
+                f"Amount received ({currency})",
+                default=str(to_decimal(total, currency)),
+                validate=lambda v: (
+                    None if parse_amount(v, currency) is not None else "an amount such as 45.90"
+                ),
+            ),
+            currency,
+        )
+        body: dict[str, Any] = {
+            "checkout_token": self.checkout_token,
+            "provider": provider,
+            "reference": reference,
+            "status": "paid",
+            "amount_cents": amount,
+        }
+        if amount != total:
+            if not self.ask.confirm(
+                f"{format_money(amount, currency)} is not the total "
+                f"{format_money(total, currency)}. Record it anyway?",
+                default=False,
+            ):
+                raise UsageError("amount_mismatch", "not recorded", recovery="choose again")
+            body["force"] = True
+        return self.call(FLOW, "set-payment", body)
+
+    def payment(self, co: dict[str, Any]) -> dict[str, Any]:
+        self.show_total(co)
         choices = [
             ("invoice", "Invoice (pay later)"),
             ("stripe", "Card payment link (Stripe)"),
@@ -222,16 +277,7 @@ class PhoneOrder:
             method = self.ask.choice("Payment", choices, default="invoice")
             try:
                 if method == "manual":
-                    return self.call(
-                        FLOW,
-                        "set-payment",
-                        {
-                            "checkout_token": self.checkout_token,
-                            "provider": self.ask.text("Paid via (e.g. bank, pos)", default="bank"),
-                            "reference": self.ask.text("Payment reference"),
-                            "status": "paid",
-                        },
-                    )
+                    return self._manual_payment(co)
                 co = self.call(
                     FLOW,
                     "create-payment",
@@ -332,7 +378,7 @@ class PhoneOrder:
         co = self.call(FLOW, "get-checkout-status", {"checkout_token": self.checkout_token})
         self.line_meta(co)
         if co["payment"] is None or co["status"] == "active":
-            co = self.payment()
+            co = self.payment(co)
         done = self.complete()
         if done is None:
             self.say(f"not completed yet; when the customer has paid: {self.resume_hint()}")
