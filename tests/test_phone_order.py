@@ -307,3 +307,21 @@ def test_the_total_is_shown_before_payment_and_a_payment_elsewhere_asks_the_amou
     assert order["payment_status"] == "paid"
     assert co["payment"]["amount_cents"] == totals["total_cents"]
     assert co["payment"]["reference"] == "POS-77"
+
+
+def test_resume_shows_the_cart_and_the_customer_before_asking_to_change_them(backend, operator):
+    cart = backend.call(
+        "shopping-cart", "add-item", {"product_sku": "LENS-MONTH-6", "quantity": 3}
+    )["cart_token"]
+    op = operator("--resume", cart)
+    before = op.at(r"Add more products\?", "\x03")
+    assert "LENS-MONTH-6" in before
+    op.finish()
+
+    token = ready_checkout(backend)
+    co = status(backend, token)
+    op = operator("--resume", token)
+    before = op.at(r"Change the customer\?", "\x03")
+    op.finish()
+    assert co["customer"]["email"] in before
+    assert co["shipping_address"]["line1"] in before

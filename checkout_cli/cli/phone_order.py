@@ -358,8 +358,10 @@ class PhoneOrder:
                     f"--resume {co['cart_token']}",
                 )
         elif resume:
+            from checkout_cli.cli import output
+
             self.cart_token = resume
-            self.call("shopping-cart", "get-cart", {"cart_token": resume})
+            output.cart_view(self.call("shopping-cart", "get-cart", {"cart_token": resume}))
         if co is None:
             if not resume or self.ask.confirm("Add more products?", default=False):
                 self.pick_products()
@@ -367,12 +369,12 @@ class PhoneOrder:
         if co["status"] == "completed":
             self.summary(co)
             return co
-        change = (
-            bool(resume)
-            and co["customer"] is not None
-            and co["status"] == "active"
-            and self.ask.confirm("Change the customer?", default=False)
-        )
+        change = False
+        if resume and co["customer"] is not None and co["status"] == "active":
+            from checkout_cli.cli import output
+
+            output.checkout_view(co)  # where it stands: lines, customer, addresses
+            change = self.ask.confirm("Change the customer?", default=False)
         if co["customer"] is None or change:
             self.customer()
         co = self.call(FLOW, "get-checkout-status", {"checkout_token": self.checkout_token})
