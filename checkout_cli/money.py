@@ -100,3 +100,23 @@ def format_money(amount_cents: int | None, currency: str) -> str:
     sign = "-" if amount_cents < 0 else ""
     symbol = _SYMBOLS.get(currency.upper(), currency.upper())
     return f"{sign}{symbol} {text}"
+
+
+def parse_amount(text: str, currency: str) -> int | None:
+    """An amount typed by a person in major units (``45.90``, ``45,90``) to minor units.
+
+    None when it is not a non-negative amount with at most the currency's decimals.
+    """
+    from decimal import InvalidOperation
+
+    cleaned = text.strip().replace(" ", "")
+    if "," in cleaned and "." not in cleaned:
+        cleaned = cleaned.replace(",", ".")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value < 0:
+        return None
+    minor = value.scaleb(exponent(currency))
+    return int(minor) if minor == minor.to_integral_value() else None

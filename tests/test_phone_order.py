@@ -252,3 +252,76 @@ def test_without_a_terminal_it_is_a_usage_error(backend, db_path, tmp_path):
     assert len(lines) == 1, result.stderr
     assert "needs a terminal" in lines[0]
     assert backend.call("checkout-admin", "list-checkouts", {})["checkouts"] == []
+
+
+def test_a_line_short_of_stock_is_refused_when_added_and_a_backorder_is_said(backend, operator):
+    op = operator()
+    op.search("solution", "Lens solution 360 ml")  # 0 in stock, no backorder
+    op.at(Q + r"Quantity", "1\r")
+    op.at(r"not added: SOLUTION-360: 0 in stock, 1 wanted")
+    op.search("travel", "Travel lens case")  # 2 in stock, backorder allowed
+    op.at(Q + r"Quantity", "3\r")
+    op.at(r"CASE-TRAVEL: 2 in stock, 3 wanted; backorder is\s+allowed")
+    op.at(r"Add another product\?", "n")
+    op.new_customer()
+    op.at(r"Add engraving for line 1 \(CASE-TRAVEL\)\?", "n")
+    op.at(Q + r"Payment", "\r")
+    op.at("Read this out")
+    assert op.finish() == 0, op.text
+
+    [order] = orders(backend)
+    assert [(i["product_sku"], i["quantity"]) for i in order["items"]] == [("CASE-TRAVEL", 3)]
+
+
+def test_the_total_is_shown_before_payment_and_a_payment_elsewhere_asks_the_amount(
+    backend, operator
+):
+    op = operator()
+    op.search("daily", "Daily contact lenses, 30 pack")
+    op.at(Q + r"Quantity", "2\r")
+    op.at(r"Add another product\?", "n")
+    op.new_customer()
+    op.at(r"Add lens_prescription for line 1 \(LENS-DAILY-30\)\?", "n")
+    shown_before_payment = op.at(Q + r"Payment", DOWN * 3 + "\r")  # already paid elsewhere
+    op.at(r"Paid via", "\r")
+    op.at(r"Payment reference", "POS-77\r")
+    op.at(r"Amount received \(EUR\)", "1.00\r")
+    op.at(r"is not the total .*Record it anyway\?", "n")
+    op.at(r"not recorded")
+    op.at(Q + r"Payment", DOWN * 3 + "\r")
+    op.at(r"Paid via", "\r")
+    op.at(r"Payment reference", "POS-77\r")
+    op.at(r"Amount received \(EUR\)", "\r")  # the total is the default
+    op.at("Read this out")
+    assert op.finish() == 0, op.text
+
+    [order] = orders(backend)
+    co = status(backend, order["checkout_token"])
+    totals = co["totals"]
+    assert totals["tax_cents"] > 0 and totals["shipping_cents"] > 0
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown_before_payment)
+    for label in ("Subtotal", "Shipping", "Tax", "Total"):
+        assert label in plain
+    total = f"{totals['total_cents'] // 100}.{totals['total_cents'] % 100:02d}"
+    assert re.search(r"Total\s+€ " + re.escape(total), plain), plain
+    assert order["payment_status"] == "paid"
+    assert co["payment"]["amount_cents"] == totals["total_cents"]
+    assert co["payment"]["reference"] == "POS-77"
+
+
+def test_resume_shows_the_cart_and_the_customer_before_asking_to_change_them(backend, operator):
+    cart = backend.call(
+        "shopping-cart", "add-item", {"product_sku": "LENS-MONTH-6", "quantity": 3}
+    )["cart_token"]
+    op = operator("--resume", cart)
+    before = op.at(r"Add more products\?", "\x03")
+    assert "LENS-MONTH-6" in before
+    op.finish()
+
+    token = ready_checkout(backend)
+    co = status(backend, token)
+    op = operator("--resume", token)
+    before = op.at(r"Change the customer\?", "\x03")
+    op.finish()
+    assert co["customer"]["email"] in before
+    assert co["shipping_address"]["line1"] in before

@@ -61,9 +61,14 @@ class PhoneOrder:
             )
             for p in products
         ]
+        by_sku = {p["sku"]: p for p in products}
         while True:
             sku = self.ask.search("Product (type part of a name or SKU, Tab to complete)", choices)
             quantity = int(self.ask.text("Quantity", default="1", validate=_quantity_problem))
+            problem = self._stock_problem(by_sku[sku], quantity)
+            if problem:
+                self.say(f"not added: {problem}", "red")
+                continue
             try:
                 cart = self.call(
                     "shopping-cart",
@@ -77,6 +82,35 @@ class PhoneOrder:
             output.cart_view(cart)
             if not self.ask.confirm("Add another product?", default=False):
                 return
+
+    def _stock_problem(self, product: dict[str, Any], quantity: int) -> str | None:
+        """Why this line cannot be added (the stock is short), or None; a backorder is said.
+
+        Checked now, not only at completion, so staff do not type a whole customer for an
+        order that cannot complete.
+        """
+        stock = product["stock"]
+        if stock is None:
+            return None
+        in_cart = 0
+        if self.cart_token:
+            cart = self.call("shopping-cart", "get-cart", {"cart_token": self.cart_token})
+            same = [i for i in cart["items"] if i["product_sku"] == product["sku"]]
+            in_cart = sum(i["quantity"] for i in same)
+        wanted = in_cart + quantity
+        if wanted <= stock:
+            return None
+        if product.get("allow_backorder"):
+            self.say(
+                f"{product['sku']}: {max(stock, 0)} in stock, {wanted} wanted; backorder is "
+                f"allowed, the rest ships when restocked",
+                "yellow",
+            )
+            return None
+        return (
+            f"{product['sku']}: {max(stock, 0)} in stock, {wanted} wanted "
+            f"(choose fewer, or another product)"
+        )
 
     def initiate(self) -> dict[str, Any]:
         co = self.call(FLOW, "initiate-checkout", {"cart_token": self.cart_token})
@@ -177,7 +211,62 @@ class PhoneOrder:
                     except CheckoutError as exc:
                         self.say(f"{exc.message} — {exc.recovery or ''}", "red")
 
-    def payment(self) -> dict[str, Any]:
+    def show_total(self, co: dict[str, Any]) -> None:
+        """The amount to tell the customer before they choose how to pay."""
+        from rich.panel import Panel
+        from rich.text import Text
+
+        from checkout_cli.cli import output
+        from checkout_cli.money import format_money
+
+        totals = co["totals"]
+        rows = [
+            ("Subtotal", totals["subtotal_cents"]),
+            ("Shipping", totals["shipping_cents"]),
+            ("Tax", totals["tax_cents"]),
+        ]
+        currency = co["currency"]
+        body = "\n".join(f"{label:<10}{format_money(cents, currency)}" for label, cents in rows)
+        text = Text(body + "\n")
+        text.append(f"{'Total':<10}{format_money(totals['total_cents'], co['currency'])}", "bold")
+        output.out().print(Panel(text, title="To pay", padding=(0, 2), expand=False))
+
+    def _manual_payment(self, co: dict[str, Any]) -> dict[str, Any]:
+        """Record a payment made elsewhere, with the amount actually received."""
+        from checkout_cli.money import format_money, parse_amount, to_decimal
+
+        total, currency = co["totals"]["total_cents"], co["currency"]
+        provider = self.ask.text("Paid via (e.g. bank, pos)", default="bank")
+        reference = self.ask.text("Payment reference")
+        amount = parse_amount(
+            self.ask.text(
+                f"Amount received ({currency})",
+                default=str(to_decimal(total, currency)),
+                validate=lambda v: (
+                    None if parse_amount(v, currency) is not None else "an amount such as 45.90"
+                ),
+            ),
+            currency,
+        )
+        body: dict[str, Any] = {
+            "checkout_token": self.checkout_token,
+            "provider": provider,
+            "reference": reference,
+            "status": "paid",
+            "amount_cents": amount,
+        }
+        if amount != total:
+            if not self.ask.confirm(
+                f"{format_money(amount, currency)} is not the total "
+                f"{format_money(total, currency)}. Record it anyway?",
+                default=False,
+            ):
+                raise UsageError("amount_mismatch", "not recorded", recovery="choose again")
+            body["force"] = True
+        return self.call(FLOW, "set-payment", body)
+
+    def payment(self, co: dict[str, Any]) -> dict[str, Any]:
+        self.show_total(co)
         choices = [
             ("invoice", "Invoice (pay later)"),
             ("stripe", "Card payment link (Stripe)"),
@@ -188,16 +277,7 @@ class PhoneOrder:
             method = self.ask.choice("Payment", choices, default="invoice")
             try:
                 if method == "manual":
-                    return self.call(
-                        FLOW,
-                        "set-payment",
-                        {
-                            "checkout_token": self.checkout_token,
-                            "provider": self.ask.text("Paid via (e.g. bank, pos)", default="bank"),
-                            "reference": self.ask.text("Payment reference"),
-                            "status": "paid",
-                        },
-                    )
+                    return self._manual_payment(co)
                 co = self.call(
                     FLOW,
                     "create-payment",
@@ -278,8 +358,10 @@ class PhoneOrder:
                     f"--resume {co['cart_token']}",
                 )
         elif resume:
+            from checkout_cli.cli import output
+
             self.cart_token = resume
-            self.call("shopping-cart", "get-cart", {"cart_token": resume})
+            output.cart_view(self.call("shopping-cart", "get-cart", {"cart_token": resume}))
         if co is None:
             if not resume or self.ask.confirm("Add more products?", default=False):
                 self.pick_products()
@@ -287,18 +369,18 @@ class PhoneOrder:
         if co["status"] == "completed":
             self.summary(co)
             return co
-        change = (
-            bool(resume)
-            and co["customer"] is not None
-            and co["status"] == "active"
-            and self.ask.confirm("Change the customer?", default=False)
-        )
+        change = False
+        if resume and co["customer"] is not None and co["status"] == "active":
+            from checkout_cli.cli import output
+
+            output.checkout_view(co)  # where it stands: lines, customer, addresses
+            change = self.ask.confirm("Change the customer?", default=False)
         if co["customer"] is None or change:
             self.customer()
         co = self.call(FLOW, "get-checkout-status", {"checkout_token": self.checkout_token})
         self.line_meta(co)
         if co["payment"] is None or co["status"] == "active":
-            co = self.payment()
+            co = self.payment(co)
         done = self.complete()
         if done is None:
             self.say(f"not completed yet; when the customer has paid: {self.resume_hint()}")

@@ -86,14 +86,16 @@ class QuestionaryPrompter:
     ) -> str:
         options = [self._q.Choice(title=label, value=value) for value, label in choices]
         picked = next((c for c in options if c.value == default), None)
-        return self._q.select(
+        question = self._q.select(
             message,
             choices=options,
             default=picked,
             use_search_filter=True,
             use_jk_keys=False,
             output=self._output,
-        ).unsafe_ask()
+        )
+        _rank_search_matches(question)
+        return question.unsafe_ask()
 
     def confirm(self, message: str, *, default: bool = False) -> bool:
         return self._q.confirm(message, default=default, output=self._output).unsafe_ask()
@@ -119,6 +121,54 @@ class QuestionaryPrompter:
             completer=FuzzyWordCompleter(labels, WORD=True),
         ).unsafe_ask()
         return by_text[answer.strip().lower()]
+
+
+def match_rank(typed: str, value: str, label: str) -> int | None:
+    """How well a typed filter matches a ``(value, label)`` choice: 0 is best, None is no match.
+
+    The value itself (``nl`` for ``NL``), then the label's name without the value (``germany``
+    for ``DE  Germany``), then a word starting with it, then any part of the label. A plain
+    substring filter in list order made ``NL`` pick Finland and ``DE`` Bangladesh.
+    """
+    typed = typed.strip().casefold()
+    text = label.casefold()
+    name = text.removeprefix(value.casefold()).strip()
+    if not typed or typed not in text:
+        return None
+    if typed == value.casefold():
+        return 0
+    if typed in (text, name):
+        return 1
+    if any(word.startswith(typed) for word in text.replace(",", " ").split()):
+        return 2
+    return 3
+
+
+def _rank_search_matches(question: object) -> None:
+    """Make a questionary select's type-to-filter list best match first (see ``match_rank``).
+
+    questionary keeps matches in list order and takes the first on Enter; its control is
+    swapped for one that orders them, for this prompt only.
+    """
+    from questionary.prompts.common import InquirerControl
+
+    class RankedControl(InquirerControl):
+        @property
+        def filtered_choices(self) -> list:
+            matches = super().filtered_choices
+            if not self.search_filter or not self.found_in_search:
+                return matches
+            typed = self.search_filter
+
+            def rank(choice: object) -> int:
+                found = match_rank(typed, str(choice.value), str(choice.title))
+                return 4 if found is None else found
+
+            return sorted(matches, key=rank)  # stable: list order within a rank
+
+    for window in question.application.layout.find_all_windows():
+        if isinstance(window.content, InquirerControl):
+            window.content.__class__ = RankedControl
 
 
 def prompter() -> Prompter:
