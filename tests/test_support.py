@@ -226,3 +226,18 @@ def test_healthy_checkouts_are_not_stuck(backend, cli):
 
 def report_cart(backend, token: str) -> str:
     return backend.call(FLOW, "get-checkout-status", {"checkout_token": token})["cart_token"]
+
+
+def test_inspect_and_the_stuck_list_use_the_same_threshold(backend, cli):
+    token = ready_checkout(backend)
+    backdated(backend, hours=0.25)  # 15 minutes ago: stuck for --older-than 10m, not for 30m
+    pay(backend, token, "pending")
+    now(backend)
+    for older_than, reasons in (("10m", ["payment_pending_too_long"]), ("30m", [])):
+        listed = stuck(cli, "--older-than", older_than).get(token, [])
+        report = cli("--json", "inspect", token, "--no-live", "--older-than", older_than)
+        assert report.exit_code == 0, report.stderr
+        assert listed == report.json()["stuck_reasons"] == reasons
+    diagnosis = cli("--json", "inspect", token, "--no-live", "--older-than", "10m").json()
+    assert "has not been marked paid" in diagnosis["diagnosis"][0]["problem"]
+    assert cli("inspect", token, "--no-live", "--older-than", "soon").exit_code == 2

@@ -105,11 +105,19 @@ def inspect(
     live: Annotated[
         bool, typer.Option("--live/--no-live", help="ask the payment provider for its status")
     ] = True,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            help="what counts as too long untouched, e.g. 30m, 2h (default 30m, the same as "
+            "`checkouts list --stuck`)"
+        ),
+    ] = None,
 ) -> None:
     """Everything support needs about one checkout: the status view, its timeline, the
-    provider's live status, and a diagnosis with the exact command that fixes it.
+    provider's live status, and a diagnosis with the exact command that fixes it. It calls
+    a checkout stuck exactly when `checkouts list --stuck` with the same --older-than does.
 
-    Example: checkout inspect chk_XXXX
+    Example: checkout inspect chk_XXXX --older-than 10m
     """
     from rich.text import Text
 
@@ -143,9 +151,13 @@ def inspect(
                 output.out().print(Text(f"    fix: {item['fix']}", style="green"))
 
     state: State = ctx.obj
-    state.run(
-        CHECKOUT_ADMIN, "inspect-checkout", {"checkout_token": checkout_token, "live": live}, render
+    body = merge_body(
+        None,
+        checkout_token=checkout_token,
+        live=live,
+        older_than_minutes=parse_minutes(older_than) if older_than else None,
     )
+    state.run(CHECKOUT_ADMIN, "inspect-checkout", body, render)
 
 
 def doctor(ctx: typer.Context) -> None:
