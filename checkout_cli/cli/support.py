@@ -149,6 +149,8 @@ def inspect(
             output.out().print(Text(f"  • {item['problem']}"))
             if item["fix"]:
                 output.out().print(Text(f"    fix: {item['fix']}", style="green"))
+            for step in item.get("then", []):
+                output.out().print(Text(f"    then: {step}", style="green"))
 
     state: State = ctx.obj
     body = merge_body(
