@@ -165,20 +165,26 @@ def inspect(
 def doctor(ctx: typer.Context) -> None:
     """Check the store's invariants (one order per checkout, stock = ledger, one email per
     order, totals add up, meta copied unchanged, no paid payment without an order or a
-    refund, order payment status = its payment row) and list every violation. Exit 1 if any.
+    refund, order payment status = its payment row) and list every violation by name, and
+    every email left half-sent. Exit 4 if any invariant is violated.
 
     Example: checkout doctor
     """
     from checkout_cli.cli import output
 
     def render(result: dict[str, Any]) -> None:
+        for email in result.get("emails_sending", []):
+            output.say(
+                f"email {email['id']} to {email['recipient']} is stuck in sending since "
+                f"{email['claimed_at']}: see `checkout outbox send --retry-stuck`"
+            )
         if not result["violations"]:
             output.say("no violations: the store's invariants hold", "green")
             return
         t = output.table("Invariant", "Problem", "Records")
         for v in result["violations"]:
             t.add_row(
-                str(v["invariant"]),
+                f"{v['invariant']} {v['name']}",
                 v["message"],
                 ", ".join(f"{k}={val}" for k, val in v["records"].items()),
             )
@@ -187,7 +193,7 @@ def doctor(ctx: typer.Context) -> None:
     state: State = ctx.obj
     result = state.run(CHECKOUT_ADMIN, "check-invariants", {}, render)
     if result["violations"]:
-        raise typer.Exit(1)
+        raise typer.Exit(4)  # the store conflicts with its invariants; 1 stays for bugs
 
 
 def refund_payment(
