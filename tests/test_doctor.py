@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from checkout_cli.cli.app import app
+from checkout_cli.engine.invariants import NAMES
 from tests.conftest import WATCH, Result, ready_checkout
 
 FLOW = "checkout-flow"
@@ -249,8 +250,9 @@ def test_doctor_finds_each_planted_violation(shop, db_path, tmp_path, invariant,
     finally:
         conn.close()
     result = doctor(copy, "--json")
-    assert result.exit_code == 1, result.stderr
+    assert result.exit_code == 4, result.stderr  # 1 is for bugs
     violations = result.json()["violations"]
+    assert {v["name"] for v in violations} == {NAMES[invariant]}
     # Only the planted invariant is reported: the rest of the copy is as clean as the store.
     assert {v["invariant"] for v in violations} == {invariant}, violations
     assert any(expected.items() <= v["records"].items() for v in violations), (
@@ -259,9 +261,9 @@ def test_doctor_finds_each_planted_violation(shop, db_path, tmp_path, invariant,
     )
     assert all(v["message"] for v in violations)
     text = doctor(copy)
-    assert text.exit_code == 1
-    # Piped: one violation per line, the invariant in the first tab-separated field.
-    assert any(line.startswith(f"{invariant}\t") for line in text.stdout.splitlines())
+    assert text.exit_code == 4
+    # Piped: one violation per line, the invariant's number and name in the first field.
+    assert any(line.startswith(str(invariant)) for line in text.stdout.splitlines())
     # The store the copy was made from is untouched and still clean.
     assert doctor(db_path).exit_code == 0
 
@@ -276,6 +278,24 @@ def test_doctor_lists_every_violation_at_once(shop, db_path, tmp_path):
     finally:
         conn.close()
     result = doctor(copy, "--json")
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert {v["invariant"] for v in result.json()["violations"]} == {1, 2, 3, 4, 5, 6, 7, 8}
     json.dumps(result.json())  # plain JSON all the way down
+
+
+def test_doctor_reports_an_email_stuck_in_sending(shop, db_path, tmp_path):
+    copy = copy_of(db_path, tmp_path / "copy.db")
+    conn = sqlite3.connect(copy)
+    try:
+        with conn:
+            conn.execute(
+                "UPDATE outbox SET status = 'sending', claimed_at = '2000-01-01T00:00:00Z'"
+            )
+    finally:
+        conn.close()
+    result = doctor(copy, "--json")
+    assert result.exit_code == 0, result.stderr  # no invariant is broken, but it is reported
+    assert [e["claimed_at"] for e in result.json()["emails_sending"]][:1] == [
+        "2000-01-01T00:00:00Z"
+    ]
+    assert "stuck in sending" in doctor(copy).stdout + doctor(copy).stderr

@@ -686,3 +686,30 @@ def test_an_email_cut_off_mid_send_is_retried_only_on_request(backend, cli):
     assert result.exit_code == 0, result.stderr
     assert (result.json()["released"], result.json()["sent"]) == (1, 1)
     assert conn.execute("SELECT status FROM outbox").fetchone()[0] == "sent"
+
+
+def test_a_half_sent_email_in_its_grace_period_says_when_it_may_be_retried(backend, cli):
+    from datetime import timedelta
+
+    from checkout_cli.engine.core import iso
+    from tests.conftest import ready_checkout
+
+    token = ready_checkout(backend)
+    backend.call(
+        "checkout-flow", "create-payment", {"checkout_token": token, "provider": "invoice"}
+    )
+    backend.call("checkout-flow", "complete-checkout", {"checkout_token": token})
+    conn = backend.engine.conn
+    # Claimed 3 minutes ago: another process may still be sending it, 7 minutes to wait.
+    claimed = iso(backend.engine.clock() - timedelta(minutes=3))
+    conn.execute("UPDATE outbox SET status = 'sending', claimed_at = ?", (claimed,))
+    result = cli("outbox", "send", "--retry-stuck")
+    assert result.exit_code == 0, result.stderr
+    said = result.stdout + result.stderr
+    assert "sent 0, failed 0" in said
+    assert "--retry-stuck may retry it in 7 minutes" in said
+    waiting = cli("--json", "outbox", "send", "--retry-stuck").json()["waiting"]
+    assert [w["retry_in_minutes"] for w in waiting] == [7]
+    assert conn.execute("SELECT status FROM outbox").fetchone()[0] == "sending"
+    inspect = cli("--json", "inspect", token, "--no-live").json()
+    assert "may be retried in 7 minutes" in inspect["diagnosis"][0]["problem"]

@@ -340,7 +340,7 @@ def test_a_payment_paid_after_its_checkout_was_cancelled_is_found_and_refunded(
         (token, ["stray_paid_payment"])
     ]
     doctor = cli("--json", "doctor")
-    assert doctor.exit_code == 1
+    assert doctor.exit_code == 4
     [violation] = doctor.json()["violations"]
     assert violation["invariant"] == 7 and fix in violation["message"]
 

@@ -87,7 +87,7 @@ def test_smoke_fails_at_create_payment_when_invoice_is_not_allowed(backend, cli,
     backend.call("checkout-admin", "set-setting", {"key": "allow_invoice_checkout", "value": False})
     xml = tmp_path / "smoke.xml"
     result = cli("--json", "smoke", "--junit-xml", str(xml))
-    assert result.exit_code == 7, result.stderr
+    assert result.exit_code == 4, result.stderr  # the shop's setting; 7 means a bad token
     run = result.json()
     assert run["ok"] is False and run["failed_step"] == "create-payment"
     failed = next(s for s in run["steps"] if not s["ok"])
@@ -105,7 +105,8 @@ def test_smoke_fails_at_create_payment_when_invoice_is_not_allowed(backend, cli,
     assert "not allowed" in failure.get("message")
     assert suite.get("failures") == "1"
     text = cli("smoke")
-    assert text.exit_code == 7
+    assert text.exit_code == 4
+    assert "pass `--provider stripe`" in " ".join(text.stderr.split())
     assert "smoke test failed at create-payment" in text.stderr
     # the way out, as with any other error
     assert "checkout settings set allow_invoice_checkout true" in " ".join(text.stderr.split())

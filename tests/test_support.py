@@ -76,6 +76,8 @@ def test_payment_linked_as_pending_too_long(backend, cli):
     assert report["provider_live"] is None
     assert [e["kind"] for e in report["timeline"]][-1] == "payment_linked"
     fix = report["diagnosis"][0]["fix"]
+    # Marking it paid is safe only once the money is there, and the diagnosis says so.
+    assert "only once the transfer has arrived" in report["diagnosis"][0]["problem"]
     # A payment linked by hand has no link to renew: the fix records it as paid.
     assert fix == (
         f"checkout set-payment {token} --provider bank --reference 'NL 4711/B' --status paid"
@@ -174,11 +176,22 @@ def test_stock_shortfall(backend, cli):
     token = ready_checkout(backend, [("LENS-MONTH-6", 5), ("GIFT-CARD-25", 1)])
     backend.call("product-catalog", "set-stock", {"sku": "LENS-MONTH-6", "stock": 2})
     assert stuck(cli) == {token: ["stock_shortfall"]}
-    report = cli("--json", "inspect", token, "--no-live").json()
-    assert "LENS-MONTH-6: 5 wanted, only 2 available" in report["diagnosis"][0]["problem"]
-    assert report["diagnosis"][0]["fix"] == "checkout products set-stock LENS-MONTH-6 5"
-    run_fix(cli, report["diagnosis"][0]["fix"])
+    remove, restock = cli("--json", "inspect", token, "--no-live").json()["diagnosis"][:2]
+    assert "LENS-MONTH-6: 5 wanted, only 2 available" in remove["problem"]
+    # Restocking asks for the counted shelf, never the wanted quantity (that invents goods).
+    assert "once more LENS-MONTH-6 has really arrived" in restock["problem"]
+    assert "needs 3 more" in restock["problem"]
+    assert restock["fix"] == "checkout products set-stock LENS-MONTH-6 COUNTED"
+    assert "set-stock LENS-MONTH-6 5" not in str(remove) + str(restock)
+    # Taking the line out, step by step as printed, leaves a checkout that is not stuck.
+    assert remove["fix"] == f"checkout cancel-checkout {token}"
+    run_fix(cli, remove["fix"] + " --yes")  # off a terminal the confirmation is a flag
+    run_fix(cli, remove["then"][0])
+    again = run_fix(cli, remove["then"][1] + " --json").json()
+    assert [item["product_sku"] for item in again["items"]] == ["GIFT-CARD-25"]
     assert stuck(cli) == {}
+    shown = cli("inspect", token, "--no-live")
+    assert shown.exit_code == 0
 
 
 def test_stock_shortfall_counts_what_other_checkouts_hold(backend, cli, mollie_fake):
@@ -187,12 +200,11 @@ def test_stock_shortfall_counts_what_other_checkouts_hold(backend, cli, mollie_f
     token = ready_checkout(backend, [("LENS-MONTH-6", 5)])
     backend.call("product-catalog", "set-stock", {"sku": "LENS-MONTH-6", "stock": 6})
     assert stuck(cli) == {token: ["stock_shortfall"]}
-    report = cli("--json", "inspect", token, "--no-live").json()
-    assert "5 wanted, only 3 available" in report["diagnosis"][0]["problem"]
-    # 5 for this checkout plus the 3 the pending payment holds.
-    assert report["diagnosis"][0]["fix"] == "checkout products set-stock LENS-MONTH-6 8"
-    run_fix(cli, report["diagnosis"][0]["fix"])
-    assert stuck(cli) == {}
+    remove, restock = cli("--json", "inspect", token, "--no-live").json()["diagnosis"][:2]
+    assert "5 wanted, only 3 available" in remove["problem"]
+    assert "needs 2 more than is free now (3 held by other checkouts)" in restock["problem"]
+    shown = cli("inspect", token, "--no-live")
+    assert "then: checkout cart remove" in shown.stdout
 
 
 def test_healthy_checkouts_are_not_stuck(backend, cli):
@@ -226,3 +238,18 @@ def test_healthy_checkouts_are_not_stuck(backend, cli):
 
 def report_cart(backend, token: str) -> str:
     return backend.call(FLOW, "get-checkout-status", {"checkout_token": token})["cart_token"]
+
+
+def test_inspect_and_the_stuck_list_use_the_same_threshold(backend, cli):
+    token = ready_checkout(backend)
+    backdated(backend, hours=0.25)  # 15 minutes ago: stuck for --older-than 10m, not for 30m
+    pay(backend, token, "pending")
+    now(backend)
+    for older_than, reasons in (("10m", ["payment_pending_too_long"]), ("30m", [])):
+        listed = stuck(cli, "--older-than", older_than).get(token, [])
+        report = cli("--json", "inspect", token, "--no-live", "--older-than", older_than)
+        assert report.exit_code == 0, report.stderr
+        assert listed == report.json()["stuck_reasons"] == reasons
+    diagnosis = cli("--json", "inspect", token, "--no-live", "--older-than", "10m").json()
+    assert "has not been marked paid" in diagnosis["diagnosis"][0]["problem"]
+    assert cli("inspect", token, "--no-live", "--older-than", "soon").exit_code == 2

@@ -132,15 +132,21 @@ def outbox_send(
     """
     from checkout_cli.cli import output
 
-    state: State = ctx.obj
-    result = state.run(
-        CHECKOUT_ADMIN,
-        "send-outbox",
-        merge_body(body, retry_stuck=retry_stuck),
-        lambda r: output.say(
+    def render(r: dict[str, Any]) -> None:
+        output.say(
             f"sent {r['sent']}, failed {r['failed']}"
             + (f" ({r['released']} half-sent retried)" if r["released"] else "")
-        ),
+        )
+        for email in r.get("waiting", []):
+            output.say(
+                f"email {email['id']} to {email['recipient']} is half-sent and may still be "
+                f"going out: --retry-stuck may retry it in {email['retry_in_minutes']} minutes "
+                f"(from {email['retry_after']})"
+            )
+
+    state: State = ctx.obj
+    result = state.run(
+        CHECKOUT_ADMIN, "send-outbox", merge_body(body, retry_stuck=retry_stuck), render
     )
     if result["failed"]:
         raise typer.Exit(6)

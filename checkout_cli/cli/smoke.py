@@ -44,14 +44,30 @@ def smoke(
         else:
             line = f"smoke test failed at {summary['failed_step']}"
             step = next(s for s in summary["steps"] if s["name"] == summary["failed_step"])
-            if step["error_object"] and step["error_object"].get("recovery"):
+            if _invoicing_off(step["error_object"]):
+                line += (
+                    " — this shop does not allow invoice checkouts: pass `--provider stripe` "
+                    "(or mollie), or enable invoicing with "
+                    "`checkout settings set allow_invoice_checkout true`"
+                )
+            elif step["error_object"] and step["error_object"].get("recovery"):
                 line += f" — {step['error_object']['recovery']}"
             output.say(line, "red")
 
     state.show(result.as_dict(), render)
     failed = result.failed
+    if failed is not None and failed.error and failed.error.code == INVOICING_OFF:
+        # The shop's configuration, not a bad token: 7 would send CI looking at credentials.
+        raise typer.Exit(4)
     if failed is not None:
         raise typer.Exit(failed.error.exit_code if failed.error else 1)
+
+
+INVOICING_OFF = "invoice_checkout_not_allowed"
+
+
+def _invoicing_off(error_object: dict[str, Any] | None) -> bool:
+    return bool(error_object) and error_object.get("code") == INVOICING_OFF
 
 
 def register(app: typer.Typer) -> None:

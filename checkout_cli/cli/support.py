@@ -105,11 +105,19 @@ def inspect(
     live: Annotated[
         bool, typer.Option("--live/--no-live", help="ask the payment provider for its status")
     ] = True,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            help="what counts as too long untouched, e.g. 30m, 2h (default 30m, the same as "
+            "`checkouts list --stuck`)"
+        ),
+    ] = None,
 ) -> None:
     """Everything support needs about one checkout: the status view, its timeline, the
-    provider's live status, and a diagnosis with the exact command that fixes it.
+    provider's live status, and a diagnosis with the exact command that fixes it. It calls
+    a checkout stuck exactly when `checkouts list --stuck` with the same --older-than does.
 
-    Example: checkout inspect chk_XXXX
+    Example: checkout inspect chk_XXXX --older-than 10m
     """
     from rich.text import Text
 
@@ -140,30 +148,42 @@ def inspect(
             output.out().print(Text(f"  • {item['problem']}"))
             if item["fix"]:
                 output.out().print(Text(f"    fix: {item['fix']}", style="green"))
+            for step in item.get("then", []):
+                output.out().print(Text(f"    then: {step}", style="green"))
 
     state: State = ctx.obj
-    state.run(
-        CHECKOUT_ADMIN, "inspect-checkout", {"checkout_token": checkout_token, "live": live}, render
+    body = merge_body(
+        None,
+        checkout_token=checkout_token,
+        live=live,
+        older_than_minutes=parse_minutes(older_than) if older_than else None,
     )
+    state.run(CHECKOUT_ADMIN, "inspect-checkout", body, render)
 
 
 def doctor(ctx: typer.Context) -> None:
     """Check the store's invariants (one order per checkout, stock = ledger, one email per
     order, totals add up, meta copied unchanged, no paid payment without an order or a
-    refund, order payment status = its payment row) and list every violation. Exit 1 if any.
+    refund, order payment status = its payment row) and list every violation by name, and
+    every email left half-sent. Exit 4 if any invariant is violated.
 
     Example: checkout doctor
     """
     from checkout_cli.cli import output
 
     def render(result: dict[str, Any]) -> None:
+        for email in result.get("emails_sending", []):
+            output.say(
+                f"email {email['id']} to {email['recipient']} is stuck in sending since "
+                f"{email['claimed_at']}: see `checkout outbox send --retry-stuck`"
+            )
         if not result["violations"]:
             output.say("no violations: the store's invariants hold", "green")
             return
         t = output.table("Invariant", "Problem", "Records")
         for v in result["violations"]:
             t.add_row(
-                str(v["invariant"]),
+                f"{v['invariant']} {v['name']}",
                 v["message"],
                 ", ".join(f"{k}={val}" for k, val in v["records"].items()),
             )
@@ -172,7 +192,7 @@ def doctor(ctx: typer.Context) -> None:
     state: State = ctx.obj
     result = state.run(CHECKOUT_ADMIN, "check-invariants", {}, render)
     if result["violations"]:
-        raise typer.Exit(1)
+        raise typer.Exit(4)  # the store conflicts with its invariants; 1 stays for bugs
 
 
 def refund_payment(

@@ -32,6 +32,19 @@ from checkout_cli.engine import strays
 OPEN_STATES = ("active", "payment_pending", "completable")
 
 
+# Each invariant's name, as `doctor` prints it (the numbers are DESIGN §3 and §9's).
+NAMES = {
+    1: "one_order_per_checkout",
+    2: "one_open_checkout_per_cart",
+    3: "stock_matches_ledger",
+    4: "one_confirmation_per_order",
+    5: "totals_add_up",
+    6: "meta_copied_unchanged",
+    7: "no_stray_paid_payment",
+    8: "order_payment_status_agrees",
+}
+
+
 @dataclass(frozen=True)
 class Violation:
     invariant: int
@@ -39,7 +52,7 @@ class Violation:
     records: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"name": NAMES.get(self.invariant, str(self.invariant))}
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
@@ -453,4 +466,13 @@ def check_invariants(conn: sqlite3.Connection) -> list[Violation]:
 def check_store(engine: Any, body: dict[str, Any]) -> dict[str, Any]:
     """checkout-admin/check-invariants (``checkout doctor``)."""
     violations = check_invariants(engine.conn)
-    return {"ok": not violations, "violations": [v.as_dict() for v in violations]}
+    stuck = _rows(
+        engine.conn,
+        "SELECT id, recipient, claimed_at FROM outbox WHERE status = 'sending' ORDER BY id",
+    )
+    return {
+        "ok": not violations,
+        "violations": [v.as_dict() for v in violations],
+        # not a violation (a process may be sending it now), but support must see it
+        "emails_sending": [dict(r) for r in stuck],
+    }

@@ -203,6 +203,39 @@ def release_stuck(engine: Engine) -> int:
         ).rowcount
 
 
+def retry_after(engine: Engine, claimed_at: str | None) -> str | None:
+    """When an email left ``sending`` at ``claimed_at`` may be retried (None: already)."""
+    from datetime import datetime, timedelta
+
+    from checkout_cli.engine.core import iso
+
+    if claimed_at is None:
+        return None
+    at = datetime.fromisoformat(claimed_at) + timedelta(minutes=STUCK_AFTER_MINUTES)
+    return iso(at) if at > engine.clock() else None
+
+
+def still_sending(engine: Engine) -> list[dict[str, Any]]:
+    """Half-sent emails still inside their grace period, with when each may be retried."""
+    rows = engine.conn.execute(
+        "SELECT id, recipient, claimed_at FROM outbox WHERE status = 'sending' ORDER BY claimed_at"
+    ).fetchall()
+    found = []
+    for r in rows:
+        if at := retry_after(engine, r["claimed_at"]):
+            entry = {"id": r["id"], "recipient": r["recipient"], "retry_after": at}
+            found.append(entry | {"retry_in_minutes": minutes_until(engine, at)})
+    return found
+
+
+def minutes_until(engine: Engine, at: str) -> int:
+    """Whole minutes from now until ``at``, rounded up."""
+    from datetime import datetime
+
+    seconds = (datetime.fromisoformat(at) - engine.clock()).total_seconds()
+    return max(1, -(-int(seconds) // 60))
+
+
 def send_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     released = release_stuck(engine) if body.get("retry_stuck") else 0
     rows = engine.conn.execute(
@@ -213,6 +246,8 @@ def send_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         "sent": sum(r["status"] == "sent" for r in results),
         "failed": sum(r["status"] == "failed" for r in results),
         "released": released,
+        # still in their grace period: a process may be sending them right now
+        "waiting": still_sending(engine),
         "results": results,
     }
 

@@ -73,8 +73,7 @@ def _shortfalls(conn: sqlite3.Connection, checkout_id: int) -> list[dict[str, An
             "product_sku": r["product_sku"],
             "wanted": r["wanted"],
             "available": r["stock"] - r["held"],
-            # what set-stock must be for this checkout: its wants plus what others hold
-            "needed": r["wanted"] + r["held"],
+            "held": r["held"],
         }
         for r in rows
         if r["stock"] is not None
@@ -130,18 +129,23 @@ def list_checkouts(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _diagnosis(
-    conn: sqlite3.Connection, co: sqlite3.Row, reasons: list[str], live: dict[str, Any] | None
-) -> list[dict[str, str]]:
+    engine: Engine,
+    conn: sqlite3.Connection,
+    co: sqlite3.Row,
+    reasons: list[str],
+    live: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
     from checkout_cli.engine.checkouts import current_payment
     from checkout_cli.engine.line_meta import missing_required_meta
 
     token = co["token"]
     payment = current_payment(conn, co["id"])
     cart = conn.execute("SELECT token FROM carts WHERE id = ?", (co["cart_id"],)).fetchone()[0]
-    found: list[dict[str, str]] = []
+    found: list[dict[str, Any]] = []
 
-    def say(problem: str, fix: str) -> None:
-        found.append({"problem": problem, "fix": fix})
+    def say(problem: str, fix: str, then: list[str] | None = None) -> None:
+        # "then": the commands that follow the fix, only where one command is not enough
+        found.append({"problem": problem, "fix": fix} | ({"then": then} if then else {}))
 
     live_paid = bool(live and live.get("status") == "paid")
     if live_paid and co["status"] == "payment_pending":
@@ -175,7 +179,8 @@ def _diagnosis(
             # A payment linked by hand (set-payment): no link to renew; record it once it is in.
             say(
                 f"The {payment['provider']} payment {payment['reference']} was linked as pending "
-                f"on {co['updated_at']} and has not been marked paid.",
+                f"on {co['updated_at']} and has not been marked paid. Check the bank account: "
+                "only once the transfer has arrived, record it as paid.",
                 f"checkout set-payment {token} --provider {payment['provider']} "
                 f"--reference {shlex.quote(payment['reference'] or '')} --status paid",
             )
@@ -193,14 +198,23 @@ def _diagnosis(
             )
         elif reason == "email_not_delivered":
             stuck = conn.execute(
-                "SELECT 1 FROM outbox o JOIN orders ord ON ord.id = o.order_id "
+                "SELECT o.claimed_at FROM outbox o JOIN orders ord ON ord.id = o.order_id "
                 "WHERE ord.checkout_id = ? AND o.status = 'sending'",
                 (co["id"],),
             ).fetchone()
             if stuck:
+                from checkout_cli.engine.outbox import minutes_until, retry_after
+
+                wait = retry_after(engine, stuck["claimed_at"])
+                when = (
+                    f" It may be retried in {minutes_until(engine, wait)} minutes (from {wait}); "
+                    "until then a process may still be sending it."
+                    if wait
+                    else ""
+                )
                 say(
                     "The confirmation email was cut off while being sent; it may or may not "
-                    "have arrived.",
+                    f"have arrived.{when}",
                     "checkout outbox send --retry-stuck",
                 )
             else:
@@ -210,10 +224,24 @@ def _diagnosis(
                 )
         elif reason == "stock_shortfall":
             for short in _shortfalls(conn, co["id"]):
+                sku = short["product_sku"]
+                # Two safe ways out; never "set the stock to what is wanted", which invents goods.
                 say(
-                    f"{short['product_sku']}: {short['wanted']} wanted, only "
-                    f"{max(short['available'], 0)} available.",
-                    f"checkout products set-stock {short['product_sku']} {short['needed']}",
+                    f"{sku}: {short['wanted']} wanted, only {max(short['available'], 0)} "
+                    "available. Either take the line out: cancel this checkout, remove the "
+                    f"product from cart {cart} and check the cart out again",
+                    f"checkout cancel-checkout {token}",
+                    then=[
+                        f"checkout cart remove {cart} {sku}",
+                        f"checkout initiate-checkout {cart}",
+                    ],
+                )
+                missing = short["wanted"] - max(short["available"], 0)
+                say(
+                    f"Or, once more {sku} has really arrived, count the shelf and set the stock "
+                    f"to that count: this checkout needs {missing} "
+                    f"more than is free now ({short['held']} held by other checkouts).",
+                    f"checkout products set-stock {sku} COUNTED",
                 )
     if co["status"] in ("active", "payment_pending", "completable"):
         if co["customer"] is None:
@@ -299,6 +327,6 @@ def inspect_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             "timeline": events.timeline(tx, co["id"]),
             "provider_live": live,
             "stuck_reasons": reasons,
-            "diagnosis": _diagnosis(tx, co, reasons, live),
+            "diagnosis": _diagnosis(engine, tx, co, reasons, live),
             "findings": strays.findings(tx, co["id"]),
         }
