@@ -161,6 +161,7 @@ def test_violation_shape():
     v = Violation(3, "product X: stock is 1 but its stock movements add up to 2", {"sku": "X"})
     assert v.as_dict() == {
         "invariant": 3,
+        "name": "stock_matches_ledger",
         "message": "product X: stock is 1 but its stock movements add up to 2",
         "records": {"sku": "X"},
     }
