@@ -104,6 +104,7 @@ CHECKOUT_STATES = (
     "cancelled",
     "expired",
 )
+OPEN_CHECKOUT_STATES = CHECKOUT_STATES[:3]  # those a checkout can still leave (and expire from)
 PROVIDERS = ("stripe", "mollie", "invoice")
 
 CUSTOMER = obj(

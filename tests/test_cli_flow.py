@@ -253,6 +253,16 @@ def test_status_and_its_alias(backend, cli, command):
         assert shown in table.stdout
 
 
+def test_status_shows_an_expiry_only_while_the_checkout_can_expire(backend, cli):
+    token = ready_checkout(backend)
+    assert "expires" in cli("status", token).stdout
+    backend.call(FLOW, "create-payment", {"checkout_token": token, "provider": "invoice"})
+    backend.call(FLOW, "complete-checkout", {"checkout_token": token})
+    shown = cli("status", token)
+    assert shown.exit_code == 0 and "completed" in shown.stdout
+    assert "expires" not in shown.stdout
+
+
 def test_complete_checkout_twice_gives_the_same_order(backend, cli):
     token = ready_checkout(backend)
     backend.call(FLOW, "create-payment", {"checkout_token": token, "provider": "invoice"})

@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import ssl
 import threading
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -605,6 +606,9 @@ def test_file_transport_writes_a_parseable_eml_named_by_order_number(backend, tm
         message = BytesParser(policy=policy.default).parse(handle)
     assert_confirmation(message, result, "to be invoiced")
     assert message["Message-ID"]
+    sent_at = message["Date"].datetime  # RFC 5322's origination date, when it was sent
+    assert sent_at.tzinfo is not None
+    assert abs((datetime.now(UTC) - sent_at).total_seconds()) < 300
     [row] = outbox_rows(backend)
     assert (row["status"], row["attempts"]) == ("sent", 1)
     # Completing again writes nothing new.

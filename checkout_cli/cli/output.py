@@ -13,6 +13,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from checkout_cli.endpoints import OPEN_CHECKOUT_STATES
 from checkout_cli.money import format_money
 
 _out: Console | None = None
@@ -205,11 +206,13 @@ def totals_table(totals: dict[str, int], currency: str) -> Table:
 def checkout_view(co: dict[str, Any]) -> None:
     """The status view: everything about one checkout on one screen."""
     currency = co["currency"]
+    # Only an open checkout can still expire; a completed or cancelled one never will.
+    expiry = f"  expires {co['expires_at']}" if co["status"] in OPEN_CHECKOUT_STATES else ""
     header = Text.assemble(
         (co["checkout_token"], "bold"),
         "  ",
         (co["status"], "cyan"),
-        f"  cart {co['cart_token']}  expires {co['expires_at']}",
+        f"  cart {co['cart_token']}{expiry}",
     )
     people = people_grid(co)
     payment = co["payment"]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from checkout_cli.endpoints import OPEN_CHECKOUT_STATES
 from checkout_cli.engine import events, pricing, reservations, settings
 from checkout_cli.engine.carts import (
     cart_lines,
@@ -28,7 +29,7 @@ from checkout_cli.engine.orders import (
 )
 from checkout_cli.errors import ConflictError, ForbiddenError, NotFoundError, PaymentError
 
-OPEN_STATES = ("active", "payment_pending", "completable")
+OPEN_STATES = OPEN_CHECKOUT_STATES
 EXPIRING_STATES = ("active", "payment_pending")
 
 

@@ -97,6 +97,7 @@ def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
                 row["subject"],
                 row["body_text"],
                 row["body_html"],
+                engine.clock(),
             )
             transport.send(message, row["name"])
         except Exception as exc:  # any failure leaves the email queued for retry
