@@ -440,12 +440,8 @@ class StoreIdentity:
 
 def store_identity(backend: Backend, where: str) -> StoreIdentity:
     """The identity of the store ``backend`` reaches (``where``: how to name it)."""
-    try:
-        store = backend.call("checkout-admin", "get-store", {})
-    except NotFoundError as exc:
-        if exc.code != "endpoint_not_supported":
-            raise
-        # The hosted platform: its address is the best identity there is.
+    store = _found(backend, "checkout-admin", "get-store", {}, "endpoint_not_supported")
+    if store is None:  # the hosted platform: its address is the best identity there is
         return StoreIdentity(where, where, known=False)
     return StoreIdentity(store["store_id"], where)
 
@@ -575,36 +571,44 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
+def _found(
+    backend: Backend, service: str, name: str, body: dict[str, Any], missing: str
+) -> dict[str, Any] | None:
+    """What a get-* endpoint returns, or None when it says the record is ``missing`` (any
+    other not-found, e.g. an unknown endpoint, is an error)."""
+    try:
+        return backend.call(service, name, body)
+    except NotFoundError as exc:
+        if exc.code != missing:
+            raise
+        return None
+
+
 def _order_in_store(backend: Backend, order_number: str, checkout_token: str | None) -> bool:
     """The journal's order is in this store, made by the journal's checkout."""
-    try:
-        order = backend.call("order-management", "get-order", {"order_id": order_number})
-    except NotFoundError as exc:
-        if exc.code != "order_not_found":
-            raise
-        return False
-    return order["checkout_token"] == checkout_token
+    order = _found(
+        backend, "order-management", "get-order", {"order_id": order_number}, "order_not_found"
+    )
+    return order is not None and order["checkout_token"] == checkout_token
 
 
 def _checkout_in_store(backend: Backend, token: str | None) -> dict[str, Any] | None:
     if token is None:
         return None
-    try:
-        return backend.call("checkout-flow", "get-checkout-status", {"checkout_token": token})
-    except NotFoundError as exc:
-        if exc.code != "checkout_not_found":
-            raise
-        return None
+    return _found(
+        backend,
+        "checkout-flow",
+        "get-checkout-status",
+        {"checkout_token": token},
+        "checkout_not_found",
+    )
 
 
 def _cart_holds(backend: Backend, token: str, order: Order) -> bool:
     """The journal's cart is in this store, open, with exactly the order's items (a store
     restored from a backup taken while the cart was being filled has only some of them)."""
-    try:
-        cart = backend.call("shopping-cart", "get-cart", {"cart_token": token})
-    except NotFoundError as exc:
-        if exc.code != "cart_not_found":
-            raise
+    cart = _found(backend, "shopping-cart", "get-cart", {"cart_token": token}, "cart_not_found")
+    if cart is None:
         return False
     if cart["status"] == "converted":
         # Ordered, in a checkout the journal does not know: a new cart would be a second order.
