@@ -31,7 +31,13 @@ from typing import Any
 
 from checkout_cli.backends.base import Backend
 from checkout_cli.endpoints import ADDRESS, CUSTOMER, QUANTITY, SKU
-from checkout_cli.errors import CheckoutError, ConflictError, NotFoundError, UsageError
+from checkout_cli.errors import (
+    CheckoutError,
+    ConflictError,
+    NotFoundError,
+    UsageError,
+    ValidationError,
+)
 from checkout_cli.schema import Cents, Str
 
 COLUMNS = (
@@ -351,7 +357,9 @@ def refuse_overwriting(
         ("--report", report, keep + with_sqlite_files("the journal", journal)),
     ]
     for flag, written, protected in writes:
-        for name, path in protected if written is not None else ():
+        if written is None:
+            continue
+        for name, path in protected:
             if _same_file(written, path):
                 raise UsageError(
                     "would_overwrite",
@@ -415,12 +423,18 @@ def _cart_holds(backend: Backend, token: str, order: Order) -> bool:
 
 
 def _fill_cart(backend: Backend, order: Order) -> str:
-    cart = None
+    cart: dict[str, Any] | None = None
     for sku, quantity in order.items:
         cart = backend.call(
             "shopping-cart",
             "add-item",
             {"cart_token": cart and cart["cart_token"], "product_sku": sku, "quantity": quantity},
+        )
+    if cart is None:  # scan() gives every order the item of its first row
+        raise ValidationError(
+            "order_without_items",
+            f"{order.reference}: the order has no items",
+            field="product_sku",
         )
     return cart["cart_token"]
 
