@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 class CheckoutError(Exception):
     type: ClassVar[str] = "internal"
-    http_status: ClassVar[int] = 500
+    http_status: int = 500  # a class default; one instance may carry another
     exit_code: ClassVar[int] = 1
 
     def __init__(

@@ -63,6 +63,14 @@ def _decimal(text: Any, what: str) -> Decimal:
     return number
 
 
+def _places(number: Decimal) -> int:
+    """The decimal places ``number`` is written with (``-exponent``)."""
+    exponent = number.as_tuple().exponent
+    # Only NaN and infinity have a letter here, and _decimal refuses them in a definition.
+    assert isinstance(exponent, int), f"{number} is not a finite decimal"
+    return -exponent
+
+
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -221,7 +229,7 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
             raise _bad("meta_value_out_of_range", spec, f"{value} is outside {low} to {high}")
         if (number - low) % step != 0:
             raise _bad("meta_value_off_step", spec, f"{value} is not a multiple of {step}")
-        places = max(-step.as_tuple().exponent, -low.as_tuple().exponent, 0)
+        places = max(_places(step), _places(low), 0)
         return f"{number:.{places}f}"
     if kind == "integer":
         if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):

@@ -34,7 +34,14 @@ def test_setup_commands_in_a_fresh_venv(tmp_path):
         clone,
         symlinks=True,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", "build"
+            ".git",
+            ".venv",
+            "*.egg-info",
+            "__pycache__",
+            ".pytest_cache",
+            ".ruff_cache",
+            ".mypy_cache",
+            "build",
         ),
     )
     env_dir = tmp_path / "venv"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checkout_cli.endpoints import get_endpoint
 from checkout_cli.errors import UnavailableError
+
+if TYPE_CHECKING:
+    from checkout_cli.engine.core import Engine
 
 
 class LocalBackend:
@@ -16,10 +19,10 @@ class LocalBackend:
         self.db_path = Path(db_path)
         self.actor = actor
         self.description = f"local store {self.db_path}"
-        self._engine = None
+        self._engine: Engine | None = None
 
     @property
-    def engine(self):  # -> checkout_cli.engine.core.Engine, opened on first use
+    def engine(self) -> Engine:  # opened on first use
         if self._engine is None:
             from checkout_cli.engine.core import Engine
 

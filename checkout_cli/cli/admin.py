@@ -234,17 +234,24 @@ def vault_rotate_key(ctx: typer.Context) -> None:
 
     Example: checkout vault rotate-key
     """
+    from checkout_cli.backends.local import LocalBackend
     from checkout_cli.cli import output
     from checkout_cli.engine.vault import rotate_key
     from checkout_cli.errors import ForbiddenError
 
-    state: State = ctx.obj
-    if state.settings.remote:
-        raise ForbiddenError(
+    def local_only() -> ForbiddenError:
+        return ForbiddenError(
             "local_only",
             "the vault's key lives on the store's own machine",
             recovery="run `checkout vault rotate-key` there, without --remote",
         )
+
+    state: State = ctx.obj
+    if state.settings.remote:
+        raise local_only()
+    backend = state.backend
+    if not isinstance(backend, LocalBackend):  # only a local store has an engine to reseal
+        raise local_only()
 
     def render(result: dict[str, Any]) -> None:
         retired = ", ".join(result["retired"]) or "none"
@@ -255,7 +262,7 @@ def vault_rotate_key(ctx: typer.Context) -> None:
         if result["retired"] and result["key_source"] == "CHECKOUT_VAULT_KEY":
             output.say("now drop the retired keys from CHECKOUT_VAULT_KEY")
 
-    state.show(rotate_key(state.backend.engine), render)
+    state.show(rotate_key(backend.engine), render)
 
 
 def init(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
 from rich.segment import Segment
 from rich.table import Table
@@ -298,7 +298,7 @@ def products_view(products: list[dict[str, Any]]) -> None:
 
 def order_view(order: dict[str, Any]) -> None:
     currency = order["currency"]
-    header = Text.assemble(
+    header: RenderableType = Text.assemble(
         ("Order ", "bold"),
         (order["order_number"], "bold"),
         "  ",

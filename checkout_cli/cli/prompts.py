@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from checkout_cli.config import Settings
 from checkout_cli.errors import CheckoutError, UsageError
+
+if TYPE_CHECKING:  # questionary is imported on first use, not at start-up
+    from questionary import Choice, Question
 
 Validator = Callable[[str], str | None]  # returns an error message, or None when fine
 
@@ -144,7 +147,7 @@ def match_rank(typed: str, value: str, label: str) -> int | None:
     return 3
 
 
-def _rank_search_matches(question: object) -> None:
+def _rank_search_matches(question: Question) -> None:
     """Make a questionary select's type-to-filter list best match first (see ``match_rank``).
 
     questionary keeps matches in list order and takes the first on Enter; its control is
@@ -154,13 +157,13 @@ def _rank_search_matches(question: object) -> None:
 
     class RankedControl(InquirerControl):
         @property
-        def filtered_choices(self) -> list:
+        def filtered_choices(self) -> list[Choice]:
             matches = super().filtered_choices
             if not self.search_filter or not self.found_in_search:
                 return matches
             typed = self.search_filter
 
-            def rank(choice: object) -> int:
+            def rank(choice: Choice) -> int:
                 found = match_rank(typed, str(choice.value), str(choice.title))
                 return 4 if found is None else found
 

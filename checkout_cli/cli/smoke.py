@@ -67,7 +67,7 @@ INVOICING_OFF = "invoice_checkout_not_allowed"
 
 
 def _invoicing_off(error_object: dict[str, Any] | None) -> bool:
-    return bool(error_object) and error_object.get("code") == INVOICING_OFF
+    return error_object is not None and error_object.get("code") == INVOICING_OFF
 
 
 def register(app: typer.Typer) -> None:

@@ -277,6 +277,7 @@ def _snapshot(
         ),
     )
     checkout_id = cur.lastrowid
+    assert checkout_id is not None  # the row the INSERT above just made
     conn.executemany(
         "INSERT INTO checkout_lines (checkout_id, line_no, product_sku, name, quantity, "
         "unit_price_cents, line_total_cents, tax_cents) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
@@ -525,7 +526,7 @@ def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         if made_payment_before(engine, conn, co):
             return checkout_object(conn, co)
         if admissible(conn, co):  # made again since it was closed
-            raise in_progress(co, current_payment(conn, co["id"]))
+            raise in_progress(co, _open_payment(conn, co))
         payment = current_payment(conn, co["id"])
         if _invoiced(payment, body):
             return checkout_object(conn, co)  # already invoiced: idempotent
@@ -544,6 +545,13 @@ def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         return checkout_object(conn, load_checkout(conn, co["token"]))
 
     return _replacing(engine, body["checkout_token"], admissible, work)
+
+
+def _open_payment(conn: sqlite3.Connection, co: sqlite3.Row) -> sqlite3.Row:
+    """The open provider payment ``admissible`` just found, in this same transaction."""
+    payment = current_payment(conn, co["id"])
+    assert payment is not None  # admissible() said it is an open provider payment
+    return payment
 
 
 def _invoiced(payment: sqlite3.Row | None, body: dict[str, Any]) -> bool:
@@ -575,7 +583,7 @@ def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
         if admissible(conn, co):
-            raise in_progress(co, current_payment(conn, co["id"]))
+            raise in_progress(co, _open_payment(conn, co))
         amount = body.get("amount_cents", co["total_cents"])
         insert_payment(
             engine,
@@ -726,7 +734,8 @@ def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         def still_the_same(conn: sqlite3.Connection, payment: sqlite3.Row) -> None:
             co = load_checkout(conn, token)
             refuse_unless_open(co)
-            if current_payment(conn, co["id"])["id"] != payment["id"]:
+            current = current_payment(conn, co["id"])
+            if current is None or current["id"] != payment["id"]:
                 raise ConflictError(
                     "checkout_changed",
                     f"checkout {token} changed while it was being cancelled",

@@ -154,7 +154,9 @@ def build_message(
     message = MIMEMultipart("alternative")
     message["From"] = formataddr((one_line(shop_name), one_line(sender)))
     message["To"] = one_line(recipient)
-    message["Subject"] = Header(one_line(subject_text), "utf-8")
+    # The compat32 Message takes a Header as a header's value; typeshed's Message types
+    # every value as str.
+    message["Subject"] = Header(one_line(subject_text), "utf-8")  # type: ignore[assignment]
     message["Date"] = format_datetime(sent_at)  # RFC 5322 requires it; mail clients sort by it
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message.attach(MIMEText(body_text, "plain", "utf-8"))

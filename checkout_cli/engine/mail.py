@@ -8,7 +8,7 @@ import ssl
 import tempfile
 from email.message import Message
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from checkout_cli.engine import network
 from checkout_cli.engine.redaction import Redactor
@@ -42,16 +42,25 @@ class DeliveryFailed(Exception):
     """A transport's failure, its text already free of every form of the SMTP password."""
 
 
-class _RedactingSession:
+class _RedactingSession(smtplib.SMTP):
     """An SMTP session that remembers every answer it gives in AUTH (whatever the mechanism:
-    PLAIN, LOGIN, CRAM-MD5) so those are redacted too, and redacts smtplib's debug output."""
+    PLAIN, LOGIN, CRAM-MD5) so those are redacted too, and redacts smtplib's debug output.
+    Put before ``smtplib.SMTP`` or ``smtplib.SMTP_SSL`` in the bases of the class used."""
 
     def __init__(self, redactor: Redactor, *args: Any, **kwargs: Any) -> None:
         self.redactor = redactor
         super().__init__(*args, **kwargs)
 
-    def auth(self, mechanism: str, authobject: Any, *, initial_response_ok: bool = True) -> Any:
-        def answer(challenge: bytes | None = None) -> str | None:
+    def auth(
+        self, mechanism: str, authobject: Any, *, initial_response_ok: bool = True
+    ) -> tuple[int, bytes]:
+        # smtplib's contract for an authobject: asked without a challenge it may have no
+        # initial response; asked a challenge it answers one.
+        @overload
+        def answer(challenge: None = None, /) -> str | None: ...
+        @overload
+        def answer(challenge: bytes, /) -> str: ...
+        def answer(challenge: bytes | None = None, /) -> str | None:
             response = authobject(challenge)
             if response == self.user:  # LOGIN's first answer: only its base64 is hidden
                 self.redactor.add_encoded(response)
@@ -62,7 +71,10 @@ class _RedactingSession:
         return super().auth(mechanism, answer, initial_response_ok=initial_response_ok)
 
     def _print_debug(self, *args: Any) -> None:
-        super()._print_debug(*(self.redactor.redact(str(arg)) for arg in args))
+        # _print_debug is private to smtplib.SMTP, so typeshed leaves it out of its stub.
+        super()._print_debug(  # type: ignore[misc]
+            *(self.redactor.redact(str(arg)) for arg in args)
+        )
 
 
 class _Smtp(_RedactingSession, smtplib.SMTP):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeGuard
 
 from checkout_cli.engine import events, network, reservations, settings, vault
 from checkout_cli.engine.core import Engine, loads
@@ -193,7 +193,7 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     return _attempt_succeeded(engine, plan["attempt_id"], created)
 
 
-def is_open_provider_payment(payment: sqlite3.Row | None) -> bool:
+def is_open_provider_payment(payment: sqlite3.Row | None) -> TypeGuard[sqlite3.Row]:
     """A Stripe/Mollie payment the customer may still pay."""
     return (
         payment is not None
@@ -265,7 +265,7 @@ def close_for_replacement(engine: Engine, token: str) -> None:
 
     co = checkouts.load_checkout(engine.conn, token)
     payment = checkouts.current_payment(engine.conn, co["id"])
-    if not is_open_provider_payment(payment):
+    if payment is None or not is_open_provider_payment(payment):
         return
     closed = close_at_provider(engine, payment, "payment_replaced")
     co = checkouts.load_checkout(engine.conn, token)

@@ -16,10 +16,12 @@ def _v1(conn: sqlite3.Connection) -> None:
     import sqlite_utils
 
     db = sqlite_utils.Database(conn)
-    db["settings"].create({"key": str, "value": str}, pk="key")
-    db["vault"].create({"name": str, "value": str, "set_at": str}, pk="name", not_null={"value"})
-    db["counters"].create({"name": str, "value": int}, pk="name", not_null={"value"})
-    db["products"].create(
+    db.table("settings").create({"key": str, "value": str}, pk="key")
+    db.table("vault").create(
+        {"name": str, "value": str, "set_at": str}, pk="name", not_null={"value"}
+    )
+    db.table("counters").create({"name": str, "value": int}, pk="name", not_null={"value"})
+    db.table("products").create(
         {
             "sku": str,
             "name": str,
@@ -38,13 +40,13 @@ def _v1(conn: sqlite3.Connection) -> None:
         defaults={"allow_backorder": 0, "status": "active", "meta_defs": "[]", "config": "{}"},
     )
     # Every change of a tracked product's stock, so stock = sum(delta) can be checked.
-    db["stock_movements"].create(
+    db.table("stock_movements").create(
         {"id": int, "sku": str, "delta": int, "reason": str, "ref": str, "at": str},
         pk="id",
         not_null={"sku", "delta", "reason", "at"},
         foreign_keys=[("sku", "products")],
     )
-    db["carts"].create(
+    db.table("carts").create(
         {
             "id": int,
             "token": str,
@@ -56,13 +58,13 @@ def _v1(conn: sqlite3.Connection) -> None:
         pk="id",
         not_null={"token", "status", "currency"},
     )
-    db["cart_items"].create(
+    db.table("cart_items").create(
         {"id": int, "cart_id": int, "product_sku": str, "quantity": int, "added_at": str},
         pk="id",
         not_null={"cart_id", "product_sku", "quantity"},
         foreign_keys=[("cart_id", "carts"), ("product_sku", "products")],
     )
-    db["checkouts"].create(
+    db.table("checkouts").create(
         {
             "id": int,
             "token": str,
@@ -94,7 +96,7 @@ def _v1(conn: sqlite3.Connection) -> None:
         },
         foreign_keys=[("cart_id", "carts")],
     )
-    db["checkout_lines"].create(
+    db.table("checkout_lines").create(
         {
             "id": int,
             "checkout_id": int,
@@ -112,7 +114,7 @@ def _v1(conn: sqlite3.Connection) -> None:
         foreign_keys=[("checkout_id", "checkouts")],
         defaults={"meta": "{}", "tax_cents": 0},
     )
-    db["payments"].create(
+    db.table("payments").create(
         {
             "id": int,
             "checkout_id": int,
@@ -131,7 +133,7 @@ def _v1(conn: sqlite3.Connection) -> None:
         not_null={"checkout_id", "provider", "status", "amount_cents", "currency"},
         foreign_keys=[("checkout_id", "checkouts")],
     )
-    db["orders"].create(
+    db.table("orders").create(
         {
             "id": int,
             "order_id": str,
@@ -153,7 +155,7 @@ def _v1(conn: sqlite3.Connection) -> None:
         not_null={"order_id", "order_number", "checkout_id", "status", "payment_status"},
         foreign_keys=[("checkout_id", "checkouts")],
     )
-    db["order_lines"].create(
+    db.table("order_lines").create(
         {
             "id": int,
             "order_id": int,
@@ -170,7 +172,7 @@ def _v1(conn: sqlite3.Connection) -> None:
         not_null={"order_id", "line_no", "product_sku", "quantity"},
         foreign_keys=[("order_id", "orders")],
     )
-    db["outbox"].create(
+    db.table("outbox").create(
         {
             "id": int,
             "order_id": int,
@@ -190,7 +192,7 @@ def _v1(conn: sqlite3.Connection) -> None:
         defaults={"attempts": 0},
         foreign_keys=[("order_id", "orders")],
     )
-    db["events"].create(
+    db.table("events").create(
         {
             "id": int,
             "checkout_id": int,
@@ -205,19 +207,19 @@ def _v1(conn: sqlite3.Connection) -> None:
         not_null={"checkout_id", "at", "kind"},
         foreign_keys=[("checkout_id", "checkouts")],
     )
-    db["carts"].create_index(["token"], unique=True)
-    db["cart_items"].create_index(["cart_id", "product_sku"], unique=True)
-    db["checkouts"].create_index(["token"], unique=True)
-    db["checkouts"].create_index(["status", "updated_at"])
-    db["checkout_lines"].create_index(["checkout_id", "line_no"], unique=True)
-    db["payments"].create_index(["checkout_id"])
-    db["orders"].create_index(["order_id"], unique=True)
-    db["orders"].create_index(["order_number"], unique=True)
-    db["orders"].create_index(["checkout_id"], unique=True)  # invariant 1
-    db["order_lines"].create_index(["order_id", "line_no"], unique=True)
-    db["outbox"].create_index(["order_id", "kind"], unique=True)  # invariant 4
-    db["events"].create_index(["checkout_id", "id"])
-    db["stock_movements"].create_index(["sku"])
+    db.table("carts").create_index(["token"], unique=True)
+    db.table("cart_items").create_index(["cart_id", "product_sku"], unique=True)
+    db.table("checkouts").create_index(["token"], unique=True)
+    db.table("checkouts").create_index(["status", "updated_at"])
+    db.table("checkout_lines").create_index(["checkout_id", "line_no"], unique=True)
+    db.table("payments").create_index(["checkout_id"])
+    db.table("orders").create_index(["order_id"], unique=True)
+    db.table("orders").create_index(["order_number"], unique=True)
+    db.table("orders").create_index(["checkout_id"], unique=True)  # invariant 1
+    db.table("order_lines").create_index(["order_id", "line_no"], unique=True)
+    db.table("outbox").create_index(["order_id", "kind"], unique=True)  # invariant 4
+    db.table("events").create_index(["checkout_id", "id"])
+    db.table("stock_movements").create_index(["sku"])
     # Invariant 2: at most one open checkout per cart (a partial index sqlite-utils can't make).
     conn.execute(
         "CREATE UNIQUE INDEX one_open_checkout_per_cart ON checkouts(cart_id) "
@@ -229,7 +231,7 @@ def _v2(conn: sqlite3.Connection) -> None:
     """Versioned line meta definitions."""
     import sqlite_utils
 
-    sqlite_utils.Database(conn)["meta_definitions"].create(
+    sqlite_utils.Database(conn).table("meta_definitions").create(
         {"def_key": str, "version": int, "title": str, "fields": str, "created_at": str},
         pk=("def_key", "version"),
         not_null={"title", "fields"},
@@ -241,15 +243,15 @@ def _v3(conn: sqlite3.Connection) -> None:
     import sqlite_utils
 
     db = sqlite_utils.Database(conn)
-    db["stock_reservations"].create(
+    db.table("stock_reservations").create(
         {"id": int, "checkout_id": int, "sku": str, "quantity": int, "created_at": str},
         pk="id",
         not_null={"checkout_id", "sku", "quantity"},
         foreign_keys=[("checkout_id", "checkouts"), ("sku", "products")],
     )
-    db["stock_reservations"].create_index(["checkout_id", "sku"], unique=True)
-    db["stock_reservations"].create_index(["sku"])
-    db["payments"].create_index(["provider", "provider_payment_id"])
+    db.table("stock_reservations").create_index(["checkout_id", "sku"], unique=True)
+    db.table("stock_reservations").create_index(["sku"])
+    db.table("payments").create_index(["provider", "provider_payment_id"])
 
 
 def _v4(conn: sqlite3.Connection) -> None:
@@ -257,7 +259,7 @@ def _v4(conn: sqlite3.Connection) -> None:
     import sqlite_utils
 
     db = sqlite_utils.Database(conn)
-    db["api_tokens"].create(
+    db.table("api_tokens").create(
         {
             "id": int,
             "name": str,
@@ -268,8 +270,8 @@ def _v4(conn: sqlite3.Connection) -> None:
         pk="id",
         not_null={"name", "token_hash"},
     )
-    db["api_tokens"].create_index(["token_hash"], unique=True)
-    db["idempotent_requests"].create(
+    db.table("api_tokens").create_index(["token_hash"], unique=True)
+    db.table("idempotent_requests").create(
         {
             "key": str,
             "request_hash": str,
@@ -287,7 +289,7 @@ def _v5(conn: sqlite3.Connection) -> None:
     """Outbox rows for a checkout before there is an order (payment link emails)."""
     import sqlite_utils
 
-    outbox = sqlite_utils.Database(conn)["outbox"]
+    outbox = sqlite_utils.Database(conn).table("outbox")
     # transform_sql, not transform: the rebuild must run inside this migration's transaction.
     for sql in outbox.transform_sql(not_null={"order_id": False}):
         conn.execute(sql)
@@ -313,10 +315,10 @@ def _v7(conn: sqlite3.Connection) -> None:
     # process died can be taken over instead of blocking its key for good.
     conn.execute("ALTER TABLE idempotent_requests ADD COLUMN owner TEXT")
     conn.execute("ALTER TABLE idempotent_requests ADD COLUMN lease_until TEXT")
-    db["idempotent_requests"].create_index(["created_at"])
+    db.table("idempotent_requests").create_index(["created_at"])
     # A refund is made in two phases like a payment: the attempt (with its idempotency key)
     # is recorded before the provider is called, its result after.
-    db["refunds"].create(
+    db.table("refunds").create(
         {
             "id": int,
             "payment_id": int,
@@ -340,10 +342,10 @@ def _v7(conn: sqlite3.Connection) -> None:
             ("order_id", "orders"),
         ],
     )
-    db["refunds"].create_index(["idempotency_key"], unique=True)
-    db["refunds"].create_index(["payment_id"])
+    db.table("refunds").create_index(["idempotency_key"], unique=True)
+    db.table("refunds").create_index(["payment_id"])
     # Who this store is, whatever its path: a batch journal or a vault key is bound to it.
-    db["store_info"].create({"key": str, "value": str}, pk="key", not_null={"value"})
+    db.table("store_info").create({"key": str, "value": str}, pk="key", not_null={"value"})
     conn.execute(
         "INSERT INTO store_info (key, value) VALUES ('store_id', ?)",
         (f"store_{secrets.token_hex(16)}",),

@@ -42,7 +42,8 @@ _STRAYS = (
 
 
 def stray_rows(conn: sqlite3.Connection, checkout_id: int | None = None) -> list[sqlite3.Row]:
-    sql, params = _STRAYS, [*PROVIDERS, *OPEN_STATES, *ACCEPTED_REFUNDS]
+    sql = _STRAYS
+    params: list[str | int] = [*PROVIDERS, *OPEN_STATES, *ACCEPTED_REFUNDS]
     if checkout_id is not None:
         sql += " AND c.id = ?"
         params.append(checkout_id)

@@ -15,11 +15,11 @@ from __future__ import annotations
 import shlex
 import sqlite3
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from checkout_cli.engine import strays
 from checkout_cli.engine.core import Engine, iso
-from checkout_cli.errors import CheckoutError
+from checkout_cli.errors import CheckoutError, InternalError
 
 STUCK_REASONS = (
     "payment_pending_too_long",
@@ -169,21 +169,27 @@ def _diagnosis(
             strays.fix_command(token, payment["provider_payment_id"]),
         )
     for reason in reasons:
-        if reason == "payment_pending_too_long" and payment["provider"] in ("stripe", "mollie"):
-            say(
-                f"The {payment['provider']} payment has been open since {co['updated_at']}; "
-                "the customer may have lost the link or given up.",
-                f"checkout create-payment {token} --provider {payment['provider']} --new",
-            )
-        elif reason == "payment_pending_too_long":
-            # A payment linked by hand (set-payment): no link to renew; record it once it is in.
-            say(
-                f"The {payment['provider']} payment {payment['reference']} was linked as pending "
-                f"on {co['updated_at']} and has not been marked paid. Check the bank account: "
-                "only once the transfer has arrived, record it as paid.",
-                f"checkout set-payment {token} --provider {payment['provider']} "
-                f"--reference {shlex.quote(payment['reference'] or '')} --status paid",
-            )
+        if reason == "payment_pending_too_long":
+            if payment is None:  # payment_pending is only ever entered with a payment
+                raise InternalError(
+                    "payment_missing", f"checkout {token} is payment_pending but has no payment"
+                )
+            if payment["provider"] in ("stripe", "mollie"):
+                say(
+                    f"The {payment['provider']} payment has been open since {co['updated_at']}; "
+                    "the customer may have lost the link or given up.",
+                    f"checkout create-payment {token} --provider {payment['provider']} --new",
+                )
+            else:
+                # A payment linked by hand (set-payment): no link to renew; record it once it
+                # is in.
+                say(
+                    f"The {payment['provider']} payment {payment['reference']} was linked as "
+                    f"pending on {co['updated_at']} and has not been marked paid. Check the bank "
+                    "account: only once the transfer has arrived, record it as paid.",
+                    f"checkout set-payment {token} --provider {payment['provider']} "
+                    f"--reference {shlex.quote(payment['reference'] or '')} --status paid",
+                )
         elif reason in ("completable_not_completed", "paid_not_completed") and _refunding(
             conn, payment
         ):
@@ -276,7 +282,7 @@ def _diagnosis(
     return found
 
 
-def _paid(payment: sqlite3.Row | None) -> bool:
+def _paid(payment: sqlite3.Row | None) -> TypeGuard[sqlite3.Row]:
     return payment is not None and payment["status"] == "paid"
 
 

@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from checkout_cli import access
 from checkout_cli.backends.local import LocalBackend
@@ -154,7 +155,7 @@ def _parse_json(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def build_app(db_path: Path) -> Starlette:
+def build_app(db_path: Path) -> ASGIApp:
     service = Service(db_path)
 
     async def iapi(request: Request) -> Response:
@@ -335,16 +336,16 @@ def _run_once(call: Any, backend: LocalBackend, endpoint: Any, body: dict[str, A
 class AccessLog:
     """method, path, status and duration per request; never headers, queries or bodies."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started, status = time.perf_counter(), [500]
 
-        async def record(message: dict) -> None:
+        async def record(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             await send(message)

@@ -23,4 +23,6 @@ class NoDelayHTTPProtocol(HttpToolsProtocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):  # the peer may already be gone
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # uvicorn narrows asyncio.Protocol's BaseTransport to Transport (itself ignoring the
+        # override); a TCP server always hands it a Transport.
         super().connection_made(transport)  # type: ignore[arg-type]

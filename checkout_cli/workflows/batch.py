@@ -26,7 +26,7 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -158,7 +158,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             raise UsageError("unknown_format", f"{path}: expected a .csv or .jsonl file")
 
 
-def _check_header(path: Path, names: list[str]) -> None:
+def _check_header(path: Path, names: Sequence[str]) -> None:
     """A wrong header is one error about the header (not one per row), whatever
     --skip-invalid says: no row of the file could be read as meant."""
     problems = []
@@ -554,7 +554,9 @@ def refuse_overwriting(
         ("--report", report, keep + with_sqlite_files("the journal", journal)),
     ]
     for flag, written, protected in writes:
-        for name, path in protected if written is not None else ():
+        if written is None:
+            continue
+        for name, path in protected:
             if _same_file(written, path):
                 raise UsageError(
                     "would_overwrite",
@@ -626,12 +628,18 @@ def _cart_holds(backend: Backend, token: str, order: Order) -> bool:
 
 
 def _fill_cart(backend: Backend, order: Order) -> str:
-    cart = None
+    cart: dict[str, Any] | None = None
     for sku, quantity in order.items:
         cart = backend.call(
             "shopping-cart",
             "add-item",
             {"cart_token": cart and cart["cart_token"], "product_sku": sku, "quantity": quantity},
+        )
+    if cart is None:  # scan() gives every order the item of its first row
+        raise ValidationError(
+            "order_without_items",
+            f"{order.reference}: the order has no items",
+            field="product_sku",
         )
     return cart["cart_token"]
 
