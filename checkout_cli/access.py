@@ -56,20 +56,39 @@ def check_face(endpoint: Endpoint, face: str) -> None:
         )
 
 
-def check_scope(endpoint: Endpoint, scope: str) -> None:
-    """Refuse (``ForbiddenError``) a token whose scope does not reach the endpoint's."""
-    if not grants(scope, endpoint.scope):
+def needed_scope(endpoint: Endpoint, body: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """The least scope a call needs, and what asks for it: the endpoint's own, or higher when
+    the body sets one of its ``raised_scope`` flags (any value a caller could mean as true)."""
+    needed, because = endpoint.scope, f"{endpoint.service}/{endpoint.name}"
+    for flag, scope in endpoint.raised_scope:
+        if body and body.get(flag) not in (None, False) and not grants(needed, scope):
+            needed, because = scope, f"{because} with {flag}"
+    return needed, because
+
+
+def check_scope(endpoint: Endpoint, scope: str, body: Mapping[str, Any] | None = None) -> None:
+    """Refuse (``ForbiddenError``) a token whose scope does not reach what the call needs."""
+    needed, because = needed_scope(endpoint, body)
+    if not grants(scope, needed):
         raise ForbiddenError(
             "forbidden_scope",
-            f"{endpoint.service}/{endpoint.name} needs a token with scope {endpoint.scope}; "
-            f"this token's scope is {scope}",
-            recovery=f"use a token with scope {endpoint.scope} (on the server's own machine: "
-            f"`checkout --db PATH tokens create --name NAME --scope {endpoint.scope}`)",
+            f"{because} needs a token with scope {needed}; this token's scope is {scope}",
+            recovery=f"use a token with scope {needed} (on the server's own machine: "
+            f"`checkout --db PATH tokens create --name NAME --scope {needed}`)",
         )
 
 
 def check_body(endpoint: Endpoint, face: str, body: Mapping[str, Any]) -> None:
-    """Refuse a change to a local-only setting from any face but the local CLI."""
+    """Refuse a change to a local-only setting from any face but the local CLI, and over MCP a
+    flag that raises the call's scope (money back out is a person's decision, never an
+    assistant's, as refund-payment is no MCP tool)."""
+    raised = needed_scope(endpoint, body)
+    if face == MCP and raised[0] != endpoint.scope:
+        raise ForbiddenError(
+            "forbidden_scope",
+            f"{raised[1]} is not for an assistant: it needs a person with scope {raised[0]}",
+            recovery=f"ask staff to run it: `{endpoint.example}`",
+        )
     key = local_only_setting(endpoint, body) if face != CLI else None
     if key is not None:
         raise ForbiddenError(

@@ -59,6 +59,9 @@ class Endpoint:
     # so a new endpoint cannot be added without saying who may call it.
     scope: str = field(kw_only=True)
     faces: frozenset[str] = field(default=EVERY_FACE, kw_only=True)
+    # Request flags that, when set, make the call need a higher scope: (field, scope), e.g. a
+    # cancel that refunds money needs what refund-payment needs.
+    raised_scope: tuple[tuple[str, str], ...] = field(default=(), kw_only=True)
     # Result fields that hold a secret, shown once: a remembered answer (Idempotency-Key)
     # keeps the rest, and a replay says the request succeeded without them.
     secret_fields: tuple[str, ...] = field(default=(), kw_only=True)
@@ -259,6 +262,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout cancel-checkout chk_XXXX --reason 'customer changed their mind' --yes",
             calls_out=True,
             scope=OPERATE,
+            raised_scope=(("force", ADMIN),),  # force refunds money, as refund-payment does
         ),
         # shopping-cart
         Endpoint(

@@ -302,3 +302,23 @@ def test_tokens_list_shows_each_tokens_scope(shop):
     table = checkout(shop["server"], shop["tokens"]["admin"], "tokens", "list")
     # Piped: one token a line, its scope in the second field.
     assert ["operate", "operate"] in [line.split("\t")[:2] for line in table.stdout.splitlines()]
+
+
+def test_a_cancel_that_would_refund_needs_what_a_refund_needs(shop):
+    """cancel-checkout is operate work, but with force it refunds a paid payment in full:
+    the token must be one that may call refund-payment."""
+    server, tokens, db = shop["server"], shop["tokens"], shop["db"]
+    key = ("checkout-flow", "cancel-checkout")
+    assert ENDPOINTS[key].raised_scope == (("force", "admin"),)
+    body = {"checkout_token": shop["ids"]["other_checkout"], "force": True}
+    before = dump(db)
+    refused = post(server, tokens["operate"], key, body)
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error_object"]
+    assert error["code"] == "forbidden_scope"
+    assert "cancel-checkout with force needs a token with scope admin" in error["message"]
+    assert dump(db) == before
+    for truthy in ("yes", 1):  # a value the engine would refuse is still refused first
+        assert post(server, tokens["operate"], key, {**body, "force": truthy}).status_code == 403
+    unforced = post(server, tokens["operate"], key, {**body, "force": False})
+    assert unforced.status_code != 403, unforced.text

@@ -483,3 +483,29 @@ async def test_a_settings_tool_would_still_refuse_local_only_settings(backend, d
         tasks.cancel_scope.cancel()
     calls.close()
     assert backend.call("checkout-admin", "get-settings")["settings"]["shop_name"] == "MCP"
+
+
+async def test_an_assistant_cannot_cancel_with_a_refund(backend, db_path, tmp_path):
+    """cancel_checkout with force refunds a paid payment: a person's decision, as
+    refund-payment is; without force an assistant may cancel."""
+    async with mcp_session(tmp_path, *local(db_path)) as session:
+        cart = await ok(
+            session, "shopping-cart_add_item", {"product_sku": "LENS-DAILY-30", "quantity": 1}
+        )
+        co = await ok(
+            session, "checkout-flow_initiate_checkout", {"cart_token": cart["cart_token"]}
+        )
+        token = co["checkout_token"]
+        err = await error(
+            session, "checkout-flow_cancel_checkout", {"checkout_token": token, "force": True}
+        )
+        assert (err["type"], err["code"]) == ("forbidden", "forbidden_scope")
+        assert "not for an assistant" in err["message"]
+        assert (
+            backend.call("checkout-flow", "get-checkout-status", {"checkout_token": token})[
+                "status"
+            ]
+            == "active"
+        )
+        done = await ok(session, "checkout-flow_cancel_checkout", {"checkout_token": token})
+    assert done["status"] == "cancelled"

@@ -263,6 +263,7 @@ def _serve_call(
             raise too_large
         body = _parse_json(raw)
     access.check_body(endpoint, HTTP, body)  # before anything runs or is remembered
+    access.check_scope(endpoint, caller.scope, body)  # a flag may need more than the endpoint
     actor = caller.name
     key = request.headers.get("idempotency-key")
     if key and not endpoint.reads_only:
