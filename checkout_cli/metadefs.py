@@ -20,12 +20,14 @@ zero. An ``enum`` takes its allowed values from ``values`` or from a config ``so
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from checkout_cli.errors import ValidationError
+from checkout_cli.values import parse_decimal, parse_int
 
 FIELD_TYPES = ("enum", "decimal", "integer", "string", "date", "boolean")
 _FIELD_KEYS = {
@@ -47,6 +49,23 @@ _FIELD_KEYS = {
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
+@functools.lru_cache(maxsize=256)
+def _pattern(pattern: str) -> Any:
+    """A definition's pattern, compiled by RE2: matching takes time linear in the text, so no
+    pattern (``(a|aa)+$``) can stall a worker on a crafted value. RE2 refuses what it cannot
+    run in linear time (backreferences, look-around) with ``ValueError`` (``re2.error``)."""
+    import re2  # google-re2; only definitions with a pattern need it
+
+    options = re2.Options()
+    options.log_errors = False  # the refusal is ours to word; RE2 would log it to stderr
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else b""
+        text = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+        raise ValueError(text or "not a pattern RE2 can run") from None
+
+
 def _def_error(message: str, field: str = "fields") -> ValidationError:
     return ValidationError("invalid_meta_definition", message, field=field)
 
@@ -54,12 +73,9 @@ def _def_error(message: str, field: str = "fields") -> ValidationError:
 def _decimal(text: Any, what: str) -> Decimal:
     if isinstance(text, bool) or not isinstance(text, str | int):
         raise _def_error(f'{what} must be a decimal written as a string, e.g. "0.25"')
-    try:
-        number = Decimal(str(text))
-    except InvalidOperation:
-        raise _def_error(f"{what}: {text!r} is not a decimal") from None
-    if not number.is_finite():
-        raise _def_error(f"{what}: {text!r} is not a finite decimal")
+    number = parse_decimal(str(text))
+    if number is None:
+        raise _def_error(f"{what}: {text!r} is not a decimal such as 0.25")
     return number
 
 
@@ -135,11 +151,11 @@ def check_definition(definition: dict[str, Any]) -> dict[str, Any]:
         ):
             raise _def_error(f"{name}: source must be product:KEY or list:NAME", where)
         if "pattern" in spec:
+            if not isinstance(spec["pattern"], str):
+                raise _def_error(f"{name}: pattern must be a string", where)
             try:
-                if not isinstance(spec["pattern"], str):
-                    raise re.error("must be a string")
-                re.compile(spec["pattern"])
-            except re.error as exc:
+                _pattern(spec["pattern"])
+            except ValueError as exc:
                 raise _def_error(f"{name}: bad pattern: {exc}", where) from None
     for spec in fields:
         if "required_if" in spec and spec["required_if"] not in names:
@@ -216,12 +232,9 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
     if kind == "decimal":
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise _bad("invalid_type", spec, f"{value!r} is not a number")
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise _bad("invalid_type", spec, f"{value!r} is not a number") from None
-        if not number.is_finite():
-            raise _bad("invalid_type", spec, f"{value!r} is not a number")
+        number = parse_decimal(str(value))
+        if number is None:
+            raise _bad("invalid_type", spec, f"{value!r} is not a number such as -1.25")
         number = abs(number) if number == 0 else number  # "-0" is stored as "0.00"
         low, high = Decimal(spec["min"]), Decimal(spec["max"])
         step = Decimal(spec.get("step", "0.01"))
@@ -232,8 +245,8 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
         places = max(_places(step), _places(low), 0)
         return f"{number:.{places}f}"
     if kind == "integer":
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-            value = int(value)
+        if isinstance(value, str) and parse_int(value) is not None:
+            value = parse_int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise _bad("invalid_type", spec, f"{value!r} is not a whole number")
         if not spec.get("min", value) <= value <= spec.get("max", value):
@@ -283,7 +296,7 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
     text = value.strip()
     if not text or len(text) > spec.get("max_length", 500):
         raise _bad("meta_value_invalid", spec, f"{text!r} has the wrong length")
-    if spec.get("pattern") and not re.fullmatch(spec["pattern"], text):
+    if spec.get("pattern") and not _pattern(spec["pattern"]).fullmatch(text):
         raise _bad("meta_value_invalid", spec, f"{text!r} does not match the pattern")
     return text
 

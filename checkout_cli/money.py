@@ -40,6 +40,10 @@ _EXPONENT_EXCEPTIONS: dict[str, int] = {
 
 _SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
 
+# No amount (a price, a line, a cart, a total) above this: 10,000,000,000.00 in a two-decimal
+# currency, far above any checkout, and far below what SQLite's 64-bit integers hold.
+MAX_AMOUNT_CENTS = 10**12
+
 
 def is_currency(code: str) -> bool:
     """An active ISO 4217 code (pycountry's table, loaded on first use)."""
@@ -107,16 +111,13 @@ def parse_amount(text: str, currency: str) -> int | None:
 
     None when it is not a non-negative amount with at most the currency's decimals.
     """
-    from decimal import InvalidOperation
+    from checkout_cli.values import parse_decimal
 
     cleaned = text.strip().replace(" ", "")
     if "," in cleaned and "." not in cleaned:
         cleaned = cleaned.replace(",", ".")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        return None
-    if not value.is_finite() or value < 0:
+    value = parse_decimal(cleaned)
+    if value is None or value < 0:
         return None
     minor = value.scaleb(exponent(currency))
     return int(minor) if minor == minor.to_integral_value() else None

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checkout_cli.errors import ValidationError
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
+from checkout_cli.money import MAX_AMOUNT_CENTS
+from checkout_cli.values import is_text, parse_int, text_problem
 
 
 def _fail(code: str, path: str, message: str, recovery: str | None = None) -> ValidationError:
@@ -50,6 +50,8 @@ class Str(Node):
     def check(self, value: Any, path: str) -> str:
         if not isinstance(value, str):
             raise _fail("invalid_type", path, "must be a string")
+        if not is_text(value):
+            raise _fail(self.code, path, "holds a lone surrogate (e.g. \\ud800), which is not text")
         value = value.strip()
         if self.upper:
             value = value.upper()
@@ -72,20 +74,31 @@ class Str(Node):
         return schema
 
 
+def parse_email(value: str, path: str = "email") -> str:
+    """An email address as email-validator reads it (RFC 5321/5322, internationalized domains;
+    no DNS lookup), normalized (the domain in lower case); a refusal says why."""
+    import email_validator  # lazily: only commands that take an address pay for it
+
+    if not is_text(value):
+        raise _fail("invalid_email", path, "is not text")
+    try:
+        return email_validator.validate_email(value.strip(), check_deliverability=False).normalized
+    except email_validator.EmailNotValidError as exc:
+        shown = value.strip()[:80]
+        raise _fail(
+            "invalid_email",
+            path,
+            f"{shown!r} is not an email address: {exc}",
+            "give an address like name@example.com",
+        ) from None
+
+
 @dataclass(frozen=True)
 class Email(Node):
     def check(self, value: Any, path: str) -> str:
         if not isinstance(value, str):
             raise _fail("invalid_type", path, "must be a string")
-        value = value.strip()
-        if not _EMAIL.match(value) or len(value) > 254:
-            raise _fail(
-                "invalid_email",
-                path,
-                f"{value!r} is not an email address",
-                "give an address like name@example.com",
-            )
-        return value
+        return parse_email(value, path)
 
     def _schema(self) -> dict[str, Any]:
         return {"type": "string", "format": "email", "maxLength": 254}
@@ -154,7 +167,7 @@ class Int(Node):
         return schema
 
 
-def Cents(description: str = "", maximum: int = 10**12) -> Int:
+def Cents(description: str = "", maximum: int = MAX_AMOUNT_CENTS) -> Int:
     """A non-negative amount in minor units."""
     return Int(description=description, minimum=0, maximum=maximum, code="invalid_amount")
 
@@ -211,7 +224,9 @@ class AnyValue(Node):
 
 def _finite_json(value: Any, path: str) -> Any:
     """``value`` unchanged, unless it holds NaN or an infinity somewhere (not JSON: stored, it
-    would make every later answer containing it unserializable)."""
+    would make every later answer containing it unserializable), or a lone surrogate."""
+    if problem := text_problem(value):
+        raise _fail("invalid_text", path, problem)
     stack = [value]
     while stack:
         item = stack.pop()
@@ -276,8 +291,8 @@ class Obj(Node):
         typed: dict[str, Any] = {}
         for key, text in params.items():
             node = self.props[key].node if key in self.props else None
-            if isinstance(node, Int) and re.fullmatch(r"-?\d{1,18}", text):
-                typed[key] = int(text)
+            if isinstance(node, Int) and parse_int(text) is not None:
+                typed[key] = parse_int(text)
             elif isinstance(node, Bool) and text.lower() in ("true", "false"):
                 typed[key] = text.lower() == "true"
             else:

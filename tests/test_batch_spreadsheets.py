@@ -66,3 +66,25 @@ def test_a_row_with_more_values_than_the_header_is_reported_on_its_line(backend,
     result = cli("batch", "invoice", str(source))
     assert result.exit_code == 4
     assert f"{source}:3: (extra values): unknown column" in result.stderr
+
+
+def test_a_file_saved_in_latin_1_is_one_clear_refusal(backend, cli, db_path, tmp_path):
+    """Not UTF-8 (an old spreadsheet's "CSV" save): refused whole, before any order."""
+    source = tmp_path / "orders.csv"
+    lines = [";".join(COLUMNS), ";".join(str(row("A", name="José").get(c, "")) for c in COLUMNS)]
+    source.write_bytes("\r\n".join(lines).encode("latin-1"))
+    before = dump(db_path)
+    result = cli("batch", "invoice", str(source))
+    assert result.exit_code == 2, result.stderr
+    assert f"error: {source}: not UTF-8 text" in result.stderr
+    assert "CSV UTF-8" in result.stderr and "Traceback" not in result.stderr
+    assert dump(db_path) == before
+
+
+def test_unicode_digits_are_not_a_quantity(backend, cli, db_path, tmp_path):
+    """``"²".isdigit()`` is true and ``int("²")`` raises: a quantity is ASCII digits only."""
+    source = spreadsheet(tmp_path / "orders.csv", [row("A", quantity="²"), row("B", quantity="٣")])
+    result = cli("--json", "batch", "invoice", str(source))
+    assert result.exit_code == 4, result.stderr
+    assert "unexpected" not in result.stderr and "Traceback" not in result.stderr
+    assert orders(db_path) == []

@@ -196,6 +196,64 @@ CASES = {
         "validation",
         "unknown_field",
     ),
+    # hostile values: refused with one short line, never "this is a bug"
+    "JSON nested 5,000 deep in --body @file": Case(
+        customer("--body", "@{tmp}/deep.json"), 2, "usage", "invalid_json", in_message="64 levels"
+    ),
+    "a 5,000-digit number in --body": Case(
+        customer("--body", '{"shipping_cents": ' + "9" * 5000 + "}"),
+        2,
+        "usage",
+        "invalid_json",
+        in_message="5000 digits",
+    ),
+    "a lone surrogate in --body": Case(
+        customer("--body", '{"customer": {"name": "\\ud800"}}'),
+        2,
+        "usage",
+        "invalid_json",
+        in_message="lone surrogate",
+    ),
+    "invalid UTF-8 in --body @file": Case(
+        customer("--body", "@{tmp}/latin1.json"), 2, "usage", "invalid_json", in_message="UTF-8"
+    ),
+    "two dots in a row in an email": Case(
+        ("set-customer", "{checkout}", *CUSTOMER_FLAGS[:1], "a..b@x.com", *CUSTOMER_FLAGS[2:]),
+        4,
+        "validation",
+        "invalid_email",
+        "customer.email",
+        in_message="two periods",
+    ),
+    "a dot right after the @ in an email": Case(
+        ("set-customer", "{checkout}", *CUSTOMER_FLAGS[:1], "a@.b.co", *CUSTOMER_FLAGS[2:]),
+        4,
+        "validation",
+        "invalid_email",
+        "customer.email",
+    ),
+    "superscript two as smtp_port": Case(
+        ("settings", "set", "smtp_port", "²"), 4, "validation", "invalid_setting"
+    ),
+    "superscript two as checkout_ttl_minutes": Case(
+        ("settings", "set", "checkout_ttl_minutes", "²"), 4, "validation", "invalid_setting"
+    ),
+    "a tax rate with a huge exponent": Case(
+        ("settings", "set", "tax_rates", '{"NL": "1e-50000000"}'),
+        4,
+        "validation",
+        "invalid_setting",
+    ),
+    "an Arabic-Indic digit as a duration": Case(
+        ("inspect", "{checkout}", "--older-than", "٣m"), 2, "usage", "invalid_duration"
+    ),
+    "a cart subtotal above the amount bound": Case(
+        ("cart", "add", "GIFT-CARD-25", "--cart", "{cart}", "--quantity", "2"),
+        4,
+        "validation",
+        "amount_too_large",
+        setting=("__price__", 10**12),
+    ),
     # states and permissions
     "completing a cancelled checkout": Case(
         ("complete-checkout", "{cancelled}"), 4, "conflict", "checkout_cancelled"
@@ -265,12 +323,20 @@ def shop(backend, tmp_path):
     backend.call(FLOW, "cancel-checkout", {"checkout_token": cancelled})
     cart = backend.call(FLOW, "get-checkout-status", {"checkout_token": checkout})["cart_token"]
     (tmp_path / "broken.json").write_text('{"shipping_cents": ')
+    (tmp_path / "deep.json").write_text('{"a": ' * 5000 + "1" + "}" * 5000)
+    (tmp_path / "latin1.json").write_bytes('{"customer": {"name": "Jos\xe9"}}'.encode("latin-1"))
     return {"checkout": checkout, "cancelled": cancelled, "cart": cart, "tmp": str(tmp_path)}
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_bad_input_is_refused_and_changes_nothing(backend, cli, db_path, shop, case):
-    if case.setting:
+    if case.setting and case.setting[0] == "__price__":  # a product priced at the bound
+        backend.call(
+            "product-catalog",
+            "upsert-product",
+            {"sku": "GIFT-CARD-25", "name": "Gift card", "price_cents": case.setting[1]},
+        )
+    elif case.setting:
         key, value = case.setting
         backend.call("checkout-admin", "set-setting", {"key": key, "value": value})
     args = fill(case.args, shop)

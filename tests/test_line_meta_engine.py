@@ -750,6 +750,26 @@ def test_definitions_are_versioned(backend, db_path):
     assert (retitled["version"], retitled["changed"], retitled["title"]) == (3, True, "Rx")
 
 
+def test_a_pattern_that_backtracks_cannot_stall_a_check(backend, db_path):
+    """``(a|aa)+$`` on 38 a's and a b takes Python's re minutes (and got both server workers
+    killed); definition patterns are matched by RE2, in time linear in the value."""
+    stalling = {
+        "def_key": "engraving",
+        "fields": [
+            {"name": "text", "type": "string", "pattern": "(a|aa)+$", "max_length": 60},
+            {"name": "font", "type": "enum", "source": "list:engraving_fonts"},
+            {"name": "gift_wrap", "type": "boolean"},
+        ],
+    }
+    backend.call(CATALOG, "upsert-meta-definition", stalling)
+    token = ready_checkout(backend, [("CASE-TRAVEL", 1)])
+    error = refused(
+        lambda: set_meta(backend, token, "CASE-TRAVEL", {"text": "a" * 38 + "b"}, ENGRAVING)
+    )
+    assert (error.code, error.field) == ("meta_value_invalid", "values.text")
+    set_meta(backend, token, "CASE-TRAVEL", {"text": "a" * 38}, ENGRAVING)
+
+
 def test_a_new_definition_starts_at_version_1(backend):
     created = backend.call(
         CATALOG,
@@ -789,6 +809,9 @@ MALFORMED = [
     pytest.param(_field(type="enum", source="settings:fonts"), id="bad-source"),
     pytest.param(_field(type="string", pattern="[a-"), id="bad-pattern"),
     pytest.param(_field(type="string", pattern=5), id="pattern-not-text"),
+    # RE2 runs in linear time, so what needs backtracking is refused when it is defined
+    pytest.param(_field(type="string", pattern=r"(a)\1"), id="pattern-backreference"),
+    pytest.param(_field(type="string", pattern=r"(?=a)a"), id="pattern-lookahead"),
     pytest.param(_field(type="string", max_length="20"), id="max-length-text"),
     pytest.param(_field(type="string", max_length=0), id="max-length-zero"),
     pytest.param(_field(type="date", max_age_months="24"), id="max-age-text"),

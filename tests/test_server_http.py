@@ -320,3 +320,69 @@ def test_reads_ignore_the_key(served, http):
     for _ in range(2):
         response = http.post(url, json={"sku": "GIFT-CARD-25"}, headers=headers)
         assert response.status_code == 200 and "idempotent-replayed" not in response.headers
+
+
+# -- hostile values ----------------------------------------------------------------------------
+
+
+def _every_string_a_surrogate(node: Any) -> Any:
+    """A body for ``node`` with every text field a lone surrogate (JSON's ``"\\ud800"``)."""
+    from checkout_cli import schema
+
+    if isinstance(node, schema.Obj):
+        return {key: _every_string_a_surrogate(prop.node) for key, prop in node.props.items()}
+    if isinstance(node, schema.Array):
+        return [_every_string_a_surrogate(node.items)]
+    if isinstance(node, (schema.Int, schema.Bool)):
+        return None  # left out: only the text fields are under test
+    return "\ud800"
+
+
+@pytest.mark.parametrize("key", [k for k, e in ENDPOINTS.items() if HTTP in e.faces], ids="/".join)
+def test_a_lone_surrogate_in_any_field_is_422_and_stores_nothing(served, http, key):
+    """Regression: a string holding ``\\ud800`` (valid JSON, no text) was a 500 on 20
+    endpoints: it cannot be encoded to be stored, logged or sent on."""
+    body = _every_string_a_surrogate(ENDPOINTS[key].request)
+    body = {k: v for k, v in body.items() if v is not None}
+    raw = json.dumps(body).encode()  # ensure_ascii: the surrogate travels as \ud800
+    before = dump(served.db)
+    response = http.post(
+        served.endpoint_url(*key),
+        content=raw,
+        headers={**served.auth, "Content-Type": "application/json"},
+    )
+    if body:
+        assert "lone surrogate" in error_of(response, 422, "invalid_json")["message"]
+    else:  # nothing to put one in
+        assert response.status_code < 500, response.text
+    assert dump(served.db) == before
+
+
+def test_a_5000_digit_number_is_422(served, http):
+    raw = b'{"product_sku": "GIFT-CARD-25", "quantity": ' + b"9" * 5000 + b"}"
+    response = http.post(
+        served.endpoint_url("shopping-cart", "add-item"),
+        content=raw,
+        headers={**served.auth, "Content-Type": "application/json"},
+    )
+    assert "5000 digits" in error_of(response, 422, "invalid_json")["message"]
+    assert len(response.text) < 1000  # the number is not echoed back
+
+
+def test_a_content_length_of_unicode_digits_is_not_a_500(served):
+    """``"²".isdigit()`` is true and ``int("²")`` raises: the header is read as ASCII only."""
+    import socket
+
+    host, port = served.url.removeprefix("http://").split(":")
+    path = served.endpoint_url("shopping-cart", "get-cart").removeprefix(served.url)
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {served.auth['Authorization']}"
+        "\r\nContent-Type: application/json\r\nContent-Length: \u00b2\r\nConnection: close\r\n\r\n"
+    ).encode("latin-1")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    assert 400 <= status < 500, answer[:300]

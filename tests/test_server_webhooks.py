@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -207,3 +208,33 @@ def test_every_endpoint_that_reaches_a_provider_or_mail_server_is_marked():
         "inspect-checkout",  # live provider status
         "reconcile",
     }
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"id": "evt_1", "object": "event", "type": "checkout.session.completed", "data": {}},
+        {"id": "evt_2", "object": "event", "type": "checkout.session.completed"},
+        {"id": "evt_3", "object": "event", "data": {"object": {"id": "cs_x"}}},
+        {"id": "evt_4", "type": "checkout.session.completed", "data": {"object": {"id": 7}}},
+    ],
+    ids=["no data.object", "no data", "no type", "id not a session id"],
+)
+def test_a_signed_stripe_event_of_an_unknown_shape_is_refused_not_a_500(shop, event):
+    """Signed by the right secret, yet not what Stripe sends for a session: a 4xx (or "not a
+    payment event"), never a 500 and never a change."""
+    _, url, stripe_fake, _ = shop
+    payload = json.dumps(event)
+    response = httpx.post(
+        f"{url}/webhooks/stripe",
+        content=payload,
+        headers={
+            "Stripe-Signature": stripe_fake.sign(payload, WEBHOOK_SECRET),
+            "Content-Type": "application/json",
+        },
+    )
+    assert response.status_code < 500, response.text
+    if response.status_code == 200:
+        assert response.json()["result"]["handled"] is False
+    else:
+        assert response.json()["error_object"]["code"] == "invalid_webhook"

@@ -13,6 +13,7 @@ from typing import Any
 from checkout_cli.backends.base import Backend
 from checkout_cli.config import Settings
 from checkout_cli.errors import UsageError
+from checkout_cli.values import JSONRefused, load_json
 
 
 @dataclass
@@ -60,10 +61,10 @@ def print_json(value: Any) -> None:
 def read_json_file(path: Path) -> Any:
     """A JSON file, or a one-line usage error naming the file and what is wrong."""
     try:
-        return json.loads(path.read_text())
+        return load_json(path.read_bytes())
     except OSError as exc:
         raise UsageError("file_unreadable", f"cannot read {path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except JSONRefused as exc:
         raise UsageError("invalid_json", f"{path} is not valid JSON: {exc}") from None
 
 
@@ -115,8 +116,8 @@ def parse_body(text: str | None) -> dict[str, Any]:
     else:
         source = "stdin" if text == "@-" else "--body"
         try:
-            value = json.loads(sys.stdin.read() if text == "@-" else text)
-        except json.JSONDecodeError as exc:
+            value = load_json(sys.stdin.buffer.read() if text == "@-" else text)
+        except JSONRefused as exc:
             raise UsageError(
                 "invalid_json",
                 f"{source} is not valid JSON: {exc}",

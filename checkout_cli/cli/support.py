@@ -29,7 +29,7 @@ _UNITS = {"m": 1, "h": 60, "d": 1440}
 
 def parse_minutes(text: str) -> int:
     """``30m``, ``2h``, ``1d`` (or a bare number of minutes)."""
-    match = re.fullmatch(r"\s*(\d+)\s*([mhd]?)\s*", text)
+    match = re.fullmatch(r"\s*([0-9]{1,7})\s*([mhd]?)\s*", text)
     if not match:
         raise UsageError(
             "invalid_duration", f"{text!r} is not a duration", recovery="use e.g. 30m, 2h or 1d"

@@ -8,6 +8,7 @@ from typing import Any
 from checkout_cli.engine import settings
 from checkout_cli.engine.catalog import load_product
 from checkout_cli.engine.core import Engine, new_token
+from checkout_cli.engine.pricing import check_amount
 from checkout_cli.errors import ConflictError, NotFoundError, ValidationError
 
 MAX_LINE_QUANTITY = 9999
@@ -147,7 +148,13 @@ def add_item(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             (cart["id"], body["product_sku"], quantity, engine.now()),
         )
         _touch(engine, conn, cart["id"])
-        return cart_object(conn, cart)
+        return _bounded(cart_object(conn, cart))
+
+
+def _bounded(cart: dict[str, Any]) -> dict[str, Any]:
+    """The cart, if its subtotal keeps to the amount bound; else the write is undone."""
+    check_amount(cart["subtotal_cents"], "the cart's subtotal")
+    return cart
 
 
 def update_item(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +172,7 @@ def update_item(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 (quantity, cart["id"], sku),
             )
         _touch(engine, conn, cart["id"])
-        return cart_object(conn, cart)
+        return _bounded(cart_object(conn, cart))
 
 
 def _require_line(conn: sqlite3.Connection, cart: sqlite3.Row, sku: str) -> None:

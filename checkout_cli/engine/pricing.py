@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checkout_cli.money import allocate, percent_of
+from checkout_cli.errors import ValidationError
+from checkout_cli.money import MAX_AMOUNT_CENTS, allocate, percent_of
 
 
 @dataclass(frozen=True)
@@ -45,4 +46,16 @@ def compute(
         line_tax = [percent_of(amount, tax_rate_percent) for amount in line_totals]
     else:
         line_tax = [0] * len(line_totals)
-    return Totals(line_tax, sum(line_totals), shipping_cents, sum(line_tax))
+    totals = Totals(line_tax, sum(line_totals), shipping_cents, sum(line_tax))
+    check_amount(totals.total_cents, "the checkout's total")
+    return totals
+
+
+def check_amount(amount_cents: int, what: str) -> None:
+    """Refuse an amount above the one bound every amount keeps (``MAX_AMOUNT_CENTS``)."""
+    if amount_cents > MAX_AMOUNT_CENTS:
+        raise ValidationError(
+            "amount_too_large",
+            f"{what} would be {amount_cents} minor units, over the limit of {MAX_AMOUNT_CENTS}",
+            recovery="split it into smaller orders, or lower the quantity",
+        )

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from checkout_cli.errors import ValidationError
+from checkout_cli.values import JSONRefused, load_json, parse_decimal, parse_int
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,8 @@ def coerce(setting: Setting, value: Any) -> Any:
             return value
         raise _bad(key, f"expected true or false, got {value!r}")
     if kind == "int":
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
+        if isinstance(value, str):
+            value = parse_int(value) if parse_int(value) is not None else value
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             if setting.maximum is not None and value > setting.maximum:
                 raise _bad(key, f"expected at most {setting.maximum}, got {value!r}")
@@ -146,9 +147,9 @@ def coerce(setting: Setting, value: Any) -> Any:
         raise _bad(key, f"expected a whole number >= 0, got {value!r}")
     if kind in ("rates", "lists") and isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise _bad(key, "expected a JSON object", SETTINGS[key].help) from None
+            value = load_json(value)
+        except JSONRefused as exc:
+            raise _bad(key, f"expected a JSON object ({exc})", SETTINGS[key].help) from None
     if kind == "rates":
         return _coerce_rates(key, value)
     if kind == "lists":
@@ -187,10 +188,9 @@ def _coerce_rates(key: str, value: Any) -> dict[str, str]:
         code = str(country).upper()
         if code not in COUNTRIES:
             raise _bad(key, f"{country!r} is not an ISO 3166-1 alpha-2 country code")
-        try:
-            percent = Decimal(str(rate))
-        except InvalidOperation:
-            raise _bad(key, f"{rate!r} is not a percentage") from None
+        percent = parse_decimal(str(rate)) if isinstance(rate, (str, int, float)) else None
+        if percent is None or isinstance(rate, bool):
+            raise _bad(key, f"{rate!r} is not a percentage such as 21 or 9.5")
         if not Decimal(0) <= percent <= Decimal(100):
             raise _bad(key, f"{rate!r} is not between 0 and 100")
         rates[code] = str(percent)

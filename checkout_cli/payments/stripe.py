@@ -231,9 +231,19 @@ class StripeProvider:
             from checkout_cli.errors import ValidationError
 
             raise ValidationError("invalid_webhook", "Stripe webhook body is not JSON") from None
-        if not str(event["type"]).startswith("checkout.session."):
+        # Signed by Stripe, yet read defensively: a shape we do not know is refused, not a bug.
+        data = event.to_dict()
+        if not str(data.get("type", "")).startswith("checkout.session."):
             return None
-        return event["data"]["object"]["id"]
+        session = (data.get("data") or {}).get("object")
+        session_id = session.get("id") if isinstance(session, dict) else None
+        if not isinstance(session_id, str) or not session_id.startswith("cs_"):
+            from checkout_cli.errors import ValidationError
+
+            raise ValidationError(
+                "invalid_webhook", "Stripe webhook has no checkout session in data.object"
+            )
+        return session_id
 
     @staticmethod
     def _payment(stripe_session: Any) -> ProviderPayment:

@@ -16,9 +16,7 @@ thread has its own SQLite connection; workers share the store through its locks.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import os
 import threading
 import time
@@ -48,6 +46,7 @@ from checkout_cli.errors import (
     ValidationError,
 )
 from checkout_cli.server.openapi import API_VERSION, openapi
+from checkout_cli.values import JSONRefused, load_json, parse_int
 
 MAX_BODY_BYTES = 1024 * 1024
 CALL_OUT_THREADS = 8  # requests per worker that may wait on a provider or mail server at once
@@ -111,7 +110,8 @@ class Service:
 
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    size_declared = parse_int(declared) if declared else None
+    if size_declared is not None and size_declared > MAX_BODY_BYTES:
         raise _too_large()
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -128,27 +128,14 @@ def _too_large() -> CheckoutError:
     )
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number out of range: {text[:40]}")
-    return value
-
-
-def _not_json(text: str) -> Any:
-    raise ValueError(f"{text} is not a JSON number")
-
-
 def _parse_json(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        # NaN, Infinity and overflowing numbers are not JSON (RFC 8259); stored, they would
-        # make every later answer that contains them unserializable.
-        body = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
-    except RecursionError:
-        raise ValidationError("invalid_json", "the body is nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        # NaN, Infinity, overflowing numbers and lone surrogates are no data (RFC 8259); stored,
+        # they would make every later answer that contains them unserializable.
+        body = load_json(raw)
+    except JSONRefused as exc:
         raise ValidationError("invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ValidationError("invalid_json", "the body must be a JSON object")

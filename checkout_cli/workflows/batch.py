@@ -42,6 +42,7 @@ from checkout_cli.errors import (
     ValidationError,
 )
 from checkout_cli.schema import Cents
+from checkout_cli.values import JSONRefused, load_json, parse_int
 
 COLUMNS = (
     "reference",
@@ -124,7 +125,19 @@ class Outcome:
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) from a ``.csv`` or ``.jsonl`` file, one at a time. A UTF-8 BOM and
     CRLF line ends are accepted, and a CSV's separator (``,``, ``;`` or tab) is read from its
-    header, as spreadsheets save them."""
+    header, as spreadsheets save them. A file that is not UTF-8 is refused whole: its rows
+    cannot be read as meant."""
+    try:
+        yield from _rows(path)
+    except UnicodeDecodeError:  # read ahead in blocks: which line is not known
+        raise UsageError(
+            "invalid_utf8",
+            f"{path}: not UTF-8 text",
+            recovery="save the file as UTF-8 (in a spreadsheet: CSV UTF-8)",
+        ) from None
+
+
+def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
@@ -135,9 +148,9 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not text.strip():
                     continue
                 try:
-                    row = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    yield number, {"__error__": f"not valid JSON: {exc.msg}"}
+                    row = load_json(text)
+                except JSONRefused as exc:
+                    yield number, {"__error__": f"not valid JSON: {exc}"}
                     continue
                 yield (
                     number,
@@ -206,7 +219,8 @@ def _check_row(number: int, row: dict[str, Any]) -> tuple[dict[str, Any], list[R
         if value in (None, ""):
             continue
         if key in ("quantity", "shipping_cents") and isinstance(value, str):
-            value = int(value) if value.strip().lstrip("-").isdigit() else value
+            number_given = parse_int(value)
+            value = value if number_given is None else number_given
         try:
             clean[key] = node.check(value, key)
         except CheckoutError as exc:
@@ -225,10 +239,10 @@ def _row_meta(
     if given not in (None, ""):
         if isinstance(given, str):
             try:
-                given = json.loads(given)
-            except json.JSONDecodeError as exc:
+                given = load_json(given)
+            except JSONRefused as exc:
                 given = None
-                errors.append(RowError(number, "meta_json", f"not valid JSON: {exc.msg}"))
+                errors.append(RowError(number, "meta_json", f"not valid JSON: {exc}"))
         if given is not None and not (
             isinstance(given, dict) and all(isinstance(v, dict) for v in given.values())
         ):
