@@ -272,8 +272,8 @@ def test_one_edit_is_close_and_the_query_keeps_it(random_part, at, kind):
     assert is_close(token, edited) and is_close(edited, token)
     # SQLite's half-token filter never drops a close token before is_close sees it.
     conn = sqlite3.connect(":memory:")
-    conn.execute("CREATE TABLE checkouts (token TEXT)")
-    conn.execute("INSERT INTO checkouts VALUES (?)", (token,))
+    conn.execute("CREATE TABLE checkouts (id INTEGER PRIMARY KEY, token TEXT)")
+    conn.execute("INSERT INTO checkouts (token) VALUES (?)", (token,))
     clause, params = near_clause(edited)
     assert conn.execute("SELECT token FROM checkouts WHERE 1 = 1" + clause, params).fetchall()
 
