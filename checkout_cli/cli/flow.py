@@ -21,9 +21,17 @@ Body = Annotated[
 ]
 
 
+# What every command on a checkout takes, said once (initiate-checkout takes a cart).
+_REFERENCES = (
+    "\n\nCHECKOUT is a token (chk_…) or an order number (2026-000042); --last is your "
+    "most recent checkout. A mistyped token is refused with the close ones."
+)
+
+
 def _help(name: str, extra: str = "") -> str:
     endpoint = ENDPOINTS[(CHECKOUT_FLOW, name)]
-    return f"{endpoint.summary}{extra}\n\nExample: {endpoint.example}"
+    references = "" if name == "initiate-checkout" else _REFERENCES
+    return f"{endpoint.summary}{extra}{references}\n\nExample: {endpoint.example}"
 
 
 def show_checkout(result: dict[str, Any]) -> None:

@@ -147,7 +147,8 @@ def set_line_meta(
         ),
     ],
     product_sku: Annotated[
-        str | None, typer.Argument(help="the line's product SKU", show_default=False)
+        str | None,
+        typer.Argument(metavar="PRODUCT_SKU", help="the line's product SKU", show_default=False),
     ] = None,
     values: Annotated[
         list[str] | None, typer.Argument(help="FIELD=VALUE pairs", show_default=False)

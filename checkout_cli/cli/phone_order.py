@@ -412,7 +412,7 @@ def phone_order(
     the order number to read out. Ctrl-C leaves everything consistent and prints the command
     that resumes.
 
-    Example: checkout phone-order --resume chk_XXXX
+    Example: checkout phone-order
     """
     from checkout_cli.cli.prompts import can_prompt
 
