@@ -500,6 +500,13 @@ def _endpoints() -> list[Endpoint]:
                 stuck=Bool(description="only stuck checkouts"),
                 older_than_minutes=Int(minimum=0, maximum=10**7),
                 limit=Int(minimum=1, maximum=10000),
+                # "Did you mean": a read any caller who may list checkouts may make anyway.
+                near=Str(
+                    description="only tokens within one typo of this one (case ignored)",
+                    max_length=80,
+                    pattern=r"[A-Za-z0-9_\-]+",
+                    code="invalid_token_format",
+                ),
             ),
             "support:list_checkouts",
             "checkout checkouts list --stuck --older-than 30m",

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
+from checkout_cli.cli import references
+from checkout_cli.cli.references import CheckoutArgument, Last
 from checkout_cli.cli.state import State, merge_body, present
 from checkout_cli.endpoints import ADDRESS, CHECKOUT_FLOW, CUSTOMER, ENDPOINTS
 
-Token = Annotated[str, typer.Argument(help="checkout token (chk_…)", show_default=False)]
 Body = Annotated[
     str | None,
     typer.Option(
@@ -20,9 +21,17 @@ Body = Annotated[
 ]
 
 
+# What every command on a checkout takes, said once (initiate-checkout takes a cart).
+_REFERENCES = (
+    "\n\nCHECKOUT is a token (chk_…) or an order number (2026-000042); --last is your "
+    "most recent checkout. A mistyped token is refused with the close ones."
+)
+
+
 def _help(name: str, extra: str = "") -> str:
     endpoint = ENDPOINTS[(CHECKOUT_FLOW, name)]
-    return f"{endpoint.summary}{extra}\n\nExample: {endpoint.example}"
+    references = "" if name == "initiate-checkout" else _REFERENCES
+    return f"{endpoint.summary}{extra}{references}\n\nExample: {endpoint.example}"
 
 
 def show_checkout(result: dict[str, Any]) -> None:
@@ -42,6 +51,16 @@ def _run(ctx: typer.Context, name: str, body: dict[str, Any]) -> dict[str, Any]:
     return state.run(CHECKOUT_FLOW, name, body, show_checkout)
 
 
+def _run_on(
+    ctx: typer.Context, name: str, body: dict[str, Any], *, last: bool, changes: bool = True
+) -> None:
+    """``name`` on the checkout the request names (token, order number or --last)."""
+    with references.checkout(
+        ctx.obj, body.get("checkout_token"), last=last, remember=changes
+    ) as reference:
+        _run(ctx, name, {**body, "checkout_token": reference.token})
+
+
 def initiate_checkout(
     ctx: typer.Context,
     cart_token: Annotated[
@@ -49,14 +68,16 @@ def initiate_checkout(
     ] = None,
     body: Body = None,
 ) -> None:
-    _run(ctx, "initiate-checkout", merge_body(body, cart_token=cart_token))
+    from checkout_cli.cli import recent
+
+    result = _run(ctx, "initiate-checkout", merge_body(body, cart_token=cart_token))
+    recent.remember(ctx.obj.settings, result["checkout_token"])
 
 
 def set_customer(
     ctx: typer.Context,
-    checkout_token: Annotated[
-        str | None, typer.Argument(help="checkout token (chk_…)", show_default=False)
-    ] = None,
+    checkout_token: CheckoutArgument = None,
+    last: Last = False,
     email: Annotated[str | None, typer.Option(help="customer's email")] = None,
     name: Annotated[str | None, typer.Option(help="customer's full name")] = None,
     phone: Annotated[str | None, typer.Option(help="phone number")] = None,
@@ -110,8 +131,8 @@ def set_customer(
         shipping_cents=shipping_cents,
         tax_cents=tax_cents,
     )
-    _ask_missing_customer(ctx.obj, request)
-    _run(ctx, "set-customer", request)
+    _ask_missing_customer(ctx.obj, request, token=not last)
+    _run_on(ctx, "set-customer", request, last=last)
 
 
 # (request object, key, flag, prompt) for each required customer field, in asking order.
@@ -125,7 +146,7 @@ _CUSTOMER_FIELDS = (
 )
 
 
-def _ask_missing_customer(state: State, request: dict[str, Any]) -> None:
+def _ask_missing_customer(state: State, request: dict[str, Any], *, token: bool) -> None:
     from checkout_cli.cli.prompts import can_prompt, checker, missing_input, prompter
 
     missing = [
@@ -133,8 +154,8 @@ def _ask_missing_customer(state: State, request: dict[str, Any]) -> None:
         for part, key, flag, label in _CUSTOMER_FIELDS
         if not request.get(part, {}).get(key)
     ]
-    if not request.get("checkout_token"):
-        missing.insert(0, ("", "checkout_token", "CHECKOUT_TOKEN", "Checkout token"))
+    if token and not request.get("checkout_token"):
+        missing.insert(0, ("", "checkout_token", "CHECKOUT", "Checkout token or order number"))
     if not missing:
         return
     if not can_prompt(state.settings):
@@ -162,7 +183,8 @@ def _ask_missing_customer(state: State, request: dict[str, Any]) -> None:
 
 def create_payment(
     ctx: typer.Context,
-    checkout_token: Token,
+    checkout_token: CheckoutArgument = None,
+    last: Last = False,
     provider: Annotated[str | None, typer.Option(help="stripe, mollie or invoice")] = None,
     redirect_url: Annotated[
         str | None, typer.Option(help="where the provider sends the customer after paying")
@@ -176,7 +198,7 @@ def create_payment(
     ] = None,
     body: Body = None,
 ) -> None:
-    _run(
+    _run_on(
         ctx,
         "create-payment",
         merge_body(
@@ -187,12 +209,14 @@ def create_payment(
             webhook_url=webhook_url,
             new=new,
         ),
+        last=last,
     )
 
 
 def set_payment(
     ctx: typer.Context,
-    checkout_token: Token,
+    checkout_token: CheckoutArgument = None,
+    last: Last = False,
     provider: Annotated[
         str | None, typer.Option(help="who took the payment, e.g. bank, pos, paypal")
     ] = None,
@@ -209,7 +233,7 @@ def set_payment(
     ] = None,
     body: Body = None,
 ) -> None:
-    _run(
+    _run_on(
         ctx,
         "set-payment",
         merge_body(
@@ -221,20 +245,33 @@ def set_payment(
             amount_cents=amount_cents,
             force=force,
         ),
+        last=last,
     )
 
 
-def get_checkout_status(ctx: typer.Context, checkout_token: Token, body: Body = None) -> None:
-    _run(ctx, "get-checkout-status", merge_body(body, checkout_token=checkout_token))
+def get_checkout_status(
+    ctx: typer.Context,
+    checkout_token: CheckoutArgument = None,
+    last: Last = False,
+    body: Body = None,
+) -> None:
+    request = merge_body(body, checkout_token=checkout_token)
+    _run_on(ctx, "get-checkout-status", request, last=last, changes=False)
 
 
-def complete_checkout(ctx: typer.Context, checkout_token: Token, body: Body = None) -> None:
-    _run(ctx, "complete-checkout", merge_body(body, checkout_token=checkout_token))
+def complete_checkout(
+    ctx: typer.Context,
+    checkout_token: CheckoutArgument = None,
+    last: Last = False,
+    body: Body = None,
+) -> None:
+    _run_on(ctx, "complete-checkout", merge_body(body, checkout_token=checkout_token), last=last)
 
 
 def cancel_checkout(
     ctx: typer.Context,
-    checkout_token: Token,
+    checkout_token: CheckoutArgument = None,
+    last: Last = False,
     reason: Annotated[str | None, typer.Option(help="why, for the timeline")] = None,
     force: Annotated[
         bool,
@@ -251,16 +288,6 @@ def cancel_checkout(
     from checkout_cli.cli.prompts import can_prompt, missing_input, prompter
 
     state: State = ctx.obj
-    if not yes:
-        if not can_prompt(state.settings):
-            raise missing_input(["--yes (confirm the cancellation)"])
-        question = f"Cancel checkout {checkout_token}"
-        question += " even if paid (a Stripe/Mollie payment is refunded)?" if force else "?"
-        if not prompter().confirm(question, default=False):
-            from checkout_cli.cli import output
-
-            output.say("not cancelled")
-            return  # the operator's choice, not a failure
     # --force is never implied by the confirmation: refunding is asked for on the line.
     request = merge_body(
         body, checkout_token=checkout_token, reason=reason, force=True if force else None
@@ -277,7 +304,20 @@ def cancel_checkout(
                 f"({refund['status']}, {refund['provider_refund_id']})"
             )
 
-    state.run(CHECKOUT_FLOW, "cancel-checkout", request, render)
+    reference = references.resolve(state, request.get("checkout_token"), last=last)
+    if not yes:
+        if not can_prompt(state.settings):
+            raise missing_input(["--yes (confirm the cancellation)"])
+        question = f"Cancel checkout {reference.label}"
+        question += " even if paid (a Stripe/Mollie payment is refunded)?" if force else "?"
+        if not prompter().confirm(question, default=False):
+            from checkout_cli.cli import output
+
+            output.say("not cancelled")
+            return  # the operator's choice, not a failure
+    with references.using(state, reference, remember=True):
+        request["checkout_token"] = reference.token
+        state.run(CHECKOUT_FLOW, "cancel-checkout", request, render)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
+from checkout_cli.cli import references
 from checkout_cli.cli.flow import Body, show_checkout
+from checkout_cli.cli.references import Last
 from checkout_cli.cli.state import (
     State,
     merge_body,
@@ -137,9 +139,17 @@ def _pairs(values: list[str]) -> dict[str, str]:
 def set_line_meta(
     ctx: typer.Context,
     checkout_token: Annotated[
-        str, typer.Argument(help="checkout token (chk_…)", show_default=False)
+        str,
+        typer.Argument(
+            metavar="CHECKOUT",
+            help="checkout token (chk_…) or order number (2026-000042); left out with --last",
+            show_default=False,
+        ),
     ],
-    product_sku: Annotated[str, typer.Argument(help="the line's product SKU", show_default=False)],
+    product_sku: Annotated[
+        str | None,
+        typer.Argument(metavar="PRODUCT_SKU", help="the line's product SKU", show_default=False),
+    ] = None,
     values: Annotated[
         list[str] | None, typer.Argument(help="FIELD=VALUE pairs", show_default=False)
     ] = None,
@@ -151,18 +161,25 @@ def set_line_meta(
     line_id: Annotated[
         int | None, typer.Option(help="line number, when the SKU is on several lines")
     ] = None,
+    last: Last = False,
     body: Body = None,
 ) -> None:
     from checkout_cli.cli.prompts import can_prompt, missing_input
 
     state: State = ctx.obj
+    typed_checkout: str | None = checkout_token
+    if last:  # no checkout typed: the arguments start at the SKU
+        values = [*([product_sku] if product_sku else []), *(values or [])]
+        typed_checkout, product_sku = None, checkout_token
+    if not product_sku:
+        raise missing_input(["PRODUCT_SKU"])
     given: dict[str, Any] = {}
     if values_file is not None:
         given.update(read_values_file(values_file))
     given.update(_pairs(values or []))
     request = merge_body(
         body,
-        checkout_token=checkout_token,
+        checkout_token=typed_checkout,
         product_sku=product_sku,
         def_key=def_key,
         line_id=line_id,
@@ -174,7 +191,11 @@ def set_line_meta(
         if not can_prompt(state.settings):
             raise missing_input(["FIELD=VALUE pairs or --values-file"])
         request["values"] = ask_values(state, request["def_key"], product_sku)
-    state.run(CHECKOUT_FLOW, "set-line-meta", request, show_checkout)
+    with references.checkout(
+        state, request.get("checkout_token"), last=last, remember=True
+    ) as reference:
+        request["checkout_token"] = reference.token
+        state.run(CHECKOUT_FLOW, "set-line-meta", request, show_checkout)
 
 
 def read_values_file(path: Path) -> dict[str, Any]:

@@ -398,9 +398,14 @@ def phone_order(
     resume: Annotated[
         str | None,
         typer.Option(
-            "--resume", metavar="TOKEN", help="continue a cart (cart_…) or checkout (chk_…)"
+            "--resume",
+            metavar="TOKEN",
+            help="continue a cart (cart_…), or a checkout (chk_…, or its order number)",
         ),
     ] = None,
+    last: Annotated[
+        bool, typer.Option("--last", help="continue your most recent checkout")
+    ] = False,
 ) -> None:
     """Take an order on the phone, step by step: products, customer (re-used by email),
     addresses, line meta, payment (invoice, payment link, or already paid), completion, and
@@ -418,6 +423,8 @@ def phone_order(
             "phone-order asks questions: it needs a terminal",
             recovery="for scripts use the endpoint commands or `checkout batch`",
         )
+    if last or (resume and not resume.startswith("cart_")):
+        resume = _resumed_checkout(state, resume, last=last)
     order = PhoneOrder(state)
     try:
         order.run(resume)
@@ -427,6 +434,21 @@ def phone_order(
             "\nstopped; nothing is half-done." + (f" Resume with: {hint}" if hint else ""), "yellow"
         )
         raise typer.Exit(130) from None
+    finally:
+        if order.checkout_token:
+            from checkout_cli.cli import recent
+
+            recent.remember(state.settings, order.checkout_token)
+
+
+def _resumed_checkout(state: State, given: str | None, *, last: bool) -> str:
+    """The checkout token of ``--resume`` (a token, an order number) or ``--last``, checked
+    to exist first: a mistyped token is refused with the close ones, before any question."""
+    from checkout_cli.cli import references
+
+    with references.checkout(state, given, last=last) as reference:
+        state.call(FLOW, "get-checkout-status", {"checkout_token": reference.token})
+    return reference.token
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from checkout_cli.cli import references
+from checkout_cli.cli.references import CheckoutArgument, Last
 from checkout_cli.cli.state import State, merge_body
 from checkout_cli.endpoints import CHECKOUT_ADMIN
 from checkout_cli.errors import UsageError
@@ -101,7 +103,8 @@ def list_(
 
 def inspect(
     ctx: typer.Context,
-    checkout_token: Annotated[str, typer.Argument(help="checkout token", show_default=False)],
+    checkout_token: CheckoutArgument = None,
+    last: Last = False,
     live: Annotated[
         bool, typer.Option("--live/--no-live", help="ask the payment provider for its status")
     ] = True,
@@ -117,7 +120,7 @@ def inspect(
     provider's live status, and a diagnosis with the exact command that fixes it. It calls
     a checkout stuck exactly when `checkouts list --stuck` with the same --older-than does.
 
-    Example: checkout inspect chk_XXXX --older-than 10m
+    Example: checkout inspect 2026-000042 --older-than 10m
     """
     from rich.text import Text
 
@@ -152,13 +155,12 @@ def inspect(
                 output.out().print(Text(f"    then: {step}", style="green"))
 
     state: State = ctx.obj
-    body = merge_body(
-        None,
-        checkout_token=checkout_token,
-        live=live,
-        older_than_minutes=parse_minutes(older_than) if older_than else None,
-    )
-    state.run(CHECKOUT_ADMIN, "inspect-checkout", body, render)
+    minutes = parse_minutes(older_than) if older_than else None
+    with references.checkout(state, checkout_token, last=last) as reference:
+        body = merge_body(
+            None, checkout_token=reference.token, live=live, older_than_minutes=minutes
+        )
+        state.run(CHECKOUT_ADMIN, "inspect-checkout", body, render)
 
 
 def doctor(ctx: typer.Context) -> None:
@@ -197,7 +199,14 @@ def doctor(ctx: typer.Context) -> None:
 
 def refund_payment(
     ctx: typer.Context,
-    checkout_token: Annotated[str, typer.Argument(help="checkout token", show_default=False)],
+    checkout_token: Annotated[
+        str,
+        typer.Argument(
+            metavar="CHECKOUT",
+            help="checkout token (chk_…) or order number (2026-000042)",
+            show_default=False,
+        ),
+    ],
     provider_payment_id: Annotated[
         str, typer.Argument(help="the Stripe or Mollie payment id (cs_…, tr_…)", show_default=False)
     ],
@@ -215,11 +224,12 @@ def refund_payment(
     from checkout_cli.cli.prompts import can_prompt, missing_input, prompter
 
     state: State = ctx.obj
+    reference = references.resolve(state, checkout_token, last=False)
     if not yes:
         if not can_prompt(state.settings):
             raise missing_input(["--yes (confirm the refund)"])
         if not prompter().confirm(
-            f"Refund payment {provider_payment_id} of {checkout_token} in full?", default=False
+            f"Refund payment {provider_payment_id} of {reference.label} in full?", default=False
         ):
             output.say("not refunded")
             return
@@ -238,11 +248,13 @@ def refund_payment(
 
     body = merge_body(
         None,
-        checkout_token=checkout_token,
+        checkout_token=reference.token,
         provider_payment_id=provider_payment_id,
         reason=reason,
     )
-    state.run(CHECKOUT_ADMIN, "refund-payment", body, render)
+    # Not made the --last checkout: a refunded stray's checkout is closed, not being worked on.
+    with references.using(state, reference, remember=False):
+        state.run(CHECKOUT_ADMIN, "refund-payment", body, render)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,7 @@ import sqlite3
 from datetime import timedelta
 from typing import Any, TypeGuard
 
-from checkout_cli.engine import strays
+from checkout_cli.engine import near_tokens, strays
 from checkout_cli.engine.core import Engine, iso
 from checkout_cli.errors import CheckoutError, InternalError
 
@@ -114,11 +114,17 @@ def list_checkouts(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     if not body.get("stuck") and "older_than_minutes" in body:
         sql += " AND updated_at <= ?"
         params.append(cutoff)
+    if near := body.get("near"):
+        clause, near_params = near_tokens.near_clause(near)
+        sql += clause
+        params += near_params
     sql += " ORDER BY updated_at DESC"
     limit = body.get("limit", 100)
     found = []
     with engine.read() as conn:
         for co in conn.execute(sql, params):
+            if near and not near_tokens.is_close(co["token"], near):
+                continue
             reasons = _reasons(conn, co, cutoff)
             if body.get("stuck") and not reasons:
                 continue
