@@ -255,6 +255,22 @@ def test_meta_healthz_and_openapi_list_every_endpoint_served_over_http(served, h
         assert schema == endpoint.request.json_schema()
 
 
+def test_openapi_is_valid_openapi_3_1_with_the_real_error_responses(served, http):
+    """Regression: it said 3.0.3 while its schemas are JSON Schema 2020-12 (125 errors)."""
+    from openapi_spec_validator import OpenAPIV31SpecValidator
+
+    spec = http.get(f"{served.url}/openapi.json").json()
+    assert spec["openapi"] == "3.1.0"
+    assert [e.message for e in OpenAPIV31SpecValidator(spec).iter_errors()] == []
+    for item in spec["paths"].values():
+        responses = item["post"]["responses"]
+        assert {"200", "401", "403", "404", "409", "413", "422", "503"} <= set(responses)
+        error_schema = responses["422"]["content"]["application/json"]["schema"]
+        assert error_schema == {"$ref": "#/components/schemas/Error"}
+    error_object = spec["components"]["schemas"]["Error"]["properties"]["error_object"]
+    assert error_object["required"] == ["type", "code", "message"]
+
+
 # -- Idempotency-Key -------------------------------------------------------------------------------
 
 

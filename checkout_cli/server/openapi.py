@@ -1,4 +1,7 @@
-"""/openapi.json, generated from the endpoint registry (never a second, hand-written schema)."""
+"""/openapi.json, generated from the endpoint registry (never a second, hand-written schema).
+
+OpenAPI 3.1: its schemas are JSON Schema 2020-12, the dialect the registry's request schemas
+are written in (3.0's own dialect has no ``const`` or ``null`` type)."""
 
 from __future__ import annotations
 
@@ -29,6 +32,19 @@ _ERROR = {
 }
 
 
+# The failures every served operation can answer with (errors.py's classes), by status.
+_FAILURES = {
+    "401": "no token, or one not valid or revoked (auth)",
+    "403": "the token's scope is too low, or the call is local-only (forbidden)",
+    "404": "an unknown checkout, cart, product, order or project (not_found)",
+    "409": "the object's state refuses it, or an Idempotency-Key was reused (conflict)",
+    "413": "the body is over 1 MiB (validation, body_too_large)",
+    "422": "a refused value or body, naming the field (validation)",
+    "503": "the store is busy or a provider did not answer; safe to retry (unavailable)",
+}
+_PAYMENT_FAILURE = "the payment provider refused the payment or the refund (payment)"
+
+
 def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
     params = []
     for name, prop in schema["properties"].items():
@@ -42,7 +58,14 @@ def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def openapi(project_id: str) -> dict[str, Any]:
-    error_response = {"description": "failure", "content": {"application/json": {"schema": _ERROR}}}
+    error_schema = {"$ref": "#/components/schemas/Error"}
+
+    def failure(description: str) -> dict[str, Any]:
+        return {
+            "description": description,
+            "content": {"application/json": {"schema": error_schema}},
+        }
+
     paths: dict[str, Any] = {}
     for endpoint in ENDPOINTS.values():
         if HTTP not in endpoint.faces:  # local-only: never served, so not described
@@ -67,7 +90,11 @@ def openapi(project_id: str) -> dict[str, Any]:
             "operationId": endpoint.tool_name,
             "tags": [endpoint.service],
             "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
-            "responses": {"200": ok, "4XX": error_response},
+            "responses": {
+                "200": ok,
+                **{status: failure(text) for status, text in _FAILURES.items()},
+                **({"402": failure(_PAYMENT_FAILURE)} if endpoint.calls_out else {}),
+            },
         }
         item = {"post": operation}
         if endpoint.reads_only:
@@ -77,9 +104,12 @@ def openapi(project_id: str) -> dict[str, Any]:
             }
         paths[f"/iapi/project/{project_id}/{endpoint.service}/{endpoint.name}"] = item
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "checkout-cli API", "version": f"{API_VERSION} ({__version__})"},
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": {"Error": _ERROR},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
         "security": [{"bearer": []}],
         "paths": paths,
     }
