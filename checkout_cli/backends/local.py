@@ -26,6 +26,13 @@ class LocalBackend:
         if self._engine is None:
             from checkout_cli.engine.core import Engine
 
+            if self.db_path.is_dir():
+                raise UnavailableError(
+                    "not_a_store",
+                    f"{self.db_path} is a directory, not a checkout store file",
+                    recovery=f"give the store's file, e.g. --db {self.db_path / 'shop.db'}",
+                )
+
             self._engine = Engine(self.db_path, actor=self.actor)
         return self._engine
 
@@ -44,6 +51,26 @@ class LocalBackend:
                     "database_busy", f"the store is busy: {exc}", recovery="try again"
                 ) from exc
             raise
+        except sqlite3.DatabaseError as exc:
+            # The base class itself is what SQLite raises for a damaged file ("database disk
+            # image is malformed", "file is not a database"); its subclasses are our own bugs.
+            if type(exc) is not sqlite3.DatabaseError:
+                raise
+            raise self._damaged(exc) from None
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> UnavailableError:
+        if "not a database" in str(exc):
+            return UnavailableError(
+                "not_a_store",
+                f"{self.db_path} is not a checkout store (not an SQLite database file)",
+                recovery="check the path given to --db (or CHECKOUT_DB, or the profile)",
+            )
+        return UnavailableError(
+            "store_damaged",
+            f"the store {self.db_path} is damaged: {exc}",
+            recovery="restore it from a backup; `checkout doctor` names the damage "
+            "while the file still opens",
+        )
 
     def close(self) -> None:
         if self._engine is not None:
