@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ import pytest
 from typer.testing import CliRunner
 
 from checkout_cli.cli.app import app
-from checkout_cli.engine import smoke_runs
 from checkout_cli.errors import CheckoutError
 from tests.conftest import CUSTOMER, WATCH, Result
 from tests.serve_helpers import prepare_store, serving, vault_key_env
@@ -82,10 +81,10 @@ def test_a_local_smoke_leaves_every_table_as_it_found_it(backend, cli, db_path):
     before = snapshot(db_path)
     result = cli("--json", "smoke")
     assert result.exit_code == 0, result.stderr
+    assert_unchanged(before, snapshot(db_path))
     steps = result.json()["steps"]
     assert steps[-1]["name"] == "cleanup" and steps[-1]["ok"]
     assert any(s["detail"].startswith("order TEST-") for s in steps)  # an order was made
-    assert_unchanged(before, snapshot(db_path))
     assert emails_written(db_path) == []  # its confirmation never went out
     # The shop's numbering is untouched: the next real order is its first.
     assert real_invoice_order(backend)["order_number"] == first_order_number()
@@ -97,10 +96,10 @@ def test_a_smoke_failing_at_a_step_leaves_nothing_either(backend, cli, db_path):
     before = snapshot(db_path)
     result = cli("--json", "smoke")
     assert result.exit_code == 4, result.stderr  # exit code and message as before
+    assert_unchanged(before, snapshot(db_path))
     run = result.json()
     assert run["failed_step"] == "create-payment"
     assert run["steps"][-1]["name"] == "cleanup" and run["steps"][-1]["ok"]
-    assert_unchanged(before, snapshot(db_path))
 
 
 def test_a_stripe_smoke_closes_its_session_and_leaves_nothing(backend, cli, db_path, stripe_fake):
@@ -117,10 +116,10 @@ def test_a_failing_provider_step_leaves_nothing(backend, cli, db_path, stripe_fa
     stripe_fake.fail_next(status=500, times=10)  # the SDK's retry fails too
     result = cli("--json", "smoke", "--provider", "stripe")
     assert result.exit_code != 0
+    assert_unchanged(before, snapshot(db_path))
     run = result.json()
     assert run["failed_step"] == "create-payment"
     assert run["steps"][-1]["name"] == "cleanup" and run["steps"][-1]["ok"], run["steps"][-1]
-    assert_unchanged(before, snapshot(db_path))
 
 
 def test_a_killed_smoke_is_named_by_doctor_and_removed_by_the_next(
@@ -159,7 +158,7 @@ def test_a_killed_smoke_is_named_by_doctor_and_removed_by_the_next(
     assert left["product_sku"].startswith("SMOKE-") and not left["paid"]
     assert "still in the store" in " ".join(cli("doctor").stderr.split())
     # A live run is never touched by another; once stale (10 minutes), the next removes it.
-    monkeypatch.setattr(smoke_runs, "STALE_AFTER", smoke_runs.STALE_AFTER * 0)
+    monkeypatch.setattr("checkout_cli.engine.smoke_runs.STALE_AFTER", timedelta(0))
     again = cli("--json", "smoke")
     assert again.exit_code == 0, again.stderr
     assert_unchanged(before, snapshot(db_path))
