@@ -93,6 +93,12 @@ QUANTITY = Int(description="quantity, 1 to 9999", minimum=1, maximum=9999, code=
 EXTERNAL_REFERENCE = Str(
     max_length=100, pattern=r"[A-Za-z0-9][A-Za-z0-9._:/\-]*", code="invalid_reference"
 )
+# How a smoke run's Idempotency-Keys start (smoke-RUN-…): the server forgets its answers to
+# them with the run (engine/smoke_runs.py).
+SMOKE_KEY_PREFIX = "smoke-"
+SMOKE_RUN = Str(
+    description="smoke run id, 12 hex digits", pattern=r"[0-9a-f]{12}", code="invalid_run_id"
+)
 DEF_KEY = Str(
     description="meta definition key",
     max_length=64,
@@ -567,6 +573,33 @@ def _endpoints() -> list[Endpoint]:
             calls_out=True,
             # Sends a customer's money back: an administrator's decision, never an assistant's.
             scope=ADMIN,
+            faces=NO_MCP,
+        ),
+        # `checkout smoke`: a run's rows are hidden from the shop and removed when it ends.
+        # The checkout flow's scope: a run changes nothing of the shop's (its product is its
+        # own, never sold), so CI needs no admin token. Not over MCP: a CI tool's.
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "start-smoke",
+            "Start a smoke run: its own hidden product (stock 1) and an empty cart for it. "
+            "Runs left by a killed smoke are removed first.",
+            obj(run_id=req(SMOKE_RUN)),
+            "smoke_runs:start_smoke",
+            "checkout smoke",
+            calls_out=True,  # removing a killed run closes its open provider payment
+            scope=OPERATE,
+            faces=NO_MCP,
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "finish-smoke",
+            "End a smoke run: cancel its open checkout and remove every row it made (one "
+            "with a paid payment is kept).",
+            obj(run_id=req(SMOKE_RUN)),
+            "smoke_runs:finish_smoke",
+            "checkout smoke",
+            calls_out=True,  # cancelling the run's checkout closes its provider payment
+            scope=OPERATE,
             faces=NO_MCP,
         ),
         Endpoint(

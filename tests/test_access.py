@@ -159,6 +159,8 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
         (ADMIN, "reconcile"): {},
         (ADMIN, "get-settings"): {},
         (ADMIN, "get-store"): {},
+        (ADMIN, "start-smoke"): {"run_id": "00000000000a"},
+        (ADMIN, "finish-smoke"): {"run_id": "00000000000a"},
         (ADMIN, "set-setting"): {"key": "shop_name", "value": "Matrix Shop"},
         (ADMIN, "list-vault"): {},
         (ADMIN, "set-vault"): {"name": "stripe_secret_key", "value": SECRET},

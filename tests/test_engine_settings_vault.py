@@ -319,4 +319,5 @@ def test_check_invariants_endpoint_on_a_healthy_store(backend):
         "ok": True,
         "violations": [],
         "emails_sending": [],
+        "smoke_runs": [],
     }

@@ -53,6 +53,8 @@ SECRET_TOOLS = {
     "checkout-admin_list_tokens",
     "checkout-admin_refund_payment",  # sends a customer's money back: never an assistant's call
 }
+# Not tools either (NO_MCP), though no secret: a CI smoke run's, not an assistant's.
+NOT_TOOLS = SECRET_TOOLS | {"checkout-admin_start_smoke", "checkout-admin_finish_smoke"}
 READ_ONLY_TOOLS = {
     "checkout-flow_get_checkout_status",
     "shopping-cart_get_cart",
@@ -176,7 +178,7 @@ async def test_list_tools_names_descriptions_and_schemas(backend, db_path, tmp_p
     assert not SECRET_TOOLS & set(names)
     assert not [n for n in names if "vault" in n or "token" in n or "set_setting" in n]
     # Every other registry endpoint is a tool, with its summary and its registry schema.
-    expected = {name for name in BY_TOOL_NAME if name not in SECRET_TOOLS}
+    expected = {name for name in BY_TOOL_NAME if name not in NOT_TOOLS}
     assert set(names) == expected
     for tool in tools:
         endpoint = BY_TOOL_NAME[tool.name]
@@ -362,7 +364,7 @@ async def test_over_a_remote_the_same_tools_and_calls(served, backend, db_path, 
         tools = (await session.list_tools()).tools
         names = [tool.name for tool in tools]
         assert [n for n in names if n.startswith("checkout-flow_")] == FLOW_TOOLS
-        assert set(names) == {name for name in BY_TOOL_NAME if name not in SECRET_TOOLS}
+        assert set(names) == {name for name in BY_TOOL_NAME if name not in NOT_TOOLS}
         for tool in tools:
             assert tool.description == BY_TOOL_NAME[tool.name].summary
         # The error object survives the HTTP hop unchanged.

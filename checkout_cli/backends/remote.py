@@ -63,6 +63,9 @@ class RemoteBackend:
         self._timeout = httpx.Timeout(timeout, connect=5.0).as_dict()
         self._transport = transport or _transport_for(self.base_url)
         self._urls: dict[tuple[str, str], httpx.URL] = {}
+        # Starts every Idempotency-Key: a smoke run's name its run, so the server's
+        # remembered answers to them are removed with the run (engine/smoke_runs.py).
+        self.idempotency_key_prefix = ""
 
     def call(self, service: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         endpoint = ENDPOINTS.get((service, name))
@@ -74,7 +77,8 @@ class RemoteBackend:
         reads_only = endpoint.reads_only if endpoint else name.startswith(("get-", "list-"))
         headers = self._headers
         if not reads_only:
-            headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+            key = f"{self.idempotency_key_prefix}{uuid.uuid4()}"
+            headers = {**headers, "Idempotency-Key": key}
         content = json.dumps(
             body or {}, ensure_ascii=False, separators=(",", ":"), allow_nan=False
         ).encode()

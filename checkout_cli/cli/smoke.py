@@ -17,9 +17,12 @@ def smoke(
         Path | None, typer.Option("--junit-xml", help="also write the steps as JUnit XML")
     ] = None,
 ) -> None:
-    """Run a whole checkout on the configured backend with a dedicated smoke product, timing
-    each step, then clean up. A failing step is named; the exit code says which class of
-    failure (6 unreachable, 7 token or permission, 4 conflict, 5 payment…). Needs no terminal.
+    """Run a whole checkout on the configured backend as a smoke run, timing each step, and
+    leave the shop as it was: the run's product, cart, checkout, order and email are hidden
+    from lists, numbering and the outbox, and removed at the end, whichever step failed (a
+    killed run is removed by the next). Needs an operate token, no terminal. A failing step
+    is named; the exit code says which class of failure (6 unreachable, 7 token or
+    permission, 4 conflict, 5 payment…).
 
     Example: checkout --remote http://127.0.0.1:8787 --project shop-nl smoke --junit-xml smoke.xml
     """

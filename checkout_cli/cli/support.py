@@ -179,6 +179,13 @@ def doctor(ctx: typer.Context) -> None:
                 f"email {email['id']} to {email['recipient']} is stuck in sending since "
                 f"{email['claimed_at']}: see `checkout outbox send --retry-stuck`"
             )
+        for run in result.get("smoke_runs", []):
+            where = f"smoke run {run['run_id']} (since {run['started_at']}) is still in the store"
+            output.say(
+                f"{where}: it has a paid payment, so it is kept; see `checkout inspect`"
+                if run["paid"]
+                else f"{where}: the next `checkout smoke` removes it once 10 minutes old"
+            )
         if not result["violations"]:
             output.say("no violations: the store's invariants hold", "green")
             return

@@ -6,7 +6,7 @@ import sqlite3
 from typing import Any
 
 from checkout_cli.engine import settings
-from checkout_cli.engine.catalog import load_product
+from checkout_cli.engine.catalog import load_product, product_not_found
 from checkout_cli.engine.core import Engine, new_token
 from checkout_cli.engine.pricing import check_amount
 from checkout_cli.errors import ConflictError, NotFoundError, ValidationError
@@ -79,8 +79,20 @@ def _why_unsellable(sku: str, product: sqlite3.Row, currency: str) -> tuple[str,
     return None
 
 
-def _sellable(conn: sqlite3.Connection, sku: str, currency: str) -> sqlite3.Row:
+def _sellable(
+    conn: sqlite3.Connection, sku: str, currency: str, test_run: str | None = None
+) -> sqlite3.Row:
     product = load_product(conn, sku)
+    if product["test_run"] != test_run:
+        # A smoke run's cart holds its own product only, and its product is in no other
+        # cart: no real sale can be hidden in a run (engine/smoke_runs.py).
+        if test_run is None:
+            raise product_not_found(sku)  # as if it did not exist
+        raise ConflictError(
+            "smoke_cart",
+            f"this cart belongs to smoke run {test_run}: it holds that run's product only",
+            field="product_sku",
+        )
     if why := _why_unsellable(sku, product, currency):
         raise ConflictError(*why, field="product_sku")
     return product
@@ -135,7 +147,7 @@ def add_item(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 (new_token("cart"), currency, now, now),
             )
             cart = conn.execute("SELECT * FROM carts WHERE id = ?", (cur.lastrowid,)).fetchone()
-        _sellable(conn, body["product_sku"], cart["currency"])
+        _sellable(conn, body["product_sku"], cart["currency"], cart["test_run"])
         row = conn.execute(
             "SELECT quantity FROM cart_items WHERE cart_id = ? AND product_sku = ?",
             (cart["id"], body["product_sku"]),

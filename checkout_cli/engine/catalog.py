@@ -27,13 +27,17 @@ def product_object(row: sqlite3.Row) -> dict[str, Any]:
 def load_product(conn: sqlite3.Connection, sku: str, field: str = "product_sku") -> sqlite3.Row:
     row = conn.execute("SELECT * FROM products WHERE sku = ?", (sku,)).fetchone()
     if row is None:
-        raise NotFoundError(
-            "product_not_found",
-            f"no product with SKU {sku!r}",
-            field=field,
-            recovery="list products with `checkout products list`",
-        )
+        raise product_not_found(sku, field)
     return row
+
+
+def product_not_found(sku: str, field: str = "product_sku") -> NotFoundError:
+    return NotFoundError(
+        "product_not_found",
+        f"no product with SKU {sku!r}",
+        field=field,
+        recovery="list products with `checkout products list`",
+    )
 
 
 def move_stock(
@@ -48,7 +52,7 @@ def move_stock(
 
 
 def list_products(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    sql = "SELECT * FROM products WHERE 1 = 1"
+    sql = "SELECT * FROM products WHERE test_run IS NULL"  # a smoke run's is no one's to pick
     params: list[Any] = []
     if not body.get("include_archived"):
         sql += " AND status = 'active'"

@@ -260,8 +260,8 @@ def _snapshot(
     ttl = timedelta(minutes=settings.read(conn, "checkout_ttl_minutes"))
     cur = conn.execute(
         "INSERT INTO checkouts (token, cart_id, status, currency, subtotal_cents, shipping_cents, "
-        "tax_cents, total_cents, created_at, updated_at, expires_at, external_reference) "
-        "VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "tax_cents, total_cents, created_at, updated_at, expires_at, external_reference, "
+        "test_run) VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             new_token("chk"),
             cart["id"],
@@ -274,6 +274,7 @@ def _snapshot(
             iso(now),
             iso(now + ttl),
             reference,
+            cart["test_run"],  # a smoke run's checkout is one of its rows (engine/smoke_runs.py)
         ),
     )
     checkout_id = cur.lastrowid

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from checkout_cli.engine import strays
+from checkout_cli.engine import smoke_runs, strays
 
 OPEN_STATES = ("active", "payment_pending", "completable")
 
@@ -489,4 +489,6 @@ def check_store(engine: Any, body: dict[str, Any]) -> dict[str, Any]:
         "violations": [v.as_dict() for v in violations],
         # not a violation (a process may be sending it now), but support must see it
         "emails_sending": [dict(r) for r in stuck],
+        # a smoke run in progress, killed (the next `checkout smoke` removes it), or kept
+        "smoke_runs": smoke_runs.leftover_runs(engine.conn),
     }

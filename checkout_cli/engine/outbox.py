@@ -140,7 +140,8 @@ _ROWS = (
     "LEFT JOIN orders ord ON ord.id = o.order_id LEFT JOIN checkouts c ON c.id = "
     "COALESCE(o.checkout_id, ord.checkout_id)"
 )
-_PENDING = _ROWS + " WHERE o.status IN ('queued', 'failed')"
+# A smoke run's email is rendered and queued like any other, and never sent.
+_PENDING = _ROWS + " WHERE o.status IN ('queued', 'failed') AND c.test_run IS NULL"
 
 
 def queue_payment_link(
@@ -260,9 +261,10 @@ def list_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         "LEFT JOIN orders ord ON ord.id = o.order_id LEFT JOIN checkouts c ON c.id = "
         "COALESCE(o.checkout_id, ord.checkout_id)"
     )
+    sql += " WHERE c.test_run IS NULL"  # not a smoke run's
     params: list[Any] = []
     if status := body.get("status"):
-        sql += " WHERE o.status = ?"
+        sql += " AND o.status = ?"
         params.append(status)
     sql += " ORDER BY o.id DESC LIMIT ?"
     params.append(body.get("limit", 100))

@@ -372,6 +372,19 @@ def _settle_stale_attempt(engine: Engine, attempt: sqlite3.Row) -> None:
     raise already_paid(co, paid)
 
 
+def settle_attempts(engine: Engine, checkout_id: int) -> None:
+    """Close at the provider whatever the checkout's attempts left ``creating`` made (their
+    process was killed waiting for the answer); a paid one raises ``already_paid``."""
+    attempts = engine.conn.execute(
+        "SELECT * FROM payments WHERE checkout_id = ? AND status = 'creating' "
+        "AND request IS NOT NULL ORDER BY id",
+        (checkout_id,),
+    ).fetchall()
+    for attempt in attempts:
+        if attempt["provider"] in PROVIDERS:
+            _settle_stale_attempt(engine, attempt)
+
+
 def _payment_row(conn: sqlite3.Connection, payment_id: int) -> sqlite3.Row:
     return conn.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
 

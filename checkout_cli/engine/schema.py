@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -376,6 +376,21 @@ def _v7(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v8(conn: sqlite3.Connection) -> None:
+    """Smoke runs: the product, cart and checkout `checkout smoke` makes carry its run id.
+
+    Everything else a run makes (cart items, payments, an order, its email, events, stock
+    movements) belongs to its checkout or product, so is a test row through them. Only the
+    smoke endpoints set the id (engine/smoke_runs.py); lists, numbering and delivery skip
+    such rows, and the run removes them when it ends.
+    """
+    for table in ("products", "carts", "checkouts"):
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN test_run TEXT")
+        conn.execute(
+            f"CREATE INDEX {table}_test_run ON {table} (test_run) WHERE test_run IS NOT NULL"
+        )
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _v1,
     2: _v2,
@@ -384,6 +399,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     5: _v5,
     6: _v6,
     7: _v7,
+    8: _v8,
 }
 
 

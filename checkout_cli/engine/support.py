@@ -107,7 +107,7 @@ def _summary(conn: sqlite3.Connection, co: sqlite3.Row, reasons: list[str]) -> d
 def list_checkouts(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     minutes = body.get("older_than_minutes", DEFAULT_OLDER_THAN_MINUTES)
     cutoff = iso(engine.clock() - timedelta(minutes=minutes))
-    sql, params = "SELECT * FROM checkouts WHERE 1 = 1", []
+    sql, params = "SELECT * FROM checkouts WHERE test_run IS NULL", []  # not smoke runs
     if status := body.get("status"):
         sql += " AND status = ?"
         params.append(status)

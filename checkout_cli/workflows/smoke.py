@@ -1,22 +1,25 @@
 """A smoke test of a whole checkout flow against any backend, step by step, timed.
 
-It uses a dedicated product (``SMOKE-TEST``) and a recognisable customer
-(``smoke-test@example.com``), and cleans up after itself: a provider payment is cancelled
-with its checkout, an invoiced test order leaves the product's stock as it found it.
+It runs as a smoke run (engine/smoke_runs.py): its own product and cart, made by
+``start-smoke``, and everything made from them, are hidden from the shop's lists, numbering
+and outbox, and ``finish-smoke`` removes them all at the end, whichever step failed. A run
+killed before that is removed by the next one. The customer is recognisable
+(``smoke-test@example.com``) should a run ever be kept.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from checkout_cli.backends.base import Backend
+from checkout_cli.endpoints import SMOKE_KEY_PREFIX
 from checkout_cli.errors import CheckoutError
 
-SMOKE_SKU = "SMOKE-TEST"
-SMOKE_STOCK = 1000
 SMOKE_CUSTOMER = {
     "customer": {"email": "smoke-test@example.com", "name": "Smoke Test (not a real order)"},
     "shipping_address": {
@@ -71,6 +74,7 @@ def run(
     redirect_url: str = "https://example.com/smoke-test-return",
 ) -> SmokeRun:
     result = SmokeRun(provider)
+    run_id = secrets.token_hex(6)
     state: dict[str, Any] = {}
 
     def step(name: str, action: Callable[[], str]) -> bool:
@@ -86,24 +90,18 @@ def run(
     def call(service: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return backend.call(service, name, body)
 
-    def prepare_product() -> str:
-        call(
-            "product-catalog",
-            "upsert-product",
-            {
-                "sku": SMOKE_SKU,
-                "name": "Smoke test product (not for sale)",
-                "price_cents": 100,
-                "stock": SMOKE_STOCK,
-            },
-        )
-        return f"{SMOKE_SKU} with stock {SMOKE_STOCK}"
+    def prepare() -> str:
+        run = call("checkout-admin", "start-smoke", {"run_id": run_id})
+        state.update(sku=run["product_sku"], cart=run["cart_token"])
+        return f"smoke run {run_id}: {run['product_sku']}"
 
     def add_item() -> str:
-        state["cart"] = call(
-            "shopping-cart", "add-item", {"product_sku": SMOKE_SKU, "quantity": 1}
-        )["cart_token"]
-        return state["cart"]
+        cart = call(
+            "shopping-cart",
+            "add-item",
+            {"cart_token": state["cart"], "product_sku": state["sku"], "quantity": 1},
+        )
+        return cart["cart_token"]
 
     def initiate() -> str:
         state["token"] = call("checkout-flow", "initiate-checkout", {"cart_token": state["cart"]})[
@@ -143,29 +141,42 @@ def run(
             {"checkout_token": state["token"], "reason": "smoke test"},
         )["status"]
 
-    def restore_stock() -> str:
-        call("product-catalog", "set-stock", {"sku": SMOKE_SKU, "stock": SMOKE_STOCK})
-        return f"{SMOKE_SKU} back to {SMOKE_STOCK}"
+    def cleanup() -> str:
+        removed = call("checkout-admin", "finish-smoke", {"run_id": run_id})["removed"]
+        return f"removed {sum(removed.values())} rows"
 
     plan = [
-        ("prepare-product", prepare_product),
         ("add-item", add_item),
         ("initiate-checkout", initiate),
         ("set-customer", set_customer),
         ("create-payment", create_payment),
         ("get-checkout-status", status),
+        ("complete-checkout", complete) if provider == "invoice" else ("cancel-checkout", cancel),
     ]
-    plan += (
-        [("complete-checkout", complete), ("restore-stock", restore_stock)]
-        if provider == "invoice"
-        else [("cancel-checkout", cancel)]
-    )
-    for name, action in plan:
-        if not step(name, action):
-            if "token" in state:  # leave no open test checkout behind
-                step("cleanup: cancel-checkout", cancel)
-            break
+    with _keys_naming(backend, run_id):
+        if not step("prepare-product", prepare):
+            return result
+        try:
+            for name, action in plan:
+                if not step(name, action):
+                    break
+        finally:  # whatever failed, the run leaves nothing behind
+            step("cleanup", cleanup)
     return result
+
+
+@contextmanager
+def _keys_naming(backend: Backend, run_id: str) -> Iterator[None]:
+    """A remote's Idempotency-Keys name the run, so the server forgets its answers with it."""
+    before = getattr(backend, "idempotency_key_prefix", None)
+    if before is None:  # a local store remembers no answers
+        yield
+        return
+    setattr(backend, "idempotency_key_prefix", f"{SMOKE_KEY_PREFIX}{run_id}-")  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(backend, "idempotency_key_prefix", before)  # noqa: B010
 
 
 def junit_xml(run_result: SmokeRun) -> str:
