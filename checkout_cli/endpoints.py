@@ -107,6 +107,14 @@ CHECKOUT_STATES = (
 OPEN_CHECKOUT_STATES = CHECKOUT_STATES[:3]  # those a checkout can still leave (and expire from)
 PROVIDERS = ("stripe", "mollie", "invoice")
 
+# Every list endpoint takes a page (limit, offset) and answers with its rows and `total`,
+# `limit`, `offset`; the default limit is each endpoint's own (it was before paging).
+MAX_LIST_LIMIT = 10_000
+PAGE = {
+    "limit": Int(description="at most this many rows", minimum=1, maximum=MAX_LIST_LIMIT),
+    "offset": Int(description="skip this many rows first", minimum=0, maximum=10**9),
+}
+
 CUSTOMER = obj(
     email=req(Email(description="customer's email address")),
     name=req(Str(max_length=200)),
@@ -318,7 +326,7 @@ def _endpoints() -> list[Endpoint]:
             obj(
                 query=Str(max_length=100),
                 include_archived=Bool(),
-                limit=Int(minimum=1, maximum=10000),
+                **PAGE,
             ),
             "catalog:list_products",
             "checkout products list --query lens",
@@ -359,7 +367,7 @@ def _endpoints() -> list[Endpoint]:
             PRODUCT_CATALOG,
             "list-meta-definitions",
             "Line meta definitions, each at its current version.",
-            obj(),
+            obj(**PAGE),
             "line_meta:list_meta_definitions",
             "checkout meta list",
             scope=READ,
@@ -395,7 +403,7 @@ def _endpoints() -> list[Endpoint]:
                 status=Str(max_length=40),
                 email=Str(max_length=254),
                 reference=EXTERNAL_REFERENCE,
-                limit=Int(minimum=1, maximum=10000),
+                **PAGE,
             ),
             "orders:list_orders",
             "checkout orders list --limit 20",
@@ -426,7 +434,7 @@ def _endpoints() -> list[Endpoint]:
             "Queued, sent and failed emails.",
             obj(
                 status=Enum(choices=("queued", "sending", "sent", "failed")),
-                limit=Int(minimum=1, maximum=10000),
+                **PAGE,
             ),
             "outbox:list_outbox",
             "checkout outbox list",
@@ -471,7 +479,7 @@ def _endpoints() -> list[Endpoint]:
             CHECKOUT_ADMIN,
             "list-tokens",
             "API tokens by name, with their scope and when they were created and revoked.",
-            obj(),
+            obj(**PAGE),
             "tokens:list_tokens",
             "checkout tokens list",
             scope=ADMIN,
@@ -495,7 +503,7 @@ def _endpoints() -> list[Endpoint]:
                 status=Enum(choices=CHECKOUT_STATES, code="invalid_status"),
                 stuck=Bool(description="only stuck checkouts"),
                 older_than_minutes=Int(minimum=0, maximum=10**7),
-                limit=Int(minimum=1, maximum=10000),
+                **PAGE,
             ),
             "support:list_checkouts",
             "checkout checkouts list --stuck --older-than 30m",

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
+from checkout_cli.cli import listing
 from checkout_cli.cli.flow import Body, show_checkout
+from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import (
     State,
     merge_body,
@@ -88,14 +90,34 @@ def import_(
     state.show({"definitions": imported}, _definitions_table)
 
 
+DEFINITIONS = listing.Listing(
+    rows="definitions",
+    id_of=lambda d: d["def_key"],
+    columns=(
+        ("def_key", lambda d: d["def_key"]),
+        ("version", lambda d: d["version"]),
+        ("title", lambda d: d["title"]),
+        ("fields", lambda d: " ".join(f["name"] for f in d["fields"])),
+    ),
+    table=_definitions_table,
+)
+
+
 @app.command("list")
-def list_(ctx: typer.Context) -> None:
+def list_(
+    ctx: typer.Context,
+    limit: Limit = listing.DEFAULT_LIMIT,
+    offset: Offset = 0,
+    fmt: Format = None,
+    quiet: Quiet = False,
+) -> None:
     """Every meta definition at its current version.
 
     Example: checkout meta list
     """
     state: State = ctx.obj
-    state.run(PRODUCT_CATALOG, "list-meta-definitions", {}, _definitions_table)
+    body = listing.page(limit, offset)
+    listing.run(state, PRODUCT_CATALOG, "list-meta-definitions", body, DEFINITIONS, fmt, quiet)
 
 
 @app.command("show")

@@ -19,6 +19,7 @@ from typing import Any, TypeGuard
 
 from checkout_cli.engine import strays
 from checkout_cli.engine.core import Engine, iso
+from checkout_cli.engine.paging import limits, page
 from checkout_cli.errors import CheckoutError, InternalError
 
 STUCK_REASONS = (
@@ -114,18 +115,22 @@ def list_checkouts(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     if not body.get("stuck") and "older_than_minutes" in body:
         sql += " AND updated_at <= ?"
         params.append(cutoff)
-    sql += " ORDER BY updated_at DESC"
-    limit = body.get("limit", 100)
-    found = []
     with engine.read() as conn:
-        for co in conn.execute(sql, params):
+        if not body.get("stuck"):
+            rows, paging = page(conn, sql, params, "updated_at DESC, id DESC", body, 100)
+            found = [_summary(conn, co, _reasons(conn, co, cutoff)) for co in rows]
+            return {"checkouts": found, "older_than_minutes": minutes, **paging}
+        # Stuck is decided per checkout, not in SQL: each one is examined to count them all,
+        # and only the page's own are summarised.
+        limit, offset = limits(body, 100)
+        stuck = []
+        for co in conn.execute(sql + " ORDER BY updated_at DESC, id DESC", params):
             reasons = _reasons(conn, co, cutoff)
-            if body.get("stuck") and not reasons:
-                continue
-            found.append(_summary(conn, co, reasons))
-            if len(found) >= limit:
-                break
-    return {"checkouts": found, "older_than_minutes": minutes}
+            if reasons:
+                stuck.append((co, reasons))
+        found = [_summary(conn, co, reasons) for co, reasons in stuck[offset : offset + limit]]
+    paging = {"total": len(stuck), "limit": limit, "offset": offset}
+    return {"checkouts": found, "older_than_minutes": minutes, **paging}
 
 
 def _diagnosis(
