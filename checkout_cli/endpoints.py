@@ -600,6 +600,29 @@ def _endpoints() -> list[Endpoint]:
             scope=ADMIN,
             faces=NO_MCP,
         ),
+        # Like set-setting (admin, no MCP face), and its local-only keys are refused the same
+        # way over HTTP (`access.SETTING_WRITES`).
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "import-settings",
+            "Change several settings at once: every key and value is checked first, and all "
+            "are written in one transaction or none is.",
+            obj(settings=req(AnyObject(description='key → value, e.g. {"currency": "EUR"}'))),
+            "admin:import_settings",
+            "checkout settings import fixtures/settings.json",
+            scope=ADMIN,
+            faces=NO_MCP,
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "unset-setting",
+            "Return one setting to its default.",
+            obj(key=req(Str(max_length=64))),
+            "admin:unset_setting",
+            "checkout settings unset payment_redirect_url",
+            scope=ADMIN,
+            faces=NO_MCP,
+        ),
         Endpoint(
             CHECKOUT_ADMIN,
             "list-vault",

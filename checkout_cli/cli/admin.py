@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from checkout_cli.cli import listing
+from checkout_cli.cli import completion, listing
 from checkout_cli.cli.flow import Body
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
-from checkout_cli.cli.state import State, merge_body, print_json
+from checkout_cli.cli.state import State, merge_body, print_json, read_json_file
 from checkout_cli.endpoints import CHECKOUT_ADMIN
 
 settings_app = typer.Typer(
@@ -78,10 +79,20 @@ SETTINGS_LIST = listing.Listing(
 def settings_set(
     ctx: typer.Context,
     key: Annotated[
-        str, typer.Argument(help="setting name (see `settings show`)", show_default=False)
+        str,
+        typer.Argument(
+            help="setting name (see `settings show`)",
+            show_default=False,
+            autocompletion=completion.setting_keys,
+        ),
     ],
     value: Annotated[
-        str, typer.Argument(help="new value; JSON for tax_rates and lists", show_default=False)
+        str,
+        typer.Argument(
+            help="new value; JSON for tax_rates and lists",
+            show_default=False,
+            autocompletion=completion.setting_values,
+        ),
     ],
 ) -> None:
     """Change one setting; the value is checked against the setting's type.
@@ -97,6 +108,62 @@ def settings_set(
         {"key": key, "value": value},
         lambda r: output.say(f"{r['key']} = {_shown(r['value'])}"),
     )
+
+
+@settings_app.command("import")
+def settings_import(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="JSON object of setting → value", show_default=False)
+    ],
+) -> None:
+    """Change every setting in a JSON file at once: all keys and values are checked first and
+    every bad one is named; then all are written, or none is.
+
+    Example: checkout settings import fixtures/settings.json
+    """
+    from checkout_cli.cli import output
+    from checkout_cli.errors import UsageError
+
+    values = read_json_file(file)
+    if not isinstance(values, dict):
+        raise UsageError(
+            "invalid_file",
+            f"{file}: expected a JSON object of setting → value",
+            recovery='e.g. {"shop_name": "Lens Shop", "allow_invoice_checkout": true}',
+        )
+
+    def render(result: dict[str, Any]) -> None:
+        for key, value in result["settings"].items():
+            output.say(f"{key} = {_shown(value)}")
+        output.say(f"imported {len(result['settings'])} settings from {file}")
+
+    state: State = ctx.obj
+    state.run(CHECKOUT_ADMIN, "import-settings", {"settings": values}, render)
+
+
+@settings_app.command("unset")
+def settings_unset(
+    ctx: typer.Context,
+    key: Annotated[
+        str,
+        typer.Argument(
+            help="setting name", show_default=False, autocompletion=completion.setting_keys
+        ),
+    ],
+) -> None:
+    """Return a setting to its default.
+
+    Example: checkout settings unset payment_redirect_url
+    """
+    from checkout_cli.cli import output
+
+    def render(result: dict[str, Any]) -> None:
+        note = "" if result["was_set"] else " (it was not set)"
+        output.say(f"{result['key']} = {_shown(result['value'])}, its default{note}")
+
+    state: State = ctx.obj
+    state.run(CHECKOUT_ADMIN, "unset-setting", {"key": key}, render)
 
 
 def _outbox_table(result: dict[str, Any]) -> None:

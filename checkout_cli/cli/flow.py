@@ -6,10 +6,18 @@ from typing import Annotated, Any
 
 import typer
 
+from checkout_cli.cli import completion
 from checkout_cli.cli.state import State, merge_body, present
 from checkout_cli.endpoints import ADDRESS, CHECKOUT_FLOW, CUSTOMER, ENDPOINTS
 
-Token = Annotated[str, typer.Argument(help="checkout token (chk_…)", show_default=False)]
+Token = Annotated[
+    str,
+    typer.Argument(
+        help="checkout token (chk_…)",
+        show_default=False,
+        autocompletion=completion.checkout_tokens,
+    ),
+]
 Body = Annotated[
     str | None,
     typer.Option(
@@ -55,7 +63,12 @@ def initiate_checkout(
 def set_customer(
     ctx: typer.Context,
     checkout_token: Annotated[
-        str | None, typer.Argument(help="checkout token (chk_…)", show_default=False)
+        str | None,
+        typer.Argument(
+            help="checkout token (chk_…)",
+            show_default=False,
+            autocompletion=completion.checkout_tokens,
+        ),
     ] = None,
     email: Annotated[str | None, typer.Option(help="customer's email")] = None,
     name: Annotated[str | None, typer.Option(help="customer's full name")] = None,
@@ -163,7 +176,10 @@ def _ask_missing_customer(state: State, request: dict[str, Any]) -> None:
 def create_payment(
     ctx: typer.Context,
     checkout_token: Token,
-    provider: Annotated[str | None, typer.Option(help="stripe, mollie or invoice")] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(help="stripe, mollie or invoice", autocompletion=completion.providers),
+    ] = None,
     redirect_url: Annotated[
         str | None, typer.Option(help="where the provider sends the customer after paying")
     ] = None,

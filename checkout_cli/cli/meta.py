@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from checkout_cli.cli import listing
+from checkout_cli.cli import completion, listing
 from checkout_cli.cli.flow import Body, show_checkout
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import (
@@ -126,7 +126,11 @@ def show(
     def_key: Annotated[str, typer.Argument(help="definition key", show_default=False)],
     product: Annotated[
         str | None,
-        typer.Option("--product", help="resolve config sources with this product's config"),
+        typer.Option(
+            "--product",
+            help="resolve config sources with this product's config",
+            autocompletion=completion.skus,
+        ),
     ] = None,
 ) -> None:
     """A definition's fields, types, ranges and config sources.
@@ -159,9 +163,19 @@ def _pairs(values: list[str]) -> dict[str, str]:
 def set_line_meta(
     ctx: typer.Context,
     checkout_token: Annotated[
-        str, typer.Argument(help="checkout token (chk_…)", show_default=False)
+        str,
+        typer.Argument(
+            help="checkout token (chk_…)",
+            show_default=False,
+            autocompletion=completion.checkout_tokens,
+        ),
     ],
-    product_sku: Annotated[str, typer.Argument(help="the line's product SKU", show_default=False)],
+    product_sku: Annotated[
+        str,
+        typer.Argument(
+            help="the line's product SKU", show_default=False, autocompletion=completion.skus
+        ),
+    ],
     values: Annotated[
         list[str] | None, typer.Argument(help="FIELD=VALUE pairs", show_default=False)
     ] = None,

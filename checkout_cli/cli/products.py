@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from checkout_cli.cli import listing
+from checkout_cli.cli import completion, listing
 from checkout_cli.cli.flow import Body
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import State, merge_body, read_items_file, upsert_all
@@ -20,7 +20,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Sku = Annotated[str, typer.Argument(help="product SKU", show_default=False)]
+Sku = Annotated[
+    str,
+    typer.Argument(help="product SKU", show_default=False, autocompletion=completion.skus),
+]
 
 
 def _help(name: str) -> str:

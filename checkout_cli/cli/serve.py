@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from checkout_cli.cli import listing
+from checkout_cli.cli import completion, listing
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import State, present
 from checkout_cli.endpoints import CHECKOUT_ADMIN
@@ -157,7 +157,13 @@ def tokens_list(
 
 @tokens_app.command("revoke")
 def tokens_revoke(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(show_default=False)]
+    ctx: typer.Context,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="the token's name", show_default=False, autocompletion=completion.api_token_names
+        ),
+    ],
 ) -> None:
     """Revoke a token; requests with it get 401 from then on.
 

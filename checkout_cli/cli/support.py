@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from checkout_cli.cli import listing
+from checkout_cli.cli import completion, listing
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import State, merge_body
 from checkout_cli.endpoints import CHECKOUT_ADMIN
@@ -125,7 +125,12 @@ def list_(
 
 def inspect(
     ctx: typer.Context,
-    checkout_token: Annotated[str, typer.Argument(help="checkout token", show_default=False)],
+    checkout_token: Annotated[
+        str,
+        typer.Argument(
+            help="checkout token", show_default=False, autocompletion=completion.checkout_tokens
+        ),
+    ],
     live: Annotated[
         bool, typer.Option("--live/--no-live", help="ask the payment provider for its status")
     ] = True,
@@ -221,7 +226,12 @@ def doctor(ctx: typer.Context) -> None:
 
 def refund_payment(
     ctx: typer.Context,
-    checkout_token: Annotated[str, typer.Argument(help="checkout token", show_default=False)],
+    checkout_token: Annotated[
+        str,
+        typer.Argument(
+            help="checkout token", show_default=False, autocompletion=completion.checkout_tokens
+        ),
+    ],
     provider_payment_id: Annotated[
         str, typer.Argument(help="the Stripe or Mollie payment id (cs_…, tr_…)", show_default=False)
     ],
