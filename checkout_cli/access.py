@@ -15,9 +15,13 @@ from typing import Any
 from checkout_cli.endpoints import CHECKOUT_ADMIN, CLI, HTTP, MCP, SCOPES, Endpoint
 from checkout_cli.errors import ForbiddenError
 
-# The endpoint whose body names a setting, and the field that names it.
-SETTING_WRITE = (CHECKOUT_ADMIN, "set-setting")
-SETTING_FIELD = "key"
+# The endpoints whose body names settings to change, and the field that names them: a key
+# (set, unset) or an object of key → value (import).
+SETTING_WRITES = {
+    (CHECKOUT_ADMIN, "set-setting"): "key",
+    (CHECKOUT_ADMIN, "unset-setting"): "key",
+    (CHECKOUT_ADMIN, "import-settings"): "settings",
+}
 _FACE_NAMES = {HTTP: "over HTTP", MCP: "as an MCP tool"}
 
 
@@ -31,17 +35,19 @@ def allowed(endpoint: Endpoint, face: str, scope: str) -> bool:
     return face in endpoint.faces and grants(scope, endpoint.scope)
 
 
-def local_only_setting(endpoint: Endpoint, body: Mapping[str, Any]) -> str | None:
-    """The setting a call would change if that setting is local-only, else None."""
-    if (endpoint.service, endpoint.name) != SETTING_WRITE:
-        return None
-    from checkout_cli.engine.settings import SETTINGS  # only for the one endpoint that needs it
+def local_only_settings(endpoint: Endpoint, body: Mapping[str, Any]) -> list[str]:
+    """The local-only settings a call would change (none for a call that changes none)."""
+    field = SETTING_WRITES.get((endpoint.service, endpoint.name))
+    if field is None:
+        return []
+    from checkout_cli.engine.settings import SETTINGS  # only for the endpoints that need it
 
-    # The key as the engine will read it (" project_id" is project_id once checked); a body
-    # that fails the check is refused with the same error the engine would give.
-    key = endpoint.request.check(body, "")[SETTING_FIELD]
-    setting = SETTINGS.get(key)
-    return key if setting is not None and setting.local_only else None
+    # The keys as the engine will read them (" project_id" is project_id once checked); a body
+    # that fails the check is refused with the same error the engine would give. An imported
+    # key is stripped here too: padding that the engine would refuse is refused the same way.
+    named = endpoint.request.check(body, "")[field]
+    keys = [str(k) for k in named] if isinstance(named, dict) else [named]
+    return [k for k in keys if (s := SETTINGS.get(k.strip())) is not None and s.local_only]
 
 
 def check_face(endpoint: Endpoint, face: str) -> None:
@@ -89,14 +95,20 @@ def check_body(endpoint: Endpoint, face: str, body: Mapping[str, Any]) -> None:
             f"{raised[1]} is not for an assistant: it needs a person with scope {raised[0]}",
             recovery=f"ask staff to run it: `{endpoint.example}`",
         )
-    key = local_only_setting(endpoint, body) if face != CLI else None
-    if key is not None:
+    keys = local_only_settings(endpoint, body) if face != CLI else []
+    if keys:
+        what = (
+            f"setting {keys[0]} routes secrets or email, or names the project: it changes"
+            if len(keys) == 1
+            else f"settings {', '.join(keys)} route secrets or email, or name the project: "
+            "they change"
+        )
         raise ForbiddenError(
             "local_only",
-            f"setting {key} routes secrets or email, or names the project: it changes only "
-            f"on the server's own machine, never {_FACE_NAMES.get(face, face)}",
-            field=SETTING_FIELD,
-            recovery=f"on the server's own machine: `checkout --db PATH settings set {key} VALUE`",
+            f"{what} only on the server's own machine, never {_FACE_NAMES.get(face, face)}",
+            field=SETTING_WRITES[(endpoint.service, endpoint.name)],
+            recovery=f"on the server's own machine: `checkout --db PATH settings set "
+            f"{keys[0]} VALUE`",
         )
 
 

@@ -116,6 +116,14 @@ CHECKOUT_STATES = (
 OPEN_CHECKOUT_STATES = CHECKOUT_STATES[:3]  # those a checkout can still leave (and expire from)
 PROVIDERS = ("stripe", "mollie", "invoice")
 
+# Every list endpoint takes a page (limit, offset) and answers with its rows and `total`,
+# `limit`, `offset`; the default limit is each endpoint's own (it was before paging).
+MAX_LIST_LIMIT = 10_000
+PAGE = {
+    "limit": Int(description="at most this many rows", minimum=1, maximum=MAX_LIST_LIMIT),
+    "offset": Int(description="skip this many rows first", minimum=0, maximum=10**9),
+}
+
 CUSTOMER = obj(
     email=req(Email(description="customer's email address")),
     name=req(Str(max_length=200)),
@@ -328,7 +336,7 @@ def _endpoints() -> list[Endpoint]:
             obj(
                 query=Str(max_length=100),
                 include_archived=Bool(),
-                limit=Int(minimum=1, maximum=10000),
+                **PAGE,
             ),
             "catalog:list_products",
             "checkout products list --query lens",
@@ -369,7 +377,7 @@ def _endpoints() -> list[Endpoint]:
             PRODUCT_CATALOG,
             "list-meta-definitions",
             "Line meta definitions, each at its current version.",
-            obj(),
+            obj(**PAGE),
             "line_meta:list_meta_definitions",
             "checkout meta list",
             scope=READ,
@@ -405,7 +413,7 @@ def _endpoints() -> list[Endpoint]:
                 status=Str(max_length=40),
                 email=Str(max_length=254),
                 reference=EXTERNAL_REFERENCE,
-                limit=Int(minimum=1, maximum=10000),
+                **PAGE,
             ),
             "orders:list_orders",
             "checkout orders list --limit 20",
@@ -436,7 +444,7 @@ def _endpoints() -> list[Endpoint]:
             "Queued, sent and failed emails.",
             obj(
                 status=Enum(choices=("queued", "sending", "sent", "failed")),
-                limit=Int(minimum=1, maximum=10000),
+                **PAGE,
             ),
             "outbox:list_outbox",
             "checkout outbox list",
@@ -481,7 +489,7 @@ def _endpoints() -> list[Endpoint]:
             CHECKOUT_ADMIN,
             "list-tokens",
             "API tokens by name, with their scope and when they were created and revoked.",
-            obj(),
+            obj(**PAGE),
             "tokens:list_tokens",
             "checkout tokens list",
             scope=ADMIN,
@@ -505,7 +513,6 @@ def _endpoints() -> list[Endpoint]:
                 status=Enum(choices=CHECKOUT_STATES, code="invalid_status"),
                 stuck=Bool(description="only stuck checkouts"),
                 older_than_minutes=Int(minimum=0, maximum=10**7),
-                limit=Int(minimum=1, maximum=10000),
                 # "Did you mean": a read any caller who may list checkouts may make anyway.
                 near=Str(
                     description="only tokens within one typo of this one (case ignored)",
@@ -513,6 +520,7 @@ def _endpoints() -> list[Endpoint]:
                     pattern=r"[A-Za-z0-9_\-]+",
                     code="invalid_token_format",
                 ),
+                **PAGE,
             ),
             "support:list_checkouts",
             "checkout checkouts list --stuck --older-than 30m",
@@ -633,6 +641,29 @@ def _endpoints() -> list[Endpoint]:
             ),
             "admin:set_setting",
             "checkout settings set allow_invoice_checkout true",
+            scope=ADMIN,
+            faces=NO_MCP,
+        ),
+        # Like set-setting (admin, no MCP face), and its local-only keys are refused the same
+        # way over HTTP (`access.SETTING_WRITES`).
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "import-settings",
+            "Change several settings at once: every key and value is checked first, and all "
+            "are written in one transaction or none is.",
+            obj(settings=req(AnyObject(description='key → value, e.g. {"currency": "EUR"}'))),
+            "admin:import_settings",
+            "checkout settings import fixtures/settings.json",
+            scope=ADMIN,
+            faces=NO_MCP,
+        ),
+        Endpoint(
+            CHECKOUT_ADMIN,
+            "unset-setting",
+            "Return one setting to its default.",
+            obj(key=req(Str(max_length=64))),
+            "admin:unset_setting",
+            "checkout settings unset payment_redirect_url",
             scope=ADMIN,
             faces=NO_MCP,
         ),

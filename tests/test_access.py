@@ -46,6 +46,8 @@ ADMIN_ONLY = {
     ("product-catalog", "set-stock"),
     ("product-catalog", "upsert-meta-definition"),
     (ADMIN, "set-setting"),
+    (ADMIN, "import-settings"),
+    (ADMIN, "unset-setting"),
     (ADMIN, "send-outbox"),
     (ADMIN, "reconcile"),
     (ADMIN, "list-tokens"),
@@ -162,6 +164,8 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
         (ADMIN, "start-smoke"): {"run_id": "00000000000a"},
         (ADMIN, "finish-smoke"): {"run_id": "00000000000a"},
         (ADMIN, "set-setting"): {"key": "shop_name", "value": "Matrix Shop"},
+        (ADMIN, "import-settings"): {"settings": {"shop_name": "Matrix Shop", "currency": "EUR"}},
+        (ADMIN, "unset-setting"): {"key": "shop_name"},
         (ADMIN, "list-vault"): {},
         (ADMIN, "set-vault"): {"name": "stripe_secret_key", "value": SECRET},
         (ADMIN, "delete-vault"): {"name": "smtp_password"},
@@ -261,6 +265,14 @@ def test_the_remote_client_refuses_local_only_calls_without_sending_anything(sho
                 with pytest.raises(ForbiddenError) as refused:
                     remote.call(ADMIN, "set-setting", {"key": setting, "value": CLOSED})
                 assert (refused.value.code, refused.value.field) == ("local_only", "key")
+                with pytest.raises(ForbiddenError) as refused:
+                    remote.call(ADMIN, "unset-setting", {"key": setting})
+                assert (refused.value.code, refused.value.field) == ("local_only", "key")
+                imported = {"settings": {"shop_name": "Fine", setting: CLOSED}}
+                with pytest.raises(ForbiddenError) as refused:
+                    remote.call(ADMIN, "import-settings", imported)
+                assert (refused.value.code, refused.value.field) == ("local_only", "settings")
+                assert setting in refused.value.message
             assert counting.requests == []
             remote.call(ADMIN, "get-settings", {})  # the counter counts
         finally:

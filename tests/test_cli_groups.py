@@ -162,12 +162,12 @@ def test_cart_refusals(backend, cli, db_path):
 
 def test_products_list_and_show(backend, cli):
     listed = ok(cli("--json", "products", "list"))
-    assert listed == backend.call(CATALOG, "list-products", {})
+    assert listed == backend.call(CATALOG, "list-products", {"limit": 100})  # the CLI's page
     assert "LENS-TORIC-6" in {p["sku"] for p in listed["products"]}
     found = ok(cli("--json", "products", "list", "--query", "toric"))
     assert [p["sku"] for p in found["products"]] == ["LENS-TORIC-6"]
     assert ok(cli("--json", "products", "list", "--all")) == backend.call(
-        CATALOG, "list-products", {"include_archived": True}
+        CATALOG, "list-products", {"include_archived": True, "limit": 100}
     )
 
     product = ok(cli("--json", "products", "show", "CASE-TRAVEL"))
@@ -359,7 +359,7 @@ def test_orders_refusals(backend, cli, db_path):
     refused(
         cli, "orders", "show", "2099-999999", exit_code=3, type="not_found", code="order_not_found"
     )
-    refused(cli, "orders", "list", "--limit", "0", exit_code=4, type="validation", field="limit")
+    refused(cli, "orders", "list", "--limit", "0", exit_code=2, type="usage", field="limit")
     assert dump(db_path) == before
 
 

@@ -45,6 +45,8 @@ CART_TOOLS = [
 # Secrets, tokens and the settings that decide where secrets are sent are never tools.
 SECRET_TOOLS = {
     "checkout-admin_set_setting",
+    "checkout-admin_import_settings",
+    "checkout-admin_unset_setting",
     "checkout-admin_set_vault",
     "checkout-admin_delete_vault",
     "checkout-admin_list_vault",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from checkout_cli.cli import completion, listing
 from checkout_cli.cli.flow import Body
-from checkout_cli.cli.state import State, merge_body
+from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
+from checkout_cli.cli.state import State, merge_body, print_json, read_json_file
 from checkout_cli.endpoints import CHECKOUT_ADMIN
 
 settings_app = typer.Typer(
@@ -33,22 +36,29 @@ vault_app = typer.Typer(
 )
 
 
-@settings_app.command("show")
-def settings_show(ctx: typer.Context) -> None:
-    """Every setting and its value.
-
-    Example: checkout settings show
-    """
+def _settings_table(result: dict[str, Any]) -> None:
     from checkout_cli.cli import output
 
-    def render(result: dict[str, Any]) -> None:
-        t = output.table("Setting", "Value")
-        for key, value in result["settings"].items():
-            t.add_row(key, _shown(value))
-        output.out().print(t)
+    t = output.table("Setting", "Value")
+    for row in result["settings"]:
+        t.add_row(row["key"], _shown(row["value"]))
+    output.out().print(t)
 
+
+@settings_app.command("show")
+def settings_show(ctx: typer.Context, fmt: Format = None, quiet: Quiet = False) -> None:
+    """Every setting and its value (all of them: a fixed list, never paged).
+
+    Example: checkout settings show --format csv
+    """
     state: State = ctx.obj
-    state.run(CHECKOUT_ADMIN, "get-settings", {}, render)
+    chosen = listing.output_format(state, fmt)
+    result = state.call(CHECKOUT_ADMIN, "get-settings", {})
+    if chosen is listing.ListFormat.json and not quiet:
+        print_json(result)  # the result object as it always was: key → value
+        return
+    rows = [{"key": key, "value": value} for key, value in result["settings"].items()]
+    listing.show({"settings": rows}, SETTINGS_LIST, chosen, quiet)
 
 
 def _shown(value: Any) -> str:
@@ -57,14 +67,32 @@ def _shown(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+SETTINGS_LIST = listing.Listing(
+    rows="settings",
+    id_of=lambda s: s["key"],
+    columns=(("key", lambda s: s["key"]), ("value", lambda s: _shown(s["value"]))),
+    table=_settings_table,
+)
+
+
 @settings_app.command("set")
 def settings_set(
     ctx: typer.Context,
     key: Annotated[
-        str, typer.Argument(help="setting name (see `settings show`)", show_default=False)
+        str,
+        typer.Argument(
+            help="setting name (see `settings show`)",
+            show_default=False,
+            autocompletion=completion.setting_keys,
+        ),
     ],
     value: Annotated[
-        str, typer.Argument(help="new value; JSON for tax_rates and lists", show_default=False)
+        str,
+        typer.Argument(
+            help="new value; JSON for tax_rates and lists",
+            show_default=False,
+            autocompletion=completion.setting_values,
+        ),
     ],
 ) -> None:
     """Change one setting; the value is checked against the setting's type.
@@ -80,6 +108,62 @@ def settings_set(
         {"key": key, "value": value},
         lambda r: output.say(f"{r['key']} = {_shown(r['value'])}"),
     )
+
+
+@settings_app.command("import")
+def settings_import(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="JSON object of setting → value", show_default=False)
+    ],
+) -> None:
+    """Change every setting in a JSON file at once: all keys and values are checked first and
+    every bad one is named; then all are written, or none is.
+
+    Example: checkout settings import fixtures/settings.json
+    """
+    from checkout_cli.cli import output
+    from checkout_cli.errors import UsageError
+
+    values = read_json_file(file)
+    if not isinstance(values, dict):
+        raise UsageError(
+            "invalid_file",
+            f"{file}: expected a JSON object of setting → value",
+            recovery='e.g. {"shop_name": "Lens Shop", "allow_invoice_checkout": true}',
+        )
+
+    def render(result: dict[str, Any]) -> None:
+        for key, value in result["settings"].items():
+            output.say(f"{key} = {_shown(value)}")
+        output.say(f"imported {len(result['settings'])} settings from {file}")
+
+    state: State = ctx.obj
+    state.run(CHECKOUT_ADMIN, "import-settings", {"settings": values}, render)
+
+
+@settings_app.command("unset")
+def settings_unset(
+    ctx: typer.Context,
+    key: Annotated[
+        str,
+        typer.Argument(
+            help="setting name", show_default=False, autocompletion=completion.setting_keys
+        ),
+    ],
+) -> None:
+    """Return a setting to its default.
+
+    Example: checkout settings unset payment_redirect_url
+    """
+    from checkout_cli.cli import output
+
+    def render(result: dict[str, Any]) -> None:
+        note = "" if result["was_set"] else " (it was not set)"
+        output.say(f"{result['key']} = {_shown(result['value'])}, its default{note}")
+
+    state: State = ctx.obj
+    state.run(CHECKOUT_ADMIN, "unset-setting", {"key": key}, render)
 
 
 def _outbox_table(result: dict[str, Any]) -> None:
@@ -99,10 +183,34 @@ def _outbox_table(result: dict[str, Any]) -> None:
     output.out().print(t)
 
 
+OUTBOX = listing.Listing(
+    rows="emails",
+    id_of=lambda e: e["id"],
+    columns=listing.fields(
+        "id",
+        "order_number",
+        "checkout_token",
+        "kind",
+        "recipient",
+        "subject",
+        "status",
+        "attempts",
+        "last_error",
+        "created_at",
+        "sent_at",
+    ),
+    table=_outbox_table,
+)
+
+
 @outbox_app.command("list")
 def outbox_list(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help="queued, sending, sent or failed")] = None,
+    limit: Limit = listing.DEFAULT_LIMIT,
+    offset: Offset = 0,
+    fmt: Format = None,
+    quiet: Quiet = False,
     body: Body = None,
 ) -> None:
     """Emails in the outbox, newest first.
@@ -110,7 +218,8 @@ def outbox_list(
     Example: checkout outbox list --status failed
     """
     state: State = ctx.obj
-    state.run(CHECKOUT_ADMIN, "list-outbox", merge_body(body, status=status), _outbox_table)
+    body_ = merge_body(body, status=status, **listing.page(limit, offset))
+    listing.run(state, CHECKOUT_ADMIN, "list-outbox", body_, OUTBOX, fmt, quiet)
 
 
 @outbox_app.command("send")

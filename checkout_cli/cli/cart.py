@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from checkout_cli.cli import completion
 from checkout_cli.cli.flow import Body
 from checkout_cli.cli.state import State, merge_body
 from checkout_cli.endpoints import ENDPOINTS, SHOPPING_CART
@@ -19,7 +20,10 @@ app = typer.Typer(
 )
 
 CartToken = Annotated[str, typer.Argument(help="cart token (cart_…)", show_default=False)]
-Sku = Annotated[str, typer.Argument(help="product SKU", show_default=False)]
+Sku = Annotated[
+    str,
+    typer.Argument(help="product SKU", show_default=False, autocompletion=completion.skus),
+]
 
 
 def _render(result: dict[str, Any]) -> None:

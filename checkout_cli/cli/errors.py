@@ -9,6 +9,15 @@ import traceback
 from checkout_cli.errors import CheckoutError, InternalError
 
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # as a process killed by SIGPIPE: the reader (`| head`) stopped reading
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush has nowhere to fail."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def report(exc: BaseException, *, as_json: bool, debug: bool) -> int:
@@ -16,6 +25,9 @@ def report(exc: BaseException, *, as_json: bool, debug: bool) -> int:
     if isinstance(exc, KeyboardInterrupt):
         sys.stderr.write("\ninterrupted\n")
         return EXIT_INTERRUPTED
+    if isinstance(exc, BrokenPipeError) and not debug:
+        _silence_stdout()  # nobody reads any more: nothing to report
+        return EXIT_BROKEN_PIPE
     if not isinstance(exc, CheckoutError):
         if debug:
             traceback.print_exception(exc)

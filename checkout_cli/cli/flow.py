@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from checkout_cli.cli import references
+from checkout_cli.cli import completion, references
 from checkout_cli.cli.references import CheckoutArgument, Last
 from checkout_cli.cli.state import State, merge_body, present
 from checkout_cli.endpoints import ADDRESS, CHECKOUT_FLOW, CUSTOMER, ENDPOINTS
@@ -185,7 +185,10 @@ def create_payment(
     ctx: typer.Context,
     checkout_token: CheckoutArgument = None,
     last: Last = False,
-    provider: Annotated[str | None, typer.Option(help="stripe, mollie or invoice")] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(help="stripe, mollie or invoice", autocompletion=completion.providers),
+    ] = None,
     redirect_url: Annotated[
         str | None, typer.Option(help="where the provider sends the customer after paying")
     ] = None,

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from checkout_cli.cli import references
+from checkout_cli.cli import completion, listing, references
 from checkout_cli.cli.flow import Body, show_checkout
+from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.references import Last
 from checkout_cli.cli.state import (
     State,
@@ -90,14 +91,34 @@ def import_(
     state.show({"definitions": imported}, _definitions_table)
 
 
+DEFINITIONS = listing.Listing(
+    rows="definitions",
+    id_of=lambda d: d["def_key"],
+    columns=(
+        ("def_key", lambda d: d["def_key"]),
+        ("version", lambda d: d["version"]),
+        ("title", lambda d: d["title"]),
+        ("fields", lambda d: " ".join(f["name"] for f in d["fields"])),
+    ),
+    table=_definitions_table,
+)
+
+
 @app.command("list")
-def list_(ctx: typer.Context) -> None:
+def list_(
+    ctx: typer.Context,
+    limit: Limit = listing.DEFAULT_LIMIT,
+    offset: Offset = 0,
+    fmt: Format = None,
+    quiet: Quiet = False,
+) -> None:
     """Every meta definition at its current version.
 
     Example: checkout meta list
     """
     state: State = ctx.obj
-    state.run(PRODUCT_CATALOG, "list-meta-definitions", {}, _definitions_table)
+    body = listing.page(limit, offset)
+    listing.run(state, PRODUCT_CATALOG, "list-meta-definitions", body, DEFINITIONS, fmt, quiet)
 
 
 @app.command("show")
@@ -106,7 +127,11 @@ def show(
     def_key: Annotated[str, typer.Argument(help="definition key", show_default=False)],
     product: Annotated[
         str | None,
-        typer.Option("--product", help="resolve config sources with this product's config"),
+        typer.Option(
+            "--product",
+            help="resolve config sources with this product's config",
+            autocompletion=completion.skus,
+        ),
     ] = None,
 ) -> None:
     """A definition's fields, types, ranges and config sources.
@@ -144,11 +169,17 @@ def set_line_meta(
             metavar="CHECKOUT",
             help="checkout token (chk_…) or order number (2026-000042); left out with --last",
             show_default=False,
+            autocompletion=completion.checkout_tokens,
         ),
     ],
     product_sku: Annotated[
         str | None,
-        typer.Argument(metavar="PRODUCT_SKU", help="the line's product SKU", show_default=False),
+        typer.Argument(
+            metavar="PRODUCT_SKU",
+            help="the line's product SKU",
+            show_default=False,
+            autocompletion=completion.skus,
+        ),
     ] = None,
     values: Annotated[
         list[str] | None, typer.Argument(help="FIELD=VALUE pairs", show_default=False)

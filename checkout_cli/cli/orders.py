@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from checkout_cli.cli import listing
 from checkout_cli.cli.flow import Body
+from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import State, merge_body
 from checkout_cli.endpoints import ENDPOINTS, ORDER_MANAGEMENT
 
@@ -23,6 +25,41 @@ def _help(name: str) -> str:
     return f"{e.summary} (endpoint {name})\n\nExample: {e.example}"
 
 
+def _orders_table(result: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+
+    output.orders_view(result["orders"])
+
+
+def _customer(field: str) -> Any:
+    return lambda o: (o["customer"] or {}).get(field)
+
+
+ORDERS = listing.Listing(
+    rows="orders",
+    id_of=lambda o: o["order_number"],
+    columns=(
+        ("order_number", lambda o: o["order_number"]),
+        ("order_id", lambda o: o["order_id"]),
+        ("status", lambda o: o["status"]),
+        ("payment_status", lambda o: o["payment_status"]),
+        ("customer_email", _customer("email")),
+        ("customer_name", _customer("name")),
+        ("company", _customer("company")),
+        ("subtotal_cents", lambda o: o["totals"]["subtotal_cents"]),
+        ("shipping_cents", lambda o: o["totals"]["shipping_cents"]),
+        ("tax_cents", lambda o: o["totals"]["tax_cents"]),
+        ("total_cents", lambda o: o["totals"]["total_cents"]),
+        ("currency", lambda o: o["currency"]),
+        ("country", lambda o: (o["shipping_address"] or {}).get("country")),
+        ("external_reference", lambda o: o.get("external_reference")),
+        ("checkout_token", lambda o: o["checkout_token"]),
+        ("created_at", lambda o: o["created_at"]),
+    ),
+    table=_orders_table,
+)
+
+
 @app.command("list", help=_help("list-orders"))
 def list_(
     ctx: typer.Context,
@@ -31,18 +68,17 @@ def list_(
     reference: Annotated[
         str | None, typer.Option(help="the batch reference the order was made for")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+    limit: Limit = listing.DEFAULT_LIMIT,
+    offset: Offset = 0,
+    fmt: Format = None,
+    quiet: Quiet = False,
     body: Body = None,
 ) -> None:
-    from checkout_cli.cli import output
-
     state: State = ctx.obj
-    state.run(
-        ORDER_MANAGEMENT,
-        "list-orders",
-        merge_body(body, status=status, email=email, reference=reference, limit=limit),
-        lambda r: output.orders_view(r["orders"]),
+    body_ = merge_body(
+        body, status=status, email=email, reference=reference, **listing.page(limit, offset)
     )
+    listing.run(state, ORDER_MANAGEMENT, "list-orders", body_, ORDERS, fmt, quiet)
 
 
 @app.command("show", help=_help("get-order"))

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
+from checkout_cli.cli import completion, listing
 from checkout_cli.cli.flow import Body
+from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import State, merge_body, read_items_file, upsert_all
 from checkout_cli.endpoints import ENDPOINTS, PRODUCT_CATALOG
 
@@ -18,7 +20,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Sku = Annotated[str, typer.Argument(help="product SKU", show_default=False)]
+Sku = Annotated[
+    str,
+    typer.Argument(help="product SKU", show_default=False, autocompletion=completion.skus),
+]
 
 
 def _help(name: str) -> str:
@@ -32,6 +37,33 @@ def _one(result: dict[str, Any]) -> None:
     output.products_view([result])
 
 
+def _products_table(result: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+
+    output.products_view(result["products"])
+
+
+def _meta_defs(product: dict[str, Any]) -> str:
+    return " ".join(d["def_key"] + ("*" if d.get("required") else "") for d in product["meta_defs"])
+
+
+PRODUCTS = listing.Listing(
+    rows="products",
+    id_of=lambda p: p["sku"],
+    columns=(
+        ("sku", lambda p: p["sku"]),
+        ("name", lambda p: p["name"]),
+        ("price_cents", lambda p: p["price_cents"]),
+        ("currency", lambda p: p["currency"]),
+        ("stock", lambda p: p["stock"]),
+        ("allow_backorder", lambda p: p["allow_backorder"]),
+        ("status", lambda p: p["status"]),
+        ("meta_defs", _meta_defs),
+    ),
+    table=_products_table,
+)
+
+
 @app.command("list", help=_help("list-products"))
 def list_(
     ctx: typer.Context,
@@ -39,17 +71,17 @@ def list_(
     include_archived: Annotated[
         bool | None, typer.Option("--all", help="include archived products")
     ] = None,
+    limit: Limit = listing.DEFAULT_LIMIT,
+    offset: Offset = 0,
+    fmt: Format = None,
+    quiet: Quiet = False,
     body: Body = None,
 ) -> None:
-    from checkout_cli.cli import output
-
     state: State = ctx.obj
-    state.run(
-        PRODUCT_CATALOG,
-        "list-products",
-        merge_body(body, query=query, include_archived=include_archived),
-        lambda r: output.products_view(r["products"]),
+    body_ = merge_body(
+        body, query=query, include_archived=include_archived, **listing.page(limit, offset)
     )
+    listing.run(state, PRODUCT_CATALOG, "list-products", body_, PRODUCTS, fmt, quiet)
 
 
 @app.command("show", help=_help("get-product"))

@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from checkout_cli.cli import completion
 from checkout_cli.cli.state import State
 from checkout_cli.errors import CheckoutError, NotFoundError, UsageError
 
@@ -31,6 +32,7 @@ CheckoutArgument = Annotated[
         metavar="CHECKOUT",
         help="checkout token (chk_…) or order number (2026-000042)",
         show_default=False,
+        autocompletion=completion.checkout_tokens,
     ),
 ]
 Last = Annotated[

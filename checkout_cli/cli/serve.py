@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from checkout_cli.cli import completion, listing
+from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import State, present
 from checkout_cli.endpoints import CHECKOUT_ADMIN
 from checkout_cli.errors import UsageError
@@ -128,19 +130,40 @@ def tokens_create(
     state.run(CHECKOUT_ADMIN, "create-token", present(name=name, scope=scope), render)
 
 
+TOKENS = listing.Listing(
+    rows="tokens",
+    id_of=lambda t: t["name"],
+    columns=listing.fields("name", "scope", "created_at", "revoked_at"),
+    table=_tokens_table,
+)
+
+
 @tokens_app.command("list")
-def tokens_list(ctx: typer.Context) -> None:
+def tokens_list(
+    ctx: typer.Context,
+    limit: Limit = listing.DEFAULT_LIMIT,
+    offset: Offset = 0,
+    fmt: Format = None,
+    quiet: Quiet = False,
+) -> None:
     """Tokens by name and scope (never the tokens themselves).
 
-    Example: checkout tokens list
+    Example: checkout tokens list --quiet
     """
     state: State = ctx.obj
-    state.run(CHECKOUT_ADMIN, "list-tokens", {}, _tokens_table)
+    body = listing.page(limit, offset)
+    listing.run(state, CHECKOUT_ADMIN, "list-tokens", body, TOKENS, fmt, quiet)
 
 
 @tokens_app.command("revoke")
 def tokens_revoke(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(show_default=False)]
+    ctx: typer.Context,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="the token's name", show_default=False, autocompletion=completion.api_token_names
+        ),
+    ],
 ) -> None:
     """Revoke a token; requests with it get 401 from then on.
 

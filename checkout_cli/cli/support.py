@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from checkout_cli.cli import references
+from checkout_cli.cli import completion, listing, references
+from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.references import CheckoutArgument, Last
 from checkout_cli.cli.state import State, merge_body
 from checkout_cli.endpoints import CHECKOUT_ADMIN
@@ -67,6 +68,25 @@ def _list_table(result: dict[str, Any]) -> None:
     output.out().print(t)
 
 
+CHECKOUTS = listing.Listing(
+    rows="checkouts",
+    id_of=lambda c: c["checkout_token"],
+    columns=(
+        ("checkout_token", lambda c: c["checkout_token"]),
+        ("status", lambda c: c["status"]),
+        ("customer_email", lambda c: c["customer_email"]),
+        ("total_cents", lambda c: c["total_cents"]),
+        ("currency", lambda c: c["currency"]),
+        ("payment_provider", lambda c: c["payment_provider"]),
+        ("payment_status", lambda c: c["payment_status"]),
+        ("order_number", lambda c: c["order_number"]),
+        ("updated_at", lambda c: c["updated_at"]),
+        ("stuck_reasons", lambda c: " ".join(c["stuck_reasons"])),
+    ),
+    table=_list_table,
+)
+
+
 @checkouts_app.command("list")
 def list_(
     ctx: typer.Context,
@@ -82,7 +102,10 @@ def list_(
             "long; default 30m)"
         ),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+    limit: Limit = listing.DEFAULT_LIMIT,
+    offset: Offset = 0,
+    fmt: Format = None,
+    quiet: Quiet = False,
 ) -> None:
     """Checkouts by latest activity. Stuck: payment pending too long, completable but not
     completed, paid but not completed, email not delivered, not enough stock, or a payment
@@ -95,10 +118,10 @@ def list_(
         None,
         status=status,
         stuck=stuck or None,
-        limit=limit,
         older_than_minutes=parse_minutes(older_than) if older_than else None,
+        **listing.page(limit, offset),
     )
-    state.run(CHECKOUT_ADMIN, "list-checkouts", body, _list_table)
+    listing.run(state, CHECKOUT_ADMIN, "list-checkouts", body, CHECKOUTS, fmt, quiet)
 
 
 def inspect(
@@ -212,6 +235,7 @@ def refund_payment(
             metavar="CHECKOUT",
             help="checkout token (chk_…) or order number (2026-000042)",
             show_default=False,
+            autocompletion=completion.checkout_tokens,
         ),
     ],
     provider_payment_id: Annotated[

@@ -27,3 +27,23 @@ def set_setting(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     with engine.write() as conn:
         value = settings.write(conn, body["key"], body["value"])
     return {"key": body["key"], "value": value}
+
+
+def import_settings(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    """All or nothing: every key and value is checked before the one write transaction."""
+    checked = settings.check_all(body["settings"])
+    with engine.write() as conn:
+        for key, value in checked.items():
+            settings.store(conn, key, value)
+    return {"settings": checked}
+
+
+def unset_setting(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    """The setting back at its default (its row removed: a later default change applies)."""
+    key = body["key"]
+    setting = settings.SETTINGS.get(key)
+    if setting is None:
+        raise settings.unknown(key)
+    with engine.write() as conn:
+        was_set = conn.execute("DELETE FROM settings WHERE key = ?", (key,)).rowcount > 0
+    return {"key": key, "value": setting.default, "was_set": was_set}

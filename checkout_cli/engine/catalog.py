@@ -7,6 +7,7 @@ from typing import Any
 
 from checkout_cli.engine import line_meta, settings
 from checkout_cli.engine.core import Engine, dumps, loads
+from checkout_cli.engine.paging import page
 from checkout_cli.errors import NotFoundError, ValidationError
 
 
@@ -59,9 +60,9 @@ def list_products(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     if query := body.get("query"):
         sql += " AND (sku LIKE ? OR name LIKE ?)"
         params += [f"%{query}%", f"%{query}%"]
-    sql += " ORDER BY sku LIMIT ?"
-    params.append(body.get("limit", 1000))
-    return {"products": [product_object(r) for r in engine.conn.execute(sql, params)]}
+    with engine.read() as conn:
+        rows, paging = page(conn, sql, params, "sku", body, default_limit=1000)
+    return {"products": [product_object(r) for r in rows], **paging}
 
 
 def get_product(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,10 @@ import sqlite3
 from typing import Any
 
 from checkout_cli import metadefs
+from checkout_cli.endpoints import MAX_LIST_LIMIT
 from checkout_cli.engine import catalog, events, settings
 from checkout_cli.engine.core import Engine, dumps, loads
+from checkout_cli.engine.paging import page
 from checkout_cli.errors import ConflictError, NotFoundError, ValidationError
 
 
@@ -92,11 +94,10 @@ def get_meta_definition(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_meta_definitions(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    rows = engine.conn.execute(
-        "SELECT def_key, MAX(version) AS version FROM meta_definitions GROUP BY def_key "
-        "ORDER BY def_key"
-    ).fetchall()
-    return {"definitions": [load_definition(engine.conn, r["def_key"]) for r in rows]}
+    sql = "SELECT DISTINCT def_key FROM meta_definitions"
+    with engine.read() as conn:
+        rows, paging = page(conn, sql, [], "def_key", body, default_limit=MAX_LIST_LIMIT)
+        return {"definitions": [load_definition(conn, r["def_key"]) for r in rows], **paging}
 
 
 def _line_for(

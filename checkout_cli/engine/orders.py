@@ -7,6 +7,7 @@ from typing import Any
 
 from checkout_cli.engine.catalog import move_stock
 from checkout_cli.engine.core import Engine, loads, new_token
+from checkout_cli.engine.paging import page
 from checkout_cli.engine.reservations import reserved_by_others
 from checkout_cli.errors import ConflictError, NotFoundError
 
@@ -202,7 +203,6 @@ def list_orders(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     if reference := body.get("reference"):
         sql += " AND external_reference = ?"
         params.append(reference)
-    sql += " ORDER BY id DESC LIMIT ?"
-    params.append(body.get("limit", 100))
     with engine.read() as conn:
-        return {"orders": [order_object(conn, r) for r in conn.execute(sql, params).fetchall()]}
+        rows, paging = page(conn, sql, params, "id DESC", body, default_limit=100)
+        return {"orders": [order_object(conn, r) for r in rows], **paging}

@@ -16,6 +16,7 @@ from typing import Any
 from checkout_cli.engine import emails, settings, vault
 from checkout_cli.engine.core import Engine
 from checkout_cli.engine.mail import DeliveryFailed, redactor_for, transport_for, uses_password
+from checkout_cli.engine.paging import page
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +267,6 @@ def list_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     if status := body.get("status"):
         sql += " AND o.status = ?"
         params.append(status)
-    sql += " ORDER BY o.id DESC LIMIT ?"
-    params.append(body.get("limit", 100))
-    return {"emails": [dict(r) for r in engine.conn.execute(sql, params)]}
+    with engine.read() as conn:
+        rows, paging = page(conn, sql, params, "o.id DESC", body, default_limit=100)
+    return {"emails": [dict(r) for r in rows], **paging}

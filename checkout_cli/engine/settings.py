@@ -218,15 +218,50 @@ def read(conn: sqlite3.Connection, key: str) -> Any:
     return json.loads(row["value"]) if row else SETTINGS[key].default
 
 
+_NAMED_PROBLEMS = 30  # more than there are settings: every bad known key is named
+
+
+def check_all(values: dict[str, Any]) -> dict[str, Any]:
+    """Every value checked against its setting's type; one error naming every bad key."""
+    checked, problems, unknowns = {}, [], 0
+    for key, value in values.items():
+        setting = SETTINGS.get(key)
+        if setting is None:
+            unknowns += 1
+            problems.append(f"{key!r}: no such setting")
+            continue
+        try:
+            checked[key] = coerce(setting, value)
+        except ValidationError as exc:
+            problems.append(exc.message)
+    if problems:
+        shown = problems[:_NAMED_PROBLEMS]
+        if len(problems) > len(shown):  # one line stays readable: a whole wrong file is not
+            shown.append(f"and {len(problems) - len(shown)} more")
+        raise ValidationError(
+            "unknown_setting" if unknowns == len(problems) else "invalid_setting",
+            f"{len(problems)} of {len(values)} settings refused, nothing changed: "
+            + "; ".join(shown),
+            field="settings",
+            recovery="known settings: " + ", ".join(SETTINGS) if unknowns else None,
+        )
+    return checked
+
+
+def store(conn: sqlite3.Connection, key: str, value: Any) -> None:
+    """Store a value already checked (inside the caller's transaction)."""
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, json.dumps(value)),
+    )
+
+
 def write(conn: sqlite3.Connection, key: str, value: Any) -> Any:
     """Validate and store one setting (inside the caller's transaction); returns the value."""
     setting = SETTINGS.get(key)
     if setting is None:
         raise unknown(key)
     value = coerce(setting, value)
-    conn.execute(
-        "INSERT INTO settings (key, value) VALUES (?, ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (key, json.dumps(value)),
-    )
+    store(conn, key, value)
     return value

@@ -19,6 +19,7 @@ from typing import Any, TypeGuard
 
 from checkout_cli.engine import near_tokens, strays
 from checkout_cli.engine.core import Engine, iso
+from checkout_cli.engine.paging import limits, page
 from checkout_cli.errors import CheckoutError, InternalError
 
 STUCK_REASONS = (
@@ -118,20 +119,24 @@ def list_checkouts(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         clause, near_params = near_tokens.near_clause(near)
         sql += clause
         params += near_params
-    sql += " ORDER BY updated_at DESC"
-    limit = body.get("limit", 100)
-    found = []
     with engine.read() as conn:
-        for co in conn.execute(sql, params):
+        if not body.get("stuck") and not near:
+            rows, paging = page(conn, sql, params, "updated_at DESC, id DESC", body, 100)
+            found = [_summary(conn, co, _reasons(conn, co, cutoff)) for co in rows]
+            return {"checkouts": found, "older_than_minutes": minutes, **paging}
+        # Stuck and near are decided per checkout, not in SQL: each candidate is examined to
+        # count them all, and only the page's own are summarised.
+        limit, offset = limits(body, 100)
+        kept = []
+        for co in conn.execute(sql + " ORDER BY updated_at DESC, id DESC", params):
             if near and not near_tokens.is_close(co["token"], near):
                 continue
             reasons = _reasons(conn, co, cutoff)
-            if body.get("stuck") and not reasons:
-                continue
-            found.append(_summary(conn, co, reasons))
-            if len(found) >= limit:
-                break
-    return {"checkouts": found, "older_than_minutes": minutes}
+            if reasons or not body.get("stuck"):
+                kept.append((co, reasons))
+        found = [_summary(conn, co, reasons) for co, reasons in kept[offset : offset + limit]]
+    paging = {"total": len(kept), "limit": limit, "offset": offset}
+    return {"checkouts": found, "older_than_minutes": minutes, **paging}
 
 
 def _diagnosis(

@@ -11,8 +11,9 @@ import hmac
 import secrets
 from typing import Any, NamedTuple
 
-from checkout_cli.endpoints import OPERATE
+from checkout_cli.endpoints import MAX_LIST_LIMIT, OPERATE
 from checkout_cli.engine.core import Engine
+from checkout_cli.engine.paging import page
 from checkout_cli.errors import ConflictError, NotFoundError
 
 TOKEN_PREFIX = "ck_"
@@ -52,10 +53,10 @@ def create_token(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_tokens(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    rows = engine.conn.execute(
-        "SELECT name, scope, created_at, revoked_at FROM api_tokens ORDER BY name"
-    )
-    return {"tokens": [dict(r) for r in rows]}
+    sql = "SELECT name, scope, created_at, revoked_at FROM api_tokens"
+    with engine.read() as conn:
+        rows, paging = page(conn, sql, [], "name", body, default_limit=MAX_LIST_LIMIT)
+    return {"tokens": [dict(r) for r in rows], **paging}
 
 
 def revoke_token(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
