@@ -91,7 +91,12 @@ def test_get_order_errors(backend):
 
 
 def test_list_orders_newest_first_with_filters(backend):
-    assert backend.call(ORDERS, "list-orders", {}) == {"orders": []}
+    assert backend.call(ORDERS, "list-orders", {}) == {
+        "orders": [],
+        "total": 0,
+        "limit": 100,
+        "offset": 0,
+    }
     first = placed(backend, [("LENS-MONTH-6", 1)])
     second = placed(backend, [("LENS-MONTH-6", 1)], paid=True)
     third = placed(backend, [("LENS-MONTH-6", 1)], email="bob@example.com")
