@@ -240,18 +240,23 @@ class PhoneOrder:
 
     def _manual_payment(self, co: dict[str, Any]) -> dict[str, Any]:
         """Record a payment made elsewhere, with the amount actually received."""
-        from checkout_cli.money import format_money, parse_amount, to_decimal
+        from checkout_cli.money import (
+            amount_problem,
+            decimals_rule,
+            format_money,
+            parse_amount,
+            to_decimal,
+        )
 
         total, currency = co["totals"]["total_cents"], co["currency"]
         provider = self.ask.text("Paid via (e.g. bank, pos)", default="bank")
         reference = self.ask.text("Payment reference")
+        # Written the currency's way (45.90 EUR, 4590 JPY): the total is the default.
         amount = parse_amount(
             self.ask.text(
-                f"Amount received ({currency})",
+                f"Amount received ({currency}, {decimals_rule(currency)})",
                 default=str(to_decimal(total, currency)),
-                validate=lambda v: (
-                    None if parse_amount(v, currency) is not None else "an amount such as 45.90"
-                ),
+                validate=lambda v: amount_problem(v, currency, total),
             ),
             currency,
         )
