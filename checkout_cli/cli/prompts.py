@@ -7,13 +7,15 @@ prompter uses questionary (imported on first use) and draws on stderr, so stdout
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from checkout_cli.config import Settings
 from checkout_cli.errors import CheckoutError, UsageError
 
 if TYPE_CHECKING:  # questionary is imported on first use, not at start-up
+    from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+    from prompt_toolkit.document import Document
     from questionary import Choice, Question
 
 Validator = Callable[[str], str | None]  # returns an error message, or None when fine
@@ -107,8 +109,6 @@ class QuestionaryPrompter:
         return self._q.password(message, output=self._output).unsafe_ask()
 
     def search(self, message: str, choices: list[tuple[str, str]]) -> str:
-        from prompt_toolkit.completion import FuzzyWordCompleter
-
         by_text = {label.lower(): value for value, label in choices}
         by_text.update({value.lower(): value for value, _ in choices})
         labels = [label for _, label in choices]
@@ -121,9 +121,34 @@ class QuestionaryPrompter:
             choices=labels,
             validate=check,
             output=self._output,
-            completer=FuzzyWordCompleter(labels, WORD=True),
+            completer=_value_completer(choices),
         ).unsafe_ask()
         return by_text[answer.strip().lower()]
+
+
+def _value_completer(choices: list[tuple[str, str]]) -> Completer:
+    """Fuzzy suggestions of ``(value, label)`` pairs that show the label and insert the value.
+
+    Tab puts only the value (the SKU) in the line, in place of everything typed, not the
+    whole suggestion (``SKU  name  price``).
+    """
+    from prompt_toolkit.completion import Completer, Completion, FuzzyWordCompleter
+
+    value_of = {label: value for value, label in choices}
+    fuzzy = FuzzyWordCompleter(list(value_of), WORD=True)
+
+    class ValueCompleter(Completer):
+        def get_completions(
+            self, document: Document, complete_event: CompleteEvent
+        ) -> Iterator[Completion]:
+            for found in fuzzy.get_completions(document, complete_event):
+                yield Completion(
+                    value_of[found.text],
+                    start_position=-len(document.text_before_cursor),
+                    display=found.display,
+                )
+
+    return ValueCompleter()
 
 
 def match_rank(typed: str, value: str, label: str) -> int | None:
