@@ -599,6 +599,7 @@ def phone_order(
 
     Example: checkout phone-order
     """
+    from checkout_cli.cli.errors import Interrupted
     from checkout_cli.cli.prompts import can_prompt
 
     state: State = ctx.obj
@@ -613,10 +614,9 @@ def phone_order(
         order.run(resume)
     except KeyboardInterrupt:
         hint = order.resume_hint()
-        order.say(
-            "\nstopped; nothing is half-done." + (f" Resume with: {hint}" if hint else ""), "yellow"
-        )
-        raise typer.Exit(130) from None
+        raise Interrupted(
+            "nothing is half-done." + (f" Resume with: {hint}" if hint else "")
+        ) from None
 
 
 def register(app: typer.Typer) -> None:
