@@ -173,19 +173,28 @@ def match_rank(typed: str, value: str, label: str) -> int | None:
 
 
 def _rank_search_matches(question: Question) -> None:
-    """Make a questionary select's type-to-filter list best match first (see ``match_rank``).
+    """Make a questionary select's type-to-filter list best match first (see ``match_rank``),
+    and a filter that matches nothing show so, with Enter doing nothing.
 
-    questionary keeps matches in list order and takes the first on Enter; its control is
-    swapped for one that orders them, for this prompt only.
+    questionary keeps matches in list order and takes the first on Enter; with no match it
+    shows the whole list again, and Enter took its first entry (Afghanistan for a mistyped
+    country). Its control is swapped for one that orders them, for this prompt only.
     """
+    from prompt_toolkit.filters import Condition
+    from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
+    from prompt_toolkit.keys import Keys
+    from questionary import Choice
     from questionary.prompts.common import InquirerControl
 
     class RankedControl(InquirerControl):
         @property
         def filtered_choices(self) -> list[Choice]:
             matches = super().filtered_choices
-            if not self.search_filter or not self.found_in_search:
+            if not self.search_filter:
                 return matches
+            if not self.found_in_search:  # a line that says so, in place of every choice
+                nothing = f"nothing matches {self.search_filter!r}"
+                return [Choice(title=nothing, disabled="Backspace to change the filter")]
             typed = self.search_filter
 
             def rank(choice: Choice) -> int:
@@ -194,9 +203,21 @@ def _rank_search_matches(question: Question) -> None:
 
             return sorted(matches, key=rank)  # stable: list order within a rank
 
+    controls: list[InquirerControl] = []
     for window in question.application.layout.find_all_windows():
         if isinstance(window.content, InquirerControl):
             window.content.__class__ = RankedControl
+            controls.append(window.content)
+
+    no_match = Condition(lambda: any(c.search_filter and not c.found_in_search for c in controls))
+    held = KeyBindings()
+
+    @held.add(Keys.ControlM, eager=True, filter=no_match)
+    def _enter_without_a_match(event: object) -> None:
+        """Nothing to take: the operator fixes the filter (the last binding added wins)."""
+
+    app = question.application
+    app.key_bindings = merge_key_bindings([app.key_bindings or KeyBindings(), held])
 
 
 def prompter() -> Prompter:
