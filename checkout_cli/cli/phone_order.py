@@ -593,9 +593,9 @@ def phone_order(
     ] = None,
 ) -> None:
     """Take an order on the phone, step by step: products, customer (re-used by email),
-    addresses, line meta, payment (invoice, payment link, or already paid), completion, and
-    the order number to read out. Ctrl-C leaves everything consistent and prints the command
-    that resumes.
+    addresses, line meta, payment (invoice, payment link, or already paid; or change the
+    products first), completion, and the order number to read out. Ctrl-C leaves everything
+    consistent and prints the command that resumes.
 
     Example: checkout phone-order
     """
