@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from tests.conftest import ready_checkout
+from tests.conftest import CUSTOMER, ready_checkout
 from tests.terminal import DOWN
 from tests.test_phone_order import Q, operator, orders, status  # noqa: F401  (fixture)
 
@@ -124,6 +124,16 @@ def test_resume_after_a_stock_failure_offers_to_change_the_line(backend, operato
             "values": prescription,
         },
     )
+    # A reference (as a batch gives) and shipping given by hand: both stay with the order.
+    cart = status(backend, token)["cart_token"]
+    backend.call(
+        "checkout-flow",
+        "initiate-checkout",
+        {"cart_token": cart, "external_reference": "PHONE-77"},
+    )
+    backend.call(
+        "checkout-flow", "set-customer", {"checkout_token": token, **CUSTOMER, "shipping_cents": 0}
+    )
     backend.call(
         "checkout-flow", "create-payment", {"checkout_token": token, "provider": "invoice"}
     )
@@ -153,5 +163,7 @@ def test_resume_after_a_stock_failure_offers_to_change_the_line(backend, operato
     assert order["customer"] == before["customer"]
     assert order["shipping_address"] == before["shipping_address"]
     assert status(backend, token)["status"] == "cancelled"
+    assert order["external_reference"] == "PHONE-77"
+    assert order["totals"]["shipping_cents"] == 0
     stock = backend.call("product-catalog", "get-product", {"sku": "LENS-MONTH-6"})["stock"]
     assert stock == 0

@@ -114,8 +114,11 @@ class PhoneOrder:
             f"(choose fewer, or another product)"
         )
 
-    def initiate(self) -> dict[str, Any]:
-        co = self.call(FLOW, "initiate-checkout", {"cart_token": self.cart_token})
+    def initiate(self, reference: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"cart_token": self.cart_token}
+        if reference is not None:
+            body["external_reference"] = reference
+        co = self.call(FLOW, "initiate-checkout", body)
         self.checkout_token = co["checkout_token"]
         for warning in co.get("warnings", []):
             self.say(f"warning: {warning['message']}", "yellow")
@@ -411,7 +414,8 @@ class PhoneOrder:
                     "reason": "lines changed during a phone order; continued in a new checkout",
                 },
             )
-            co = self.initiate()
+            # A batch's reference stays with the order it names.
+            co = self.initiate(old.get("external_reference"))
             if old["customer"] is not None:
                 co = self.call(
                     FLOW,
@@ -421,6 +425,8 @@ class PhoneOrder:
                         "customer": _given(old["customer"]),
                         "shipping_address": _given(old["shipping_address"]),
                         "billing_address": _given(old["billing_address"]),
+                        # As it was, whether the default or given; tax follows the rates.
+                        "shipping_cents": old["totals"]["shipping_cents"],
                     },
                 )
             for item in co["items"]:
