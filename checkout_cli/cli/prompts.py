@@ -203,13 +203,19 @@ def _rank_search_matches(question: Question) -> None:
 
             return sorted(matches, key=rank)  # stable: list order within a rank
 
-    controls: list[InquirerControl] = []
+        def matches_nothing(self) -> bool:
+            """Worked out now, as questionary filters: found_in_search is set only when the
+            list is drawn, and keys typed fast (a filter, then Enter) come before that."""
+            typed = (self.search_filter or "").lower()
+            return bool(typed) and not any(typed in str(c.title).lower() for c in self.choices)
+
+    controls: list[RankedControl] = []
     for window in question.application.layout.find_all_windows():
         if isinstance(window.content, InquirerControl):
             window.content.__class__ = RankedControl
-            controls.append(window.content)
+            controls.append(window.content)  # type: ignore[arg-type]  # its class just changed
 
-    no_match = Condition(lambda: any(c.search_filter and not c.found_in_search for c in controls))
+    no_match = Condition(lambda: any(c.matches_nothing() for c in controls))
     held = KeyBindings()
 
     @held.add(Keys.ControlM, eager=True, filter=no_match)
