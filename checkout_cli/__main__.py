@@ -1,3 +1,3 @@
-from checkout_cli.cli.app import main
+from checkout_cli.entry import main
 
 main()

@@ -14,8 +14,12 @@ A definition::
         {"name": "prescribed_on", "type": "date", "not_future": true, "max_age_months": 24}]}
 
 ``required_if`` names another field: this one is required when that one is present and not
-zero. An ``enum`` takes its allowed values from ``values`` or from a config ``source``:
-``product:KEY`` (the product's own config) or ``list:NAME`` (a named list in settings).
+zero. A ``string`` may have a ``pattern`` (a regex the whole text must match) and a ``hint``
+saying in words what it allows ("an order number such as AB-1234"): prompts and errors show
+the hint, or words derived from a single character class (``[A-Za-z0-9 ]+``: "letters,
+digits or spaces"), never the regex. An ``enum`` takes its allowed values from ``values`` or
+from a config ``source``: ``product:KEY`` (the product's own config) or ``list:NAME`` (a named
+list in settings).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ _FIELD_KEYS = {
     "name",
     "type",
     "label",
+    "hint",
     "required",
     "required_if",
     "min",
@@ -140,7 +145,7 @@ def check_definition(definition: dict[str, Any]) -> dict[str, Any]:
         for flag in ("required", "not_future"):
             if flag in spec and not isinstance(spec[flag], bool):
                 raise _def_error(f"{name}: {flag} must be true or false", where)
-        for text in ("label", "required_if"):
+        for text in ("label", "hint", "required_if"):
             if text in spec and not isinstance(spec[text], str):
                 raise _def_error(f"{name}: {text} must be a string", where)
         for bound in ("max_length", "max_age_months"):
@@ -197,12 +202,64 @@ def describe(spec: dict[str, Any]) -> str:
         return ", ".join(rules)
     if kind == "boolean":
         return "true or false"
-    rules = ["text"]
-    if spec.get("max_length"):
-        rules.append(f"at most {spec['max_length']} characters")
+    longest = spec.get("max_length", MAX_TEXT)
+    if spec.get("hint"):
+        return f"{spec['hint']}, at most {longest} characters"
     if spec.get("pattern"):
-        rules.append(f"matching {spec['pattern']}")
-    return ", ".join(rules)
+        return _pattern_in_words(spec["pattern"], longest) or (
+            f"text in the form this field's definition sets, at most {longest} characters"
+        )
+    return f"text, at most {longest} characters"
+
+
+MAX_TEXT = 500  # a string field's length without its own max_length
+_CHAR_CLASS = re.compile(r"\[([^\]^\\]+)\](\+|\*|\{(\d+)(,(\d*))?\})?")
+_CLASS_PART = re.compile(r"A-Za-z|a-zA-Z|A-Z|a-z|0-9|.-.|.")
+_PART_WORDS = {
+    "A-Za-z": "letters",
+    "a-zA-Z": "letters",
+    "A-Z": "capital letters",
+    "a-z": "lower-case letters",
+    "0-9": "digits",
+    " ": "spaces",
+}
+
+
+def _pattern_in_words(pattern: str, longest: int) -> str | None:
+    """``[A-Za-z0-9 .-]+`` as "up to 20 letters, digits, spaces or the signs . -"; None when
+    the pattern is anything but one character class (with an optional repeat)."""
+    found = _CHAR_CLASS.fullmatch(pattern)
+    if found is None:
+        return None
+    words: list[str] = []
+    signs: list[str] = []
+    for part in _CLASS_PART.findall(found.group(1)):
+        if part in _PART_WORDS:
+            words.append(_PART_WORDS[part])
+        elif len(part) == 1:
+            signs.append(part)
+        else:  # another range (a-f): not said in words
+            return None
+    if signs:
+        words.append(("the signs " if len(signs) > 1 else "the sign ") + " ".join(signs))
+    allowed = ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1]
+    repeat = found.group(2)
+    low, high = 1, longest
+    if repeat == "*":
+        low = 0
+    elif repeat is None:
+        high = 1
+    elif repeat.startswith("{"):
+        low = int(found.group(3))
+        if found.group(5):
+            high = min(longest, int(found.group(5)))
+        elif not found.group(4):  # {n}: exactly n
+            high = min(longest, low)
+    if low == high:
+        return f"one character: {allowed}" if low == 1 else f"exactly {low} {allowed}"
+    if low > 1:
+        return f"{low} to {high} {allowed}"
+    return f"up to {high} {allowed}"
 
 
 def _bad(code: str, spec: dict[str, Any], message: str) -> ValidationError:
@@ -294,10 +351,10 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
     if not isinstance(value, str):
         raise _bad("invalid_type", spec, f"{value!r} is not text")
     text = value.strip()
-    if not text or len(text) > spec.get("max_length", 500):
+    if not text or len(text) > spec.get("max_length", MAX_TEXT):
         raise _bad("meta_value_invalid", spec, f"{text!r} has the wrong length")
     if spec.get("pattern") and not _pattern(spec["pattern"]).fullmatch(text):
-        raise _bad("meta_value_invalid", spec, f"{text!r} does not match the pattern")
+        raise _bad("meta_value_invalid", spec, f"{text!r} is not allowed: {describe(spec)}")
     return text
 
 

@@ -106,15 +106,39 @@ def format_money(amount_cents: int | None, currency: str) -> str:
     return f"{sign}{symbol} {text}"
 
 
-def parse_amount(text: str, currency: str) -> int | None:
-    """An amount typed by a person in major units (``45.90``, ``45,90``) to minor units.
+def decimals_rule(currency: str) -> str:
+    """How many decimals an amount in ``currency`` has, in words: ``no decimals`` for JPY."""
+    exp = exponent(currency)
+    return "no decimals" if exp == 0 else f"up to {exp} decimals"
 
-    None when it is not a non-negative amount with at most the currency's decimals.
+
+def amount_problem(text: str, currency: str, example: int) -> str | None:
+    """Why ``text`` is not an amount in ``currency`` (with ``example`` minor units written the
+    currency's way: ``45.90`` EUR, ``4590`` JPY), or None when it is one."""
+    if parse_amount(text, currency) is not None:
+        return None
+    return f"an amount in {currency} with {decimals_rule(currency)}, e.g. " + str(
+        to_decimal(example, currency)
+    )
+
+
+def parse_amount(text: str, currency: str) -> int | None:
+    """An amount typed by a person in major units (``45.90``, ``45,90``, ``1,234.50``, ``4,590``
+    for JPY) to minor units.
+
+    None when it is not a non-negative amount with at most the currency's decimals. A comma
+    before three digits groups thousands only where it cannot be a decimal comma: with a
+    decimal point after it, or in a currency without decimals.
     """
+    import re
+
     from checkout_cli.values import parse_decimal
 
     cleaned = text.strip().replace(" ", "")
-    if "," in cleaned and "." not in cleaned:
+    grouped = re.fullmatch(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?", cleaned)
+    if grouped and ("." in cleaned or exponent(currency) == 0):
+        cleaned = cleaned.replace(",", "")
+    elif "," in cleaned and "." not in cleaned:
         cleaned = cleaned.replace(",", ".")
     value = parse_decimal(cleaned)
     if value is None or value < 0:

@@ -196,6 +196,7 @@ def test_ctrl_c_exits_130_says_how_to_resume_and_the_resume_completes(tmp_path):
     WATCH.seen("checkout batch invoice (interrupted)", err)
     assert process.returncode == 130, err
     assert "run the same command again to resume" in err
+    assert err.count("interrupted") == 1, err
     assert str(journal) in err
     assert "Traceback" not in err
     done = journal_done(journal)

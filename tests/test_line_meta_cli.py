@@ -399,7 +399,7 @@ def test_the_new_version_validates(backend, cli, db_path, tmp_path):
     assert result.exit_code == 4
     error = error_of(result)
     assert (error["field"], error["code"]) == ("values.text", "meta_value_invalid")
-    assert "at most 12 characters" in error["recovery"]
+    assert "up to 12 letters" in error["recovery"]
     assert cli("set-line-meta", token, "CASE-TRAVEL", "text=Twelve chars").exit_code == 0
     assert events(db_path)[-1]["version"] == 2
 

@@ -215,11 +215,11 @@ REFUSALS = [
         AXIS,
     ),
     # string: just past max_length, off pattern, wrong type; enum from a settings list; boolean
-    on_case("text-too-long", engraving(text="A" * 21), "text", INVALID, "at most 20 characters"),
-    on_case("text-off-pattern", engraving(text="Hi!"), "text", INVALID, "matching [A-Za-z0-9"),
-    on_case("text-blank", engraving(text="   "), "text", INVALID, "at most 20 characters"),
-    on_case("text-number", engraving(text=42), "text", TYPE, "text must be text"),
-    on_case("text-missing", {"font": "serif"}, "text", MISSING, "at most 20 characters"),
+    on_case("text-too-long", engraving(text="A" * 21), "text", INVALID, "up to 20 letters, digits"),
+    on_case("text-off-pattern", engraving(text="Hi!"), "text", INVALID, "or the signs . , ' & -"),
+    on_case("text-blank", engraving(text="   "), "text", INVALID, "up to 20 letters, digits"),
+    on_case("text-number", engraving(text=42), "text", TYPE, "text must be up to 20 letters"),
+    on_case("text-missing", {"font": "serif"}, "text", MISSING, "up to 20 letters, digits"),
     on_case(
         "font-not-in-settings-list",
         engraving(font="gothic"),

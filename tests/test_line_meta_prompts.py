@@ -85,8 +85,9 @@ def test_engraving_asked_with_a_settings_list(backend, terminal):
     token = ready_checkout(backend, [("LENS-DAILY-30", 1), ("CASE-TRAVEL", 1)])
     t = terminal(token, "CASE-TRAVEL")  # no --def: the product takes just one
     t.at("Engraving on a lens case for CASE-TRAVEL")
-    t.at(r"Text to engrave \[text, at most 20 characters, matching ")
-    t.retype("Hello World!", "does not match the pattern", "Hello World")
+    # What is allowed, in words from the definition's pattern; never the regex itself.
+    t.at(shown("Text to engrave [up to 20 letters, digits, spaces or the signs . , ' & -]"))
+    t.retype("Hello World!", "'Hello World!' is not allowed", "Hello World")
     t.at("Font")
     seen = t.at("script")
     assert "serif" in seen and "sans" in seen
@@ -94,6 +95,7 @@ def test_engraving_asked_with_a_settings_list(backend, terminal):
     t.at("Gift wrap", "y")
     t.at("Line meta")
     assert t.finish() == 0
+    assert "[A-Za-z0-9" not in t.text
     assert meta_of(backend, token, "CASE-TRAVEL") == {
         ENGRAVING: {"text": "Hello World", "font": "script", "gift_wrap": True}
     }

@@ -285,13 +285,13 @@ def test_the_total_is_shown_before_payment_and_a_payment_elsewhere_asks_the_amou
     shown_before_payment = op.at(Q + r"Payment", DOWN * 3 + "\r")  # already paid elsewhere
     op.at(r"Paid via", "\r")
     op.at(r"Payment reference", "POS-77\r")
-    op.at(r"Amount received \(EUR\)", "1.00\r")
+    op.at(r"Amount received \(EUR, up to 2 decimals\)", "1.00\r")
     op.at(r"is not the total .*Record it anyway\?", "n")
     op.at(r"not recorded")
     op.at(Q + r"Payment", DOWN * 3 + "\r")
     op.at(r"Paid via", "\r")
     op.at(r"Payment reference", "POS-77\r")
-    op.at(r"Amount received \(EUR\)", "\r")  # the total is the default
+    op.at(r"Amount received \(EUR, up to 2 decimals\)", "\r")  # the total is the default
     op.at("Read this out")
     assert op.finish() == 0, op.text
 

@@ -84,6 +84,10 @@ class CheckoutGroup(TyperGroup):
         as_json = "--json" in args  # before parsing: the parser consumes the list
         try:
             return super().parse_args(ctx, args)
+        except KeyboardInterrupt as exc:  # else click says "Aborted!" and exits 1
+            from checkout_cli.cli.errors import report
+
+            raise typer.Exit(report(exc, as_json=as_json, debug=False)) from None
         except Exception as exc:
             bad = _bad_usage(exc)
             if bad is None:

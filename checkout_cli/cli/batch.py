@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from checkout_cli.cli.errors import Interrupted
 from checkout_cli.cli.state import State
 from checkout_cli.errors import CheckoutError, UnavailableError, ValidationError
 
@@ -292,10 +293,9 @@ def _run(
                     if report:
                         report.add(outcome)
         except KeyboardInterrupt:
-            output.say(
-                f"interrupted; run the same command again to resume (journal {paths.journal})"
-            )
-            raise
+            raise Interrupted(
+                f"run the same command again to resume (journal {paths.journal})"
+            ) from None
     return {
         "counts": counts,
         "exit_code": exit_code,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
 
 from checkout_cli.errors import CheckoutError, InternalError
 
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # also in checkout_cli.entry (Ctrl-C during start-up)
 EXIT_BROKEN_PIPE = 141  # as a process killed by SIGPIPE: the reader (`| head`) stopped reading
 
 
@@ -20,10 +21,25 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what the command wants the operator to know (how to resume).
+
+    Commands raise this instead of printing their own line, so that ``interrupted`` is said
+    once, by ``report``, whatever the command.
+    """
+
+    def __init__(self, hint: str) -> None:
+        super().__init__(hint)
+        self.hint = hint
+
+
 def report(exc: BaseException, *, as_json: bool, debug: bool) -> int:
     """Print ``exc`` for an operator and return the exit code."""
     if isinstance(exc, KeyboardInterrupt):
-        sys.stderr.write("\ninterrupted\n")
+        # A second Ctrl-C while the command closes its store would print a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        hint = exc.hint if isinstance(exc, Interrupted) else ""
+        sys.stderr.write("\ninterrupted" + (f"; {hint}" if hint else "") + "\n")
         return EXIT_INTERRUPTED
     if isinstance(exc, BrokenPipeError) and not debug:
         _silence_stdout()  # nobody reads any more: nothing to report

@@ -7,6 +7,8 @@ checkout; the command prints how to resume, and ``--resume TOKEN`` picks up a ca
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +27,7 @@ class PhoneOrder:
         self.ask = prompter()
         self.cart_token: str | None = None
         self.checkout_token: str | None = None
+        self.declined: set[tuple[str, str]] = set()  # optional meta staff said no to (SKU, key)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -65,7 +68,7 @@ class PhoneOrder:
         while True:
             sku = self.ask.search("Product (type part of a name or SKU, Tab to complete)", choices)
             quantity = int(self.ask.text("Quantity", default="1", validate=_quantity_problem))
-            problem = self._stock_problem(by_sku[sku], quantity)
+            problem = self._stock_problem(by_sku[sku], self._in_cart(sku) + quantity)
             if problem:
                 self.say(f"not added: {problem}", "red")
                 continue
@@ -83,22 +86,21 @@ class PhoneOrder:
             if not self.ask.confirm("Add another product?", default=False):
                 return
 
-    def _stock_problem(self, product: dict[str, Any], quantity: int) -> str | None:
-        """Why this line cannot be added (the stock is short), or None; a backorder is said.
+    def _in_cart(self, sku: str) -> int:
+        if not self.cart_token:
+            return 0
+        cart = self.call("shopping-cart", "get-cart", {"cart_token": self.cart_token})
+        return sum(i["quantity"] for i in cart["items"] if i["product_sku"] == sku)
 
-        Checked now, not only at completion, so staff do not type a whole customer for an
-        order that cannot complete.
+    def _stock_problem(self, product: dict[str, Any], wanted: int) -> str | None:
+        """Why ``wanted`` units of a line cannot be had (the stock is short), or None; a
+        backorder is said.
+
+        Checked when a line is added or changed, not only at completion, so staff do not type
+        a whole customer for an order that cannot complete.
         """
         stock = product["stock"]
-        if stock is None:
-            return None
-        in_cart = 0
-        if self.cart_token:
-            cart = self.call("shopping-cart", "get-cart", {"cart_token": self.cart_token})
-            same = [i for i in cart["items"] if i["product_sku"] == product["sku"]]
-            in_cart = sum(i["quantity"] for i in same)
-        wanted = in_cart + quantity
-        if wanted <= stock:
+        if stock is None or wanted <= stock:
             return None
         if product.get("allow_backorder"):
             self.say(
@@ -112,8 +114,11 @@ class PhoneOrder:
             f"(choose fewer, or another product)"
         )
 
-    def initiate(self) -> dict[str, Any]:
-        co = self.call(FLOW, "initiate-checkout", {"cart_token": self.cart_token})
+    def initiate(self, reference: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"cart_token": self.cart_token}
+        if reference is not None:
+            body["external_reference"] = reference
+        co = self.call(FLOW, "initiate-checkout", body)
         self.checkout_token = co["checkout_token"]
         for warning in co.get("warnings", []):
             self.say(f"warning: {warning['message']}", "yellow")
@@ -180,23 +185,27 @@ class PhoneOrder:
             return None
         return orders["orders"][0] if orders["orders"] else None
 
-    def line_meta(self, co: dict[str, Any]) -> None:
+    def line_meta(self, co: dict[str, Any]) -> dict[str, Any]:
+        """Ask each line's missing meta, saving each as it is completed; the checkout after."""
         from checkout_cli.cli.meta import ask_values
 
         for item in co["items"]:
             product = self.call("product-catalog", "get-product", {"sku": item["product_sku"]})
             for ref in product["meta_defs"]:
                 if ref["def_key"] in item["meta"]:
+                    continue  # saved earlier (each line's meta is saved as it is completed)
+                if (item["product_sku"], ref["def_key"]) in self.declined:
                     continue
                 if not ref.get("required") and not self.ask.confirm(
                     f"Add {ref['def_key']} for line {item['line_id']} ({item['product_sku']})?",
                     default=False,
                 ):
+                    self.declined.add((item["product_sku"], ref["def_key"]))
                     continue
                 while True:
                     values = ask_values(self.state, ref["def_key"], item["product_sku"])
                     try:
-                        self.call(
+                        co = self.call(
                             FLOW,
                             "set-line-meta",
                             {
@@ -210,6 +219,7 @@ class PhoneOrder:
                         break
                     except CheckoutError as exc:
                         self.say(f"{exc.message} — {exc.recovery or ''}", "red")
+        return co
 
     def show_total(self, co: dict[str, Any]) -> None:
         """The amount to tell the customer before they choose how to pay."""
@@ -233,18 +243,23 @@ class PhoneOrder:
 
     def _manual_payment(self, co: dict[str, Any]) -> dict[str, Any]:
         """Record a payment made elsewhere, with the amount actually received."""
-        from checkout_cli.money import format_money, parse_amount, to_decimal
+        from checkout_cli.money import (
+            amount_problem,
+            decimals_rule,
+            format_money,
+            parse_amount,
+            to_decimal,
+        )
 
         total, currency = co["totals"]["total_cents"], co["currency"]
         provider = self.ask.text("Paid via (e.g. bank, pos)", default="bank")
         reference = self.ask.text("Payment reference")
+        # Written the currency's way (45.90 EUR, 4590 JPY): the total is the default.
         amount = parse_amount(
             self.ask.text(
-                f"Amount received ({currency})",
+                f"Amount received ({currency}, {decimals_rule(currency)})",
                 default=str(to_decimal(total, currency)),
-                validate=lambda v: (
-                    None if parse_amount(v, currency) is not None else "an amount such as 45.90"
-                ),
+                validate=lambda v: amount_problem(v, currency, total),
             ),
             currency,
         )
@@ -265,16 +280,24 @@ class PhoneOrder:
             body["force"] = True
         return self.call(FLOW, "set-payment", body)
 
-    def payment(self, co: dict[str, Any]) -> dict[str, Any]:
+    def payment(self, co: dict[str, Any]) -> dict[str, Any] | None:
+        """The payment chosen and made; None when staff changed the lines instead (the
+        checkout is then a new one: its meta and payment are asked again)."""
         self.show_total(co)
         choices = [
             ("invoice", "Invoice (pay later)"),
             ("stripe", "Card payment link (Stripe)"),
             ("mollie", "Payment link (Mollie: iDEAL, cards…)"),
             ("manual", "Already paid elsewhere (bank transfer, terminal)"),
+            ("change", "Change the products (quantity, remove a line)"),
         ]
         while True:
             method = self.ask.choice("Payment", choices, default="invoice")
+            if method == "change":
+                if self.change_lines(co):
+                    return None
+                self.show_total(co)
+                continue
             try:
                 if method == "manual":
                     return self._manual_payment(co)
@@ -309,6 +332,128 @@ class PhoneOrder:
             Panel(Text(url, style="bold"), title="Payment link for the customer", padding=(1, 2))
         )
         output.out().print(url, soft_wrap=True)  # on its own line, to copy whole
+
+    def change_lines(self, co: dict[str, Any]) -> bool:
+        """Let staff change a line's quantity or remove a line; whether anything changed.
+
+        A checkout's lines are a snapshot of its cart, so a change moves the order to a new
+        checkout of the changed cart (the old one is cancelled), carrying the customer, the
+        addresses and every kept line's meta: nothing typed is asked again.
+        """
+        from checkout_cli.cli import output
+
+        blocked = _why_lines_are_fixed(co)
+        if blocked:
+            self.say(f"the lines cannot change: {blocked}", "red")
+            return False
+        changed = False
+        while True:
+            output.out().print(output.lines_group(co["items"], co["currency"]))
+            lines = {str(i["line_id"]): i for i in co["items"]}
+            picked = self.ask.choice(
+                "Which line?",
+                [
+                    *(
+                        (key, f"{key}  {i['product_sku']}  {i['name']}  × {i['quantity']}")
+                        for key, i in lines.items()
+                    ),
+                    ("done", "Done: keep the lines as they are"),
+                ],
+            )
+            if picked == "done":
+                return changed
+            line = lines[picked]
+            quantity = self._new_quantity(line, only_line=len(lines) == 1)
+            if quantity is None:
+                continue
+            co = self._move_to_new_checkout(co, line["product_sku"], quantity)
+            changed = True
+
+    def _new_quantity(self, line: dict[str, Any], *, only_line: bool) -> int | None:
+        """The line's new quantity (0: remove it), stock checked; None to leave it."""
+        actions = [("quantity", "Change the quantity")]
+        if not only_line:  # an order keeps at least one line: cancel it to drop everything
+            actions.append(("remove", "Remove the line"))
+        actions.append(("keep", "Keep it as it is"))
+        action = self.ask.choice(
+            f"Line {line['line_id']}: {line['product_sku']} × {line['quantity']}", actions
+        )
+        if action == "keep":
+            return None
+        if action == "remove":
+            return 0
+        quantity = int(
+            self.ask.text("New quantity", default=str(line["quantity"]), validate=_quantity_problem)
+        )
+        product = self.call("product-catalog", "get-product", {"sku": line["product_sku"]})
+        problem = self._stock_problem(product, quantity)
+        if problem:
+            self.say(f"not changed: {problem}", "red")
+            return None
+        return None if quantity == line["quantity"] else quantity
+
+    def _move_to_new_checkout(self, old: dict[str, Any], sku: str, quantity: int) -> dict[str, Any]:
+        """The cart line changed and a new checkout of it with ``old``'s customer and meta.
+
+        Only endpoints every backend has are used, so this works on a remote too. Ctrl-C is
+        held until the calls are done: stopping half-way would leave the order split over two
+        checkouts.
+        """
+        meta = {i["product_sku"]: i["meta"] for i in old["items"] if i["meta"]}
+        with _ctrl_c_held():
+            self.call(
+                "shopping-cart",
+                "update-item",
+                {"cart_token": self.cart_token, "product_sku": sku, "quantity": quantity},
+            )
+            self.call(
+                FLOW,
+                "cancel-checkout",
+                {
+                    "checkout_token": old["checkout_token"],
+                    "reason": "lines changed during a phone order; continued in a new checkout",
+                },
+            )
+            # A batch's reference stays with the order it names.
+            co = self.initiate(old.get("external_reference"))
+            if old["customer"] is not None:
+                co = self.call(
+                    FLOW,
+                    "set-customer",
+                    {
+                        "checkout_token": self.checkout_token,
+                        "customer": _given(old["customer"]),
+                        "shipping_address": _given(old["shipping_address"]),
+                        "billing_address": _given(old["billing_address"]),
+                        # As it was, whether the default or given; tax follows the rates.
+                        "shipping_cents": old["totals"]["shipping_cents"],
+                    },
+                )
+            for item in co["items"]:
+                for def_key, values in meta.get(item["product_sku"], {}).items():
+                    co = self._carry_meta(co, item, def_key, values)
+        change = "removed" if quantity == 0 else f"now × {quantity}"
+        self.say(f"{sku} {change}; the order continues as {self.checkout_token}", "green")
+        return co
+
+    def _carry_meta(
+        self, co: dict[str, Any], item: dict[str, Any], def_key: str, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        try:
+            return self.call(
+                FLOW,
+                "set-line-meta",
+                {
+                    "checkout_token": self.checkout_token,
+                    "product_sku": item["product_sku"],
+                    "line_id": item["line_id"],
+                    "def_key": def_key,
+                    "values": values,
+                },
+            )
+        except CheckoutError as exc:  # e.g. its definition changed since: asked again
+            self.say(f"{def_key} of {item['product_sku']} not kept: {exc.message}", "yellow")
+            return co
 
     def complete(self) -> dict[str, Any] | None:
         while True:
@@ -377,16 +522,67 @@ class PhoneOrder:
             change = self.ask.confirm("Change the customer?", default=False)
         if co["customer"] is None or change:
             self.customer()
-        co = self.call(FLOW, "get-checkout-status", {"checkout_token": self.checkout_token})
-        self.line_meta(co)
-        if co["payment"] is None or co["status"] == "active":
-            co = self.payment(co)
-        done = self.complete()
+        while True:
+            co = self.call(FLOW, "get-checkout-status", {"checkout_token": self.checkout_token})
+            co = self.line_meta(co)
+            unpaid = co["payment"] is None or co["status"] == "active"
+            if unpaid and self.payment(co) is None:
+                continue  # the lines changed: a new checkout, meta and payment again
+            try:
+                done = self.complete()
+            except CheckoutError as exc:
+                if exc.code != "insufficient_stock":
+                    raise
+                co = self.call(FLOW, "get-checkout-status", {"checkout_token": self.checkout_token})
+                if _why_lines_are_fixed(co):
+                    raise
+                self.say(f"cannot complete: {exc.message}", "red")
+                if not self.ask.confirm("Change or remove that line now?", default=True):
+                    raise
+                self.change_lines(co)
+                continue
+            break
         if done is None:
             self.say(f"not completed yet; when the customer has paid: {self.resume_hint()}")
             return None
         self.summary(done)
         return done
+
+
+def _why_lines_are_fixed(co: dict[str, Any]) -> str | None:
+    """Why a checkout's lines may not change any more, or None.
+
+    Only before any money is involved: no payment, or an unpaid invoice. A payment link or a
+    recorded payment was made for this total.
+    """
+    payment = co["payment"]
+    if payment is None or (payment["provider"] == "invoice" and payment["status"] != "paid"):
+        return None
+    return (
+        f"a {payment['provider']} payment ({payment['status']}) was made for this total; "
+        f"restock with `checkout products set-stock SKU N`, or cancel the checkout "
+        f"(`checkout cancel-checkout {co['checkout_token']}`) and start again"
+    )
+
+
+def _given(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored customer or address as a request body: its unset fields left out."""
+    return None if record is None else {k: v for k, v in record.items() if v is not None}
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Run a few calls that belong together with Ctrl-C held; it takes effect after them."""
+    import signal
+
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def _quantity_problem(text: str) -> str | None:
@@ -408,12 +604,13 @@ def phone_order(
     ] = False,
 ) -> None:
     """Take an order on the phone, step by step: products, customer (re-used by email),
-    addresses, line meta, payment (invoice, payment link, or already paid), completion, and
-    the order number to read out. Ctrl-C leaves everything consistent and prints the command
-    that resumes.
+    addresses, line meta, payment (invoice, payment link, or already paid; or change the
+    products first), completion, and the order number to read out. Ctrl-C leaves everything
+    consistent and prints the command that resumes.
 
     Example: checkout phone-order
     """
+    from checkout_cli.cli.errors import Interrupted
     from checkout_cli.cli.prompts import can_prompt
 
     state: State = ctx.obj
@@ -430,10 +627,9 @@ def phone_order(
         order.run(resume)
     except KeyboardInterrupt:
         hint = order.resume_hint()
-        order.say(
-            "\nstopped; nothing is half-done." + (f" Resume with: {hint}" if hint else ""), "yellow"
-        )
-        raise typer.Exit(130) from None
+        raise Interrupted(
+            "nothing is half-done." + (f" Resume with: {hint}" if hint else "")
+        ) from None
     finally:
         if order.checkout_token:
             from checkout_cli.cli import recent

@@ -7,13 +7,15 @@ prompter uses questionary (imported on first use) and draws on stderr, so stdout
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from checkout_cli.config import Settings
 from checkout_cli.errors import CheckoutError, UsageError
 
 if TYPE_CHECKING:  # questionary is imported on first use, not at start-up
+    from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+    from prompt_toolkit.document import Document
     from questionary import Choice, Question
 
 Validator = Callable[[str], str | None]  # returns an error message, or None when fine
@@ -107,8 +109,6 @@ class QuestionaryPrompter:
         return self._q.password(message, output=self._output).unsafe_ask()
 
     def search(self, message: str, choices: list[tuple[str, str]]) -> str:
-        from prompt_toolkit.completion import FuzzyWordCompleter
-
         by_text = {label.lower(): value for value, label in choices}
         by_text.update({value.lower(): value for value, _ in choices})
         labels = [label for _, label in choices]
@@ -121,9 +121,34 @@ class QuestionaryPrompter:
             choices=labels,
             validate=check,
             output=self._output,
-            completer=FuzzyWordCompleter(labels, WORD=True),
+            completer=_value_completer(choices),
         ).unsafe_ask()
         return by_text[answer.strip().lower()]
+
+
+def _value_completer(choices: list[tuple[str, str]]) -> Completer:
+    """Fuzzy suggestions of ``(value, label)`` pairs that show the label and insert the value.
+
+    Tab puts only the value (the SKU) in the line, in place of everything typed, not the
+    whole suggestion (``SKU  name  price``).
+    """
+    from prompt_toolkit.completion import Completer, Completion, FuzzyWordCompleter
+
+    value_of = {label: value for value, label in choices}
+    fuzzy = FuzzyWordCompleter(list(value_of), WORD=True)
+
+    class ValueCompleter(Completer):
+        def get_completions(
+            self, document: Document, complete_event: CompleteEvent
+        ) -> Iterator[Completion]:
+            for found in fuzzy.get_completions(document, complete_event):
+                yield Completion(
+                    value_of[found.text],
+                    start_position=-len(document.text_before_cursor),
+                    display=found.display,
+                )
+
+    return ValueCompleter()
 
 
 def match_rank(typed: str, value: str, label: str) -> int | None:
@@ -148,19 +173,28 @@ def match_rank(typed: str, value: str, label: str) -> int | None:
 
 
 def _rank_search_matches(question: Question) -> None:
-    """Make a questionary select's type-to-filter list best match first (see ``match_rank``).
+    """Make a questionary select's type-to-filter list best match first (see ``match_rank``),
+    and a filter that matches nothing show so, with Enter doing nothing.
 
-    questionary keeps matches in list order and takes the first on Enter; its control is
-    swapped for one that orders them, for this prompt only.
+    questionary keeps matches in list order and takes the first on Enter; with no match it
+    shows the whole list again, and Enter took its first entry (Afghanistan for a mistyped
+    country). Its control is swapped for one that orders them, for this prompt only.
     """
+    from prompt_toolkit.filters import Condition
+    from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
+    from prompt_toolkit.keys import Keys
+    from questionary import Choice
     from questionary.prompts.common import InquirerControl
 
     class RankedControl(InquirerControl):
         @property
         def filtered_choices(self) -> list[Choice]:
             matches = super().filtered_choices
-            if not self.search_filter or not self.found_in_search:
+            if not self.search_filter:
                 return matches
+            if not self.found_in_search:  # a line that says so, in place of every choice
+                nothing = f"nothing matches {self.search_filter!r}"
+                return [Choice(title=nothing, disabled="Backspace to change the filter")]
             typed = self.search_filter
 
             def rank(choice: Choice) -> int:
@@ -169,9 +203,27 @@ def _rank_search_matches(question: Question) -> None:
 
             return sorted(matches, key=rank)  # stable: list order within a rank
 
+        def matches_nothing(self) -> bool:
+            """Worked out now, as questionary filters: found_in_search is set only when the
+            list is drawn, and keys typed fast (a filter, then Enter) come before that."""
+            typed = (self.search_filter or "").lower()
+            return bool(typed) and not any(typed in str(c.title).lower() for c in self.choices)
+
+    controls: list[RankedControl] = []
     for window in question.application.layout.find_all_windows():
         if isinstance(window.content, InquirerControl):
             window.content.__class__ = RankedControl
+            controls.append(window.content)  # type: ignore[arg-type]  # its class just changed
+
+    no_match = Condition(lambda: any(c.matches_nothing() for c in controls))
+    held = KeyBindings()
+
+    @held.add(Keys.ControlM, eager=True, filter=no_match)
+    def _enter_without_a_match(event: object) -> None:
+        """Nothing to take: the operator fixes the filter (the last binding added wins)."""
+
+    app = question.application
+    app.key_bindings = merge_key_bindings([app.key_bindings or KeyBindings(), held])
 
 
 def prompter() -> Prompter:
