@@ -60,5 +60,7 @@ def report(exc: BaseException, *, as_json: bool, debug: bool) -> int:
         line = f"error: {exc.message}"
         if exc.recovery:
             line += f" — {exc.recovery}"
-        sys.stderr.write(" ".join(line.split()) + "\n")
+        from checkout_cli.cli.safe_text import visible
+
+        sys.stderr.write(visible(" ".join(line.split())) + "\n")
     return exc.exit_code

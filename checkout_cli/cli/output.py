@@ -1,10 +1,13 @@
 """Rendering: stdout is data (tables, JSON), stderr is talk (hints, errors).
 
-Data consoles use ``markup=False`` so a customer named ``[red]x`` prints as typed.
+Data consoles use ``markup=False`` so a customer named ``[red]x`` prints as typed, and they
+print control characters as visible escapes: text from customers and providers (a name holding
+``ESC ] 0 ;``) never reaches a terminal as a command to it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -13,6 +16,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from checkout_cli.cli.safe_text import visible
 from checkout_cli.endpoints import OPEN_CHECKOUT_STATES
 from checkout_cli.money import format_money
 
@@ -20,7 +24,18 @@ _out: Console | None = None
 _err: Console | None = None
 
 
-class _DataConsole(Console):
+class _SafeConsole(Console):
+    """Escapes control characters in what it prints. Rich's own codes (colours, cursor moves)
+    are made from styles and control segments, never from a segment's text, so only content
+    is escaped."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            Segment(visible(s.text), s.style, s.control) if s.control is None else s for s in buffer
+        )
+
+
+class _DataConsole(_SafeConsole):
     """Off a terminal, lines are never cropped to a width: a pipe has none."""
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
@@ -39,7 +54,7 @@ def out() -> Console:
 def err() -> Console:
     global _err
     if _err is None:
-        _err = Console(stderr=True, markup=False, highlight=False, emoji=False)
+        _err = _SafeConsole(stderr=True, markup=False, highlight=False, emoji=False)
     return _err
 
 
@@ -79,7 +94,8 @@ class DataTable(Table):
             yield Segment(str(self.title))
             yield Segment.line()
         for row in zip(*(column.cells for column in self.columns), strict=True):
-            yield Segment("\t".join(_plain(cell) for cell in row))
+            # A tab inside a value would split it into two columns.
+            yield Segment("\t".join(_plain(cell).replace("\t", "\\t") for cell in row))
             yield Segment.line()
 
     def _folded(self, console: Console, options: ConsoleOptions) -> RenderResult:

@@ -55,7 +55,9 @@ class State:
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    from checkout_cli.cli.safe_text import json_safe
+
+    sys.stdout.write(json_safe(json.dumps(value, indent=2, ensure_ascii=False)) + "\n")
 
 
 def read_json_file(path: Path) -> Any:
