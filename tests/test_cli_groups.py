@@ -557,6 +557,7 @@ def test_init_keeps_an_existing_stores_project_id_unless_forced(cli, db_path):
 
 
 def test_tokens_have_a_scope_chosen_at_creation(cli, db_path):
+    assert cli("init").exit_code == 0
     made = {
         name: ok(cli("--json", "tokens", "create", "--name", name, *scope))
         for name, scope in (

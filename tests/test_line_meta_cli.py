@@ -354,6 +354,7 @@ def test_each_change_is_an_event(backend, cli, db_path):
 
 def test_meta_import_versions(cli, db_path, tmp_path):
     fixture = str(FIXTURES / "meta_definitions.json")
+    assert cli("init").exit_code == 0
     first = cli("--json", "meta", "import", fixture)
     assert first.exit_code == 0, first.stderr
     assert [(d["def_key"], d["version"], d["changed"]) for d in first.json()["definitions"]] == [
@@ -405,7 +406,7 @@ def test_the_new_version_validates(backend, cli, db_path, tmp_path):
 
 
 def test_meta_import_refuses_a_malformed_file_and_writes_nothing(cli, db_path, tmp_path):
-    assert cli("meta", "list").exit_code == 0  # the store exists
+    assert cli("init").exit_code == 0
     before = dump(db_path)
     bad = {
         "def_key": "broken",

@@ -72,6 +72,7 @@ def test_other_settings_still_change_over_http(served):
 
 @pytest.mark.parametrize("key", LOCAL_ONLY)
 def test_the_local_cli_may_change_them(cli, key):
+    assert cli("init").exit_code == 0
     result = cli("--json", "settings", "set", key, str(sample_value(key)).lower())
     assert result.exit_code == 0, result.stderr
     assert result.json()["value"] == sample_value(key)

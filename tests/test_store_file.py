@@ -100,3 +100,17 @@ def test_doctor_on_a_sound_store_checks_the_file_too(tmp_path):
     result = checkout(db, "--json", "doctor")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["ok"] is True
+
+
+def test_a_mistyped_db_creates_nothing(tmp_path):
+    """Only `init` (and `demo`) make a store: elsewhere a wrong path is "no store", and
+    neither the file nor its folders appear."""
+    typo = tmp_path / "shpo" / "shop.db"
+    for command in (("products", "list"), ("settings", "set", "shop_name", "X"), ("doctor",)):
+        result = checkout(typo, "--json", *command)
+        assert result.exit_code == 3, result.output
+        error = json.loads(result.stderr)["error_object"]
+        assert error["code"] == "store_not_found" and "init" in error["recovery"]
+    assert not (tmp_path / "shpo").exists()
+    assert checkout(typo, "init").exit_code == 0
+    assert checkout(typo, "products", "list").exit_code == 0

@@ -6,8 +6,9 @@ from checkout_cli.backends.base import Backend
 from checkout_cli.config import Settings
 
 
-def open_backend(config: Settings) -> Backend:
-    """A remote server when ``remote`` is set (flag, env or profile), else the local store."""
+def open_backend(config: Settings, *, create: bool = False) -> Backend:
+    """A remote server when ``remote`` is set (flag, env or profile), else the local store
+    (made if missing only with ``create``)."""
     if config.remote:
         from checkout_cli.backends.remote import RemoteBackend, require_remote_settings
 
@@ -15,4 +16,4 @@ def open_backend(config: Settings) -> Backend:
         return RemoteBackend(config.remote, project, config.token)
     from checkout_cli.backends.local import LocalBackend
 
-    return LocalBackend(config.db, actor=config.actor)
+    return LocalBackend(config.db, actor=config.actor, create=create)

@@ -8,16 +8,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checkout_cli.endpoints import get_endpoint
-from checkout_cli.errors import UnavailableError
+from checkout_cli.errors import NotFoundError, UnavailableError
 
 if TYPE_CHECKING:
     from checkout_cli.engine.core import Engine
 
 
 class LocalBackend:
-    def __init__(self, db_path: Path, *, actor: str = "operator") -> None:
+    def __init__(self, db_path: Path, *, actor: str = "operator", create: bool = True) -> None:
         self.db_path = Path(db_path)
         self.actor = actor
+        self.create = create
         self.description = f"local store {self.db_path}"
         self._engine: Engine | None = None
 
@@ -26,6 +27,13 @@ class LocalBackend:
         if self._engine is None:
             from checkout_cli.engine.core import Engine
 
+            if not self.create and not self.db_path.exists():
+                raise NotFoundError(
+                    "store_not_found",
+                    f"no store at {self.db_path}",
+                    recovery=f"create it with `checkout --db {self.db_path} init`, or check "
+                    "the path (--db, CHECKOUT_DB or the profile)",
+                )
             if self.db_path.is_dir():
                 raise UnavailableError(
                     "not_a_store",

@@ -392,6 +392,7 @@ def init(
     from checkout_cli.cli import output
 
     state: State = ctx.obj
+    state.creates_store = True
     existed = state.settings.db.exists()
     if project_id:
         if existed and not force:

@@ -46,7 +46,7 @@ def demo(ctx: typer.Context) -> None:
         db = state.settings.db
     else:
         db = Path(tempfile.mkdtemp(prefix="checkout-demo-")) / "demo.db"
-    state = State(settings=replace(state.settings, db=db))
+    state = State(settings=replace(state.settings, db=db), creates_store=True)  # a fresh one
     ctx.obj.close()
     ctx.obj = state
     quiet = state.settings.json

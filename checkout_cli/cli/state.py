@@ -19,6 +19,8 @@ from checkout_cli.values import JSONRefused, load_json
 @dataclass
 class State:
     settings: Settings
+    # Only `init` creates a local store: a mistyped --db elsewhere must not make an empty one.
+    creates_store: bool = False
     _backend: Backend | None = field(default=None, repr=False)
 
     @property
@@ -26,7 +28,7 @@ class State:
         if self._backend is None:
             from checkout_cli.backends import open_backend
 
-            self._backend = open_backend(self.settings)
+            self._backend = open_backend(self.settings, create=self.creates_store)
         return self._backend
 
     def call(self, service: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
