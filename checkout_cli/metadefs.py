@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from checkout_cli.errors import ValidationError
-from checkout_cli.values import parse_decimal, parse_int
+from checkout_cli.values import parse_decimal, parse_int, shown
 
 FIELD_TYPES = ("enum", "decimal", "integer", "string", "date", "boolean")
 _FIELD_KEYS = {
@@ -80,7 +80,7 @@ def _decimal(text: Any, what: str) -> Decimal:
         raise _def_error(f'{what} must be a decimal written as a string, e.g. "0.25"')
     number = parse_decimal(str(text))
     if number is None:
-        raise _def_error(f"{what}: {text!r} is not a decimal such as 0.25")
+        raise _def_error(f"{what}: {shown(text)} is not a decimal such as 0.25")
     return number
 
 
@@ -165,7 +165,7 @@ def check_definition(definition: dict[str, Any]) -> dict[str, Any]:
     for spec in fields:
         if "required_if" in spec and spec["required_if"] not in names:
             raise _def_error(
-                f"{spec['name']}: required_if names unknown field {spec['required_if']!r}"
+                f"{spec['name']}: required_if names unknown field {shown(spec['required_if'])}"
             )
     return {"def_key": key, "title": str(definition.get("title") or key), "fields": fields}
 
@@ -288,10 +288,10 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
     kind = spec["type"]
     if kind == "decimal":
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise _bad("invalid_type", spec, f"{value!r} is not a number")
+            raise _bad("invalid_type", spec, f"{shown(value)} is not a number")
         number = parse_decimal(str(value))
         if number is None:
-            raise _bad("invalid_type", spec, f"{value!r} is not a number such as -1.25")
+            raise _bad("invalid_type", spec, f"{shown(value)} is not a number such as -1.25")
         number = abs(number) if number == 0 else number  # "-0" is stored as "0.00"
         low, high = Decimal(spec["min"]), Decimal(spec["max"])
         step = Decimal(spec.get("step", "0.01"))
@@ -305,7 +305,7 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
         if isinstance(value, str) and parse_int(value) is not None:
             value = parse_int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad("invalid_type", spec, f"{value!r} is not a whole number")
+            raise _bad("invalid_type", spec, f"{shown(value)} is not a whole number")
         if not spec.get("min", value) <= value <= spec.get("max", value):
             raise _bad(
                 "meta_value_out_of_range",
@@ -317,7 +317,7 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
         allowed = [str(v) for v in spec.get("values", [])]
         text = str(value).strip() if isinstance(value, str | int | float) else None
         if text not in allowed:
-            raise _bad("meta_value_not_allowed", spec, f"{value!r} is not allowed")
+            raise _bad("meta_value_not_allowed", spec, f"{shown(value)} is not allowed")
         return text
     if kind == "boolean":
         if isinstance(value, str) and value.strip().lower() in (
@@ -330,7 +330,7 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
         ):
             return value.strip().lower() in ("true", "yes", "1")
         if not isinstance(value, bool):
-            raise _bad("invalid_type", spec, f"{value!r} is not true or false")
+            raise _bad("invalid_type", spec, f"{shown(value)} is not true or false")
         return value
     if kind == "date":
         try:
@@ -338,7 +338,7 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
         except ValueError:
             day = None
         if day is None:
-            raise _bad("invalid_type", spec, f"{value!r} is not a date YYYY-MM-DD")
+            raise _bad("invalid_type", spec, f"{shown(value)} is not a date YYYY-MM-DD")
         if spec.get("not_future") and day > today:
             raise _bad("meta_value_out_of_range", spec, f"{day} is in the future")
         if spec.get("max_age_months") and day < _months_before(today, spec["max_age_months"]):
@@ -349,12 +349,12 @@ def check_value(spec: dict[str, Any], value: Any, today: date) -> Any:
             )
         return day.isoformat()
     if not isinstance(value, str):
-        raise _bad("invalid_type", spec, f"{value!r} is not text")
+        raise _bad("invalid_type", spec, f"{shown(value)} is not text")
     text = value.strip()
     if not text or len(text) > spec.get("max_length", MAX_TEXT):
-        raise _bad("meta_value_invalid", spec, f"{text!r} has the wrong length")
+        raise _bad("meta_value_invalid", spec, f"{shown(text)} has the wrong length")
     if spec.get("pattern") and not _pattern(spec["pattern"]).fullmatch(text):
-        raise _bad("meta_value_invalid", spec, f"{text!r} is not allowed: {describe(spec)}")
+        raise _bad("meta_value_invalid", spec, f"{shown(text)} is not allowed: {describe(spec)}")
     return text
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from checkout_cli.errors import ValidationError
 from checkout_cli.money import MAX_AMOUNT_CENTS
-from checkout_cli.values import is_text, parse_int, text_problem
+from checkout_cli.values import is_text, parse_int, shown, text_problem
 
 
 def _fail(code: str, path: str, message: str, recovery: str | None = None) -> ValidationError:
@@ -60,7 +60,7 @@ class Str(Node):
         if len(value) > self.max_length:
             raise _fail(self.code, path, f"is longer than {self.max_length} characters")
         if self.pattern and not re.fullmatch(self.pattern, value):
-            raise _fail(self.code, path, f"{value!r} is not valid", f"expected {self.pattern}")
+            raise _fail(self.code, path, f"{shown(value)} is not valid", f"expected {self.pattern}")
         return value
 
     def _schema(self) -> dict[str, Any]:
@@ -84,11 +84,10 @@ def parse_email(value: str, path: str = "email") -> str:
     try:
         return email_validator.validate_email(value.strip(), check_deliverability=False).normalized
     except email_validator.EmailNotValidError as exc:
-        shown = value.strip()[:80]
         raise _fail(
             "invalid_email",
             path,
-            f"{shown!r} is not an email address: {exc}",
+            f"{shown(value.strip())} is not an email address: {exc}",
             "give an address like name@example.com",
         ) from None
 
@@ -116,7 +115,7 @@ class Country(Node):
             raise _fail(
                 "invalid_country",
                 path,
-                f"{value!r} is not an ISO 3166-1 alpha-2 country code",
+                f"{shown(value)} is not an ISO 3166-1 alpha-2 country code",
                 "use a two-letter code such as NL, DE, BE, GB, US",
             )
         return code
@@ -134,7 +133,7 @@ class Currency(Node):
             raise _fail(
                 "invalid_currency",
                 path,
-                f"{value!r} is not an ISO 4217 currency code",
+                f"{shown(value)} is not an ISO 4217 currency code",
                 "use a code such as EUR, USD, GBP",
             )
         return value.strip().upper()
@@ -151,7 +150,7 @@ class Int(Node):
 
     def check(self, value: Any, path: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail("invalid_type", path, f"must be a whole number, got {value!r}")
+            raise _fail("invalid_type", path, f"must be a whole number, got {shown(value)}")
         if self.minimum is not None and value < self.minimum:
             raise _fail(self.code, path, f"must be at least {self.minimum}, got {value}")
         if self.maximum is not None and value > self.maximum:
@@ -176,7 +175,7 @@ def Cents(description: str = "", maximum: int = MAX_AMOUNT_CENTS) -> Int:
 class Bool(Node):
     def check(self, value: Any, path: str) -> bool:
         if not isinstance(value, bool):
-            raise _fail("invalid_type", path, f"must be true or false, got {value!r}")
+            raise _fail("invalid_type", path, f"must be true or false, got {shown(value)}")
         return value
 
     def _schema(self) -> dict[str, Any]:
@@ -191,7 +190,9 @@ class Enum(Node):
     def check(self, value: Any, path: str) -> str:
         if value not in self.choices:
             allowed = ", ".join(self.choices)
-            raise _fail(self.code, path, f"{value!r} is not one of {allowed}", f"use {allowed}")
+            raise _fail(
+                self.code, path, f"{shown(value)} is not one of {allowed}", f"use {allowed}"
+            )
         return value
 
     def _schema(self) -> dict[str, Any]:
@@ -231,7 +232,7 @@ def _finite_json(value: Any, path: str) -> Any:
     while stack:
         item = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
-            raise _fail("invalid_number", path, f"{item!r} is not a JSON number")
+            raise _fail("invalid_number", path, f"{shown(item)} is not a JSON number")
         if isinstance(item, dict):
             stack.extend(item.values())
         elif isinstance(item, list):

@@ -104,3 +104,16 @@ def is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+SHOWN_CHARACTERS = 60
+
+
+def shown(value: Any) -> str:
+    """``value`` as an error message quotes it: its repr, cut to a short line (a 100 kB value
+    is named by its length, not echoed whole)."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    size = f"{len(value):,} characters" if isinstance(value, str) else f"{len(text):,} long"
+    return f"{text[: SHOWN_CHARACTERS - 1]}… ({size})"

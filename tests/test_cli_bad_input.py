@@ -354,3 +354,15 @@ def test_bad_input_is_refused_and_changes_nothing(backend, cli, db_path, shop, c
     if case.in_message:
         assert case.in_message in error["message"], error
     assert dump(db_path) == before
+
+
+def test_a_100_kb_value_is_named_not_echoed(cli, shop):
+    """A refused value is quoted short: one line a person can read, not 100 kB of it."""
+    for args in (
+        ("orders", "list", "--body", '{"status": "' + "x" * 100_000 + '"}'),
+        ("settings", "set", "smtp_port", "9" * 100_000),
+        ("settings", "set", "nope" * 25_000, "1"),
+    ):
+        result = cli(*args)
+        assert result.exit_code in (2, 4), result.stderr
+        assert len(result.stderr) < 1_000, (args[:3], len(result.stderr))

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from checkout_cli.errors import ValidationError
-from checkout_cli.values import JSONRefused, load_json, parse_decimal, parse_int
+from checkout_cli.values import JSONRefused, load_json, parse_decimal, parse_int, shown
 
 
 @dataclass(frozen=True)
@@ -136,15 +136,15 @@ def coerce(setting: Setting, value: Any) -> Any:
             return value.lower() in _TRUE
         if isinstance(value, bool):
             return value
-        raise _bad(key, f"expected true or false, got {value!r}")
+        raise _bad(key, f"expected true or false, got {shown(value)}")
     if kind == "int":
         if isinstance(value, str):
             value = parse_int(value) if parse_int(value) is not None else value
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             if setting.maximum is not None and value > setting.maximum:
-                raise _bad(key, f"expected at most {setting.maximum}, got {value!r}")
+                raise _bad(key, f"expected at most {setting.maximum}, got {shown(value)}")
             return value
-        raise _bad(key, f"expected a whole number >= 0, got {value!r}")
+        raise _bad(key, f"expected a whole number >= 0, got {shown(value)}")
     if kind in ("rates", "lists") and isinstance(value, str):
         try:
             value = load_json(value)
@@ -157,7 +157,7 @@ def coerce(setting: Setting, value: Any) -> Any:
             raise _bad(key, "expected a JSON object of lists", SETTINGS[key].help)
         return value
     if not isinstance(value, str):
-        raise _bad(key, f"expected text, got {value!r}")
+        raise _bad(key, f"expected text, got {shown(value)}")
     from checkout_cli import schema
 
     node = {
@@ -187,12 +187,12 @@ def _coerce_rates(key: str, value: Any) -> dict[str, str]:
     for country, rate in value.items():
         code = str(country).upper()
         if code not in COUNTRIES:
-            raise _bad(key, f"{country!r} is not an ISO 3166-1 alpha-2 country code")
+            raise _bad(key, f"{shown(country)} is not an ISO 3166-1 alpha-2 country code")
         percent = parse_decimal(str(rate)) if isinstance(rate, (str, int, float)) else None
         if percent is None or isinstance(rate, bool):
-            raise _bad(key, f"{rate!r} is not a percentage such as 21 or 9.5")
+            raise _bad(key, f"{shown(rate)} is not a percentage such as 21 or 9.5")
         if not Decimal(0) <= percent <= Decimal(100):
-            raise _bad(key, f"{rate!r} is not between 0 and 100")
+            raise _bad(key, f"{shown(rate)} is not between 0 and 100")
         rates[code] = str(percent)
     return rates
 
@@ -200,7 +200,7 @@ def _coerce_rates(key: str, value: Any) -> dict[str, str]:
 def unknown(key: str) -> ValidationError:
     return ValidationError(
         "unknown_setting",
-        f"no setting named {key!r}",
+        f"no setting named {shown(key)}",
         field="key",
         recovery="known settings: " + ", ".join(SETTINGS),
     )
@@ -228,20 +228,20 @@ def check_all(values: dict[str, Any]) -> dict[str, Any]:
         setting = SETTINGS.get(key)
         if setting is None:
             unknowns += 1
-            problems.append(f"{key!r}: no such setting")
+            problems.append(f"{shown(key)}: no such setting")
             continue
         try:
             checked[key] = coerce(setting, value)
         except ValidationError as exc:
             problems.append(exc.message)
     if problems:
-        shown = problems[:_NAMED_PROBLEMS]
-        if len(problems) > len(shown):  # one line stays readable: a whole wrong file is not
-            shown.append(f"and {len(problems) - len(shown)} more")
+        named = problems[:_NAMED_PROBLEMS]
+        if len(problems) > len(named):  # one line stays readable: a whole wrong file is not
+            named.append(f"and {len(problems) - len(named)} more")
         raise ValidationError(
             "unknown_setting" if unknowns == len(problems) else "invalid_setting",
             f"{len(problems)} of {len(values)} settings refused, nothing changed: "
-            + "; ".join(shown),
+            + "; ".join(named),
             field="settings",
             recovery="known settings: " + ", ".join(SETTINGS) if unknowns else None,
         )
