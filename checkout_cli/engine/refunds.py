@@ -245,7 +245,7 @@ def refresh_pending(engine: Engine, dry_run: bool) -> list[dict[str, Any]]:
 def refund_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     """Refund a stray payment in full (paid, but no order will account for it)."""
     from checkout_cli.engine import strays
-    from checkout_cli.engine.checkouts import load_checkout
+    from checkout_cli.engine.checkout_records import load_checkout
     from checkout_cli.engine.provider_payments import PROVIDERS, apply_status, provider_for
 
     token, ppid = body["checkout_token"], body["provider_payment_id"]
