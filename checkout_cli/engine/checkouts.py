@@ -2,6 +2,10 @@
 
 States: active -> payment_pending -> completable -> completed; any open state -> cancelled;
 active/payment_pending past ``expires_at`` -> expired. Every transition is an event.
+
+``provider_payments`` and ``refunds`` (which import only the records, never this module) are
+imported inside the functions that use them, for start-up time: a status read loads neither
+(about 20 ms; tests/benchmarks/bench_startup.py).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from checkout_cli.engine import events, pricing, provider_payments, refunds, settings
+from checkout_cli.engine import events, pricing, settings
 from checkout_cli.engine.carts import (
     cart_lines,
     load_cart,
@@ -38,11 +42,6 @@ from checkout_cli.engine.line_meta import missing_required_meta
 from checkout_cli.engine.orders import (
     create_order,
     refuse_ordered_reference,
-)
-from checkout_cli.engine.provider_payments import (
-    in_progress,
-    is_open_provider_payment,
-    refuse_if_paid,
 )
 from checkout_cli.errors import ConflictError, ForbiddenError, PaymentError
 
@@ -313,6 +312,8 @@ def _replacing(
     replace the payment; only then is that payment expired at the provider, with no lock
     held (paid: refused, the paid status recorded), and ``work`` runs, checking it all again.
     """
+    from checkout_cli.engine import provider_payments
+
     with engine.read() as conn:
         co = load_checkout(conn, token)
         replaces = not is_due(engine, co) and admissible(conn, co)
@@ -323,7 +324,15 @@ def _replacing(
 
 def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     if body["provider"] != "invoice":
+        from checkout_cli.engine import provider_payments
+
         return provider_payments.create(engine, body)
+
+    from checkout_cli.engine.provider_payments import (
+        in_progress,
+        is_open_provider_payment,
+        refuse_if_paid,
+    )
 
     def admissible(conn: sqlite3.Connection, co: sqlite3.Row) -> bool:
         if made_payment_before(engine, conn, co):
@@ -374,6 +383,12 @@ def _invoiced(payment: sqlite3.Row | None, body: dict[str, Any]) -> bool:
 
 
 def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    from checkout_cli.engine.provider_payments import (
+        in_progress,
+        is_open_provider_payment,
+        refuse_if_paid,
+    )
+
     def admissible(conn: sqlite3.Connection, co: sqlite3.Row) -> bool:
         refuse_unless_open(co)
         if body["provider"] == "invoice":  # an invoice, however it is linked
@@ -423,6 +438,8 @@ def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     token = body["checkout_token"]
     pending = load_checkout(engine.conn, token)
     if pending["status"] == "payment_pending":
+        from checkout_cli.engine import provider_payments
+
         provider_payments.refresh(engine, pending, "checked")  # asks the provider, no lock held
 
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
@@ -478,6 +495,8 @@ def _refuse_unless_money_kept(
     conn: sqlite3.Connection, co: sqlite3.Row, payment: sqlite3.Row
 ) -> None:
     """An order is made only for money the shop keeps, of the amount the order says."""
+    from checkout_cli.engine import refunds
+
     if refunds.latest(conn, payment["id"], refunds.UNDER_WAY) is not None:
         raise ConflictError(
             "payment_refunded",
@@ -507,6 +526,8 @@ def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     payment linked by hand is money received outside any provider: forced, the checkout is
     cancelled and the payment is named on the timeline and in the answer as not returned.
     """
+    from checkout_cli.engine import provider_payments, refunds
+
     token = body["checkout_token"]
     force = bool(body.get("force"))
     co = load_checkout(engine.conn, token)
