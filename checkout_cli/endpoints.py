@@ -555,7 +555,7 @@ def _endpoints() -> list[Endpoint]:
             "Ask the providers about pending payments and refunds; complete, release or "
             "expire; report paid payments without an order.",
             obj(dry_run=Bool(description="only report what would change")),
-            "provider_payments:reconcile",
+            "payment_sync:reconcile",
             "checkout reconcile --dry-run",
             calls_out=True,
             scope=ADMIN,

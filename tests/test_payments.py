@@ -11,7 +11,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from checkout_cli.engine.provider_payments import handle_webhook
+from checkout_cli.engine.payment_sync import handle_webhook
 from checkout_cli.errors import AuthError, NotFoundError, PaymentError, UnavailableError
 from tests.conftest import WEBHOOK_SECRET, ready_checkout
 

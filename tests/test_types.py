@@ -1,5 +1,6 @@
 """The static checks, run by the same test command as everything else: mypy type-checks the
-package (settings in pyproject.toml's [tool.mypy]) and ruff checks lint and formatting."""
+package (settings in pyproject.toml's [tool.mypy]), ruff checks lint and formatting, and
+import-linter holds the layers and the engine free of import cycles ([tool.importlinter])."""
 
 from __future__ import annotations
 
@@ -31,4 +32,15 @@ def test_ruff_lint_passes():
 
 def test_ruff_format_is_applied():
     result = run("ruff", "format", "--check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_contracts_hold():
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

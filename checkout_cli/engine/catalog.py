@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from checkout_cli.engine import line_meta, settings
+from checkout_cli.engine import meta_definitions, settings
 from checkout_cli.engine.core import Engine, dumps, loads
 from checkout_cli.engine.paging import page
 from checkout_cli.errors import NotFoundError, ValidationError
@@ -76,7 +76,7 @@ def upsert_product(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
 def _upsert(engine: Engine, conn: sqlite3.Connection, body: dict[str, Any]) -> sqlite3.Row:
     sku = body["sku"]
-    line_meta.require_definitions(conn, body.get("meta_defs", []))
+    meta_definitions.require_definitions(conn, body.get("meta_defs", []))
     existing = conn.execute("SELECT * FROM products WHERE sku = ?", (sku,)).fetchone()
     # An update keeps the product's currency unless one is given, like its other fields.
     currency = body.get("currency") or (

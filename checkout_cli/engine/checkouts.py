@@ -2,6 +2,10 @@
 
 States: active -> payment_pending -> completable -> completed; any open state -> cancelled;
 active/payment_pending past ``expires_at`` -> expired. Every transition is an event.
+
+``provider_payments`` and ``refunds`` (which import only the records, never this module) are
+imported inside the functions that use them, for start-up time: a status read loads neither
+(about 20 ms; tests/benchmarks/bench_startup.py).
 """
 
 from __future__ import annotations
@@ -11,174 +15,40 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from checkout_cli.endpoints import OPEN_CHECKOUT_STATES
-from checkout_cli.engine import events, pricing, reservations, settings
+from checkout_cli.engine import events, pricing, settings
 from checkout_cli.engine.carts import (
     cart_lines,
     load_cart,
     require_sellable,
     unsellable_warnings,
 )
-from checkout_cli.engine.core import Engine, dumps, iso, loads, new_token, parse_iso
+from checkout_cli.engine.checkout_records import (
+    OPEN_STATES,
+    checkout_object,
+    current_payment,
+    expire,
+    expired_error,
+    insert_payment,
+    is_due,
+    load_checkout,
+    made_payment_before,
+    refuse_unless_open,
+    require_customer,
+    transition,
+    with_checkout,
+)
+from checkout_cli.engine.core import Engine, dumps, iso, loads, new_token
 from checkout_cli.engine.line_meta import missing_required_meta
 from checkout_cli.engine.orders import (
     create_order,
-    line_objects,
-    order_summary,
     refuse_ordered_reference,
 )
-from checkout_cli.errors import ConflictError, ForbiddenError, NotFoundError, PaymentError
-
-OPEN_STATES = OPEN_CHECKOUT_STATES
-EXPIRING_STATES = ("active", "payment_pending")
-
-
-# ---- reading ---------------------------------------------------------------------------------
-
-
-def load_checkout(conn: sqlite3.Connection, token: str) -> sqlite3.Row:
-    row = conn.execute("SELECT * FROM checkouts WHERE token = ?", (token,)).fetchone()
-    if row is None:
-        raise NotFoundError(
-            "checkout_not_found",
-            f"no checkout with token {token!r}",
-            field="checkout_token",
-            recovery="find it with `checkout orders list` or start one with "
-            "`checkout initiate-checkout CART`",
-        )
-    return row
-
-
-def current_payment(conn: sqlite3.Connection, checkout_id: int) -> sqlite3.Row | None:
-    return conn.execute(
-        "SELECT * FROM payments WHERE checkout_id = ? AND status NOT IN ('creating', "
-        "'create_failed') ORDER BY id DESC LIMIT 1",
-        (checkout_id,),
-    ).fetchone()
-
-
-def payment_object(row: sqlite3.Row | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {
-        "provider": row["provider"],
-        "provider_payment_id": row["provider_payment_id"],
-        "status": row["status"],
-        "redirect_url": row["redirect_url"],
-        "amount_cents": row["amount_cents"],
-        "reference": row["reference"],
-    }
-
-
-def totals_object(row: sqlite3.Row) -> dict[str, int]:
-    return {k: row[k] for k in ("subtotal_cents", "shipping_cents", "tax_cents", "total_cents")}
-
-
-def checkout_object(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
-    lines = conn.execute(
-        "SELECT * FROM checkout_lines WHERE checkout_id = ? ORDER BY line_no", (co["id"],)
-    ).fetchall()
-    cart = conn.execute("SELECT token FROM carts WHERE id = ?", (co["cart_id"],)).fetchone()
-    order = conn.execute("SELECT * FROM orders WHERE checkout_id = ?", (co["id"],)).fetchone()
-    return {
-        "checkout_token": co["token"],
-        "status": co["status"],
-        "cart_token": cart["token"],
-        "currency": co["currency"],
-        "items": line_objects(lines),
-        "customer": loads(co["customer"]),
-        "shipping_address": loads(co["shipping_address"]),
-        "billing_address": loads(co["billing_address"]),
-        "totals": totals_object(co),
-        "payment": payment_object(current_payment(conn, co["id"])),
-        "order": order_summary(order) if order else None,
-        "created_at": co["created_at"],
-        "updated_at": co["updated_at"],
-        "expires_at": co["expires_at"],
-        "external_reference": co["external_reference"],
-    }
+from checkout_cli.errors import ConflictError, ForbiddenError, PaymentError
 
 
 def get_checkout_status(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     with engine.read() as conn:
         return checkout_object(conn, load_checkout(conn, body["checkout_token"]))
-
-
-# ---- state changes ---------------------------------------------------------------------------
-
-
-def transition(
-    engine: Engine,
-    conn: sqlite3.Connection,
-    co: sqlite3.Row,
-    to_status: str,
-    kind: str,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    conn.execute(
-        "UPDATE checkouts SET status = ?, updated_at = ? WHERE id = ?",
-        (to_status, engine.now(), co["id"]),
-    )
-    events.record(
-        engine, conn, co["id"], kind, from_status=co["status"], to_status=to_status, detail=detail
-    )
-    if to_status not in reservations.HOLDING_STATES:
-        reservations.release(conn, co["id"])
-
-
-def is_due(engine: Engine, co: sqlite3.Row) -> bool:
-    return co["status"] in EXPIRING_STATES and parse_iso(co["expires_at"]) <= engine.clock()
-
-
-def expire(engine: Engine, conn: sqlite3.Connection, co: sqlite3.Row) -> None:
-    transition(engine, conn, co, "expired", "checkout_expired", {"expires_at": co["expires_at"]})
-
-
-def with_checkout(
-    engine: Engine, token: str, work: Callable[[sqlite3.Connection, sqlite3.Row], dict[str, Any]]
-) -> dict[str, Any]:
-    """Run ``work`` in one write transaction, after expiring the checkout if it is due.
-
-    An expiry is committed (it is a fact, not part of the refused request) and then reported.
-    """
-    with engine.write() as conn:
-        co = load_checkout(conn, token)
-        if not is_due(engine, co):
-            return work(conn, co)
-        expire(engine, conn, co)
-    raise _expired(co)
-
-
-def _expired(co: sqlite3.Row) -> ConflictError:
-    return ConflictError(
-        "checkout_expired",
-        f"checkout {co['token']} expired at {co['expires_at']}",
-        field="checkout_token",
-        recovery="start a new checkout: `checkout initiate-checkout CART`",
-    )
-
-
-def refuse_unless_open(co: sqlite3.Row) -> None:
-    status = co["status"]
-    if status in OPEN_STATES:
-        return
-    if status == "cancelled":
-        raise ConflictError(
-            "checkout_cancelled",
-            f"checkout {co['token']} is cancelled",
-            field="checkout_token",
-            recovery="start a new checkout from the cart: `checkout initiate-checkout CART`",
-        )
-    if status == "expired":
-        raise ConflictError(
-            "checkout_expired",
-            f"checkout {co['token']} has expired",
-            field="checkout_token",
-            recovery="start a new checkout: `checkout initiate-checkout CART`",
-        )
-    raise ConflictError(
-        "checkout_not_active", f"checkout {co['token']} is {status}", field="checkout_token"
-    )
 
 
 def initiate_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
@@ -419,47 +289,6 @@ def _address(a: dict[str, Any]) -> dict[str, Any]:
     return {k: a.get(k) for k in ("line1", "line2", "postal_code", "city", "region", "country")}
 
 
-def require_customer(co: sqlite3.Row) -> None:
-    if co["customer"] is None:
-        raise ConflictError(
-            "customer_missing",
-            f"checkout {co['token']} has no customer yet",
-            field="checkout_token",
-            recovery=f"set one with `checkout set-customer {co['token']}`",
-        )
-
-
-def insert_payment(
-    engine: Engine,
-    conn: sqlite3.Connection,
-    co: sqlite3.Row,
-    *,
-    provider: str,
-    status: str,
-    amount_cents: int,
-    reference: str | None = None,
-    idempotency_key: str | None = None,
-    request: str | None = None,
-) -> None:
-    now = engine.now()
-    conn.execute(
-        "INSERT INTO payments (checkout_id, provider, status, amount_cents, currency, reference, "
-        "idempotency_key, request, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            co["id"],
-            provider,
-            status,
-            amount_cents,
-            co["currency"],
-            reference,
-            idempotency_key,
-            request,
-            now,
-            now,
-        ),
-    )
-
-
 def _refuse_invoice_unless_allowed(conn: sqlite3.Connection) -> None:
     if not settings.read(conn, "allow_invoice_checkout"):
         raise ForbiddenError(
@@ -491,12 +320,6 @@ def _replacing(
     if replaces:
         provider_payments.close_for_replacement(engine, token)
     return with_checkout(engine, token, work)
-
-
-def made_payment_before(engine: Engine, conn: sqlite3.Connection, co: sqlite3.Row) -> bool:
-    """Whether an earlier attempt of this same request (its worker died before answering)
-    made the checkout's payment: the retry answers with it instead of making another."""
-    return events.by_this_request(engine, conn, co["id"], "payment_created") is not None
 
 
 def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
@@ -777,7 +600,7 @@ def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     if provider_payments.is_open_provider_payment(payment):
         warnings.append(_still_open_warning(payment))
     if due:
-        raise _expired(co)
+        raise expired_error(co)
     result = get_checkout_status(engine, {"checkout_token": token})
     if refund is not None:
         result["refund"] = refunds.refund_object(refund)
@@ -795,7 +618,7 @@ def _cancelled_by_this_request(engine: Engine, co: sqlite3.Row) -> dict[str, Any
     if earlier is None or earlier["to_status"] != co["status"]:
         return None
     if co["status"] == "expired":
-        raise _expired(co)
+        raise expired_error(co)
     result = get_checkout_status(engine, {"checkout_token": co["token"]})
     refund = (loads(earlier["detail"]) or {}).get("refund")
     if refund is not None:
@@ -822,25 +645,3 @@ def _still_open_warning(payment: sqlite3.Row) -> dict[str, Any]:
         f"{payment['provider_payment_id']}, which the customer could still pay; if they do, "
         "`checkout reconcile` reports it with the command that refunds it",
     }
-
-
-def expire_now(engine: Engine, token: str) -> None:
-    """Expire a checkout past its TTL (reconcile), closing its provider payment."""
-    with engine.write() as conn:
-        co = load_checkout(conn, token)
-        if not is_due(engine, co):
-            return
-        expire(engine, conn, co)
-        payment = current_payment(conn, co["id"])
-    _close_provider_payment(engine, payment)
-
-
-def _close_provider_payment(engine: Engine, payment: sqlite3.Row | None) -> None:
-    if (
-        payment is not None
-        and payment["provider_payment_id"]
-        and payment["status"] in ("open", "pending")
-    ):
-        from checkout_cli.engine import provider_payments
-
-        provider_payments.cancel_at_provider(engine, payment)

@@ -8,55 +8,23 @@ the stored JSON text to the order line unchanged.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
 from checkout_cli import metadefs
 from checkout_cli.endpoints import MAX_LIST_LIMIT
 from checkout_cli.engine import catalog, events, settings
+from checkout_cli.engine.checkout_records import (
+    checkout_object,
+    load_checkout,
+    refuse_unless_open,
+    with_checkout,
+)
 from checkout_cli.engine.core import Engine, dumps, loads
+from checkout_cli.engine.meta_definitions import definition_object, load_definition
+from checkout_cli.engine.orders import load_order
 from checkout_cli.engine.paging import page
 from checkout_cli.errors import ConflictError, NotFoundError, ValidationError
-
-
-def _definition_row(conn: sqlite3.Connection, def_key: str) -> sqlite3.Row:
-    row = conn.execute(
-        "SELECT * FROM meta_definitions WHERE def_key = ? ORDER BY version DESC LIMIT 1",
-        (def_key,),
-    ).fetchone()
-    if row is None:
-        raise NotFoundError(
-            "meta_definition_not_found",
-            f"no meta definition {def_key!r}",
-            field="def_key",
-            recovery="list them with `checkout meta list`, add one with "
-            "`checkout meta import FILE`",
-        )
-    return row
-
-
-def _definition(row: sqlite3.Row) -> dict[str, Any]:
-    return {
-        "def_key": row["def_key"],
-        "version": row["version"],
-        "title": row["title"],
-        "fields": json.loads(row["fields"]),
-    }
-
-
-def load_definition(conn: sqlite3.Connection, def_key: str) -> dict[str, Any]:
-    return _definition(_definition_row(conn, def_key))
-
-
-def require_definitions(conn: sqlite3.Connection, meta_defs: list[dict[str, Any]]) -> None:
-    """A product may only list definitions that exist."""
-    for index, ref in enumerate(meta_defs):
-        try:
-            _definition_row(conn, ref["def_key"])
-        except NotFoundError as exc:
-            exc.field = f"meta_defs[{index}].def_key"
-            raise
 
 
 def upsert_meta_definition(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +40,7 @@ def upsert_meta_definition(engine: Engine, body: dict[str, Any]) -> dict[str, An
             and current["fields"] == fields
             and current["title"] == definition["title"]
         ):
-            return {**_definition(current), "changed": False}
+            return {**definition_object(current), "changed": False}
         version = current["version"] + 1 if current else 1
         conn.execute(
             "INSERT INTO meta_definitions (def_key, version, title, fields, created_at) "
@@ -132,13 +100,6 @@ def _line_for(
 
 
 def set_line_meta(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    from checkout_cli.engine.checkouts import (
-        checkout_object,
-        load_checkout,
-        refuse_unless_open,
-        with_checkout,
-    )
-
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
         refuse_unless_open(co)
         line = _line_for(conn, co, body["product_sku"], body.get("line_id"))
@@ -201,8 +162,6 @@ def missing_required_meta(conn: sqlite3.Connection, checkout_id: int) -> None:
 
 
 def get_line_meta(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    from checkout_cli.engine.orders import load_order
-
     with engine.read() as conn:
         order = load_order(conn, body["order_id"])
         rows = conn.execute(

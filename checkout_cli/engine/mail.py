@@ -1,16 +1,18 @@
-"""Email transports: ``file`` writes ``.eml`` files, ``smtp`` talks to a mail server."""
+"""Email transports: ``file`` writes ``.eml`` files, ``smtp`` talks to a mail server; and
+blanking an SMTP password older releases left in stored errors (a schema upgrade)."""
 
 from __future__ import annotations
 
 import os
 import smtplib
+import sqlite3
 import ssl
 import tempfile
 from email.message import Message
 from pathlib import Path
 from typing import Any, Protocol, overload
 
-from checkout_cli.engine import network
+from checkout_cli.engine import network, settings
 from checkout_cli.engine.redaction import Redactor
 
 
@@ -167,3 +169,24 @@ def transport_for(settings: dict[str, Any], password: str | None, data_dir: Path
         )
     folder = Path(settings["email_outbox_dir"] or data_dir / "outbox")
     return FileTransport(folder)
+
+
+def redact_stored_password(conn: sqlite3.Connection) -> None:
+    """Blank the SMTP password out of errors older releases stored: a server that echoed AUTH
+    PLAIN put its base64 in ``last_error`` and in the remembered HTTP answer of that
+    ``send-outbox``. Run by the upgrade that seals the vault, while the password is still
+    plaintext there."""
+    row = conn.execute("SELECT value FROM vault WHERE name = 'smtp_password'").fetchone()
+    if row is None:
+        return
+    redactor = redactor_for(settings.read(conn, "smtp_user"), row["value"])
+    for table, column, key in (
+        ("outbox", "last_error", "id"),
+        ("idempotent_requests", "response", "key"),
+    ):
+        for stored in conn.execute(f"SELECT {key}, {column} FROM {table}").fetchall():
+            text = stored[column]
+            if text and (clean := redactor.redact(text)) != text:
+                conn.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (clean, stored[key])
+                )

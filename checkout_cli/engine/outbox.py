@@ -15,7 +15,7 @@ from typing import Any
 
 from checkout_cli.engine import emails, settings, vault
 from checkout_cli.engine.core import Engine
-from checkout_cli.engine.mail import DeliveryFailed, redactor_for, transport_for, uses_password
+from checkout_cli.engine.mail import DeliveryFailed, transport_for, uses_password
 from checkout_cli.engine.paging import page
 
 log = logging.getLogger(__name__)
@@ -48,27 +48,6 @@ def _error_text(exc: Exception) -> str:
     transport (it alone knows every form in which it sent the password)."""
     error = str(exc) if isinstance(exc, DeliveryFailed) else f"{type(exc).__name__}: {exc}"
     return error[:500]
-
-
-def redact_stored_password(conn: sqlite3.Connection) -> None:
-    """Blank the SMTP password out of errors older releases stored: a server that echoed AUTH
-    PLAIN put its base64 in ``last_error`` and in the remembered HTTP answer of that
-    ``send-outbox``. Run by the upgrade that seals the vault, while the password is still
-    plaintext there."""
-    row = conn.execute("SELECT value FROM vault WHERE name = 'smtp_password'").fetchone()
-    if row is None:
-        return
-    redactor = redactor_for(settings.read(conn, "smtp_user"), row["value"])
-    for table, column, key in (
-        ("outbox", "last_error", "id"),
-        ("idempotent_requests", "response", "key"),
-    ):
-        for stored in conn.execute(f"SELECT {key}, {column} FROM {table}").fetchall():
-            text = stored[column]
-            if text and (clean := redactor.redact(text)) != text:
-                conn.execute(
-                    f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (clean, stored[key])
-                )
 
 
 def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:

@@ -20,20 +20,23 @@ import sqlite3
 from dataclasses import asdict
 from typing import Any, TypeGuard
 
+from checkout_cli.engine import checkout_records as records
 from checkout_cli.engine import events, network, reservations, settings, vault
 from checkout_cli.engine.core import Engine, loads
-from checkout_cli.errors import CheckoutError, ConflictError, NotFoundError, PaymentError
-from checkout_cli.payments import PROVIDER_KEYS, not_configured, open_provider
+from checkout_cli.errors import CheckoutError, ConflictError, PaymentError
+from checkout_cli.payments import open_provider
 from checkout_cli.payments.base import (
     FINAL_UNPAID,
     OPEN,
     PAID,
     PENDING,
+    PROVIDER_KEYS,
     PaymentLine,
     PaymentRequest,
     Provider,
     ProviderConfig,
     ProviderPayment,
+    not_configured,
 )
 
 PROVIDERS = tuple(PROVIDER_KEYS)
@@ -100,28 +103,27 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     (another provider, or a total changed since) is replayed and expired at its provider, and
     an open payment being replaced is expired there (paid: refused). Never under the lock.
     """
-    from checkout_cli.engine import checkouts
 
     name = body["provider"]
     token = body["checkout_token"]
 
     def admissible(conn: sqlite3.Connection, co: sqlite3.Row) -> Provider:
-        checkouts.refuse_unless_open(co)
-        checkouts.require_customer(co)
+        records.refuse_unless_open(co)
+        records.require_customer(co)
         provider = provider_for(conn, name)  # refuses before anything is written
-        refuse_if_paid(co, checkouts.current_payment(conn, co["id"]))
+        refuse_if_paid(co, records.current_payment(conn, co["id"]))
         return provider
 
     while True:
         with engine.read() as conn:
-            co = checkouts.load_checkout(conn, token)
+            co = records.load_checkout(conn, token)
             # Past its TTL, with_checkout below expires it and says so; made by an earlier
             # attempt of this same request, record_attempt below answers with that payment.
-            if checkouts.is_due(engine, co) or checkouts.made_payment_before(engine, conn, co):
+            if records.is_due(engine, co) or records.made_payment_before(engine, conn, co):
                 break
             admissible(conn, co)
             stale = _stale_attempt(conn, co, name)
-            current = checkouts.current_payment(conn, co["id"])
+            current = records.current_payment(conn, co["id"])
         if stale is None:
             if _needs_replacing(current, name, co, body):
                 close_for_replacement(engine, token)
@@ -131,14 +133,14 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     plan: dict[str, Any] = {}
 
     def record_attempt(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
-        if checkouts.made_payment_before(engine, conn, co):
+        if records.made_payment_before(engine, conn, co):
             plan.update(redone_for=co["id"])
-            return checkouts.checkout_object(conn, co)
+            return records.checkout_object(conn, co)
         provider = admissible(conn, co)
-        current = checkouts.current_payment(conn, co["id"])
+        current = records.current_payment(conn, co["id"])
         if is_open_provider_payment(current):
             if not _needs_replacing(current, name, co, body):
-                return checkouts.checkout_object(conn, co)  # the open payment: idempotent
+                return records.checkout_object(conn, co)  # the open payment: idempotent
             raise in_progress(co, current)  # another call made it since it was closed
         attempt = conn.execute(
             "SELECT * FROM payments WHERE checkout_id = ? AND provider = ? AND status = 'creating'"
@@ -156,7 +158,7 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             request = _payment_request(conn, co, key, body)
             provider.check(request)  # an amount it cannot take exactly: refused, nothing written
             reservations.reserve(engine, conn, co["id"])
-            checkouts.insert_payment(
+            records.insert_payment(
                 engine,
                 conn,
                 co,
@@ -176,7 +178,7 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         plan.update(provider=provider, attempt_id=attempt["id"], request=request)
         return {}
 
-    existing = checkouts.with_checkout(engine, token, record_attempt)
+    existing = records.with_checkout(engine, token, record_attempt)
     if "redone_for" in plan:  # the earlier attempt may have died before sending the link
         from checkout_cli.engine import outbox
 
@@ -261,14 +263,13 @@ def close_for_replacement(engine: Engine, token: str) -> None:
     ``payment_already_paid``, with the paid status recorded. Still payable (the provider
     would not cancel it): ``payment_in_progress``. Either way nothing is replaced.
     """
-    from checkout_cli.engine import checkouts
 
-    co = checkouts.load_checkout(engine.conn, token)
-    payment = checkouts.current_payment(engine.conn, co["id"])
+    co = records.load_checkout(engine.conn, token)
+    payment = records.current_payment(engine.conn, co["id"])
     if payment is None or not is_open_provider_payment(payment):
         return
     closed = close_at_provider(engine, payment, "payment_replaced")
-    co = checkouts.load_checkout(engine.conn, token)
+    co = records.load_checkout(engine.conn, token)
     payment = _payment_row(engine.conn, payment["id"])
     if closed.status == PAID:
         raise already_paid(co, payment)
@@ -326,7 +327,6 @@ def _settle_stale_attempt(engine: Engine, attempt: sqlite3.Row) -> None:
     The create is replayed with the attempt's own key and parameters, so the provider hands
     back the payment it made (or makes it now, to be expired at once) instead of a second one.
     """
-    from checkout_cli.engine import checkouts
 
     request = _loaded(attempt["request"])
     assert request is not None
@@ -364,7 +364,7 @@ def _settle_stale_attempt(engine: Engine, attempt: sqlite3.Row) -> None:
         ).fetchone()
         if co["status"] == "active":  # paid for the earlier total: kept, never dropped
             reservations.reserve(engine, conn, co["id"])
-            checkouts.transition(
+            records.transition(
                 engine, conn, co, "completable", "payment_paid", {"provider": found["provider"]}
             )
             co = conn.execute("SELECT * FROM checkouts WHERE id = ?", (co["id"],)).fetchone()
@@ -420,7 +420,7 @@ def _attempt_failed(engine: Engine, attempt_id: int, exc: CheckoutError) -> None
 
 
 def _attempt_succeeded(engine: Engine, attempt_id: int, created: ProviderPayment) -> dict[str, Any]:
-    from checkout_cli.engine import checkouts, outbox
+    from checkout_cli.engine import outbox
 
     emailed = False
     with engine.write() as conn:
@@ -443,8 +443,8 @@ def _attempt_succeeded(engine: Engine, attempt_id: int, created: ProviderPayment
                 "provider": row["provider"],
                 "provider_payment_id": created.provider_payment_id,
             }
-            if co["status"] in checkouts.OPEN_STATES and co["status"] != to_status:
-                checkouts.transition(engine, conn, co, to_status, "payment_created", detail)
+            if co["status"] in records.OPEN_STATES and co["status"] != to_status:
+                records.transition(engine, conn, co, to_status, "payment_created", detail)
             else:  # a payment replacing another: the checkout stays as it is
                 events.record(engine, conn, co["id"], "payment_created", detail=detail)
             emailed = (
@@ -452,7 +452,7 @@ def _attempt_succeeded(engine: Engine, attempt_id: int, created: ProviderPayment
                 and created.redirect_url is not None
                 and outbox.queue_payment_link(engine, conn, co["id"], created.redirect_url)
             )
-        result = checkouts.checkout_object(conn, checkouts.load_checkout(conn, co["token"]))
+        result = records.checkout_object(conn, records.load_checkout(conn, co["token"]))
     if emailed:
         outbox.deliver_for_checkout(engine, co["id"])
     return result
@@ -482,7 +482,6 @@ def apply_status(engine: Engine, payment_id: int, fetched: ProviderPayment, sour
     Paid moves a pending checkout to ``completable``; failed, canceled or expired moves it
     back to ``active`` (the customer may pay again) and frees its reserved stock.
     """
-    from checkout_cli.engine import checkouts
 
     with engine.write() as conn:
         row = conn.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
@@ -505,16 +504,16 @@ def apply_status(engine: Engine, payment_id: int, fetched: ProviderPayment, sour
             "UPDATE payments SET status = ?, updated_at = ? WHERE id = ?",
             (fetched.status, engine.now(), payment_id),
         )
-        current = checkouts.current_payment(conn, co["id"])
+        current = records.current_payment(conn, co["id"])
         if current is None or current["id"] != payment_id or co["status"] != "payment_pending":
             return co["status"]  # a replaced payment, or a checkout already past this point
         if fetched.status == PAID:
-            checkouts.transition(
+            records.transition(
                 engine, conn, co, "completable", "payment_paid", {"provider": row["provider"]}
             )
             return "completable"
         if fetched.status in FINAL_UNPAID:
-            checkouts.transition(
+            records.transition(
                 engine,
                 conn,
                 co,
@@ -526,20 +525,10 @@ def apply_status(engine: Engine, payment_id: int, fetched: ProviderPayment, sour
         return co["status"]
 
 
-def _auto_complete(engine: Engine, token: str) -> bool:
-    from checkout_cli.engine import checkouts
-
-    if not settings.read(engine.conn, "auto_complete_paid"):
-        return False
-    checkouts.complete_checkout(engine, {"checkout_token": token})
-    return True
-
-
 def refresh(engine: Engine, co: sqlite3.Row, source: str) -> ProviderPayment | None:
     """Ask the provider about a checkout's open provider payment and record the answer."""
-    from checkout_cli.engine import checkouts
 
-    payment = checkouts.current_payment(engine.conn, co["id"])
+    payment = records.current_payment(engine.conn, co["id"])
     if (
         payment is None
         or payment["provider"] not in PROVIDERS
@@ -562,42 +551,6 @@ def cancel_at_provider(engine: Engine, payment: sqlite3.Row) -> None:
         return
 
 
-def handle_webhook(
-    engine: Engine, provider_name: str, headers: dict[str, str], body: bytes
-) -> dict[str, Any]:
-    """A provider's webhook: authenticate it, re-fetch the payment, apply what it says."""
-    from checkout_cli.engine import checkouts
-
-    if provider_name not in PROVIDERS:
-        raise NotFoundError("provider_not_found", f"no webhooks for {provider_name!r}")
-    provider = provider_for(engine.conn, provider_name)
-    payment_id = provider.webhook_payment_id(headers, body)
-    if payment_id is None:
-        return {"handled": False, "reason": "not a payment event"}
-    row = engine.conn.execute(
-        "SELECT * FROM payments WHERE provider = ? AND provider_payment_id = ?",
-        (provider_name, payment_id),
-    ).fetchone()
-    if row is None:
-        raise NotFoundError(
-            "payment_not_found", f"no checkout has {provider_name} payment {payment_id}", field="id"
-        )
-    fetched = provider.fetch(payment_id)
-    status = apply_status(engine, row["id"], fetched, "webhook")
-    co = engine.conn.execute(
-        "SELECT token FROM checkouts WHERE id = ?", (row["checkout_id"],)
-    ).fetchone()
-    completed = status == "completable" and _auto_complete(engine, co["token"])
-    result = checkouts.get_checkout_status(engine, {"checkout_token": co["token"]})
-    return {
-        "handled": True,
-        "checkout_token": co["token"],
-        "payment_status": fetched.status,
-        "checkout_status": result["status"],
-        "auto_completed": completed,
-    }
-
-
 def unchanged(checkout_token: str, provider: str, checkout_status: str) -> dict[str, Any]:
     """A reconcile report's row before the provider is asked: nothing changes yet."""
     return {
@@ -608,128 +561,3 @@ def unchanged(checkout_token: str, provider: str, checkout_status: str) -> dict[
         "provider_status": None,
         "action": "none",
     }
-
-
-def reconcile(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    """Ask the providers about every pending payment; expire checkouts past their TTL; ask
-    about open payments nobody waits for any more (of closed checkouts, or replaced) and
-    about refunds still pending; report every paid payment without an order (a stray)."""
-    from checkout_cli.engine import checkouts, refunds, strays
-
-    dry_run = bool(body.get("dry_run"))
-    changes: list[dict[str, Any]] = []
-    pending = engine.conn.execute(
-        "SELECT * FROM checkouts WHERE status = 'payment_pending' ORDER BY id"
-    ).fetchall()
-    for co in pending:
-        payment = checkouts.current_payment(engine.conn, co["id"])
-        if (
-            payment is None
-            or payment["provider"] not in PROVIDERS
-            or not payment["provider_payment_id"]
-        ):
-            continue
-        change = unchanged(co["token"], payment["provider"], co["status"])
-        try:
-            fetched = provider_for(engine.conn, payment["provider"]).fetch(
-                payment["provider_payment_id"]
-            )
-        except CheckoutError as exc:
-            changes.append({**change, "action": "error", "provider_status": exc.message})
-            continue
-        change["provider_status"] = fetched.status
-        if fetched.status == PAID:
-            auto = settings.read(engine.conn, "auto_complete_paid")
-            change.update(
-                to_status="completed" if auto else "completable",
-                action="complete" if auto else "mark paid",
-            )
-        elif fetched.status in FINAL_UNPAID:
-            change.update(to_status="active", action=f"payment {fetched.status}: release stock")
-        if not dry_run and change["action"] != "none":
-            status = apply_status(engine, payment["id"], fetched, "reconciled")
-            if status == "completable" and _auto_complete(engine, co["token"]):
-                status = "completed"
-            change["to_status"] = status
-        if change["action"] != "none":
-            changes.append(change)
-    now = engine.now()
-    for co in engine.conn.execute(
-        "SELECT * FROM checkouts WHERE status IN ('active', 'payment_pending') "
-        "AND expires_at <= ? ORDER BY id",
-        (now,),
-    ).fetchall():
-        changes.append(
-            {
-                "checkout_token": co["token"],
-                "provider": None,
-                "from_status": co["status"],
-                "to_status": "expired",
-                "provider_status": None,
-                "action": "expire: release stock",
-            }
-        )
-        if not dry_run:
-            checkouts.expire_now(engine, co["token"])
-    live_strays = _watch_unwanted_payments(engine, dry_run, changes)
-    changes += refunds.refresh_pending(engine, dry_run)
-    found = strays.findings(engine.conn)
-    known = {f["provider_payment_id"] for f in found}
-    return {
-        "dry_run": dry_run,
-        "changes": changes,
-        "findings": found + [f for f in live_strays if f["provider_payment_id"] not in known],
-    }
-
-
-def _watch_unwanted_payments(
-    engine: Engine, dry_run: bool, changes: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Open/pending provider payments no open checkout waits for: those of cancelled, expired
-    or completed checkouts, and those replaced by another payment. Still open: closed at the
-    provider. Paid: recorded, and returned as findings (in a dry run, from the live answer)."""
-    from checkout_cli.engine import strays
-
-    live: list[dict[str, Any]] = []
-    rows = engine.conn.execute(
-        "SELECT p.*, c.token, c.status AS checkout_status FROM payments p "
-        "JOIN checkouts c ON c.id = p.checkout_id "
-        f"WHERE p.provider IN ({', '.join('?' * len(PROVIDERS))}) "
-        "AND p.provider_payment_id IS NOT NULL AND p.status IN (?, ?) ORDER BY p.id",
-        (*PROVIDERS, OPEN, PENDING),
-    ).fetchall()
-    for row in rows:
-        if not strays.unwanted(engine.conn, row):
-            continue
-        change = unchanged(row["token"], row["provider"], row["checkout_status"])
-        try:
-            provider = provider_for(engine.conn, row["provider"])
-            fetched = provider.fetch(row["provider_payment_id"])
-        except CheckoutError as exc:
-            changes.append({**change, "action": "error", "provider_status": exc.message})
-            continue
-        change["provider_status"] = fetched.status
-        if fetched.status == PAID:
-            change["action"] = "paid, but no order waits for it: refund it"
-            if dry_run:
-                live.append(strays.finding(row, row["token"], row["checkout_status"]))
-            else:
-                apply_status(engine, row["id"], fetched, "reconciled")
-        elif fetched.status == OPEN:
-            change["action"] = "close it at the provider"
-            if not dry_run:
-                try:
-                    closed = close_at_provider(engine, row, "payment_closed")
-                except CheckoutError as exc:
-                    change["action"] = f"error: {exc.message}"
-                else:
-                    change["provider_status"] = closed.status
-                    if closed.status == PAID:  # paid just before it could be closed
-                        change["action"] = "paid, but no order waits for it: refund it"
-        elif fetched.status != row["status"]:
-            change["action"] = f"payment {fetched.status}"
-            if not dry_run:
-                apply_status(engine, row["id"], fetched, "reconciled")
-        if change["action"] != "none":
-            changes.append(change)
-    return live

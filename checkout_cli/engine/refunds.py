@@ -14,8 +14,10 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from checkout_cli.engine import events
+from checkout_cli.engine import events, strays
+from checkout_cli.engine.checkout_records import load_checkout
 from checkout_cli.engine.core import Engine
+from checkout_cli.engine.provider_payments import PROVIDERS, apply_status, provider_for, unchanged
 from checkout_cli.errors import CheckoutError, ConflictError, NotFoundError, PaymentError
 from checkout_cli.payments.base import (
     PAID,
@@ -54,8 +56,6 @@ def refund_in_full(
     refusal by the provider is recorded (``failed``) and raised as ``refund_failed``; no
     answer leaves the attempt to be resumed and raises the provider's error.
     """
-    from checkout_cli.engine.provider_payments import provider_for
-
     with engine.write() as conn:
         payment = conn.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
         co = conn.execute(
@@ -212,8 +212,6 @@ def refund_object(row: sqlite3.Row) -> dict[str, Any]:
 
 def refresh_pending(engine: Engine, dry_run: bool) -> list[dict[str, Any]]:
     """Ask the providers about refunds they accepted but have not settled yet (reconcile)."""
-    from checkout_cli.engine.provider_payments import provider_for, unchanged
-
     changes = []
     for row in engine.conn.execute(
         "SELECT r.*, p.provider_payment_id, c.token, c.status AS checkout_status FROM refunds r "
@@ -244,9 +242,6 @@ def refresh_pending(engine: Engine, dry_run: bool) -> list[dict[str, Any]]:
 
 def refund_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     """Refund a stray payment in full (paid, but no order will account for it)."""
-    from checkout_cli.engine import strays
-    from checkout_cli.engine.checkouts import load_checkout
-    from checkout_cli.engine.provider_payments import PROVIDERS, apply_status, provider_for
 
     token, ppid = body["checkout_token"], body["provider_payment_id"]
     co = load_checkout(engine.conn, token)

@@ -362,10 +362,11 @@ def _v7(conn: sqlite3.Connection) -> None:
     # here, under this store's key (see engine/vault_keys.py), after the SMTP password is
     # blanked from errors stored by releases that leaked it; `after_upgrade` then rewrites
     # the file so no freed page keeps the plaintext.
-    from checkout_cli.engine import outbox, vault
+    # Imported here: only this one-time upgrade needs them, not every store open.
+    from checkout_cli.engine import mail, vault_rows
 
-    outbox.redact_stored_password(conn)
-    vault.seal_plaintext(conn)
+    mail.redact_stored_password(conn)
+    vault_rows.seal_plaintext(conn)
     # A batch reference, carried from initiate to the order it makes: the UNIQUE index is
     # what makes two runs of one reference (a copied file, another machine) one order.
     conn.execute("ALTER TABLE checkouts ADD COLUMN external_reference TEXT")

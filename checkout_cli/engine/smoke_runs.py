@@ -20,7 +20,7 @@ from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
-from checkout_cli.endpoints import SMOKE_KEY_PREFIX
+from checkout_cli.endpoints import OPEN_CHECKOUT_STATES, SMOKE_KEY_PREFIX
 from checkout_cli.engine import settings
 from checkout_cli.engine.catalog import move_stock
 from checkout_cli.engine.core import Engine, iso, new_token
@@ -105,7 +105,7 @@ def _finish(engine: Engine, run: str) -> dict[str, int]:
     ).fetchall():
         with suppress(CheckoutError):
             provider_payments.settle_attempts(engine, co["id"])
-        if co["status"] in checkouts.OPEN_STATES:
+        if co["status"] in OPEN_CHECKOUT_STATES:
             with suppress(CheckoutError):
                 checkouts.cancel_checkout(
                     engine, {"checkout_token": co["token"], "reason": "smoke test"}

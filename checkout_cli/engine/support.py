@@ -34,7 +34,7 @@ DEFAULT_OLDER_THAN_MINUTES = 30
 
 
 def _reasons(conn: sqlite3.Connection, co: sqlite3.Row, cutoff: str) -> list[str]:
-    from checkout_cli.engine.checkouts import OPEN_STATES, current_payment
+    from checkout_cli.engine.checkout_records import OPEN_STATES, current_payment
 
     reasons = []
     stale = co["updated_at"] <= cutoff
@@ -84,7 +84,7 @@ def _shortfalls(conn: sqlite3.Connection, checkout_id: int) -> list[dict[str, An
 
 
 def _summary(conn: sqlite3.Connection, co: sqlite3.Row, reasons: list[str]) -> dict[str, Any]:
-    from checkout_cli.engine.checkouts import current_payment
+    from checkout_cli.engine.checkout_records import current_payment
     from checkout_cli.engine.core import loads
 
     payment = current_payment(conn, co["id"])
@@ -146,7 +146,7 @@ def _diagnosis(
     reasons: list[str],
     live: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
-    from checkout_cli.engine.checkouts import current_payment
+    from checkout_cli.engine.checkout_records import current_payment
     from checkout_cli.engine.line_meta import missing_required_meta
 
     token = co["token"]
@@ -308,7 +308,7 @@ def _refunding(conn: sqlite3.Connection, payment: sqlite3.Row | None) -> bool:
 def inspect_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     """The checkout, its timeline, the provider's live status and a diagnosis."""
     from checkout_cli.engine import events
-    from checkout_cli.engine.checkouts import checkout_object, current_payment, load_checkout
+    from checkout_cli.engine.checkout_records import checkout_object, current_payment, load_checkout
 
     conn = engine.conn
     co = load_checkout(conn, body["checkout_token"])

@@ -12,10 +12,9 @@ the file and the WAL is emptied, so no older value (or ciphertext under a retire
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from typing import Any
 
-from checkout_cli.engine import vault_cipher, vault_keys
+from checkout_cli.engine import vault_cipher, vault_keys, vault_rows
 from checkout_cli.engine.core import Engine
 from checkout_cli.errors import NotFoundError, UsageError, ValidationError
 
@@ -37,14 +36,6 @@ def _check_name(name: str) -> None:
         )
 
 
-def _store_id(conn: sqlite3.Connection) -> str:
-    return conn.execute("SELECT value FROM store_info WHERE key = 'store_id'").fetchone()[0]
-
-
-def _store_path(conn: sqlite3.Connection) -> Path:
-    return Path(conn.execute("PRAGMA database_list").fetchone()["file"])
-
-
 def _row(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
     return conn.execute("SELECT value FROM vault WHERE name = ?", (name,)).fetchone()
 
@@ -56,7 +47,7 @@ def _holds_key_of(keyring: vault_keys.Keyring | None, stored: str) -> bool:
 
 def secret(conn: sqlite3.Connection, name: str) -> str | None:
     """The plaintext of one secret, or None if it is not set."""
-    store_id, path = _store_id(conn), _store_path(conn)
+    store_id, path = vault_rows.store_id(conn), vault_rows.store_path(conn)
     row = _row(conn, name)
     if row is None:
         return None
@@ -74,7 +65,7 @@ def _check_keys_at_hand(
 ) -> None:
     """Refuse to write while a value (other than the one replaced) is sealed under a key not
     at hand: sealing under a new key would strand it."""
-    store_id = _store_id(conn)
+    store_id = vault_rows.store_id(conn)
     for row in conn.execute("SELECT name, value FROM vault WHERE name IS NOT ?", (replacing,)):
         if not _holds_key_of(keyring, row["value"]):
             vault_cipher.unseal(keyring, store_id, row["name"], row["value"])  # raises why
@@ -85,7 +76,7 @@ def _writing_keyring(
 ) -> tuple[vault_keys.Keyring, bool]:
     """The keys a write seals with, and whether the key file was made just now (the first
     write makes it)."""
-    store_id, path = _store_id(conn), _store_path(conn)
+    store_id, path = vault_rows.store_id(conn), vault_rows.store_path(conn)
     keyring = vault_keys.load(store_id, path)
     _check_keys_at_hand(conn, keyring, replacing)
     if keyring is not None:
@@ -114,7 +105,7 @@ def set_vault(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     _check_name(name)
     with engine.write(scrub=True) as conn:
         keyring, made = _writing_keyring(conn, name)
-        sealed = vault_cipher.seal(keyring.current, _store_id(conn), name, body["value"])
+        sealed = vault_cipher.seal(keyring.current, vault_rows.store_id(conn), name, body["value"])
         conn.execute(
             "INSERT INTO vault (name, value, set_at) VALUES (?, ?, ?) "
             "ON CONFLICT(name) DO UPDATE SET value = excluded.value, set_at = excluded.set_at",
@@ -137,26 +128,11 @@ def delete_vault(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     return {"name": body["name"], "set": False}
 
 
-def seal_plaintext(conn: sqlite3.Connection) -> None:
-    """The upgrade to an encrypted vault: older releases' plaintext values sealed in place,
-    inside the migration's transaction (a key file is made if there is no key yet)."""
-    rows = conn.execute("SELECT name, value FROM vault").fetchall()
-    if not rows:
-        return
-    store_id, path = _store_id(conn), _store_path(conn)
-    key = (vault_keys.load(store_id, path) or vault_keys.create(store_id, path)).current
-    for row in rows:
-        conn.execute(
-            "UPDATE vault SET value = ? WHERE name = ?",
-            (vault_cipher.seal(key, store_id, row["name"], row["value"]), row["name"]),
-        )
-
-
 def _reseal_all(engine: Engine, keyring: vault_keys.Keyring) -> int:
     """Every value opened with any key of ``keyring`` and sealed under its first, in one
     transaction: a failure changes nothing."""
     with engine.write(scrub=True) as conn:
-        store_id = _store_id(conn)
+        store_id = vault_rows.store_id(conn)
         rows = conn.execute("SELECT name, value FROM vault").fetchall()
         for row in rows:
             plain = vault_cipher.unseal(keyring, store_id, row["name"], row["value"])
@@ -178,7 +154,7 @@ def rotate_key(engine: Engine) -> dict[str, Any]:
     and the operator drops the others from it afterwards.
     """
     conn = engine.conn
-    store_id, path = _store_id(conn), _store_path(conn)
+    store_id, path = vault_rows.store_id(conn), vault_rows.store_path(conn)
     keyring = vault_keys.load(store_id, path)
     if keyring is None:  # no key yet: the first one, unless values need a key not at hand
         made, _ = _writing_keyring(conn, None)

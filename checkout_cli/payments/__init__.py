@@ -7,20 +7,7 @@ imported on any other path.
 
 from __future__ import annotations
 
-from checkout_cli.errors import ConflictError
 from checkout_cli.payments.base import Provider, ProviderConfig
-
-PROVIDER_KEYS: dict[str, str] = {"stripe": "stripe_secret_key", "mollie": "mollie_api_key"}
-
-
-def not_configured(provider: str, detail: str) -> ConflictError:
-    key = PROVIDER_KEYS[provider]
-    return ConflictError(
-        "provider_not_configured",
-        f"payment provider {provider!r} is not configured: {detail}",
-        field="provider",
-        recovery=f"set the key with `checkout vault set {key}`, or use --provider invoice",
-    )
 
 
 def open_provider(name: str, config: ProviderConfig) -> Provider:

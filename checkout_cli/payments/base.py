@@ -1,4 +1,5 @@
-"""The small interface every payment provider module implements, and its value types.
+"""The small interface every payment provider module implements, its value types, and the
+vault key each provider needs (with the error when it is missing).
 
 Provider statuses are normalized to ``open``, ``pending``, ``paid``, ``failed``,
 ``canceled`` and ``expired``; the raw status is kept for people (``provider_status``).
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from checkout_cli.errors import ConflictError
 
 OPEN, PENDING, PAID, FAILED, CANCELED, EXPIRED = (
     "open",
@@ -110,3 +113,16 @@ class Provider(Protocol):
 
         The caller always re-fetches the payment; a webhook's body is never trusted.
         """
+
+
+PROVIDER_KEYS: dict[str, str] = {"stripe": "stripe_secret_key", "mollie": "mollie_api_key"}
+
+
+def not_configured(provider: str, detail: str) -> ConflictError:
+    key = PROVIDER_KEYS[provider]
+    return ConflictError(
+        "provider_not_configured",
+        f"payment provider {provider!r} is not configured: {detail}",
+        field="provider",
+        recovery=f"set the key with `checkout vault set {key}`, or use --provider invoice",
+    )

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 from checkout_cli.errors import PaymentError, UnavailableError, ValidationError
 from checkout_cli.money import exponent, format_money
-from checkout_cli.payments import mollie_currencies, not_configured
+from checkout_cli.payments import mollie_currencies
 from checkout_cli.payments.base import (
     CANCELED,
     EXPIRED,
@@ -30,6 +30,7 @@ from checkout_cli.payments.base import (
     ProviderPayment,
     ProviderRefund,
     RefundRequest,
+    not_configured,
 )
 
 

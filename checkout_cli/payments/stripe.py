@@ -17,7 +17,7 @@ from typing import Any
 
 from checkout_cli.errors import ConflictError, PaymentError, UnavailableError, ValidationError
 from checkout_cli.money import exponent, format_money
-from checkout_cli.payments import not_configured, stripe_currencies
+from checkout_cli.payments import stripe_currencies
 from checkout_cli.payments.base import (
     CANCELED,
     EXPIRED,
@@ -32,6 +32,7 @@ from checkout_cli.payments.base import (
     ProviderPayment,
     ProviderRefund,
     RefundRequest,
+    not_configured,
 )
 
 WEBHOOK_TOLERANCE_SECONDS = 300

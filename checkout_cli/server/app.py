@@ -161,7 +161,7 @@ def build_app(db_path: Path) -> ASGIApp:
         )
 
     async def webhook(request: Request) -> Response:
-        from checkout_cli.engine.provider_payments import handle_webhook
+        from checkout_cli.engine.payment_sync import handle_webhook
 
         raw = await _read_body(request)
         provider = request.path_params["provider"]
