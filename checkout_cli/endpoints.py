@@ -7,6 +7,7 @@ backend, so importing the registry stays cheap and imports no engine code.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 from checkout_cli.schema import (
@@ -113,6 +114,15 @@ CHECKOUT_STATES = (
     "cancelled",
     "expired",
 )
+
+
+class OrderState(enum.StrEnum):
+    """An order's status (the CLI's ``--status`` choices are these members)."""
+
+    pending = "pending"  # an invoice order waiting for its money
+    paid = "paid"
+
+
 OPEN_CHECKOUT_STATES = CHECKOUT_STATES[:3]  # those a checkout can still leave (and expire from)
 PROVIDERS = ("stripe", "mollie", "invoice")
 
@@ -410,7 +420,7 @@ def _endpoints() -> list[Endpoint]:
             "list-orders",
             "Orders, newest first.",
             obj(
-                status=Str(max_length=40),
+                status=Enum(choices=tuple(OrderState), code="invalid_status"),
                 email=Str(max_length=254),
                 reference=EXTERNAL_REFERENCE,
                 **PAGE,

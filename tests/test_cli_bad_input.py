@@ -3,6 +3,7 @@ the documented exit code, no traceback, and leaves the store's content exactly a
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple
 
 import pytest
@@ -366,3 +367,13 @@ def test_a_100_kb_value_is_named_not_echoed(cli, shop):
         result = cli(*args)
         assert result.exit_code in (2, 4), result.stderr
         assert len(result.stderr) < 1_000, (args[:3], len(result.stderr))
+
+
+def test_an_unknown_order_status_is_refused_not_an_empty_list(cli, shop):
+    """Regression: `orders list --status bogus` was exit 0 with an empty table."""
+    flag = cli("orders", "list", "--status", "bogus")
+    assert flag.exit_code == 2 and "'pending', 'paid'" in flag.stderr, flag.stderr
+    body = cli("--json", "orders", "list", "--body", '{"status": "bogus"}')
+    assert body.exit_code == 4
+    assert json.loads(body.stderr)["error_object"]["code"] == "invalid_status"
+    assert cli("orders", "list", "--status", "paid").exit_code == 0

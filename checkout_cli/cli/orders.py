@@ -10,7 +10,7 @@ from checkout_cli.cli import listing
 from checkout_cli.cli.flow import Body
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import State, merge_body
-from checkout_cli.endpoints import ENDPOINTS, ORDER_MANAGEMENT
+from checkout_cli.endpoints import ENDPOINTS, ORDER_MANAGEMENT, OrderState
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -63,7 +63,9 @@ ORDERS = listing.Listing(
 @app.command("list", help=_help("list-orders"))
 def list_(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option(help="pending, paid…")] = None,
+    status: Annotated[
+        OrderState | None, typer.Option(help="only orders that are pending or paid")
+    ] = None,
     email: Annotated[str | None, typer.Option(help="customer's email")] = None,
     reference: Annotated[
         str | None, typer.Option(help="the batch reference the order was made for")
@@ -76,7 +78,11 @@ def list_(
 ) -> None:
     state: State = ctx.obj
     body_ = merge_body(
-        body, status=status, email=email, reference=reference, **listing.page(limit, offset)
+        body,
+        status=status.value if status else None,
+        email=email,
+        reference=reference,
+        **listing.page(limit, offset),
     )
     listing.run(state, ORDER_MANAGEMENT, "list-orders", body_, ORDERS, fmt, quiet)
 
