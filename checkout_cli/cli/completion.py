@@ -57,7 +57,9 @@ def _query(ctx: typer.Context, sql: str, incomplete: str) -> Suggestions:
 def skus(ctx: typer.Context, incomplete: str) -> Suggestions:
     return _query(
         ctx,
-        f"SELECT sku, name FROM products WHERE status = 'active' AND sku {PREFIX} "
+        # Not a smoke run's product or checkout: they are hidden from every picker.
+        f"SELECT sku, name FROM products WHERE status = 'active' AND test_run IS NULL "
+        f"AND sku {PREFIX} "
         "ORDER BY sku LIMIT :limit",
         incomplete,
     )
@@ -67,7 +69,7 @@ def checkout_tokens(ctx: typer.Context, incomplete: str) -> Suggestions:
     """Checkout tokens, latest activity first (the one being worked on is usually first)."""
     return _query(
         ctx,
-        f"SELECT token, status FROM checkouts WHERE token {PREFIX} "
+        f"SELECT token, status FROM checkouts WHERE test_run IS NULL AND token {PREFIX} "
         "ORDER BY updated_at DESC LIMIT :limit",
         incomplete,
     )

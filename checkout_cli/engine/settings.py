@@ -138,8 +138,8 @@ def coerce(setting: Setting, value: Any) -> Any:
             return value
         raise _bad(key, f"expected true or false, got {shown(value)}")
     if kind == "int":
-        if isinstance(value, str):
-            value = parse_int(value) if parse_int(value) is not None else value
+        if isinstance(value, str) and (number := parse_int(value)) is not None:
+            value = number
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             if setting.maximum is not None and value > setting.maximum:
                 raise _bad(key, f"expected at most {setting.maximum}, got {shown(value)}")
