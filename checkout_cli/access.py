@@ -14,6 +14,7 @@ from typing import Any
 
 from checkout_cli.endpoints import CHECKOUT_ADMIN, CLI, HTTP, MCP, SCOPES, Endpoint
 from checkout_cli.errors import ForbiddenError
+from checkout_cli.schema import validate
 
 # The endpoints whose body names settings to change, and the field that names them: a key
 # (set, unset) or an object of key → value (import).
@@ -45,7 +46,7 @@ def local_only_settings(endpoint: Endpoint, body: Mapping[str, Any]) -> list[str
     # The keys as the engine will read them (" project_id" is project_id once checked); a body
     # that fails the check is refused with the same error the engine would give. An imported
     # key is stripped here too: padding that the engine would refuse is refused the same way.
-    named = endpoint.request.check(body, "")[field]
+    named = getattr(validate(endpoint.request, body), field)
     keys = [str(k) for k in named] if isinstance(named, dict) else [named]
     return [k for k in keys if (s := SETTINGS.get(k.strip())) is not None and s.local_only]
 

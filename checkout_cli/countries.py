@@ -18,3 +18,14 @@ class _Countries:
 
 
 COUNTRIES = _Countries()
+
+
+def parse_country(text: str) -> str | None:
+    """The code a person means by ``text``: a code in any case (``nl``) or a country's name
+    (``Netherlands``, case ignored); None if it is neither. The one reader of typed countries
+    (flags, batch files, settings): a request itself takes only the code."""
+    given = text.strip()
+    if given.upper() in COUNTRIES:
+        return given.upper()
+    wanted = given.casefold()
+    return next((code for code, name in country_names().items() if name.casefold() == wanted), None)

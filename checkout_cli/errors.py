@@ -23,6 +23,7 @@ class CheckoutError(Exception):
         field: str | None = None,
         recovery: str | None = None,
         http_status: int | None = None,
+        errors: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -31,6 +32,9 @@ class CheckoutError(Exception):
         self.recovery = recovery
         if http_status is not None:
             self.http_status = http_status
+        # Every bad field of a refused request ({field, code, message}); the first is also
+        # this error's own field, code and message.
+        self.errors = errors
 
     def to_error_object(self) -> dict[str, Any]:
         obj: dict[str, Any] = {"type": self.type, "code": self.code, "message": self.message}
@@ -38,6 +42,8 @@ class CheckoutError(Exception):
             obj["field"] = self.field
         if self.recovery is not None:
             obj["recovery"] = self.recovery
+        if self.errors:
+            obj["errors"] = self.errors
         return obj
 
 
@@ -122,4 +128,13 @@ def from_error_object(obj: dict[str, Any], http_status: int | None = None) -> Ch
         field=obj.get("field"),
         recovery=obj.get("recovery"),
         http_status=http_status,
+        errors=_problems(obj.get("errors")),
     )
+
+
+def _problems(given: Any) -> list[dict[str, str]] | None:
+    """A remote answer's ``errors``, kept only as the documented shape."""
+    if not isinstance(given, list):
+        return None
+    keys = ("field", "code", "message")
+    return [{k: str(item.get(k, "")) for k in keys} for item in given if isinstance(item, dict)]

@@ -8,6 +8,7 @@ A provider's own units (Stripe's, Mollie's strings) are converted in that provid
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 
 # ISO 4217 minor-unit exponents that differ from the usual 2.
 _EXPONENT_EXCEPTIONS: dict[str, int] = {
@@ -45,11 +46,17 @@ _SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
 MAX_AMOUNT_CENTS = 10**12
 
 
-def is_currency(code: str) -> bool:
-    """An active ISO 4217 code (pycountry's table, loaded on first use)."""
+@cache
+def currency_codes() -> frozenset[str]:
+    """The active ISO 4217 codes (pycountry's table, loaded on first use)."""
     import pycountry
 
-    return len(code) == 3 and pycountry.currencies.get(alpha_3=code.upper()) is not None
+    return frozenset(c.alpha_3 for c in pycountry.currencies)
+
+
+def is_currency(code: str) -> bool:
+    """``code`` is an ISO 4217 code, in any case."""
+    return isinstance(code, str) and code.upper() in currency_codes()
 
 
 def exponent(currency: str) -> int:

@@ -1,238 +1,271 @@
-"""Request schemas: one definition that both validates a request and emits its JSON Schema.
+"""Request schemas on pydantic: each endpoint's request is a model (``checkout_cli/requests.py``)
+that both validates a request and emits the JSON Schema published for it.
 
-The registry's schemas are built from these nodes, so the JSON Schema served to clients
-(``/openapi.json``, MCP tool inputs) can never drift from what the engine accepts.
-Validation returns a normalized copy of the input and raises ``ValidationError`` naming
-the first bad field by its dotted path (``customer.email``).
+The field types below carry the project's own error codes (``invalid_sku``, …) as pydantic
+custom errors, and their constraints as JSON Schema keywords, so ``/openapi.json`` and the MCP
+tool inputs are generated from what the engine accepts and cannot drift from it. A refused
+request names **every** bad field: ``ValidationError.errors`` lists them, the first one is also
+its ``field``/``code``/``message``.
+
+Strings are strict (a string, never a number), whole numbers take JSON's integral ``2.0`` as 2
+(JSON Schema's ``integer`` does), booleans only ``true``/``false``; ``null`` is the same as
+leaving an optional field out.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+
+from annotated_types import GroupedMetadata
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic import ValidationError as PydanticError
+from pydantic_core import PydanticCustomError
 
 from checkout_cli.errors import ValidationError
 from checkout_cli.money import MAX_AMOUNT_CENTS
 from checkout_cli.values import is_text, parse_int, shown, text_problem
 
+R = TypeVar("R", bound=BaseModel)
 
-def _fail(code: str, path: str, message: str, recovery: str | None = None) -> ValidationError:
-    return ValidationError(code, f"{path}: {message}", field=path, recovery=recovery)
+
+class Request(BaseModel):
+    """An endpoint's request: unknown fields refused, read-only once validated. Built on first
+    use (``defer_build``): a command pays only for the models it validates."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, defer_build=True, hide_input_in_errors=True
+    )
+
+    def given(self, name: str) -> bool:
+        """Whether the caller set ``name`` (to anything but null)."""
+        return getattr(self, name) is not None
+
+
+def refuse(code: str, message: str, recovery: str | None = None) -> PydanticCustomError:
+    # The message travels in the context, never as the template: a shown value may hold "{".
+    context: dict[str, Any] = {"message": message}
+    if recovery:
+        context["recovery"] = recovery
+    return PydanticCustomError(code, "{message}", context)
 
 
 @dataclass(frozen=True)
-class Node:
-    description: str = ""
+class Checks(GroupedMetadata):
+    """A field type's checks, as one item of ``Annotated``: ``Annotated[str, Text(64)]``.
+    The constraints come first so pydantic publishes them (and checks them again, inside)."""
 
-    def check(self, value: Any, path: str) -> Any:
-        raise NotImplementedError
+    items: tuple[Any, ...]
 
-    def _schema(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def json_schema(self) -> dict[str, Any]:
-        schema = self._schema()
-        if self.description:
-            schema["description"] = self.description
-        return schema
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.items)
 
 
-@dataclass(frozen=True)
-class Str(Node):
-    min_length: int = 1
-    max_length: int = 500
-    pattern: str | None = None
-    code: str = "invalid_value"
-    upper: bool = False
+def _checks(constraints: Any, check: Callable[[Any], Any]) -> Checks:
+    return Checks((constraints, BeforeValidator(check)))
 
-    def check(self, value: Any, path: str) -> str:
+
+def _schema_extra(**extra: Any) -> Callable[[dict[str, Any]], None]:
+    def update(schema: dict[str, Any]) -> None:
+        schema.update({k: v() if callable(v) else v for k, v in extra.items()})
+
+    return update
+
+
+# --- field types -------------------------------------------------------------------------------
+
+
+def Text(
+    max_length: int = 500,
+    *,
+    pattern: str | None = None,
+    code: str = "invalid_value",
+    min_length: int = 1,
+    description: str | None = None,
+) -> Checks:
+    """A string. With ``pattern`` it must match whole, as given (a padded token is refused, as
+    its published pattern refuses it); free text is stripped and, unless ``min_length`` is 0,
+    must hold a non-space character (published as the pattern ``\\S``)."""
+    compiled = re.compile(pattern) if pattern else None
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
         if not isinstance(value, str):
-            raise _fail("invalid_type", path, "must be a string")
+            raise refuse("invalid_type", f"must be a string, got {shown(value)}")
         if not is_text(value):
-            raise _fail(self.code, path, "holds a lone surrogate (e.g. \\ud800), which is not text")
+            raise refuse(code, "holds a lone surrogate (e.g. \\ud800), which is not text")
+        if len(value) > max_length:
+            raise refuse(code, f"is longer than {max_length} characters")
+        if compiled is not None:
+            if not value and min_length:
+                raise refuse("missing_field", "must not be empty")
+            if not compiled.fullmatch(value):
+                raise refuse(code, f"{shown(value)} is not valid", f"expected {pattern}")
+            return value
         value = value.strip()
-        if self.upper:
-            value = value.upper()
-        if len(value) < self.min_length:
-            raise _fail("missing_field" if not value else self.code, path, "must not be empty")
-        if len(value) > self.max_length:
-            raise _fail(self.code, path, f"is longer than {self.max_length} characters")
-        if self.pattern and not re.fullmatch(self.pattern, value):
-            raise _fail(self.code, path, f"{shown(value)} is not valid", f"expected {self.pattern}")
+        if len(value) < min_length:
+            raise refuse("missing_field" if not value else code, "must not be empty")
         return value
 
-    def _schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {
-            "type": "string",
-            "minLength": self.min_length,
-            "maxLength": self.max_length,
-        }
-        if self.pattern:
-            schema["pattern"] = f"^(?:{self.pattern})$"
-        return schema
+    published = f"^(?:{pattern})$" if pattern else ("\\S" if min_length else None)
+    return _checks(Field(max_length=max_length, pattern=published, description=description), check)
 
 
-def parse_email(value: str, path: str = "email") -> str:
+def Whole(
+    minimum: int | None = None,
+    maximum: int | None = None,
+    *,
+    code: str = "value_out_of_range",
+    description: str | None = None,
+) -> Checks:
+    """A whole number; JSON's ``2.0`` is the integer 2, as JSON Schema's ``integer`` says."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise refuse("invalid_type", f"must be a whole number, got {shown(value)}")
+        if minimum is not None and value < minimum:
+            raise refuse(code, f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise refuse(code, f"must be at most {maximum}, got {value}")
+        return value
+
+    return _checks(Field(ge=minimum, le=maximum, description=description), check)
+
+
+def Cents(description: str | None = None, maximum: int = MAX_AMOUNT_CENTS) -> Checks:
+    """A non-negative amount in minor units."""
+    return Whole(0, maximum, code="invalid_amount", description=description)
+
+
+def Flag(description: str | None = None) -> Checks:
+    def check(value: Any) -> Any:
+        if value is not None and not isinstance(value, bool):
+            raise refuse("invalid_type", f"must be true or false, got {shown(value)}")
+        return value
+
+    return _checks(Field(description=description), check)
+
+
+def Choice(
+    choices: tuple[str, ...], *, code: str = "invalid_value", description: str | None = None
+) -> Checks:
+    allowed = ", ".join(choices)
+
+    def check(value: Any) -> Any:
+        if value is not None and value not in choices:
+            raise refuse(code, f"{shown(value)} is not one of {allowed}", f"use {allowed}")
+        return None if value is None else str(value)
+
+    return _checks(
+        Field(description=description, json_schema_extra=_schema_extra(enum=list(choices))), check
+    )
+
+
+def parse_email(value: Any, path: str = "email") -> str:
     """An email address as email-validator reads it (RFC 5321/5322, internationalized domains;
     no DNS lookup), normalized (the domain in lower case); a refusal says why."""
+    try:
+        return _email(value)
+    except PydanticCustomError as exc:
+        raise _one(path, exc.type, exc.context or {}) from None
+
+
+def _email(value: Any) -> str:
     import email_validator  # lazily: only commands that take an address pay for it
 
-    if not is_text(value):
-        raise _fail("invalid_email", path, "is not text")
+    if not isinstance(value, str):
+        raise refuse("invalid_type", f"must be a string, got {shown(value)}")
+    if not is_text(value) or len(value) > 254:
+        raise refuse("invalid_email", "is not an email address (not text, or over 254 characters)")
     try:
         return email_validator.validate_email(value.strip(), check_deliverability=False).normalized
     except email_validator.EmailNotValidError as exc:
-        raise _fail(
+        raise refuse(
             "invalid_email",
-            path,
             f"{shown(value.strip())} is not an email address: {exc}",
             "give an address like name@example.com",
         ) from None
 
 
-@dataclass(frozen=True)
-class Email(Node):
-    def check(self, value: Any, path: str) -> str:
-        if not isinstance(value, str):
-            raise _fail("invalid_type", path, "must be a string")
-        return parse_email(value, path)
-
-    def _schema(self) -> dict[str, Any]:
-        return {"type": "string", "format": "email", "maxLength": 254}
+def Email(description: str | None = None) -> Checks:
+    return _checks(
+        Field(description=description, json_schema_extra=_schema_extra(format="email")),
+        lambda value: None if value is None else _email(value),
+    )
 
 
-@dataclass(frozen=True)
-class Country(Node):
-    def check(self, value: Any, path: str) -> str:
-        from checkout_cli.countries import COUNTRIES
+def _country(value: Any) -> Any:
+    from checkout_cli.countries import COUNTRIES
 
-        if not isinstance(value, str):
-            raise _fail("invalid_type", path, "must be a string")
-        code = value.strip().upper()
-        if code not in COUNTRIES:
-            raise _fail(
-                "invalid_country",
-                path,
-                f"{shown(value)} is not an ISO 3166-1 alpha-2 country code",
-                "use a two-letter code such as NL, DE, BE, GB, US",
-            )
-        return code
-
-    def _schema(self) -> dict[str, Any]:
-        return {"type": "string", "pattern": "^[A-Za-z]{2}$"}
+    if value is not None and value not in COUNTRIES:
+        raise refuse(
+            "invalid_country",
+            f"{shown(value)} is not an ISO 3166-1 alpha-2 country code",
+            "use a two-letter code in capitals such as NL, DE, BE, GB, US",
+        )
+    return value
 
 
-@dataclass(frozen=True)
-class Currency(Node):
-    def check(self, value: Any, path: str) -> str:
-        from checkout_cli.money import is_currency
+def _country_codes() -> list[str]:
+    from checkout_cli.countries import country_names
 
-        if not isinstance(value, str) or not is_currency(value.strip()):
-            raise _fail(
-                "invalid_currency",
-                path,
-                f"{shown(value)} is not an ISO 4217 currency code",
-                "use a code such as EUR, USD, GBP",
-            )
-        return value.strip().upper()
-
-    def _schema(self) -> dict[str, Any]:
-        return {"type": "string", "pattern": "^[A-Za-z]{3}$"}
+    return sorted(country_names())
 
 
-@dataclass(frozen=True)
-class Int(Node):
-    minimum: int | None = None
-    maximum: int | None = None
-    code: str = "value_out_of_range"
-
-    def check(self, value: Any, path: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail("invalid_type", path, f"must be a whole number, got {shown(value)}")
-        if self.minimum is not None and value < self.minimum:
-            raise _fail(self.code, path, f"must be at least {self.minimum}, got {value}")
-        if self.maximum is not None and value > self.maximum:
-            raise _fail(self.code, path, f"must be at most {self.maximum}, got {value}")
-        return value
-
-    def _schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "integer"}
-        if self.minimum is not None:
-            schema["minimum"] = self.minimum
-        if self.maximum is not None:
-            schema["maximum"] = self.maximum
-        return schema
+def Country(description: str | None = "ISO 3166-1 alpha-2 code, in capitals") -> Checks:
+    """Exactly an ISO code (``NL``): people's spellings ("nl", "Netherlands") are read by
+    ``countries.parse_country`` before a request is made."""
+    return _checks(
+        Field(description=description, json_schema_extra=_schema_extra(enum=_country_codes)),
+        _country,
+    )
 
 
-def Cents(description: str = "", maximum: int = MAX_AMOUNT_CENTS) -> Int:
-    """A non-negative amount in minor units."""
-    return Int(description=description, minimum=0, maximum=maximum, code="invalid_amount")
+def _currency(value: Any) -> Any:
+    from checkout_cli.money import currency_codes
+
+    if value is not None and value not in currency_codes():
+        raise refuse(
+            "invalid_currency",
+            f"{shown(value)} is not an ISO 4217 currency code",
+            "use a code in capitals such as EUR, USD, GBP",
+        )
+    return value
 
 
-@dataclass(frozen=True)
-class Bool(Node):
-    def check(self, value: Any, path: str) -> bool:
-        if not isinstance(value, bool):
-            raise _fail("invalid_type", path, f"must be true or false, got {shown(value)}")
-        return value
+def _currency_list() -> list[str]:
+    from checkout_cli.money import currency_codes
 
-    def _schema(self) -> dict[str, Any]:
-        return {"type": "boolean"}
+    return sorted(currency_codes())
 
 
-@dataclass(frozen=True)
-class Enum(Node):
-    choices: tuple[str, ...] = ()
-    code: str = "invalid_value"
-
-    def check(self, value: Any, path: str) -> str:
-        if value not in self.choices:
-            allowed = ", ".join(self.choices)
-            raise _fail(
-                self.code, path, f"{shown(value)} is not one of {allowed}", f"use {allowed}"
-            )
-        return value
-
-    def _schema(self) -> dict[str, Any]:
-        return {"type": "string", "enum": list(self.choices)}
+def Currency(description: str | None = "ISO 4217 code, in capitals") -> Checks:
+    return _checks(
+        Field(description=description, json_schema_extra=_schema_extra(enum=_currency_list)),
+        _currency,
+    )
 
 
-@dataclass(frozen=True)
-class AnyObject(Node):
-    """A free-form JSON object, checked further by the handler (meta values, product config)."""
-
-    def check(self, value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise _fail("invalid_type", path, "must be an object")
-        return _finite_json(value, path)
-
-    def _schema(self) -> dict[str, Any]:
-        return {"type": "object"}
-
-
-@dataclass(frozen=True)
-class AnyValue(Node):
-    """Any JSON value; the handler checks it (a setting against the setting's own type)."""
-
-    def check(self, value: Any, path: str) -> Any:
-        return _finite_json(value, path)
-
-    def _schema(self) -> dict[str, Any]:
-        return {}
-
-
-def _finite_json(value: Any, path: str) -> Any:
+def _finite_json(value: Any) -> Any:
     """``value`` unchanged, unless it holds NaN or an infinity somewhere (not JSON: stored, it
     would make every later answer containing it unserializable), or a lone surrogate."""
     if problem := text_problem(value):
-        raise _fail("invalid_text", path, problem)
+        raise refuse("invalid_text", problem)
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
-            raise _fail("invalid_number", path, f"{shown(item)} is not a JSON number")
+            raise refuse("invalid_number", f"{shown(item)} is not a JSON number")
         if isinstance(item, dict):
             stack.extend(item.values())
         elif isinstance(item, list):
@@ -240,85 +273,170 @@ def _finite_json(value: Any, path: str) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class Array(Node):
-    items: Node = field(default_factory=AnyObject)
-    max_items: int = 1000
+def AnyObject(description: str | None = None) -> Checks:
+    """A free-form JSON object, checked further by the handler (meta values, product config)."""
 
-    def check(self, value: Any, path: str) -> list[Any]:
-        if not isinstance(value, list):
-            raise _fail("invalid_type", path, "must be a list")
-        if len(value) > self.max_items:
-            raise _fail("value_out_of_range", path, f"has more than {self.max_items} items")
-        return [self.items.check(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    def check(value: Any) -> Any:
+        if value is not None and not isinstance(value, dict):
+            raise refuse("invalid_type", "must be an object")
+        return _finite_json(value)
 
-    def _schema(self) -> dict[str, Any]:
-        return {"type": "array", "items": self.items.json_schema(), "maxItems": self.max_items}
+    return _checks(Field(description=description), check)
 
 
-@dataclass(frozen=True)
-class Prop:
-    node: Node
-    required: bool = False
-    nullable: bool = False
+def AnyValue(description: str | None = None) -> Checks:
+    """Any JSON value; the handler checks it (a setting against the setting's own type)."""
+    return _checks(Field(description=description), _finite_json)
 
 
-@dataclass(frozen=True)
-class Obj(Node):
-    props: dict[str, Prop] = field(default_factory=dict)
-
-    def check(self, value: Any, path: str = "") -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise _fail("invalid_type", path or "body", "must be a JSON object")
-        prefix = f"{path}." if path else ""
-        for key in value:
-            if key not in self.props:
-                known = ", ".join(self.props) or "none"
-                raise _fail(
-                    "unknown_field", f"{prefix}{key}", "is not a known field", f"known: {known}"
-                )
-        result: dict[str, Any] = {}
-        for key, prop in self.props.items():
-            item = value.get(key)
-            if item is None:
-                if prop.required:
-                    raise _fail("missing_field", f"{prefix}{key}", "is required")
-                continue
-            result[key] = prop.node.check(item, f"{prefix}{key}")
-        return result
-
-    def from_query(self, params: dict[str, str]) -> dict[str, Any]:
-        """Query-string values typed by this schema (``?limit=5&include_archived=true``)."""
-        typed: dict[str, Any] = {}
-        for key, text in params.items():
-            node = self.props[key].node if key in self.props else None
-            if isinstance(node, Int) and parse_int(text) is not None:
-                typed[key] = parse_int(text)
-            elif isinstance(node, Bool) and text.lower() in ("true", "false"):
-                typed[key] = text.lower() == "true"
-            else:
-                typed[key] = text
-        return typed
-
-    def _schema(self) -> dict[str, Any]:
-        properties = {}
-        for key, prop in self.props.items():
-            schema = prop.node.json_schema()
-            if prop.nullable or not prop.required:
-                schema = {"anyOf": [schema, {"type": "null"}]}
-            properties[key] = schema
-        return {
-            "type": "object",
-            "properties": properties,
-            "required": [key for key, prop in self.props.items() if prop.required],
-            "additionalProperties": False,
-        }
+# --- validation --------------------------------------------------------------------------------
 
 
-def obj(**props: Prop | Node) -> Obj:
-    """``obj(a=req(Str()), b=Int())``: a plain node means an optional field."""
-    return Obj(props={k: v if isinstance(v, Prop) else Prop(v) for k, v in props.items()})
+def validate(model: type[R], body: Any) -> R:
+    """``body`` as ``model``, or a ``ValidationError`` listing every bad field."""
+    if not isinstance(body, Mapping):
+        raise ValidationError("invalid_type", "body: must be a JSON object", field="body")
+    try:
+        return model.model_validate(body)
+    except PydanticError as exc:
+        raise _refusal(model, exc) from None
 
 
-def req(node: Node) -> Prop:
-    return Prop(node, required=True)
+@cache
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+def check(kind: Any, value: Any, path: str) -> Any:
+    """One value of a field type (``SKU``, ``Email()``…), normalized, or a ValidationError
+    naming ``path``: the CLI's prompts and flags and the batch reader check with the types the
+    requests are made of."""
+    if value is None:
+        raise _one(path, "missing_field", {"message": "is required"})
+    try:
+        return _adapter(kind).validate_python(value)
+    except PydanticError as exc:
+        error = exc.errors(include_url=False)[0]
+        code, message, recovery = _explain(error, None)
+        raise _one(path, code, {"message": message, "recovery": recovery}) from None
+
+
+def field_type(model: type[BaseModel], name: str) -> Any:
+    """The type of one of ``model``'s fields, with its checks (for ``check``)."""
+    info = model.model_fields[name]
+    return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+
+
+def from_query(model: type[BaseModel], params: Mapping[str, str]) -> dict[str, Any]:
+    """Query-string values typed by ``model`` (``?limit=5&include_archived=true``); what does
+    not parse stays text and is refused by the model with the field's own error."""
+    typed: dict[str, Any] = {}
+    for key, text in params.items():
+        info = model.model_fields.get(key)
+        kind = _plain(info.annotation) if info is not None else str
+        if kind is int and (number := parse_int(text)) is not None:
+            typed[key] = number
+        elif kind is bool and text.lower() in ("true", "false"):
+            typed[key] = text.lower() == "true"
+        else:
+            typed[key] = text
+    return typed
+
+
+def _plain(annotation: Any) -> Any:
+    """``int`` for ``int | None`` and for ``Annotated[int, …] | None``."""
+    if get_origin(annotation) in (Union, UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = args[0] if len(args) == 1 else annotation
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
+def _one(path: str, code: str, context: Mapping[str, Any]) -> ValidationError:
+    message = str(context.get("message", "is not valid"))
+    recovery = context.get("recovery")
+    error = {"field": path, "code": code, "message": message}
+    return ValidationError(
+        code, f"{path}: {message}", field=path, recovery=recovery, errors=[error]
+    )
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model whose fields ``loc`` (a path into ``model``'s input) names."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        is_model = isinstance(current, type) and issubclass(current, BaseModel)
+        info = current.model_fields.get(part) if is_model else None
+        if info is None:
+            return None
+        current = _plain(info.annotation)
+        if get_origin(current) is list:
+            current = _plain(get_args(current)[0])
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+_TYPE_NAMES = {"model": "an object", "dict": "an object", "list": "a list"}
+
+
+def _explain(error: Mapping[str, Any], model: type[BaseModel] | None) -> tuple[str, str, Any]:
+    """(code, message, recovery) of one pydantic error, in the project's words."""
+    kind, context, loc = error["type"], error.get("ctx") or {}, tuple(error["loc"])
+    if "message" in context:  # one of ours (``refuse``)
+        return kind, str(context["message"]), context.get("recovery")
+    if kind == "missing" or (kind.endswith("_type") and error.get("input", "") is None):
+        return "missing_field", "is required", None
+    if kind == "extra_forbidden":
+        parent = _model_at(model, loc[:-1]) if model is not None else None
+        known = ", ".join(parent.model_fields) if parent is not None else ""
+        return "unknown_field", "is not a known field", f"known: {known or 'none'}"
+    if kind.endswith("_type") or kind == "model_attributes_type":
+        name = _TYPE_NAMES.get(kind.removesuffix("_type"), "of another type")
+        return "invalid_type", f"must be {name}", None
+    if kind == "too_long" and "max_length" in context:
+        return "value_out_of_range", f"has more than {context['max_length']} items", None
+    return "invalid_value", str(error.get("msg", "is not valid")), None
+
+
+def _refusal(model: type[BaseModel], exc: PydanticError) -> ValidationError:
+    problems = []
+    for error in exc.errors(include_url=False):
+        code, message, recovery = _explain(error, model)
+        problems.append(
+            {"field": _dotted(tuple(error["loc"])), "code": code, "message": message}
+            | ({"recovery": recovery} if recovery else {})
+        )
+    first = problems[0]
+    return ValidationError(
+        first["code"],
+        f"{first['field']}: {first['message']}",
+        field=first["field"],
+        recovery=first.get("recovery"),
+        errors=[{k: p[k] for k in ("field", "code", "message")} for p in problems],
+    )
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON Schema with every ``$ref`` replaced by its definition (some MCP clients
+    resolve no references)."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
+                return {**target, **{k: resolve(v) for k, v in node.items() if k != "$ref"}}
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve(schema)

@@ -106,8 +106,8 @@ CASES = {
         "invalid_country",
         "shipping_address.country",
     ),
-    "country by name": Case(
-        customer("--country", "Netherlands"), 4, "validation", "invalid_country"
+    "country name that is none": Case(
+        customer("--country", "Atlantis"), 4, "validation", "invalid_country"
     ),
     "unknown billing country": Case(
         customer(
@@ -355,6 +355,14 @@ def test_bad_input_is_refused_and_changes_nothing(backend, cli, db_path, shop, c
     if case.in_message:
         assert case.in_message in error["message"], error
     assert dump(db_path) == before
+
+
+@pytest.mark.parametrize("given", ["nl", " NL ", "netherlands", "Netherlands"])
+def test_a_country_flag_takes_a_code_in_any_case_or_a_name(backend, cli, shop, given):
+    result = cli("--json", *fill(customer("--country", given), shop))
+    assert result.exit_code == 0, result.stderr
+    status = backend.call(FLOW, "get-checkout-status", {"checkout_token": shop["checkout"]})
+    assert status["shipping_address"]["country"] == "NL"
 
 
 def test_a_100_kb_value_is_named_not_echoed(cli, shop):

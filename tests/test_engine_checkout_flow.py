@@ -309,7 +309,7 @@ def test_set_customer_sets_details_and_computes_tax_per_line(backend, active):
                 "name": "Anna de Vries",
                 "phone": "+31 20 555 0142",
             },
-            "shipping_address": {**CUSTOMER["shipping_address"], "country": "nl"},
+            "shipping_address": {**CUSTOMER["shipping_address"], "country": "NL"},
         },
     )
     assert co["customer"] == {

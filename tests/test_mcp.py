@@ -21,6 +21,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from checkout_cli.endpoints import ENDPOINTS
+from checkout_cli.schema import inline_schema
 from tests.conftest import CUSTOMER, WATCH, dump
 
 pytestmark = pytest.mark.anyio
@@ -185,10 +186,28 @@ async def test_list_tools_names_descriptions_and_schemas(backend, db_path, tmp_p
     for tool in tools:
         endpoint = BY_TOOL_NAME[tool.name]
         assert tool.description == endpoint.summary
-        assert tool.input_schema == json.loads(json.dumps(endpoint.request.json_schema()))
+        # The request model's own schema, inline: some MCP clients resolve no $ref.
+        assert tool.input_schema == json.loads(json.dumps(inline_schema(endpoint.request)))
+        assert "$ref" not in json.dumps(tool.input_schema)
+        # The registry's declaration of what a call does, as MCP's hints.
+        hints = tool.annotations
+        assert hints is not None and hints.read_only_hint == endpoint.reads_only
+        assert hints.open_world_hint == endpoint.calls_out
+        if not endpoint.reads_only:
+            assert hints.destructive_hint == endpoint.destructive
+            assert hints.idempotent_hint == endpoint.idempotent
     add_item = next(tool for tool in tools if tool.name == "shopping-cart_add_item")
     assert add_item.input_schema["required"] == ["product_sku", "quantity"]
     assert add_item.input_schema["properties"]["quantity"]["minimum"] == 1
+    set_customer = next(tool for tool in tools if tool.name == "checkout-flow_set_customer")
+    customer = set_customer.input_schema["properties"]["customer"]
+    assert customer["properties"]["email"]["format"] == "email"  # inlined, not a $ref
+    by_name = {tool.name: tool.annotations for tool in tools}
+    assert by_name["checkout-flow_get_checkout_status"].read_only_hint
+    assert by_name["shopping-cart_clear_cart"].destructive_hint
+    assert not by_name["shopping-cart_add_item"].idempotent_hint  # the same SKU adds up
+    assert by_name["checkout-flow_complete_checkout"].idempotent_hint  # an order, exactly once
+    assert by_name["checkout-flow_create_payment"].open_world_hint  # Stripe, Mollie
 
 
 async def test_a_whole_checkout_by_tool_calls_ends_with_an_order(backend, db_path, tmp_path):

@@ -104,9 +104,17 @@ def check_response(response: Any) -> None:
             "message",
             "field",
             "recovery",
+            "errors",
         }
     ), error
-    assert all(isinstance(v, str) for v in error.values()), error
+    assert all(isinstance(v, str) for k, v in error.items() if k != "errors"), error
+    # Every bad field, the first of them the error's own.
+    problems = error.get("errors", [{"field": error.get("field"), "code": error["code"]}])
+    assert problems and (problems[0]["field"], problems[0]["code"]) == (
+        error.get("field"),
+        error["code"],
+    ), error
+    assert all(set(p) == {"field", "code", "message"} for p in error.get("errors", [])), error
     SEEN[(status, error["code"])] += 1
 
 

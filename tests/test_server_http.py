@@ -20,7 +20,7 @@ from tests.serve_helpers import (
     served_fixture,  # noqa: F401
 )
 
-ERROR_KEYS = {"type", "code", "message", "field", "recovery"}
+ERROR_KEYS = {"type", "code", "message", "field", "recovery", "errors"}
 
 
 def error_of(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
@@ -33,6 +33,11 @@ def error_of(response: httpx.Response, status: int, code: str | None = None) -> 
     error = payload["error_object"]
     assert {"type", "code", "message"} <= set(error) <= ERROR_KEYS, error
     assert all(isinstance(error[k], str) and error[k] for k in ("type", "code", "message"))
+    if "errors" in error:
+        # Every bad field, the first of them the one named in field/code/message.
+        first = error["errors"][0]
+        assert set(first) == {"field", "code", "message"}, error
+        assert (first["field"], first["code"]) == (error.get("field"), error["code"]), error
     if code is not None:
         assert error["code"] == code, error
     return error
@@ -252,7 +257,10 @@ def test_meta_healthz_and_openapi_list_every_endpoint_served_over_http(served, h
         assert set(item) == ({"get", "post"} if endpoint.reads_only else {"post"})
         assert item["post"]["x-scope"] == endpoint.scope
         schema = item["post"]["requestBody"]["content"]["application/json"]["schema"]
-        assert schema == endpoint.request.json_schema()
+        published = endpoint.request.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, shared in published.pop("$defs", {}).items():
+            assert spec["components"]["schemas"][name] == shared
+        assert schema == published
 
 
 def test_openapi_is_valid_openapi_3_1_with_the_real_error_responses(served, http):
@@ -342,14 +350,14 @@ def test_reads_ignore_the_key(served, http):
 
 
 def _every_string_a_surrogate(node: Any) -> Any:
-    """A body for ``node`` with every text field a lone surrogate (JSON's ``"\\ud800"``)."""
-    from checkout_cli import schema
-
-    if isinstance(node, schema.Obj):
-        return {key: _every_string_a_surrogate(prop.node) for key, prop in node.props.items()}
-    if isinstance(node, schema.Array):
-        return [_every_string_a_surrogate(node.items)]
-    if isinstance(node, (schema.Int, schema.Bool)):
+    """A body for the JSON Schema ``node`` with every text field a lone surrogate (JSON's
+    ``"\\ud800"``)."""
+    node = next((s for s in node.get("anyOf", [node]) if s.get("type") != "null"), node)
+    if node.get("type") == "object" and "properties" in node:
+        return {key: _every_string_a_surrogate(prop) for key, prop in node["properties"].items()}
+    if node.get("type") == "array":
+        return [_every_string_a_surrogate(node["items"])]
+    if node.get("type") in ("integer", "boolean"):
         return None  # left out: only the text fields are under test
     return "\ud800"
 
@@ -358,7 +366,9 @@ def _every_string_a_surrogate(node: Any) -> Any:
 def test_a_lone_surrogate_in_any_field_is_422_and_stores_nothing(served, http, key):
     """Regression: a string holding ``\\ud800`` (valid JSON, no text) was a 500 on 20
     endpoints: it cannot be encoded to be stored, logged or sent on."""
-    body = _every_string_a_surrogate(ENDPOINTS[key].request)
+    from checkout_cli.schema import inline_schema
+
+    body = _every_string_a_surrogate(inline_schema(ENDPOINTS[key].request))
     body = {k: v for k, v in body.items() if v is not None}
     raw = json.dumps(body).encode()  # ensure_ascii: the surrogate travels as \ud800
     before = dump(served.db)

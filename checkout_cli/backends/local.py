@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from checkout_cli.endpoints import get_endpoint
 from checkout_cli.errors import NotFoundError, UnavailableError
+from checkout_cli.schema import validate
 
 if TYPE_CHECKING:
     from checkout_cli.engine.core import Engine
@@ -46,7 +47,7 @@ class LocalBackend:
 
     def call(self, service: str, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         endpoint = get_endpoint(service, name)
-        request = endpoint.request.check(body if body is not None else {}, "")
+        request = validate(endpoint.request, body if body is not None else {})
         module_name, function_name = endpoint.handler.split(":")
         handler = getattr(
             importlib.import_module(f"checkout_cli.engine.{module_name}"), function_name

@@ -102,6 +102,6 @@ def setting_values(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 def providers(incomplete: str) -> list[str]:
-    from checkout_cli.endpoints import PROVIDERS
+    from checkout_cli.requests import PROVIDERS
 
     return [p for p in PROVIDERS if p.startswith(incomplete)]

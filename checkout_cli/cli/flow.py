@@ -7,9 +7,12 @@ from typing import Annotated, Any
 import typer
 
 from checkout_cli.cli import completion, references
+from checkout_cli.cli.flag_values import country_flag
 from checkout_cli.cli.references import CheckoutArgument, Last
 from checkout_cli.cli.state import State, merge_body, present
-from checkout_cli.endpoints import ADDRESS, CHECKOUT_FLOW, CUSTOMER, ENDPOINTS
+from checkout_cli.endpoints import CHECKOUT_FLOW, ENDPOINTS
+from checkout_cli.requests import Address, Customer
+from checkout_cli.schema import field_type
 
 Body = Annotated[
     str | None,
@@ -88,7 +91,11 @@ def set_customer(
     city: Annotated[str | None, typer.Option(help="shipping city")] = None,
     region: Annotated[str | None, typer.Option(help="shipping region or state")] = None,
     country: Annotated[
-        str | None, typer.Option(help="shipping country, ISO 3166 (NL, DE…)")
+        str | None,
+        typer.Option(
+            help="shipping country: ISO 3166 code or name (NL, DE, Netherlands…)",
+            callback=country_flag,
+        ),
     ] = None,
     billing_line1: Annotated[
         str | None, typer.Option(help="billing address (default: the shipping address)")
@@ -97,7 +104,7 @@ def set_customer(
     billing_postal_code: Annotated[str | None, typer.Option()] = None,
     billing_city: Annotated[str | None, typer.Option()] = None,
     billing_region: Annotated[str | None, typer.Option()] = None,
-    billing_country: Annotated[str | None, typer.Option()] = None,
+    billing_country: Annotated[str | None, typer.Option(callback=country_flag)] = None,
     shipping_cents: Annotated[
         int | None,
         typer.Option(help="shipping in minor units (default: the shop's default shipping)"),
@@ -171,8 +178,8 @@ def _ask_missing_customer(state: State, request: dict[str, Any], *, token: bool)
             ]
             value = ask.choice(label, choices, default="NL")
         elif part:
-            node = (CUSTOMER if part == "customer" else ADDRESS).props[key].node
-            value = ask.text(label, validate=checker(node.check))
+            model = Customer if part == "customer" else Address
+            value = ask.text(label, validate=checker(field_type(model, key)))
         else:
             value = ask.text(label)
         if part:

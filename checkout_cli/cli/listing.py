@@ -17,8 +17,8 @@ from typing import Annotated, Any
 import typer
 
 from checkout_cli.cli.state import State, print_json
-from checkout_cli.endpoints import MAX_LIST_LIMIT
 from checkout_cli.errors import UsageError
+from checkout_cli.requests import MAX_LIST_LIMIT
 
 DEFAULT_LIMIT = 100  # every list command's page unless --limit says otherwise
 

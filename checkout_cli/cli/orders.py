@@ -10,7 +10,8 @@ from checkout_cli.cli import listing
 from checkout_cli.cli.flow import Body
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import State, merge_body
-from checkout_cli.endpoints import ENDPOINTS, ORDER_MANAGEMENT, OrderState
+from checkout_cli.endpoints import ENDPOINTS, ORDER_MANAGEMENT
+from checkout_cli.requests import OrderState
 
 app = typer.Typer(
     rich_markup_mode=None,

@@ -126,11 +126,10 @@ class PhoneOrder:
 
     def customer(self) -> None:
         from checkout_cli.cli.prompts import checker
-        from checkout_cli.endpoints import ADDRESS, CUSTOMER
+        from checkout_cli.requests import Address, Customer
+        from checkout_cli.schema import field_type
 
-        email = self.ask.text(
-            "Customer email", validate=checker(CUSTOMER.props["email"].node.check)
-        )
+        email = self.ask.text("Customer email", validate=checker(field_type(Customer, "email")))
         previous = self._previous_customer(email)
         body: dict[str, Any]
         if previous and self.ask.confirm(
@@ -146,8 +145,8 @@ class PhoneOrder:
             }
         else:
 
-            def text(label: str, node: Any, optional: bool = False) -> str | None:
-                validate = checker(node.check)
+            def text(label: str, kind: Any, optional: bool = False) -> str | None:
+                validate = checker(kind)
                 answer = self.ask.text(
                     label + (" (optional)" if optional else ""),
                     validate=(lambda v: None if not v.strip() else validate(v))
@@ -160,13 +159,13 @@ class PhoneOrder:
 
             customer = {
                 "email": email,
-                "name": text("Name", CUSTOMER.props["name"].node),
-                "phone": text("Phone", CUSTOMER.props["phone"].node, optional=True),
+                "name": text("Name", field_type(Customer, "name")),
+                "phone": text("Phone", field_type(Customer, "phone"), optional=True),
             }
             address = {
-                "line1": text("Street and number", ADDRESS.props["line1"].node),
-                "postal_code": text("Postal code", ADDRESS.props["postal_code"].node),
-                "city": text("City", ADDRESS.props["city"].node),
+                "line1": text("Street and number", field_type(Address, "line1")),
+                "postal_code": text("Postal code", field_type(Address, "postal_code")),
+                "city": text("City", field_type(Address, "city")),
             }
             countries = sorted(country_names().items(), key=lambda kv: kv[1])
             address["country"] = self.ask.choice(

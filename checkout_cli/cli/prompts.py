@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from checkout_cli.config import Settings
 from checkout_cli.errors import CheckoutError, UsageError
@@ -44,12 +44,14 @@ def can_prompt(settings: Settings) -> bool:
     return not settings.no_input and sys.stdin.isatty() and sys.stderr.isatty()
 
 
-def checker(node_check: Callable[[str, str], object]) -> Validator:
-    """A prompt validator from a schema node's ``check``: its message, or None."""
+def checker(kind: Any) -> Validator:
+    """A prompt validator from a request field's type (``schema.field_type``): the refusal's
+    message, or None."""
+    from checkout_cli.schema import check
 
     def validate(value: str) -> str | None:
         try:
-            node_check(value, "value")
+            check(kind, value, "value")
         except CheckoutError as exc:
             return exc.message.removeprefix("value: ")
         return None

@@ -87,19 +87,20 @@ def upsert_all(
     name: str,
     items: list[dict[str, Any]],
     label: str,
-    check: Callable[[dict[str, Any]], Any] | None = None,
+    check: Callable[[Any], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Check every item against the endpoint's schema first (nothing is written if one is
     bad, and the error names it), then call the endpoint for each."""
     from checkout_cli.endpoints import ENDPOINTS
     from checkout_cli.errors import CheckoutError, ValidationError
+    from checkout_cli.schema import validate
 
     request = ENDPOINTS[(service, name)].request
     for index, item in enumerate(items):
         try:
-            clean = request.check(item, "")
+            clean = validate(request, item)
             if check is not None:
-                check(clean)
+                check(clean.model_dump(exclude_none=True))
         except CheckoutError as exc:
             raise ValidationError(
                 exc.code,

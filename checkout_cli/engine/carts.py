@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from checkout_cli import requests
 from checkout_cli.engine import settings
 from checkout_cli.engine.catalog import load_product, product_not_found
 from checkout_cli.engine.core import Engine, new_token
@@ -133,13 +134,13 @@ def _check_quantity(quantity: int) -> None:
         )
 
 
-def add_item(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def add_item(engine: Engine, body: requests.AddItem) -> dict[str, Any]:
     with engine.write() as conn:
-        if token := body.get("cart_token"):
+        if token := body.cart_token:
             cart = _active_cart(conn, token)
         else:
             currency = settings.read(conn, "currency")
-            _sellable(conn, body["product_sku"], currency)  # nothing is created for a bad SKU
+            _sellable(conn, body.product_sku, currency)  # nothing is created for a bad SKU
             now = engine.now()
             cur = conn.execute(
                 "INSERT INTO carts (token, status, currency, created_at, updated_at) "
@@ -147,17 +148,17 @@ def add_item(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 (new_token("cart"), currency, now, now),
             )
             cart = conn.execute("SELECT * FROM carts WHERE id = ?", (cur.lastrowid,)).fetchone()
-        _sellable(conn, body["product_sku"], cart["currency"], cart["test_run"])
+        _sellable(conn, body.product_sku, cart["currency"], cart["test_run"])
         row = conn.execute(
             "SELECT quantity FROM cart_items WHERE cart_id = ? AND product_sku = ?",
-            (cart["id"], body["product_sku"]),
+            (cart["id"], body.product_sku),
         ).fetchone()
-        quantity = body["quantity"] + (row["quantity"] if row else 0)
+        quantity = body.quantity + (row["quantity"] if row else 0)
         _check_quantity(quantity)
         conn.execute(
             "INSERT INTO cart_items (cart_id, product_sku, quantity, added_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(cart_id, product_sku) DO UPDATE SET quantity = excluded.quantity",
-            (cart["id"], body["product_sku"], quantity, engine.now()),
+            (cart["id"], body.product_sku, quantity, engine.now()),
         )
         _touch(engine, conn, cart["id"])
         return _bounded(cart_object(conn, cart))
@@ -169,10 +170,10 @@ def _bounded(cart: dict[str, Any]) -> dict[str, Any]:
     return cart
 
 
-def update_item(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def update_item(engine: Engine, body: requests.UpdateItem) -> dict[str, Any]:
     with engine.write() as conn:
-        cart = _active_cart(conn, body["cart_token"])
-        sku, quantity = body["product_sku"], body["quantity"]
+        cart = _active_cart(conn, body.cart_token)
+        sku, quantity = body.product_sku, body.quantity
         _require_line(conn, cart, sku)
         if quantity == 0:
             conn.execute(
@@ -196,26 +197,26 @@ def _require_line(conn: sqlite3.Connection, cart: sqlite3.Row, sku: str) -> None
         )
 
 
-def remove_item(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def remove_item(engine: Engine, body: requests.CartLine) -> dict[str, Any]:
     with engine.write() as conn:
-        cart = _active_cart(conn, body["cart_token"])
-        _require_line(conn, cart, body["product_sku"])
+        cart = _active_cart(conn, body.cart_token)
+        _require_line(conn, cart, body.product_sku)
         conn.execute(
             "DELETE FROM cart_items WHERE cart_id = ? AND product_sku = ?",
-            (cart["id"], body["product_sku"]),
+            (cart["id"], body.product_sku),
         )
         _touch(engine, conn, cart["id"])
         return cart_object(conn, cart)
 
 
-def get_cart(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def get_cart(engine: Engine, body: requests.CartRef) -> dict[str, Any]:
     with engine.read() as conn:
-        return cart_object(conn, load_cart(conn, body["cart_token"]))
+        return cart_object(conn, load_cart(conn, body.cart_token))
 
 
-def clear_cart(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def clear_cart(engine: Engine, body: requests.CartRef) -> dict[str, Any]:
     with engine.write() as conn:
-        cart = _active_cart(conn, body["cart_token"])
+        cart = _active_cart(conn, body.cart_token)
         conn.execute("DELETE FROM cart_items WHERE cart_id = ?", (cart["id"],))
         _touch(engine, conn, cart["id"])
         return cart_object(conn, cart)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from checkout_cli import requests
 from checkout_cli.engine import meta_definitions, settings
 from checkout_cli.engine.core import Engine, dumps, loads
 from checkout_cli.engine.paging import page
@@ -52,12 +53,12 @@ def move_stock(
         )
 
 
-def list_products(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def list_products(engine: Engine, body: requests.ListProducts) -> dict[str, Any]:
     sql = "SELECT * FROM products WHERE test_run IS NULL"  # a smoke run's is no one's to pick
     params: list[Any] = []
-    if not body.get("include_archived"):
+    if not body.include_archived:
         sql += " AND status = 'active'"
-    if query := body.get("query"):
+    if query := body.query:
         sql += " AND (sku LIKE ? OR name LIKE ?)"
         params += [f"%{query}%", f"%{query}%"]
     with engine.read() as conn:
@@ -65,40 +66,45 @@ def list_products(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     return {"products": [product_object(r) for r in rows], **paging}
 
 
-def get_product(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    return product_object(load_product(engine.conn, body["sku"], field="sku"))
+def get_product(engine: Engine, body: requests.ProductRef) -> dict[str, Any]:
+    return product_object(load_product(engine.conn, body.sku, field="sku"))
 
 
-def upsert_product(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def upsert_product(engine: Engine, body: requests.UpsertProduct) -> dict[str, Any]:
     with engine.write() as conn:
         return product_object(_upsert(engine, conn, body))
 
 
-def _upsert(engine: Engine, conn: sqlite3.Connection, body: dict[str, Any]) -> sqlite3.Row:
-    sku = body["sku"]
-    meta_definitions.require_definitions(conn, body.get("meta_defs", []))
+def _upsert(engine: Engine, conn: sqlite3.Connection, body: requests.UpsertProduct) -> sqlite3.Row:
+    sku = body.sku
+    meta_defs = (
+        None
+        if body.meta_defs is None
+        else [ref.model_dump(exclude_none=True) for ref in body.meta_defs]
+    )
+    meta_definitions.require_definitions(conn, meta_defs or [])
     existing = conn.execute("SELECT * FROM products WHERE sku = ?", (sku,)).fetchone()
     # An update keeps the product's currency unless one is given, like its other fields.
-    currency = body.get("currency") or (
+    currency = body.currency or (
         existing["currency"] if existing is not None else settings.read(conn, "currency")
     )
     now = engine.now()
     if existing is None:
-        stock = body.get("stock")
+        stock = body.stock
         conn.execute(
             "INSERT INTO products (sku, name, price_cents, currency, stock, allow_backorder, "
             "status, meta_defs, config, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 sku,
-                body["name"],
-                body["price_cents"],
+                body.name,
+                body.price_cents,
                 currency,
                 stock,
-                int(body.get("allow_backorder", False)),
-                body.get("status", "active"),
-                dumps(body.get("meta_defs", [])),
-                dumps(body.get("config", {})),
+                int(bool(body.allow_backorder)),
+                body.status or "active",
+                dumps(meta_defs or []),
+                dumps(body.config or {}),
                 now,
                 now,
             ),
@@ -110,19 +116,23 @@ def _upsert(engine: Engine, conn: sqlite3.Connection, body: dict[str, Any]) -> s
             "UPDATE products SET name = ?, price_cents = ?, currency = ?, allow_backorder = ?, "
             "status = ?, meta_defs = ?, config = ?, updated_at = ? WHERE sku = ?",
             (
-                body["name"],
-                body["price_cents"],
+                body.name,
+                body.price_cents,
                 currency,
-                int(body.get("allow_backorder", existing["allow_backorder"])),
-                body.get("status", existing["status"]),
-                dumps(body.get("meta_defs", loads(existing["meta_defs"]))),
-                dumps(body.get("config", loads(existing["config"]))),
+                int(
+                    existing["allow_backorder"]
+                    if body.allow_backorder is None
+                    else body.allow_backorder
+                ),
+                body.status or existing["status"],
+                dumps(loads(existing["meta_defs"]) if meta_defs is None else meta_defs),
+                dumps(loads(existing["config"]) if body.config is None else body.config),
                 now,
                 sku,
             ),
         )
-        if "stock" in body:
-            _set_stock(engine, conn, existing, body["stock"])
+        if body.stock is not None:
+            _set_stock(engine, conn, existing, body.stock)
     return load_product(conn, sku)
 
 
@@ -144,8 +154,8 @@ def _set_stock(
         move_stock(engine, conn, row["sku"], stock - old, "adjustment", None)
 
 
-def set_stock(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    if ("stock" in body) == bool(body.get("untracked")):
+def set_stock(engine: Engine, body: requests.SetStock) -> dict[str, Any]:
+    if (body.stock is not None) == bool(body.untracked):
         raise ValidationError(
             "missing_field",
             "give either stock or untracked",
@@ -153,6 +163,6 @@ def set_stock(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             recovery="e.g. `checkout products set-stock SKU 25` or `--untracked`",
         )
     with engine.write() as conn:
-        row = load_product(conn, body["sku"], field="sku")
-        _set_stock(engine, conn, row, body.get("stock"))
-        return product_object(load_product(conn, body["sku"]))
+        row = load_product(conn, body.sku, field="sku")
+        _set_stock(engine, conn, row, body.stock)
+        return product_object(load_product(conn, body.sku))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from checkout_cli import requests
 from checkout_cli.engine import events, pricing, settings
 from checkout_cli.engine.carts import (
     cart_lines,
@@ -46,14 +47,14 @@ from checkout_cli.engine.orders import (
 from checkout_cli.errors import ConflictError, ForbiddenError, PaymentError
 
 
-def get_checkout_status(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def get_checkout_status(engine: Engine, body: requests.CheckoutRef) -> dict[str, Any]:
     with engine.read() as conn:
-        return checkout_object(conn, load_checkout(conn, body["checkout_token"]))
+        return checkout_object(conn, load_checkout(conn, body.checkout_token))
 
 
-def initiate_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def initiate_checkout(engine: Engine, body: requests.InitiateCheckout) -> dict[str, Any]:
     with engine.write() as conn:
-        cart = load_cart(conn, body["cart_token"])
+        cart = load_cart(conn, body.cart_token)
         if cart["status"] != "active":
             raise ConflictError(
                 "cart_not_active",
@@ -61,7 +62,7 @@ def initiate_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 field="cart_token",
                 recovery="start a new cart with `checkout cart add SKU`",
             )
-        reference = body.get("external_reference")
+        reference = body.external_reference
         refuse_ordered_reference(conn, reference)
         existing = conn.execute(
             "SELECT * FROM checkouts WHERE cart_id = ? AND status IN (?, ?, ?)",
@@ -216,7 +217,7 @@ def _stock_warnings(lines: list[sqlite3.Row]) -> list[dict[str, Any]]:
     ]
 
 
-def set_customer(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def set_customer(engine: Engine, body: requests.SetCustomer) -> dict[str, Any]:
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
         refuse_unless_open(co)
         lines = conn.execute(
@@ -224,13 +225,13 @@ def set_customer(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             "WHERE checkout_id = ? ORDER BY line_no",
             (co["id"],),
         ).fetchall()
-        shipping_address = body["shipping_address"]
-        rate = settings.read(conn, "tax_rates").get(shipping_address["country"])
+        shipping_address = body.shipping_address
+        rate = settings.read(conn, "tax_rates").get(shipping_address.country)
         totals = pricing.compute(
             [line["line_total_cents"] for line in lines],
-            body.get("shipping_cents", co["shipping_cents"]),
+            co["shipping_cents"] if body.shipping_cents is None else body.shipping_cents,
             tax_rate_percent=rate,
-            explicit_tax_cents=body.get("tax_cents"),
+            explicit_tax_cents=body.tax_cents,
         )
         payment = current_payment(conn, co["id"])
         if totals.total_cents != co["total_cents"] and payment is not None:
@@ -253,9 +254,9 @@ def set_customer(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             "subtotal_cents = ?, shipping_cents = ?, tax_cents = ?, total_cents = ?, "
             "updated_at = ? WHERE id = ?",
             (
-                dumps(_customer(body["customer"])),
+                dumps(_customer(body.customer)),
                 dumps(_address(shipping_address)),
-                dumps(_address(body.get("billing_address") or shipping_address)),
+                dumps(_address(body.billing_address or shipping_address)),
                 totals.subtotal_cents,
                 totals.shipping_cents,
                 totals.tax_cents,
@@ -269,24 +270,19 @@ def set_customer(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             conn,
             co["id"],
             "customer_set",
-            detail={"country": shipping_address["country"], **totals.as_dict()},
+            detail={"country": shipping_address.country, **totals.as_dict()},
         )
         return checkout_object(conn, load_checkout(conn, co["token"]))
 
-    return with_checkout(engine, body["checkout_token"], work)
+    return with_checkout(engine, body.checkout_token, work)
 
 
-def _customer(c: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "email": c["email"],
-        "name": c["name"],
-        "phone": c.get("phone"),
-        "company": c.get("company"),
-    }
+def _customer(c: requests.Customer) -> dict[str, Any]:
+    return c.model_dump()  # every field, absent ones as null: the stored shape
 
 
-def _address(a: dict[str, Any]) -> dict[str, Any]:
-    return {k: a.get(k) for k in ("line1", "line2", "postal_code", "city", "region", "country")}
+def _address(a: requests.Address) -> dict[str, Any]:
+    return a.model_dump()
 
 
 def _refuse_invoice_unless_allowed(conn: sqlite3.Connection) -> None:
@@ -322,8 +318,8 @@ def _replacing(
     return with_checkout(engine, token, work)
 
 
-def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    if body["provider"] != "invoice":
+def create_payment(engine: Engine, body: requests.CreatePayment) -> dict[str, Any]:
+    if body.provider != "invoice":
         from checkout_cli.engine import provider_payments
 
         return provider_payments.create(engine, body)
@@ -368,7 +364,7 @@ def create_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         transition(engine, conn, co, "completable", "payment_created", {"provider": "invoice"})
         return checkout_object(conn, load_checkout(conn, co["token"]))
 
-    return _replacing(engine, body["checkout_token"], admissible, work)
+    return _replacing(engine, body.checkout_token, admissible, work)
 
 
 def _open_payment(conn: sqlite3.Connection, co: sqlite3.Row) -> sqlite3.Row:
@@ -378,11 +374,11 @@ def _open_payment(conn: sqlite3.Connection, co: sqlite3.Row) -> sqlite3.Row:
     return payment
 
 
-def _invoiced(payment: sqlite3.Row | None, body: dict[str, Any]) -> bool:
-    return payment is not None and payment["provider"] == "invoice" and not body.get("new")
+def _invoiced(payment: sqlite3.Row | None, body: requests.CreatePayment) -> bool:
+    return payment is not None and payment["provider"] == "invoice" and not body.new
 
 
-def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def set_payment(engine: Engine, body: requests.SetPayment) -> dict[str, Any]:
     from checkout_cli.engine.provider_payments import (
         in_progress,
         is_open_provider_payment,
@@ -391,10 +387,10 @@ def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
 
     def admissible(conn: sqlite3.Connection, co: sqlite3.Row) -> bool:
         refuse_unless_open(co)
-        if body["provider"] == "invoice":  # an invoice, however it is linked
+        if body.provider == "invoice":  # an invoice, however it is linked
             _refuse_invoice_unless_allowed(conn)
-        amount = body.get("amount_cents", co["total_cents"])
-        if amount != co["total_cents"] and not body.get("force"):
+        amount = co["total_cents"] if body.amount_cents is None else body.amount_cents
+        if amount != co["total_cents"] and not body.force:
             raise ConflictError(
                 "amount_mismatch",
                 f"amount {amount} does not match the checkout total {co['total_cents']}",
@@ -408,34 +404,34 @@ def set_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
         if admissible(conn, co):
             raise in_progress(co, _open_payment(conn, co))
-        amount = body.get("amount_cents", co["total_cents"])
+        amount = co["total_cents"] if body.amount_cents is None else body.amount_cents
         insert_payment(
             engine,
             conn,
             co,
-            provider=body["provider"],
-            status=body["status"],
+            provider=body.provider,
+            status=body.status,
             amount_cents=amount,
-            reference=body["reference"],
+            reference=body.reference,
         )
-        to_status = "completable" if body["status"] == "paid" else "payment_pending"
+        to_status = "completable" if body.status == "paid" else "payment_pending"
         detail = {
-            "provider": body["provider"],
-            "reference": body["reference"],
-            "status": body["status"],
+            "provider": body.provider,
+            "reference": body.reference,
+            "status": body.status,
             "amount_cents": amount,
             "forced": amount != co["total_cents"],
         }
         transition(engine, conn, co, to_status, "payment_linked", detail)
         return checkout_object(conn, load_checkout(conn, co["token"]))
 
-    return _replacing(engine, body["checkout_token"], admissible, work)
+    return _replacing(engine, body.checkout_token, admissible, work)
 
 
-def complete_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def complete_checkout(engine: Engine, body: requests.CheckoutRef) -> dict[str, Any]:
     from checkout_cli.engine import outbox  # email rendering and transports: only when used
 
-    token = body["checkout_token"]
+    token = body.checkout_token
     pending = load_checkout(engine.conn, token)
     if pending["status"] == "payment_pending":
         from checkout_cli.engine import provider_payments
@@ -514,7 +510,7 @@ def _refuse_unless_money_kept(
         )
 
 
-def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def cancel_checkout(engine: Engine, body: requests.CancelCheckout) -> dict[str, Any]:
     """Cancel an open checkout; never one whose money the shop would keep without an order.
 
     First the provider is asked about the current Stripe/Mollie payment, with no lock held,
@@ -528,8 +524,8 @@ def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     """
     from checkout_cli.engine import provider_payments, refunds
 
-    token = body["checkout_token"]
-    force = bool(body.get("force"))
+    token = body.checkout_token
+    force = bool(body.force)
     co = load_checkout(engine.conn, token)
     redone = _cancelled_by_this_request(engine, co)
     if redone is not None:
@@ -567,7 +563,7 @@ def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 )
 
         refund = refunds.refund_in_full(
-            engine, paid["id"], body.get("reason") or f"checkout {token} cancelled", still_the_same
+            engine, paid["id"], body.reason or f"checkout {token} cancelled", still_the_same
         )
 
     warnings: list[dict[str, Any]] = []
@@ -580,7 +576,7 @@ def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         else:
             refuse_unless_open(co)
             kept = paid_payment(conn, co) if refund is None else None
-            reason = body.get("reason")
+            reason = body.reason
             detail: dict[str, Any] = {"reason": reason}
             if refund is not None:
                 detail.update(forced=True, refund=refunds.refund_object(refund))
@@ -601,7 +597,7 @@ def cancel_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         warnings.append(_still_open_warning(payment))
     if due:
         raise expired_error(co)
-    result = get_checkout_status(engine, {"checkout_token": token})
+    result = get_checkout_status(engine, requests.CheckoutRef(checkout_token=token))
     if refund is not None:
         result["refund"] = refunds.refund_object(refund)
     if warnings:
@@ -619,7 +615,7 @@ def _cancelled_by_this_request(engine: Engine, co: sqlite3.Row) -> dict[str, Any
         return None
     if co["status"] == "expired":
         raise expired_error(co)
-    result = get_checkout_status(engine, {"checkout_token": co["token"]})
+    result = get_checkout_status(engine, requests.CheckoutRef(checkout_token=co["token"]))
     refund = (loads(earlier["detail"]) or {}).get("refund")
     if refund is not None:
         result["refund"] = refund

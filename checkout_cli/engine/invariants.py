@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from checkout_cli import requests
 from checkout_cli.engine import smoke_runs, strays
 
 OPEN_STATES = ("active", "payment_pending", "completable")
@@ -475,7 +476,7 @@ def file_damage(conn: sqlite3.Connection, shown: int = 5) -> list[Violation]:
     ]
 
 
-def check_store(engine: Any, body: dict[str, Any]) -> dict[str, Any]:
+def check_store(engine: Any, body: requests.NoFields) -> dict[str, Any]:
     """checkout-admin/check-invariants (``checkout doctor``)."""
     damage = file_damage(engine.conn)
     # On a damaged file the other checks would read wrong rows or fail: the damage is the news.

@@ -11,8 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from checkout_cli import metadefs
-from checkout_cli.endpoints import MAX_LIST_LIMIT
+from checkout_cli import metadefs, requests
 from checkout_cli.engine import catalog, events, settings
 from checkout_cli.engine.checkout_records import (
     checkout_object,
@@ -25,10 +24,11 @@ from checkout_cli.engine.meta_definitions import definition_object, load_definit
 from checkout_cli.engine.orders import load_order
 from checkout_cli.engine.paging import page
 from checkout_cli.errors import ConflictError, NotFoundError, ValidationError
+from checkout_cli.requests import MAX_LIST_LIMIT
 
 
-def upsert_meta_definition(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    definition = metadefs.check_definition(body)
+def upsert_meta_definition(engine: Engine, body: requests.UpsertMetaDefinition) -> dict[str, Any]:
+    definition = metadefs.check_definition(body.model_dump(exclude_none=True))
     with engine.write() as conn:
         current = conn.execute(
             "SELECT * FROM meta_definitions WHERE def_key = ? ORDER BY version DESC LIMIT 1",
@@ -50,10 +50,10 @@ def upsert_meta_definition(engine: Engine, body: dict[str, Any]) -> dict[str, An
         return {**load_definition(conn, definition["def_key"]), "changed": True}
 
 
-def get_meta_definition(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def get_meta_definition(engine: Engine, body: requests.GetMetaDefinition) -> dict[str, Any]:
     with engine.read() as conn:
-        definition = load_definition(conn, body["def_key"])
-        if sku := body.get("product_sku"):
+        definition = load_definition(conn, body.def_key)
+        if sku := body.product_sku:
             product = catalog.load_product(conn, sku)
             definition = metadefs.resolve_sources(
                 definition, loads(product["config"]) or {}, settings.read(conn, "lists")
@@ -61,7 +61,7 @@ def get_meta_definition(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         return definition
 
 
-def list_meta_definitions(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def list_meta_definitions(engine: Engine, body: requests.Page) -> dict[str, Any]:
     sql = "SELECT DISTINCT def_key FROM meta_definitions"
     with engine.read() as conn:
         rows, paging = page(conn, sql, [], "def_key", body, default_limit=MAX_LIST_LIMIT)
@@ -99,12 +99,12 @@ def _line_for(
     return lines[0]
 
 
-def set_line_meta(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def set_line_meta(engine: Engine, body: requests.SetLineMeta) -> dict[str, Any]:
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
         refuse_unless_open(co)
-        line = _line_for(conn, co, body["product_sku"], body.get("line_id"))
+        line = _line_for(conn, co, body.product_sku, body.line_id)
         product = catalog.load_product(conn, line["product_sku"])
-        def_key = body["def_key"]
+        def_key = body.def_key
         stored = load_definition(conn, def_key)  # an unknown key is a 404, not "not allowed"
         allowed = [ref["def_key"] for ref in loads(product["meta_defs"]) or []]
         if def_key not in allowed:
@@ -119,7 +119,7 @@ def set_line_meta(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             loads(product["config"]) or {},
             settings.read(conn, "lists"),
         )
-        values = metadefs.check_values(definition, body["values"], engine.clock().date())
+        values = metadefs.check_values(definition, body.values, engine.clock().date())
         meta = loads(line["meta"]) or {}
         meta[def_key] = values
         conn.execute("UPDATE checkout_lines SET meta = ? WHERE id = ?", (dumps(meta), line["id"]))
@@ -138,7 +138,7 @@ def set_line_meta(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
         )
         return checkout_object(conn, load_checkout(conn, co["token"]))
 
-    return with_checkout(engine, body["checkout_token"], work)
+    return with_checkout(engine, body.checkout_token, work)
 
 
 def missing_required_meta(conn: sqlite3.Connection, checkout_id: int) -> None:
@@ -161,15 +161,15 @@ def missing_required_meta(conn: sqlite3.Connection, checkout_id: int) -> None:
                 )
 
 
-def get_line_meta(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def get_line_meta(engine: Engine, body: requests.GetLineMeta) -> dict[str, Any]:
     with engine.read() as conn:
-        order = load_order(conn, body["order_id"])
+        order = load_order(conn, body.order_id)
         rows = conn.execute(
             "SELECT line_no, product_sku, meta FROM order_lines "
             "WHERE order_id = ? ORDER BY line_no",
             (order["id"],),
         ).fetchall()
-    def_key = body.get("def_key")
+    def_key = body.def_key
     lines = []
     for row in rows:
         meta = loads(row["meta"]) or {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from checkout_cli import requests
 from checkout_cli.engine.catalog import move_stock
 from checkout_cli.engine.core import Engine, loads, new_token
 from checkout_cli.engine.paging import page
@@ -187,20 +188,20 @@ def load_order(conn: sqlite3.Connection, key: str) -> sqlite3.Row:
     return row
 
 
-def get_order(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def get_order(engine: Engine, body: requests.OrderRef) -> dict[str, Any]:
     with engine.read() as conn:
-        return order_object(conn, load_order(conn, body["order_id"]))
+        return order_object(conn, load_order(conn, body.order_id))
 
 
-def list_orders(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def list_orders(engine: Engine, body: requests.ListOrders) -> dict[str, Any]:
     sql, params = f"SELECT * FROM orders WHERE {REAL_ORDER}", []
-    if status := body.get("status"):
+    if status := body.status:
         sql += " AND status = ?"
         params.append(status)
-    if email := body.get("email"):
+    if email := body.email:
         sql += " AND json_extract(customer, '$.email') = ?"
         params.append(email)
-    if reference := body.get("reference"):
+    if reference := body.reference:
         sql += " AND external_reference = ?"
         params.append(reference)
     with engine.read() as conn:

@@ -13,6 +13,7 @@ import logging
 import sqlite3
 from typing import Any
 
+from checkout_cli import requests
 from checkout_cli.engine import emails, settings, vault
 from checkout_cli.engine.core import Engine
 from checkout_cli.engine.mail import DeliveryFailed, transport_for, uses_password
@@ -218,10 +219,10 @@ def minutes_until(engine: Engine, at: str) -> int:
     return max(1, -(-int(seconds) // 60))
 
 
-def send_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    released = release_stuck(engine) if body.get("retry_stuck") else 0
+def send_outbox(engine: Engine, body: requests.SendOutbox) -> dict[str, Any]:
+    released = release_stuck(engine) if body.retry_stuck else 0
     rows = engine.conn.execute(
-        _PENDING + " ORDER BY o.id LIMIT ?", (body.get("limit", 1000),)
+        _PENDING + " ORDER BY o.id LIMIT ?", (body.limit or 1000,)
     ).fetchall()
     results = _deliver(engine, rows)
     return {
@@ -234,7 +235,7 @@ def send_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def list_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def list_outbox(engine: Engine, body: requests.ListOutbox) -> dict[str, Any]:
     sql = (
         "SELECT o.id, ord.order_number, c.token AS checkout_token, o.kind, o.recipient, "
         "o.subject, o.status, o.attempts, o.last_error, o.created_at, o.sent_at FROM outbox o "
@@ -243,7 +244,7 @@ def list_outbox(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     )
     sql += " WHERE c.test_run IS NULL"  # not a smoke run's
     params: list[Any] = []
-    if status := body.get("status"):
+    if status := body.status:
         sql += " AND o.status = ?"
         params.append(status)
     with engine.read() as conn:

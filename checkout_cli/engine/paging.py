@@ -9,10 +9,15 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from checkout_cli.requests import Page
 
-def limits(body: dict[str, Any], default_limit: int) -> tuple[int, int]:
+
+def limits(body: Page, default_limit: int) -> tuple[int, int]:
     """The page asked for: ``limit`` (the endpoint's default when left out) and ``offset``."""
-    return int(body.get("limit", default_limit)), int(body.get("offset", 0))
+    return (
+        default_limit if body.limit is None else body.limit,
+        0 if body.offset is None else body.offset,
+    )
 
 
 def page(
@@ -20,7 +25,7 @@ def page(
     sql: str,
     params: list[Any],
     order_by: str,
-    body: dict[str, Any],
+    body: Page,
     default_limit: int,
 ) -> tuple[list[sqlite3.Row], dict[str, int]]:
     """The rows of ``sql`` (a SELECT with its WHERE) on the page ``body`` asks for, and the

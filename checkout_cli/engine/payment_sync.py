@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from checkout_cli import requests
 from checkout_cli.engine import checkout_records as records
 from checkout_cli.engine import checkouts, refunds, settings, strays
 from checkout_cli.engine.core import Engine
@@ -27,7 +28,7 @@ from checkout_cli.payments.base import FINAL_UNPAID, OPEN, PAID, PENDING
 def _auto_complete(engine: Engine, token: str) -> bool:
     if not settings.read(engine.conn, "auto_complete_paid"):
         return False
-    checkouts.complete_checkout(engine, {"checkout_token": token})
+    checkouts.complete_checkout(engine, requests.CheckoutRef(checkout_token=token))
     return True
 
 
@@ -67,11 +68,11 @@ def handle_webhook(
     }
 
 
-def reconcile(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def reconcile(engine: Engine, body: requests.Reconcile) -> dict[str, Any]:
     """Ask the providers about every pending payment; expire checkouts past their TTL; ask
     about open payments nobody waits for any more (of closed checkouts, or replaced) and
     about refunds still pending; report every paid payment without an order (a stray)."""
-    dry_run = bool(body.get("dry_run"))
+    dry_run = bool(body.dry_run)
     changes: list[dict[str, Any]] = []
     pending = engine.conn.execute(
         "SELECT * FROM checkouts WHERE status = 'payment_pending' ORDER BY id"

@@ -20,6 +20,7 @@ import sqlite3
 from dataclasses import asdict
 from typing import Any, TypeGuard
 
+from checkout_cli import requests
 from checkout_cli.engine import checkout_records as records
 from checkout_cli.engine import events, network, reservations, settings, vault
 from checkout_cli.engine.core import Engine, loads
@@ -58,9 +59,9 @@ def provider_for(conn: sqlite3.Connection, name: str) -> Provider:
 
 
 def _payment_request(
-    conn: sqlite3.Connection, co: sqlite3.Row, key: str, body: dict[str, Any]
+    conn: sqlite3.Connection, co: sqlite3.Row, key: str, body: requests.CreatePayment
 ) -> PaymentRequest:
-    redirect = body.get("redirect_url") or settings.read(conn, "payment_redirect_url")
+    redirect = body.redirect_url or settings.read(conn, "payment_redirect_url")
     if not redirect:
         from checkout_cli.errors import ValidationError
 
@@ -92,11 +93,11 @@ def _payment_request(
         lines=lines,
         redirect_url=redirect,
         cancel_url=redirect,
-        webhook_url=body.get("webhook_url") or settings.read(conn, "payment_webhook_url"),
+        webhook_url=body.webhook_url or settings.read(conn, "payment_webhook_url"),
     )
 
 
-def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def create(engine: Engine, body: requests.CreatePayment) -> dict[str, Any]:
     """create-payment for ``stripe``/``mollie``.
 
     Before anything new is made: an attempt left ``creating`` that can no longer be reused
@@ -104,8 +105,8 @@ def create(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     an open payment being replaced is expired there (paid: refused). Never under the lock.
     """
 
-    name = body["provider"]
-    token = body["checkout_token"]
+    name = body.provider
+    token = body.checkout_token
 
     def admissible(conn: sqlite3.Connection, co: sqlite3.Row) -> Provider:
         records.refuse_unless_open(co)
@@ -206,12 +207,12 @@ def is_open_provider_payment(payment: sqlite3.Row | None) -> TypeGuard[sqlite3.R
 
 
 def _needs_replacing(
-    current: sqlite3.Row | None, name: str, co: sqlite3.Row, body: dict[str, Any]
+    current: sqlite3.Row | None, name: str, co: sqlite3.Row, body: requests.CreatePayment
 ) -> bool:
     """An open payment is reused unless asked for anew, of another provider, or of an amount
     the checkout no longer has."""
     return is_open_provider_payment(current) and (
-        bool(body.get("new"))
+        bool(body.new)
         or current["provider"] != name
         or current["amount_cents"] != co["total_cents"]
     )

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from checkout_cli import requests
 from checkout_cli.engine import events, strays
 from checkout_cli.engine.checkout_records import load_checkout
 from checkout_cli.engine.core import Engine
@@ -240,10 +241,10 @@ def refresh_pending(engine: Engine, dry_run: bool) -> list[dict[str, Any]]:
 # ---- checkout-admin/refund-payment ---------------------------------------------------------
 
 
-def refund_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def refund_payment(engine: Engine, body: requests.RefundPayment) -> dict[str, Any]:
     """Refund a stray payment in full (paid, but no order will account for it)."""
 
-    token, ppid = body["checkout_token"], body["provider_payment_id"]
+    token, ppid = body.checkout_token, body.provider_payment_id
     co = load_checkout(engine.conn, token)
     payment = engine.conn.execute(
         f"SELECT * FROM payments WHERE checkout_id = ? AND provider_payment_id = ? "
@@ -299,7 +300,7 @@ def refund_payment(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     refund = done or refund_in_full(
         engine,
         payment["id"],
-        body.get("reason") or f"paid without an order (checkout {token})",
+        body.reason or f"paid without an order (checkout {token})",
         only_strays,
     )
     return {

@@ -10,7 +10,8 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from functools import cache
+from typing import Annotated, Any
 
 from checkout_cli.errors import ValidationError
 from checkout_cli.values import JSONRefused, load_json, parse_decimal, parse_int, shown
@@ -160,33 +161,51 @@ def coerce(setting: Setting, value: Any) -> Any:
         raise _bad(key, f"expected text, got {shown(value)}")
     from checkout_cli import schema
 
-    node = {
-        "email": schema.Email(),
-        "currency": schema.Currency(),
-        "choice": schema.Enum(choices=setting.choices),
-        "str": schema.Str(min_length=0, max_length=500),
-        "id": schema.Str(
-            max_length=64, pattern=r"[A-Za-z0-9][A-Za-z0-9_.\-]*", code="invalid_setting"
-        ),
-        "url": schema.Str(
-            min_length=0, max_length=2000, pattern=r"(https?://\S+)?", code="invalid_url"
-        ),
-    }[kind]
+    # Typed by a person: padding is dropped and a currency may be in lower case.
+    given = value.strip().upper() if kind == "currency" else value.strip()
     try:
-        return node.check(value, "value")
+        if kind == "choice":
+            return schema.check(_choice_type(setting.choices), given, "value")
+        return schema.check(_text_types()[kind], given, "value")
     except ValidationError as exc:
         raise _bad(key, exc.message.removeprefix("value: "), exc.recovery) from None
 
 
+@cache
+def _text_types() -> dict[str, Any]:
+    """The request field types a text setting is checked with, by its kind."""
+    from checkout_cli import schema
+
+    return {
+        "email": Annotated[str, schema.Email()],
+        "currency": Annotated[str, schema.Currency()],
+        "str": Annotated[str, schema.Text(500, min_length=0)],
+        "id": Annotated[
+            str,
+            schema.Text(64, pattern=r"[A-Za-z0-9][A-Za-z0-9_.\-]*", code="invalid_setting"),
+        ],
+        "url": Annotated[
+            str, schema.Text(2000, pattern=r"(https?://\S+)?", code="invalid_url", min_length=0)
+        ],
+    }
+
+
+@cache
+def _choice_type(choices: tuple[str, ...]) -> Any:
+    from checkout_cli import schema
+
+    return Annotated[str, schema.Choice(choices)]
+
+
 def _coerce_rates(key: str, value: Any) -> dict[str, str]:
-    from checkout_cli.countries import COUNTRIES
+    from checkout_cli.countries import parse_country
 
     if not isinstance(value, dict):
         raise _bad(key, "expected a JSON object of country: percent", SETTINGS[key].help)
     rates = {}
     for country, rate in value.items():
-        code = str(country).upper()
-        if code not in COUNTRIES:
+        code = parse_country(str(country))
+        if code is None:
             raise _bad(key, f"{shown(country)} is not an ISO 3166-1 alpha-2 country code")
         percent = parse_decimal(str(rate)) if isinstance(rate, (str, int, float)) else None
         if percent is None or isinstance(rate, bool):

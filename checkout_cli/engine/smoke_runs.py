@@ -20,6 +20,7 @@ from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
+from checkout_cli import requests
 from checkout_cli.endpoints import OPEN_CHECKOUT_STATES, SMOKE_KEY_PREFIX
 from checkout_cli.engine import settings
 from checkout_cli.engine.catalog import move_stock
@@ -53,9 +54,9 @@ _REMOVE = (
 )
 
 
-def start_smoke(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def start_smoke(engine: Engine, body: requests.SmokeRun) -> dict[str, Any]:
     """checkout-admin/start-smoke: the run's product and empty cart (stale runs removed)."""
-    run = body["run_id"]
+    run = body.run_id
     for stale in _stale_runs(engine):
         try:
             _finish(engine, stale)
@@ -89,9 +90,9 @@ def start_smoke(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     return {"run_id": run, "product_sku": sku, "cart_token": cart_token}
 
 
-def finish_smoke(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def finish_smoke(engine: Engine, body: requests.SmokeRun) -> dict[str, Any]:
     """checkout-admin/finish-smoke: cancel the run's open checkouts and remove its rows."""
-    return {"run_id": body["run_id"], "removed": _finish(engine, body["run_id"])}
+    return {"run_id": body.run_id, "removed": _finish(engine, body.run_id)}
 
 
 def _finish(engine: Engine, run: str) -> dict[str, int]:
@@ -108,7 +109,8 @@ def _finish(engine: Engine, run: str) -> dict[str, int]:
         if co["status"] in OPEN_CHECKOUT_STATES:
             with suppress(CheckoutError):
                 checkouts.cancel_checkout(
-                    engine, {"checkout_token": co["token"], "reason": "smoke test"}
+                    engine,
+                    requests.CancelCheckout(checkout_token=co["token"], reason="smoke test"),
                 )
     with engine.write() as conn:
         _refuse_if_paid(conn, run)

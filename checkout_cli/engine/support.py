@@ -17,6 +17,7 @@ import sqlite3
 from datetime import timedelta
 from typing import Any, TypeGuard
 
+from checkout_cli import requests
 from checkout_cli.engine import near_tokens, strays
 from checkout_cli.engine.core import Engine, iso
 from checkout_cli.engine.paging import limits, page
@@ -31,6 +32,11 @@ STUCK_REASONS = (
     "stray_paid_payment",
 )
 DEFAULT_OLDER_THAN_MINUTES = 30
+
+
+def _older_than(body: requests.ListCheckouts | requests.InspectCheckout) -> int:
+    given = body.older_than_minutes
+    return DEFAULT_OLDER_THAN_MINUTES if given is None else given
 
 
 def _reasons(conn: sqlite3.Connection, co: sqlite3.Row, cutoff: str) -> list[str]:
@@ -105,22 +111,22 @@ def _summary(conn: sqlite3.Connection, co: sqlite3.Row, reasons: list[str]) -> d
     }
 
 
-def list_checkouts(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    minutes = body.get("older_than_minutes", DEFAULT_OLDER_THAN_MINUTES)
+def list_checkouts(engine: Engine, body: requests.ListCheckouts) -> dict[str, Any]:
+    minutes = _older_than(body)
     cutoff = iso(engine.clock() - timedelta(minutes=minutes))
-    sql, params = "SELECT * FROM checkouts WHERE test_run IS NULL", []  # not smoke runs
-    if status := body.get("status"):
+    sql, params = "SELECT * FROM checkouts WHERE test_run IS NULL", list[Any]()  # not smoke runs
+    if status := body.status:
         sql += " AND status = ?"
         params.append(status)
-    if not body.get("stuck") and "older_than_minutes" in body:
+    if not body.stuck and body.older_than_minutes is not None:
         sql += " AND updated_at <= ?"
         params.append(cutoff)
-    if near := body.get("near"):
+    if near := body.near:
         clause, near_params = near_tokens.near_clause(near)
         sql += clause
         params += near_params
     with engine.read() as conn:
-        if not body.get("stuck") and not near:
+        if not body.stuck and not near:
             rows, paging = page(conn, sql, params, "updated_at DESC, id DESC", body, 100)
             found = [_summary(conn, co, _reasons(conn, co, cutoff)) for co in rows]
             return {"checkouts": found, "older_than_minutes": minutes, **paging}
@@ -132,7 +138,7 @@ def list_checkouts(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
             if near and not near_tokens.is_close(co["token"], near):
                 continue
             reasons = _reasons(conn, co, cutoff)
-            if reasons or not body.get("stuck"):
+            if reasons or not body.stuck:
                 kept.append((co, reasons))
         found = [_summary(conn, co, reasons) for co, reasons in kept[offset : offset + limit]]
     paging = {"total": len(kept), "limit": limit, "offset": offset}
@@ -305,16 +311,16 @@ def _refunding(conn: sqlite3.Connection, payment: sqlite3.Row | None) -> bool:
     )
 
 
-def inspect_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def inspect_checkout(engine: Engine, body: requests.InspectCheckout) -> dict[str, Any]:
     """The checkout, its timeline, the provider's live status and a diagnosis."""
     from checkout_cli.engine import events
     from checkout_cli.engine.checkout_records import checkout_object, current_payment, load_checkout
 
     conn = engine.conn
-    co = load_checkout(conn, body["checkout_token"])
+    co = load_checkout(conn, body.checkout_token)
     live = None
     payment = current_payment(conn, co["id"])
-    if body.get("live", True) and payment is not None and payment["provider_payment_id"]:
+    if body.live is not False and payment is not None and payment["provider_payment_id"]:
         from checkout_cli.engine.provider_payments import provider_for
 
         try:
@@ -332,12 +338,9 @@ def inspect_checkout(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
                 "provider_status": None,
                 "error": exc.message,
             }
-    cutoff = iso(
-        engine.clock()
-        - timedelta(minutes=body.get("older_than_minutes", DEFAULT_OLDER_THAN_MINUTES))
-    )
+    cutoff = iso(engine.clock() - timedelta(minutes=_older_than(body)))
     with engine.read() as tx:
-        co = load_checkout(tx, body["checkout_token"])
+        co = load_checkout(tx, body.checkout_token)
         reasons = _reasons(tx, co, cutoff)
         return {
             "checkout": checkout_object(tx, co),

@@ -11,10 +11,12 @@ import hmac
 import secrets
 from typing import Any, NamedTuple
 
-from checkout_cli.endpoints import MAX_LIST_LIMIT, OPERATE
+from checkout_cli import requests
+from checkout_cli.endpoints import OPERATE
 from checkout_cli.engine.core import Engine
 from checkout_cli.engine.paging import page
 from checkout_cli.errors import ConflictError, NotFoundError
+from checkout_cli.requests import MAX_LIST_LIMIT
 
 TOKEN_PREFIX = "ck_"
 DEFAULT_SCOPE = OPERATE  # the checkout flow: what phone staff, batch scripts and CI need
@@ -31,45 +33,43 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    scope = body.get("scope", DEFAULT_SCOPE)  # one of SCOPES: the request schema checks it
+def create_token(engine: Engine, body: requests.CreateToken) -> dict[str, Any]:
+    scope = body.scope or DEFAULT_SCOPE  # one of SCOPES: the request schema checks it
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with engine.write() as conn:
         if conn.execute(
-            "SELECT 1 FROM api_tokens WHERE name = ? AND revoked_at IS NULL", (body["name"],)
+            "SELECT 1 FROM api_tokens WHERE name = ? AND revoked_at IS NULL", (body.name,)
         ).fetchone():
             raise ConflictError(
                 "token_exists",
-                f"a token named {body['name']!r} exists",
+                f"a token named {body.name!r} exists",
                 field="name",
                 recovery="revoke it first, or pick another name",
             )
-        conn.execute("DELETE FROM api_tokens WHERE name = ?", (body["name"],))
+        conn.execute("DELETE FROM api_tokens WHERE name = ?", (body.name,))
         conn.execute(
             "INSERT INTO api_tokens (name, token_hash, created_at, scope) VALUES (?, ?, ?, ?)",
-            (body["name"], _hash(token), engine.now(), scope),
+            (body.name, _hash(token), engine.now(), scope),
         )
-    return {"name": body["name"], "scope": scope, "token": token}
+    return {"name": body.name, "scope": scope, "token": token}
 
 
-def list_tokens(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def list_tokens(engine: Engine, body: requests.Page) -> dict[str, Any]:
     sql = "SELECT name, scope, created_at, revoked_at FROM api_tokens"
     with engine.read() as conn:
         rows, paging = page(conn, sql, [], "name", body, default_limit=MAX_LIST_LIMIT)
     return {"tokens": [dict(r) for r in rows], **paging}
 
 
-def revoke_token(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def revoke_token(engine: Engine, body: requests.NamedToken) -> dict[str, Any]:
     with engine.write() as conn:
         updated = conn.execute(
             "UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-            (engine.now(), body["name"]),
+            (engine.now(), body.name),
         ).rowcount
     if not updated:
-        raise NotFoundError(
-            "token_not_found", f"no active token named {body['name']!r}", field="name"
-        )
-    return {"name": body["name"], "revoked": True}
+        raise NotFoundError("token_not_found", f"no active token named {body.name!r}", field="name")
+    return {"name": body.name, "revoked": True}
 
 
 def verify(engine: Engine, token: str) -> Caller | None:

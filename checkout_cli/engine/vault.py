@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from checkout_cli import requests
 from checkout_cli.engine import vault_cipher, vault_keys, vault_rows
 from checkout_cli.engine.core import Engine
 from checkout_cli.errors import NotFoundError, UsageError, ValidationError
@@ -84,7 +85,7 @@ def _writing_keyring(
     return vault_keys.create(store_id, path), True
 
 
-def list_vault(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+def list_vault(engine: Engine, body: requests.NoFields) -> dict[str, Any]:
     stored = {r["name"]: r for r in engine.conn.execute("SELECT name, value, set_at FROM vault")}
     return {
         "secrets": [
@@ -100,12 +101,12 @@ def list_vault(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def set_vault(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    name = body["name"]
+def set_vault(engine: Engine, body: requests.SetVault) -> dict[str, Any]:
+    name = body.name
     _check_name(name)
     with engine.write(scrub=True) as conn:
         keyring, made = _writing_keyring(conn, name)
-        sealed = vault_cipher.seal(keyring.current, vault_rows.store_id(conn), name, body["value"])
+        sealed = vault_cipher.seal(keyring.current, vault_rows.store_id(conn), name, body.value)
         conn.execute(
             "INSERT INTO vault (name, value, set_at) VALUES (?, ?, ?) "
             "ON CONFLICT(name) DO UPDATE SET value = excluded.value, set_at = excluded.set_at",
@@ -120,12 +121,12 @@ def set_vault(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def delete_vault(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
-    _check_name(body["name"])
+def delete_vault(engine: Engine, body: requests.VaultName) -> dict[str, Any]:
+    _check_name(body.name)
     with engine.write(scrub=True) as conn:
-        if conn.execute("DELETE FROM vault WHERE name = ?", (body["name"],)).rowcount == 0:
-            raise NotFoundError("secret_not_found", f"{body['name']} is not set", field="name")
-    return {"name": body["name"], "set": False}
+        if conn.execute("DELETE FROM vault WHERE name = ?", (body.name,)).rowcount == 0:
+            raise NotFoundError("secret_not_found", f"{body.name} is not set", field="name")
+    return {"name": body.name, "set": False}
 
 
 def _reseal_all(engine: Engine, keyring: vault_keys.Keyring) -> int:

@@ -23,6 +23,7 @@ from checkout_cli.backends.base import Backend
 from checkout_cli.endpoints import ADMIN, ENDPOINTS, MCP, READ, Endpoint
 from checkout_cli.errors import CheckoutError, InternalError
 from checkout_cli.mcp.calls import ToolCalls
+from checkout_cli.schema import inline_schema
 
 
 def exposed_endpoints(
@@ -40,6 +41,19 @@ def exposed_endpoints(
     return tools
 
 
+def tool_annotations(endpoint: Endpoint) -> types.ToolAnnotations:
+    """The registry's declaration, as MCP's hints: a read changes nothing; a write says whether
+    it may remove or overwrite and whether repeating it changes more; a call out to a payment
+    provider or mail server reaches beyond the store."""
+    reads = endpoint.reads_only
+    return types.ToolAnnotations(
+        read_only_hint=reads,
+        destructive_hint=False if reads else endpoint.destructive,
+        idempotent_hint=True if reads else endpoint.idempotent,
+        open_world_hint=endpoint.calls_out,
+    )
+
+
 def build_server(calls: ToolCalls, tools: dict[str, Endpoint]) -> Server:
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(
@@ -47,7 +61,8 @@ def build_server(calls: ToolCalls, tools: dict[str, Endpoint]) -> Server:
                 types.Tool(
                     name=name,
                     description=endpoint.summary,
-                    input_schema=endpoint.request.json_schema(),
+                    input_schema=inline_schema(endpoint.request),
+                    annotations=tool_annotations(endpoint),
                 )
                 for name, endpoint in tools.items()
             ]

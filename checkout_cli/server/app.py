@@ -45,6 +45,7 @@ from checkout_cli.errors import (
     NotFoundError,
     ValidationError,
 )
+from checkout_cli.schema import from_query
 from checkout_cli.server.openapi import API_VERSION, openapi
 from checkout_cli.values import JSONRefused, load_json, parse_int
 
@@ -244,7 +245,7 @@ def _serve_call(
     if request.method == "GET":
         if not endpoint.reads_only:
             raise HTTPException(405)
-        body = endpoint.request.from_query(dict(request.query_params))
+        body = from_query(endpoint.request, dict(request.query_params))
     else:
         if too_large is not None:
             raise too_large

@@ -1,7 +1,7 @@
 """/openapi.json, generated from the endpoint registry (never a second, hand-written schema).
 
-OpenAPI 3.1: its schemas are JSON Schema 2020-12, the dialect the registry's request schemas
-are written in (3.0's own dialect has no ``const`` or ``null`` type)."""
+OpenAPI 3.1: its schemas are JSON Schema 2020-12, the dialect pydantic writes the request
+models' schemas in (3.0's own dialect has no ``const`` or ``null`` type)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from checkout_cli import __version__
 from checkout_cli.endpoints import ENDPOINTS, HTTP
 
 API_VERSION = "1"
+# The request models' shared parts (Customer, Address, …) are components, referred to by name.
+_REF = "#/components/schemas/{model}"
 
 _ERROR = {
     "type": "object",
@@ -26,6 +28,20 @@ _ERROR = {
                 "message": {"type": "string"},
                 "field": {"type": "string"},
                 "recovery": {"type": "string"},
+                "errors": {
+                    "description": "every bad field of a refused request; the first is also "
+                    "the error's own field, code and message",
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "code", "message"],
+                        "properties": {
+                            "field": {"type": "string"},
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
             },
         },
     },
@@ -39,7 +55,7 @@ _FAILURES = {
     "404": "an unknown checkout, cart, product, order or project (not_found)",
     "409": "the object's state refuses it, or an Idempotency-Key was reused (conflict)",
     "413": "the body is over 1 MiB (validation, body_too_large)",
-    "422": "a refused value or body, naming the field (validation)",
+    "422": "a refused value or body, naming every bad field (validation)",
     "503": "the store is busy or a provider did not answer; safe to retry (unavailable)",
 }
 _PAYMENT_FAILURE = "the payment provider refused the payment or the refund (payment)"
@@ -52,7 +68,12 @@ def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
         if inner.get("type") in ("object", "array"):
             continue
         params.append(
-            {"name": name, "in": "query", "required": name in schema["required"], "schema": inner}
+            {
+                "name": name,
+                "in": "query",
+                "required": name in schema.get("required", []),
+                "schema": inner,
+            }
         )
     return params
 
@@ -67,10 +88,12 @@ def openapi(project_id: str) -> dict[str, Any]:
         }
 
     paths: dict[str, Any] = {}
+    components: dict[str, Any] = {"Error": _ERROR}
     for endpoint in ENDPOINTS.values():
         if HTTP not in endpoint.faces:  # local-only: never served, so not described
             continue
-        schema = endpoint.request.json_schema()
+        schema = endpoint.request.model_json_schema(ref_template=_REF)
+        components.update(schema.pop("$defs", {}))
         ok = {
             "description": "success",
             "content": {
@@ -107,7 +130,7 @@ def openapi(project_id: str) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "checkout-cli API", "version": f"{API_VERSION} ({__version__})"},
         "components": {
-            "schemas": {"Error": _ERROR},
+            "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

@@ -29,11 +29,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from checkout_cli.backends.base import Backend
-from checkout_cli.endpoints import ADDRESS, CUSTOMER, DEF_KEY, QUANTITY, SKU
-from checkout_cli.endpoints import EXTERNAL_REFERENCE as REFERENCE
+from checkout_cli.countries import parse_country
+from checkout_cli.endpoints import OPEN_CHECKOUT_STATES
 from checkout_cli.errors import (
     CheckoutError,
     ConflictError,
@@ -41,7 +41,8 @@ from checkout_cli.errors import (
     UsageError,
     ValidationError,
 )
-from checkout_cli.schema import Cents
+from checkout_cli.requests import Address, Customer, DefKey, ExternalReference, Quantity, Sku
+from checkout_cli.schema import Cents, Request, check, field_type, validate
 from checkout_cli.values import JSONRefused, load_json, parse_int
 
 COLUMNS = (
@@ -72,8 +73,21 @@ REQUIRED = (
     "country",
 )
 ORDER_FIELDS = tuple(c for c in COLUMNS if c not in ("reference", "product_sku", "quantity"))
-SHIPPING = Cents("shipping in minor units")
-OPEN_STATES = ("active", "payment_pending", "completable")
+
+
+class RowLine(Request):
+    """A row's own fields; its customer and address are checked as set-customer's are."""
+
+    reference: ExternalReference
+    product_sku: Sku
+    quantity: Quantity
+    shipping_cents: Annotated[int, Cents("shipping in minor units")] | None = None
+
+
+# Each part of a row, with the request model that checks it.
+_ROW_PARTS: tuple[tuple[type[Request], tuple[str, ...]], ...] = tuple(
+    (model, tuple(model.model_fields)) for model in (RowLine, Customer, Address)
+)
 
 
 @dataclass(frozen=True)
@@ -203,28 +217,26 @@ def _check_row(number: int, row: dict[str, Any]) -> tuple[dict[str, Any], list[R
     for key in row:
         if key not in COLUMNS and key != "meta_json" and not key.startswith("meta."):
             errors.append(RowError(number, key, "unknown column", reference))
-    for key in REQUIRED:
-        if row.get(key) in (None, ""):
-            errors.append(RowError(number, key, "is required", reference))
-    checks: dict[str, Any] = {
-        "reference": REFERENCE,
-        "product_sku": SKU,
-        "quantity": QUANTITY,
-        "shipping_cents": SHIPPING,
-        **{k: CUSTOMER.props[k].node for k in CUSTOMER.props},
-        **{k: ADDRESS.props[k].node for k in ADDRESS.props},
-    }
-    for key, node in checks.items():
-        value = row.get(key)
-        if value in (None, ""):
-            continue
-        if key in ("quantity", "shipping_cents") and isinstance(value, str):
-            number_given = parse_int(value)
-            value = value if number_given is None else number_given
+    given = {k: v for k, v in row.items() if k in COLUMNS and v not in (None, "")}
+    for key in ("quantity", "shipping_cents"):  # a CSV's numbers are text
+        if isinstance(given.get(key), str) and (whole := parse_int(given[key])) is not None:
+            given[key] = whole
+    if isinstance(given.get("country"), str):  # "nl", "Netherlands": NL
+        given["country"] = parse_country(given["country"]) or given["country"]
+    for model, columns in _ROW_PARTS:
         try:
-            clean[key] = node.check(value, key)
-        except CheckoutError as exc:
-            errors.append(RowError(number, key, exc.message.removeprefix(f"{key}: "), reference))
+            part = validate(model, {k: given[k] for k in columns if k in given})
+        except ValidationError as exc:
+            problems = exc.errors or []
+            errors += [RowError(number, p["field"], p["message"], reference) for p in problems]
+            # The part's good fields still count: a row with a bad quantity keeps its
+            # reference, so the skip is reported under it.
+            bad = {p["field"] for p in problems}
+            for name in columns:
+                if name in given and name not in bad:
+                    clean[name] = check(field_type(model, name), given[name], name)
+        else:
+            clean.update(part.model_dump(exclude_none=True))
     return clean, errors
 
 
@@ -259,7 +271,7 @@ def _row_meta(
         meta.setdefault(parts[1], {})[parts[2]] = value
     for def_key in meta:
         try:
-            DEF_KEY.check(def_key, "meta")
+            check(DefKey, def_key, "meta")
         except CheckoutError as exc:
             errors.append(RowError(number, f"meta.{def_key}", exc.message))
     return meta, [replace(e, reference=reference) for e in errors]
@@ -683,7 +695,7 @@ def differences(order: Order, made: dict[str, Any]) -> list[str]:
         if key == "shipping_cents":
             stored = made["totals"]["shipping_cents"]
         else:
-            stored = (customer if key in CUSTOMER.props else address).get(key)
+            stored = (customer if key in Customer.model_fields else address).get(key)
         if value is not None and value != stored:
             changed.append(key)
     return changed
@@ -738,7 +750,7 @@ def _abandon(backend: Backend, journal: Journal, reference: str) -> tuple[str, s
     token = state.get("checkout_token")
     try:
         checkout = _checkout_in_store(backend, token)
-        if checkout is None or checkout["status"] not in OPEN_STATES:
+        if checkout is None or checkout["status"] not in OPEN_CHECKOUT_STATES:
             cart = state.get("cart_token")
             return (f"its cart {cart} is left; the next run reuses it" if cart else ""), token
         backend.call("checkout-flow", "cancel-checkout", {"checkout_token": token})
@@ -781,7 +793,10 @@ def _make_order(backend: Backend, journal: Journal, order: Order) -> Outcome:
             journal.record(reference, cart_token=cart_token, checkout_token=None, order_number=None)
         checkout = _initiate(backend, cart_token, reference)
         journal.record(reference, checkout_token=checkout["checkout_token"], order_number=None)
-    elif checkout["status"] in OPEN_STATES and checkout.get("external_reference") != reference:
+    elif (
+        checkout["status"] in OPEN_CHECKOUT_STATES
+        and checkout.get("external_reference") != reference
+    ):
         # Opened by an earlier release: the reused checkout takes the reference.
         checkout = _initiate(backend, checkout["cart_token"], reference)
     checkout_token = checkout["checkout_token"]

@@ -1,0 +1,393 @@
+"""Every endpoint's request, as a pydantic model (``schema.Request``); the registry
+(``endpoints.py``) names one per endpoint and the handlers take it typed.
+
+An optional field is ``None`` when the caller left it out (or sent null): a handler reads
+``body.field`` and applies its own default.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any
+
+from checkout_cli.schema import (
+    AnyObject,
+    AnyValue,
+    Cents,
+    Choice,
+    Country,
+    Currency,
+    Email,
+    Flag,
+    Request,
+    Text,
+    Whole,
+)
+
+TOKEN_PATTERN = r"[A-Za-z0-9_\-]+"
+Token = Annotated[
+    str, Text(80, pattern=TOKEN_PATTERN, code="invalid_token_format", description="cart token")
+]
+CheckoutToken = Annotated[
+    str,
+    Text(
+        80, pattern=TOKEN_PATTERN, code="invalid_token_format", description="checkout token (chk_…)"
+    ),
+]
+Sku = Annotated[
+    str,
+    Text(64, pattern=r"[A-Za-z0-9][A-Za-z0-9._\-]*", code="invalid_sku", description="product SKU"),
+]
+Quantity = Annotated[
+    int, Whole(1, 9999, code="invalid_quantity", description="quantity, 1 to 9999")
+]
+# A batch's own name for an order: one order per reference per store.
+ExternalReference = Annotated[
+    str,
+    Text(
+        100,
+        pattern=r"[A-Za-z0-9][A-Za-z0-9._:/\-]*",
+        code="invalid_reference",
+        description="the order's reference in the caller's own system (unique per store)",
+    ),
+]
+SmokeRunId = Annotated[
+    str,
+    Text(
+        12,
+        pattern=r"[0-9a-f]{12}",
+        code="invalid_run_id",
+        description="smoke run id, 12 hex digits",
+    ),
+]
+DefKey = Annotated[
+    str,
+    Text(64, pattern=r"[a-z][a-z0-9_]*", code="invalid_def_key", description="meta definition key"),
+]
+Url = Annotated[str, Text(2000, pattern=r"https?://\S+", code="invalid_url")]
+CHECKOUT_STATES = (
+    "active",
+    "payment_pending",
+    "completable",
+    "completed",
+    "cancelled",
+    "expired",
+)
+
+
+class OrderState(enum.StrEnum):
+    """An order's status (the CLI's ``--status`` choices are these members)."""
+
+    pending = "pending"  # an invoice order waiting for its money
+    paid = "paid"
+
+
+ORDER_STATES = tuple(OrderState)
+PROVIDERS = ("stripe", "mollie", "invoice")
+SCOPES = ("read", "operate", "admin")
+MAX_LIST_LIMIT = 10_000
+OlderThan = Annotated[int, Whole(0, 10**7, description="minutes without activity")]
+
+
+class Page(Request):
+    """Every list endpoint takes a page and answers with its rows and ``total``, ``limit``,
+    ``offset``; the default limit is each endpoint's own."""
+
+    limit: Annotated[int, Whole(1, MAX_LIST_LIMIT, description="at most this many rows")] | None = (
+        None
+    )
+    offset: Annotated[int, Whole(0, 10**9, description="skip this many rows first")] | None = None
+
+
+class Customer(Request):
+    email: Annotated[str, Email("customer's email address")]
+    name: Annotated[str, Text(200)]
+    phone: Annotated[str, Text(40, pattern=r"[0-9+()\-. /]{3,40}", code="invalid_phone")] | None = (
+        None
+    )
+    company: Annotated[str, Text(200)] | None = None
+
+
+class Address(Request):
+    line1: Annotated[str, Text(200)]
+    line2: Annotated[str, Text(200)] | None = None
+    postal_code: Annotated[str, Text(20)]
+    city: Annotated[str, Text(100)]
+    region: Annotated[str, Text(100)] | None = None
+    country: Annotated[str, Country()]
+
+
+# checkout-flow
+
+
+class InitiateCheckout(Request):
+    cart_token: Token
+    external_reference: ExternalReference | None = None
+
+
+class CheckoutRef(Request):
+    """Requests that name only a checkout."""
+
+    checkout_token: CheckoutToken
+
+
+class SetCustomer(Request):
+    checkout_token: CheckoutToken
+    customer: Customer
+    shipping_address: Address
+    billing_address: Address | None = None
+    shipping_cents: Annotated[int, Cents("shipping in minor units")] | None = None
+    tax_cents: (
+        Annotated[int, Cents("total tax in minor units; default: configured rates")] | None
+    ) = None
+
+
+class CreatePayment(Request):
+    checkout_token: CheckoutToken
+    provider: Annotated[str, Choice(PROVIDERS, code="unknown_provider")]
+    redirect_url: Url | None = None
+    webhook_url: Url | None = None
+    new: Annotated[bool, Flag("replace an open payment (the customer lost the link)")] | None = None
+
+
+class SetPayment(Request):
+    checkout_token: CheckoutToken
+    provider: Annotated[str, Text(40, pattern=r"[a-z0-9_\-]+", code="invalid_provider")]
+    reference: Annotated[str, Text(200)]
+    status: Annotated[str, Choice(("paid", "pending"), code="invalid_payment_status")]
+    amount_cents: Annotated[int, Cents("amount paid; default: the checkout total")] | None = None
+    force: Annotated[bool, Flag("accept an amount that differs from the total")] | None = None
+
+
+LineNumber = Annotated[
+    int, Whole(1, 10000, description="line number, when the SKU is on several lines")
+]
+
+
+class SetLineMeta(Request):
+    checkout_token: CheckoutToken
+    product_sku: Sku
+    def_key: DefKey
+    values: Annotated[dict[str, Any], AnyObject('field values, e.g. {"right_sphere": "-1.25"}')]
+    line_id: LineNumber | None = None
+
+
+ForceCancel = Annotated[
+    bool,
+    Flag(
+        "cancel a paid checkout too: a Stripe/Mollie payment is refunded in full first; one "
+        "linked by hand is not returned (say so to the customer)"
+    ),
+]
+
+
+class CancelCheckout(Request):
+    checkout_token: CheckoutToken
+    reason: Annotated[str, Text(500)] | None = None
+    force: ForceCancel | None = None
+
+
+# shopping-cart
+
+
+class AddItem(Request):
+    cart_token: Token | None = None
+    product_sku: Sku
+    quantity: Quantity
+
+
+class UpdateItem(Request):
+    cart_token: Token
+    product_sku: Sku
+    quantity: Annotated[
+        int, Whole(0, 9999, code="invalid_quantity", description="0 removes the line")
+    ]
+
+
+class CartLine(Request):
+    cart_token: Token
+    product_sku: Sku
+
+
+class CartRef(Request):
+    cart_token: Token
+
+
+# product-catalog
+
+
+class ListProducts(Page):
+    query: Annotated[str, Text(100)] | None = None
+    include_archived: Annotated[bool, Flag()] | None = None
+
+
+class ProductRef(Request):
+    sku: Sku
+
+
+class MetaDefRef(Request):
+    def_key: Annotated[str, Text(64)]
+    required: Annotated[bool, Flag()] | None = None
+
+
+Stock = Annotated[int, Whole(0, 10**9, code="invalid_stock", description="units in stock")]
+
+
+class UpsertProduct(Request):
+    sku: Sku
+    name: Annotated[str, Text(200)]
+    price_cents: Annotated[int, Cents("unit price in minor units, tax excluded")]
+    currency: Annotated[str, Currency()] | None = None
+    stock: Stock | None = None
+    allow_backorder: Annotated[bool, Flag()] | None = None
+    status: Annotated[str, Choice(("active", "archived"))] | None = None
+    meta_defs: list[MetaDefRef] | None = None
+    config: (
+        Annotated[dict[str, Any], AnyObject("product configuration, e.g. lists used by line meta")]
+        | None
+    ) = None
+
+
+class SetStock(Request):
+    sku: Sku
+    stock: Stock | None = None
+    untracked: Annotated[bool, Flag("stop tracking stock")] | None = None
+
+
+class GetMetaDefinition(Request):
+    def_key: DefKey
+    product_sku: Sku | None = None
+
+
+class UpsertMetaDefinition(Request):
+    def_key: DefKey
+    title: Annotated[str, Text(200)] | None = None
+    fields: list[Annotated[dict[str, Any], AnyObject()]]
+
+
+# order-management
+
+
+class ListOrders(Page):
+    status: Annotated[str, Choice(ORDER_STATES, code="invalid_status")] | None = None
+    email: Annotated[str, Text(254)] | None = None
+    reference: ExternalReference | None = None
+
+
+class OrderRef(Request):
+    order_id: Annotated[str, Text(80, description="order id or order number (2026-000042)")]
+
+
+class GetLineMeta(Request):
+    order_id: Annotated[str, Text(80, description="order id or order number (2026-000042)")]
+    def_key: DefKey | None = None
+
+
+# checkout-admin
+
+
+class NoFields(Request):
+    """Requests with nothing to say."""
+
+
+class ListOutbox(Page):
+    status: Annotated[str, Choice(("queued", "sending", "sent", "failed"))] | None = None
+
+
+RetryStuck = Annotated[
+    bool, Flag("also retry emails cut off mid-send over 10 minutes ago (they may go out twice)")
+]
+
+
+class SendOutbox(Request):
+    limit: Annotated[int, Whole(1, 10000)] | None = None
+    retry_stuck: RetryStuck | None = None
+
+
+Scope = Annotated[
+    str,
+    Choice(
+        SCOPES,
+        code="invalid_scope",
+        description="read: get-*/list-*; operate (default): carts, checkouts, orders; "
+        "admin: also catalog, settings, outbox, reconcile",
+    ),
+]
+
+
+class CreateToken(Request):
+    name: Annotated[str, Text(64, pattern=r"[A-Za-z0-9_.\-]+", code="invalid_name")]
+    scope: Scope | None = None
+
+
+class NamedToken(Request):
+    name: Annotated[str, Text(64)]
+
+
+NearToken = Annotated[
+    str,
+    Text(
+        80,
+        pattern=TOKEN_PATTERN,
+        code="invalid_token_format",
+        description="only tokens within one typo of this one (case ignored)",
+    ),
+]
+
+
+class ListCheckouts(Page):
+    status: Annotated[str, Choice(CHECKOUT_STATES, code="invalid_status")] | None = None
+    stuck: Annotated[bool, Flag("only stuck checkouts")] | None = None
+    older_than_minutes: OlderThan | None = None
+    # "Did you mean": a read any caller who may list checkouts may make anyway.
+    near: NearToken | None = None
+
+
+class InspectCheckout(Request):
+    checkout_token: CheckoutToken
+    live: Annotated[bool, Flag("ask the payment provider (default true)")] | None = None
+    older_than_minutes: OlderThan | None = None
+
+
+class Reconcile(Request):
+    dry_run: Annotated[bool, Flag("only report what would change")] | None = None
+
+
+class RefundPayment(Request):
+    checkout_token: CheckoutToken
+    provider_payment_id: Annotated[
+        str,
+        Text(
+            255,
+            pattern=r"[A-Za-z0-9_]+",
+            code="invalid_payment_id",
+            description="the provider's payment id (cs_…, tr_…)",
+        ),
+    ]
+    reason: Annotated[str, Text(500)] | None = None
+
+
+class SmokeRun(Request):
+    run_id: SmokeRunId
+
+
+class SetSetting(Request):
+    key: Annotated[str, Text(64)]
+    value: Annotated[Any, AnyValue("the value, typed as the setting requires")]
+
+
+class ImportSettings(Request):
+    settings: Annotated[dict[str, Any], AnyObject('key → value, e.g. {"currency": "EUR"}')]
+
+
+class SettingKey(Request):
+    key: Annotated[str, Text(64)]
+
+
+class SetVault(Request):
+    name: Annotated[str, Text(64)]
+    value: Annotated[str, Text(4096)]
+
+
+class VaultName(Request):
+    name: Annotated[str, Text(64)]
