@@ -13,7 +13,9 @@ Wall time is the figure the targets are about; the child's CPU time (user + sys)
 beside it because it barely moves when other processes compete for the machine.
 Each ``checkout`` command runs twice over: as ``python -m checkout_cli`` and through the installed
 console script (when there is one). Then ``python -X importtime`` shows which modules the
-status command imports that the hello-world app does not, and what each costs.
+status command imports that the hello-world app does not, and what each costs; and last, what
+the endpoints' pydantic models cost at start-up: built on first use (``defer_build``), a command
+builds only the models it validates, against what building every one would cost.
 Exit status 0 whatever the figures: this is a measurement, not a test.
 """
 
@@ -23,6 +25,7 @@ import argparse
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -194,6 +197,48 @@ def import_report(
         print(f"    {self_us / 1000:6.2f} ms  {mod}{mark}")
 
 
+MODELS_PROBE = """
+import sys, time
+start = time.perf_counter()
+from checkout_cli.endpoints import ENDPOINTS
+imported = time.perf_counter()
+models = {m for e in ENDPOINTS.values() for m in (e.request, getattr(e, "result", None)) if m}
+if sys.argv[1] == "one":
+    ENDPOINTS["checkout-flow", "get-checkout-status"].request.model_rebuild(force=True)
+elif sys.argv[1] == "all":
+    for model in models:
+        model.model_rebuild(force=True)
+built = time.perf_counter()
+print(f"{(imported - start) * 1000:.3f} {(built - imported) * 1000:.3f} {len(models)}")
+"""
+
+
+def models_report(env: dict[str, str], runs: int) -> None:
+    """Import the registry, then build one model or every model, in fresh processes."""
+    figures: dict[str, list[tuple[float, float]]] = {"none": [], "one": [], "all": []}
+    count = "0"
+    for _ in range(runs):
+        for build in figures:
+            done = subprocess.run(
+                [sys.executable, "-c", MODELS_PROBE, build],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            imported, built, count = done.stdout.split()
+            figures[build].append((float(imported), float(built)))
+    print(f"\n== the endpoints' pydantic models at start-up (median of {runs} fresh processes)")
+    for build, label in (
+        ("none", "import the registry (every model deferred)"),
+        ("one", "+ build the one model a status call validates"),
+        ("all", f"+ build all {count} models (what no defer_build would cost)"),
+    ):
+        imported = statistics.median(i for i, _ in figures[build])
+        built = statistics.median(b for _, b in figures[build])
+        print(f"  {label:<58} {imported:7.1f} ms import  {built:7.1f} ms build")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21, help="timed runs per contender (>= 10)")
@@ -262,6 +307,7 @@ def main() -> None:
             env,
             args.top,
         )
+        models_report(env, args.runs)
 
 
 if __name__ == "__main__":
