@@ -17,9 +17,21 @@ the OpenAPI document's components.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict
+
+from checkout_cli.requests import CHECKOUT_STATES, ORDER_STATES, SCOPES
+from checkout_cli.schema import Choice
+
+# The states a record can be in, published as each field's ``enum``.
+CheckoutState = Annotated[str, Choice(CHECKOUT_STATES)]
+OrderState = Annotated[str, Choice(tuple(str(state) for state in ORDER_STATES))]
+OrderPaymentState = Annotated[str, Choice(("unpaid", "paid"))]
+CartState = Annotated[str, Choice(("active", "converted"))]
+ProductState = Annotated[str, Choice(("active", "archived"))]
+EmailState = Annotated[str, Choice(("queued", "sending", "sent", "failed"))]
+Scope = Annotated[str, Choice(SCOPES)]
 
 
 class Result(BaseModel):
@@ -95,15 +107,15 @@ class PaymentView(Result):
 class OrderSummary(Result):
     order_id: str
     order_number: str
-    status: str
-    payment_status: str
+    status: OrderState
+    payment_status: OrderPaymentState
 
 
 class Checkout(Result):
     """The whole checkout: lines, customer, addresses, payment, totals, order."""
 
     checkout_token: str
-    status: str
+    status: CheckoutState
     cart_token: str
     currency: str
     items: list[Line]
@@ -155,7 +167,7 @@ class CartItem(Result):
 
 class Cart(Result):
     cart_token: str
-    status: str
+    status: CartState
     currency: str
     items: list[CartItem]
     subtotal_cents: int
@@ -178,7 +190,7 @@ class Product(Result):
     currency: str
     stock: int | None
     allow_backorder: bool
-    status: str
+    status: ProductState
     meta_defs: list[MetaDefUse]
     config: dict[str, Any]
 
@@ -263,7 +275,7 @@ class Email(Result):
     kind: str
     recipient: str
     subject: str
-    status: str
+    status: EmailState
     attempts: int
     last_error: str | None
     created_at: str
@@ -276,7 +288,7 @@ class EmailList(Paged):
 
 class Delivery(Result):
     id: int
-    status: str
+    status: EmailState
     error: str | None
 
 
@@ -299,13 +311,13 @@ class OutboxDelivery(Result):
 
 class CreatedToken(Result):
     name: str
-    scope: str
+    scope: Scope
     token: str  # shown once: only its hash is kept
 
 
 class TokenInfo(Result):
     name: str
-    scope: str
+    scope: Scope
     created_at: str
     revoked_at: str | None
 
@@ -324,7 +336,7 @@ class RevokedToken(Result):
 
 class CheckoutSummary(Result):
     checkout_token: str
-    status: str
+    status: CheckoutState
     customer_email: str | None
     total_cents: int
     currency: str
@@ -344,8 +356,8 @@ class Event(Result):
     at: str
     actor: str | None
     kind: str
-    from_status: str | None
-    to_status: str | None
+    from_status: CheckoutState | None
+    to_status: CheckoutState | None
     detail: dict[str, Any] | None
 
 
@@ -369,7 +381,7 @@ class StrayFinding(Result):
 
     code: str
     checkout_token: str
-    checkout_status: str
+    checkout_status: CheckoutState
     provider: str
     provider_payment_id: str
     amount_cents: int
@@ -419,8 +431,8 @@ class Change(Result):
 
     checkout_token: str
     provider: str | None
-    from_status: str
-    to_status: str
+    from_status: CheckoutState
+    to_status: CheckoutState
     provider_status: str | None
     action: str
 

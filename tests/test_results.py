@@ -72,6 +72,7 @@ def test_published_results_name_their_real_fields():
         checkout["properties"]
     )
     assert "totals" in checkout["required"] and "items" in checkout["required"]
+    assert checkout["properties"]["status"]["enum"] == list(requests.CHECKOUT_STATES)
     totals = _component(spec, checkout["properties"]["totals"]["$ref"])
     assert totals["properties"]["total_cents"] == {"title": "Total Cents", "type": "integer"}
     line = _component(spec, checkout["properties"]["items"]["items"]["$ref"])
