@@ -1,4 +1,4 @@
-"""The endpoint registry: every operation, its request schema, summary and engine handler.
+"""The endpoint registry: every operation, its request and result schemas, summary and handler.
 
 Every face (CLI, HTTP server, MCP) and both backends go through this one table. Handlers are
 named ``"module:function"`` inside ``checkout_cli.engine`` and resolved only by the local
