@@ -1,4 +1,4 @@
-"""The endpoint registry: every operation, its request schema, summary and engine handler.
+"""The endpoint registry: every operation, its request and result schemas, summary and handler.
 
 Every face (CLI, HTTP server, MCP) and both backends go through this one table. Handlers are
 named ``"module:function"`` inside ``checkout_cli.engine`` and resolved only by the local
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from checkout_cli import requests
+from pydantic import BaseModel
+
+from checkout_cli import requests, results
 from checkout_cli.requests import CHECKOUT_STATES, SCOPES
 from checkout_cli.schema import Request
 
@@ -44,6 +46,10 @@ class Endpoint:
     # Who may call it (the least token scope) and over which faces; no default on purpose,
     # so a new endpoint cannot be added without saying who may call it.
     scope: str = field(kw_only=True)
+    # What a call answers (``checkout_cli/results.py``): published as the 200 response's
+    # ``result``, and checked against every answer under CHECKOUT_CHECK_RESULTS=1. Required,
+    # so a new endpoint cannot be added without saying what it answers.
+    result: type[BaseModel] = field(kw_only=True)
     faces: frozenset[str] = field(default=EVERY_FACE, kw_only=True)
     # Request flags that, when set, make the call need a higher scope: (field, scope), e.g. a
     # cancel that refunds money needs what refund-payment needs.
@@ -87,6 +93,7 @@ def _endpoints() -> list[Endpoint]:
             "checkouts:initiate_checkout",
             "checkout initiate-checkout cart_XXXX",
             scope=OPERATE,
+            result=results.InitiatedCheckout,
             idempotent=True,
         ),
         Endpoint(
@@ -98,6 +105,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout set-customer chk_XXXX --email ann@example.com --name 'Ann Smit' "
             "--line1 'Kerkstraat 1' --postal-code 1017GA --city Amsterdam --country NL",
             scope=OPERATE,
+            result=results.Checkout,
             destructive=True,
             idempotent=True,
         ),
@@ -110,6 +118,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout create-payment chk_XXXX --provider invoice",
             calls_out=True,
             scope=OPERATE,
+            result=results.Checkout,
         ),
         Endpoint(
             flow,
@@ -120,6 +129,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout set-payment chk_XXXX --provider bank --reference NL-4711 --status paid",
             calls_out=True,  # expires the open Stripe/Mollie payment it replaces
             scope=OPERATE,
+            result=results.Checkout,
             destructive=True,
         ),
         Endpoint(
@@ -130,6 +140,7 @@ def _endpoints() -> list[Endpoint]:
             "checkouts:get_checkout_status",
             "checkout get-checkout-status chk_XXXX --json",
             scope=READ,
+            result=results.Checkout,
         ),
         Endpoint(
             flow,
@@ -140,6 +151,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout set-line-meta chk_XXXX LENS-TORIC-6 --def lens_prescription "
             "right_sphere=-1.25 left_sphere=-1.50 prescribed_on=2026-09-01",
             scope=OPERATE,
+            result=results.Checkout,
             destructive=True,
             idempotent=True,
         ),
@@ -152,6 +164,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout complete-checkout chk_XXXX",
             calls_out=True,
             scope=OPERATE,
+            result=results.CompletedCheckout,
             idempotent=True,
         ),
         Endpoint(
@@ -164,6 +177,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout cancel-checkout chk_XXXX --reason 'customer changed their mind' --yes",
             calls_out=True,
             scope=OPERATE,
+            result=results.CancelledCheckout,
             raised_scope=(("force", ADMIN),),  # force refunds money, as refund-payment does
             destructive=True,
             idempotent=True,
@@ -177,6 +191,7 @@ def _endpoints() -> list[Endpoint]:
             "carts:add_item",
             "checkout cart add LENS-30 --quantity 2",
             scope=OPERATE,
+            result=results.Cart,
         ),
         Endpoint(
             SHOPPING_CART,
@@ -186,6 +201,7 @@ def _endpoints() -> list[Endpoint]:
             "carts:update_item",
             "checkout cart update cart_XXXX LENS-30 --quantity 3",
             scope=OPERATE,
+            result=results.Cart,
             destructive=True,
             idempotent=True,
         ),
@@ -197,6 +213,7 @@ def _endpoints() -> list[Endpoint]:
             "carts:remove_item",
             "checkout cart remove cart_XXXX LENS-30",
             scope=OPERATE,
+            result=results.Cart,
             destructive=True,
             idempotent=True,
         ),
@@ -208,6 +225,7 @@ def _endpoints() -> list[Endpoint]:
             "carts:get_cart",
             "checkout cart show cart_XXXX",
             scope=READ,
+            result=results.Cart,
         ),
         Endpoint(
             SHOPPING_CART,
@@ -217,6 +235,7 @@ def _endpoints() -> list[Endpoint]:
             "carts:clear_cart",
             "checkout cart clear cart_XXXX",
             scope=OPERATE,
+            result=results.Cart,
             destructive=True,
             idempotent=True,
         ),
@@ -229,6 +248,7 @@ def _endpoints() -> list[Endpoint]:
             "catalog:list_products",
             "checkout products list --query lens",
             scope=READ,
+            result=results.ProductList,
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -238,6 +258,7 @@ def _endpoints() -> list[Endpoint]:
             "catalog:get_product",
             "checkout products show LENS-30",
             scope=READ,
+            result=results.Product,
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -247,6 +268,7 @@ def _endpoints() -> list[Endpoint]:
             "catalog:upsert_product",
             "checkout products upsert LENS-30 --name 'Daily lenses' --price-cents 2495",
             scope=ADMIN,
+            result=results.Product,
             destructive=True,
             idempotent=True,
         ),
@@ -258,6 +280,7 @@ def _endpoints() -> list[Endpoint]:
             "catalog:set_stock",
             "checkout products set-stock LENS-30 120",
             scope=ADMIN,
+            result=results.Product,
             destructive=True,
             idempotent=True,
         ),
@@ -269,6 +292,7 @@ def _endpoints() -> list[Endpoint]:
             "line_meta:list_meta_definitions",
             "checkout meta list",
             scope=READ,
+            result=results.MetaDefinitionList,
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -278,6 +302,7 @@ def _endpoints() -> list[Endpoint]:
             "line_meta:get_meta_definition",
             "checkout meta show lens_prescription --product LENS-TORIC-6",
             scope=READ,
+            result=results.MetaDefinition,
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -287,6 +312,7 @@ def _endpoints() -> list[Endpoint]:
             "line_meta:upsert_meta_definition",
             "checkout meta import fixtures/meta_definitions.json",
             scope=ADMIN,
+            result=results.UpsertedMetaDefinition,
             destructive=True,
             idempotent=True,
         ),
@@ -299,6 +325,7 @@ def _endpoints() -> list[Endpoint]:
             "orders:list_orders",
             "checkout orders list --limit 20",
             scope=READ,
+            result=results.OrderList,
         ),
         Endpoint(
             ORDER_MANAGEMENT,
@@ -308,6 +335,7 @@ def _endpoints() -> list[Endpoint]:
             "orders:get_order",
             "checkout orders show 2026-000042",
             scope=READ,
+            result=results.Order,
         ),
         Endpoint(
             ORDER_MANAGEMENT,
@@ -317,6 +345,7 @@ def _endpoints() -> list[Endpoint]:
             "line_meta:get_line_meta",
             "checkout orders line-meta 2026-000042 --def lens_prescription",
             scope=READ,
+            result=results.OrderLineMeta,
         ),
         # checkout-admin: the operator's service (a hosted remote may not offer it).
         Endpoint(
@@ -327,6 +356,7 @@ def _endpoints() -> list[Endpoint]:
             "outbox:list_outbox",
             "checkout outbox list",
             scope=READ,
+            result=results.EmailList,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -337,6 +367,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout outbox send",
             calls_out=True,
             scope=ADMIN,
+            result=results.OutboxDelivery,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -346,6 +377,7 @@ def _endpoints() -> list[Endpoint]:
             "tokens:create_token",
             "checkout tokens create --name front-desk --scope operate",
             scope=ADMIN,
+            result=results.CreatedToken,
             faces=LOCAL_ONLY,
             secret_fields=("token",),
         ),
@@ -357,6 +389,7 @@ def _endpoints() -> list[Endpoint]:
             "tokens:list_tokens",
             "checkout tokens list",
             scope=ADMIN,
+            result=results.TokenList,
             faces=NO_MCP,
         ),
         Endpoint(
@@ -367,6 +400,7 @@ def _endpoints() -> list[Endpoint]:
             "tokens:revoke_token",
             "checkout tokens revoke front-desk",
             scope=ADMIN,
+            result=results.RevokedToken,
             faces=LOCAL_ONLY,
             destructive=True,
             idempotent=True,
@@ -379,6 +413,7 @@ def _endpoints() -> list[Endpoint]:
             "support:list_checkouts",
             "checkout checkouts list --stuck --older-than 30m",
             scope=READ,
+            result=results.CheckoutList,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -389,6 +424,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout inspect chk_XXXX",
             calls_out=True,
             scope=OPERATE,
+            result=results.Inspection,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -398,6 +434,7 @@ def _endpoints() -> list[Endpoint]:
             "invariants:check_store",
             "checkout doctor",
             scope=OPERATE,
+            result=results.StoreCheck,
             idempotent=True,
         ),
         Endpoint(
@@ -410,6 +447,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout reconcile --dry-run",
             calls_out=True,
             scope=ADMIN,
+            result=results.Reconciliation,
             idempotent=True,
         ),
         Endpoint(
@@ -422,6 +460,7 @@ def _endpoints() -> list[Endpoint]:
             calls_out=True,
             # Sends a customer's money back: an administrator's decision, never an assistant's.
             scope=ADMIN,
+            result=results.StrayRefund,
             faces=NO_MCP,
             destructive=True,
         ),
@@ -438,6 +477,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout smoke",
             calls_out=True,  # removing a killed run closes its open provider payment
             scope=OPERATE,
+            result=results.SmokeStarted,
             faces=NO_MCP,
         ),
         Endpoint(
@@ -450,6 +490,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout smoke",
             calls_out=True,  # cancelling the run's checkout closes its provider payment
             scope=OPERATE,
+            result=results.SmokeFinished,
             faces=NO_MCP,
             destructive=True,
             idempotent=True,
@@ -465,6 +506,7 @@ def _endpoints() -> list[Endpoint]:
             # An identity, not a secret (it grants nothing): every face may read it, as it
             # may the settings. Batch journals are bound to it over any backend.
             scope=READ,
+            result=results.StoreIdentity,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -474,6 +516,7 @@ def _endpoints() -> list[Endpoint]:
             "admin:get_settings",
             "checkout settings show",
             scope=READ,
+            result=results.SettingsValues,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -483,6 +526,7 @@ def _endpoints() -> list[Endpoint]:
             "admin:set_setting",
             "checkout settings set allow_invoice_checkout true",
             scope=ADMIN,
+            result=results.SettingValue,
             faces=NO_MCP,
             destructive=True,
             idempotent=True,
@@ -498,6 +542,7 @@ def _endpoints() -> list[Endpoint]:
             "admin:import_settings",
             "checkout settings import fixtures/settings.json",
             scope=ADMIN,
+            result=results.SettingsValues,
             faces=NO_MCP,
             destructive=True,
             idempotent=True,
@@ -510,6 +555,7 @@ def _endpoints() -> list[Endpoint]:
             "admin:unset_setting",
             "checkout settings unset payment_redirect_url",
             scope=ADMIN,
+            result=results.SettingDefault,
             faces=NO_MCP,
             destructive=True,
             idempotent=True,
@@ -522,6 +568,7 @@ def _endpoints() -> list[Endpoint]:
             "vault:list_vault",
             "checkout vault list",
             scope=ADMIN,
+            result=results.VaultList,
             faces=NO_MCP,
         ),
         Endpoint(
@@ -532,6 +579,7 @@ def _endpoints() -> list[Endpoint]:
             "vault:set_vault",
             "checkout vault set smtp_password",
             scope=ADMIN,
+            result=results.VaultSet,
             faces=LOCAL_ONLY,
             destructive=True,
             idempotent=True,
@@ -544,6 +592,7 @@ def _endpoints() -> list[Endpoint]:
             "vault:delete_vault",
             "checkout vault delete smtp_password",
             scope=ADMIN,
+            result=results.VaultDeleted,
             faces=LOCAL_ONLY,
             destructive=True,
             idempotent=True,

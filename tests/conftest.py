@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import sqlite3
 import tempfile
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ from checkout_cli.cli.app import app
 from checkout_cli.errors import CheckoutError
 from tests.fakes.fake_mollie import FakeMollie
 from tests.fakes.fake_stripe import FakeStripe
+
+# Every answer a test's local backend gives (in-process, and in the CLIs and servers it starts,
+# which inherit it) is checked against its endpoint's result model (backends/local.py).
+os.environ.setdefault("CHECKOUT_CHECK_RESULTS", "1")
 
 FIXTURES = Path(__file__).resolve().parent.parent / "checkout_cli" / "fixtures"
 

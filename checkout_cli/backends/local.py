@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkout_cli.endpoints import get_endpoint
+from checkout_cli.endpoints import Endpoint, get_endpoint
 from checkout_cli.errors import NotFoundError, UnavailableError
 from checkout_cli.schema import validate
 
 if TYPE_CHECKING:
     from checkout_cli.engine.core import Engine
+
+
+# Set (to 1) by the test suite: every handler's answer is checked against its endpoint's
+# result model, so a published result schema cannot drift from what the engine answers.
+CHECK_RESULTS = "CHECKOUT_CHECK_RESULTS"
+
+
+def check_result(endpoint: Endpoint, result: Any) -> None:
+    """Refuse, loudly, an answer its endpoint's result model does not describe."""
+    from pydantic import ValidationError as PydanticError
+
+    try:
+        endpoint.result.model_validate(json.loads(json.dumps(result)))
+    except (PydanticError, TypeError, ValueError) as exc:
+        raise AssertionError(
+            f"{endpoint.service}/{endpoint.name} answered what {endpoint.result.__name__} "
+            f"does not describe: {exc}"
+        ) from exc
 
 
 class LocalBackend:
@@ -53,7 +73,7 @@ class LocalBackend:
             importlib.import_module(f"checkout_cli.engine.{module_name}"), function_name
         )
         try:
-            return handler(self.engine, request)
+            result: dict[str, Any] = handler(self.engine, request)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise UnavailableError(
@@ -66,6 +86,9 @@ class LocalBackend:
             if type(exc) is not sqlite3.DatabaseError:
                 raise
             raise self._damaged(exc) from None
+        if os.environ.get(CHECK_RESULTS) == "1":
+            check_result(endpoint, result)
+        return result
 
     def _damaged(self, exc: sqlite3.DatabaseError) -> UnavailableError:
         if "not a database" in str(exc):

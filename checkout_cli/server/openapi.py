@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from checkout_cli import __version__
 from checkout_cli.endpoints import ENDPOINTS, HTTP
 
 API_VERSION = "1"
-# The request models' shared parts (Customer, Address, …) are components, referred to by name.
+# The request models' shared parts (Customer, Address, …) and the result models (Checkout,
+# Cart, …, with their parts) are components, referred to by name.
 _REF = "#/components/schemas/{model}"
 
 _ERROR = {
@@ -78,6 +81,22 @@ def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
     return params
 
 
+def _add_components(components: dict[str, Any], defs: dict[str, Any]) -> None:
+    """Add a model's definitions; one name is one schema (a request's ``Customer`` and a
+    result's part may never share a name with different shapes)."""
+    for name, schema in defs.items():
+        if components.setdefault(name, schema) != schema:
+            raise RuntimeError(f"two different schemas are both named {name!r}")
+
+
+def result_schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    """A result model as a component (its parts too); the reference to it."""
+    schema = model.model_json_schema(ref_template=_REF)
+    _add_components(components, schema.pop("$defs", {}))
+    _add_components(components, {model.__name__: schema})
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
 def openapi(project_id: str) -> dict[str, Any]:
     error_schema = {"$ref": "#/components/schemas/Error"}
 
@@ -93,7 +112,8 @@ def openapi(project_id: str) -> dict[str, Any]:
         if HTTP not in endpoint.faces:  # local-only: never served, so not described
             continue
         schema = endpoint.request.model_json_schema(ref_template=_REF)
-        components.update(schema.pop("$defs", {}))
+        _add_components(components, schema.pop("$defs", {}))
+        result = result_schema(endpoint.result, components)
         ok = {
             "description": "success",
             "content": {
@@ -101,7 +121,7 @@ def openapi(project_id: str) -> dict[str, Any]:
                     "schema": {
                         "type": "object",
                         "required": ["success", "result"],
-                        "properties": {"success": {"const": True}, "result": {"type": "object"}},
+                        "properties": {"success": {"const": True}, "result": result},
                     }
                 }
             },

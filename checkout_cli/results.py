@@ -1,0 +1,510 @@
+"""Result schemas on pydantic: each endpoint's result (what its handler answers, as JSON) is a
+model here, named by the registry's ``result`` (``checkout_cli/endpoints.py``).
+
+They describe, they do not convert: a handler still returns plain JSON values, and
+``/openapi.json`` publishes these models as the 200 response's ``result``. With
+``CHECKOUT_CHECK_RESULTS=1`` (the test suite sets it) the local backend validates every result
+against its model, so a handler and its published schema cannot drift apart.
+
+Money is whole minor units (``*_cents``). Strict: a number is never a string, a flag never a
+number; unknown fields are refused. Where a value really is free-form (line meta, product
+config, settings, an event's detail) it is ``Any``. Built on first use (``defer_build``), as
+the requests are; this module imports no engine code.
+
+Names differ from the requests' (``Customer``, ``Address``, …): both end up side by side in
+the OpenAPI document's components.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from checkout_cli.requests import CHECKOUT_STATES, ORDER_STATES, SCOPES
+from checkout_cli.schema import Choice
+
+# The states a record can be in, published as each field's ``enum``.
+CheckoutState = Annotated[str, Choice(CHECKOUT_STATES)]
+OrderState = Annotated[str, Choice(tuple(str(state) for state in ORDER_STATES))]
+OrderPaymentState = Annotated[str, Choice(("unpaid", "paid"))]
+CartState = Annotated[str, Choice(("active", "converted"))]
+ProductState = Annotated[str, Choice(("active", "archived"))]
+EmailState = Annotated[str, Choice(("queued", "sending", "sent", "failed"))]
+Scope = Annotated[str, Choice(SCOPES)]
+
+
+class Result(BaseModel):
+    """An endpoint's result, or a part of one."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
+
+
+class Paged(Result):
+    """One page of a list: ``total`` rows match the filter, this page starts at ``offset``."""
+
+    total: int
+    limit: int
+    offset: int
+
+
+class Notice(Result):
+    """Something the caller should know about a call that succeeded."""
+
+    code: str
+    message: str
+    product_sku: str | None = None
+
+
+# --- checkouts -------------------------------------------------------------------------------
+
+
+class CustomerDetails(Result):
+    email: str
+    name: str
+    phone: str | None
+    company: str | None
+
+
+class PostalAddress(Result):
+    line1: str
+    line2: str | None
+    postal_code: str
+    city: str
+    region: str | None
+    country: str
+
+
+class Totals(Result):
+    subtotal_cents: int
+    shipping_cents: int
+    tax_cents: int
+    total_cents: int
+
+
+class Line(Result):
+    """A checkout's or an order's line: a snapshot, with its meta as ``{def_key: values}``."""
+
+    line_id: int
+    product_sku: str
+    name: str
+    quantity: int
+    unit_price_cents: int
+    line_total_cents: int
+    tax_cents: int
+    meta: dict[str, dict[str, Any]]
+
+
+class PaymentView(Result):
+    provider: str
+    provider_payment_id: str | None
+    status: str
+    redirect_url: str | None
+    amount_cents: int
+    reference: str | None
+
+
+class OrderSummary(Result):
+    order_id: str
+    order_number: str
+    status: OrderState
+    payment_status: OrderPaymentState
+
+
+class Checkout(Result):
+    """The whole checkout: lines, customer, addresses, payment, totals, order."""
+
+    checkout_token: str
+    status: CheckoutState
+    cart_token: str
+    currency: str
+    items: list[Line]
+    customer: CustomerDetails | None
+    shipping_address: PostalAddress | None
+    billing_address: PostalAddress | None
+    totals: Totals
+    payment: PaymentView | None
+    order: OrderSummary | None
+    created_at: str
+    updated_at: str
+    expires_at: str
+    external_reference: str | None
+
+
+class InitiatedCheckout(Checkout):
+    reused: bool
+    warnings: list[Notice]
+
+
+class CompletedCheckout(Checkout):
+    already_completed: bool
+
+
+class Refund(Result):
+    provider_refund_id: str | None
+    status: str
+    amount_cents: int
+    currency: str
+    reason: str | None
+    created_at: str
+
+
+class CancelledCheckout(Checkout):
+    refund: Refund | None = None  # a forced cancel's refund of the payment
+    warnings: list[Notice] | None = None
+
+
+# --- carts -----------------------------------------------------------------------------------
+
+
+class CartItem(Result):
+    product_sku: str
+    name: str
+    quantity: int
+    unit_price_cents: int
+    line_total_cents: int
+
+
+class Cart(Result):
+    cart_token: str
+    status: CartState
+    currency: str
+    items: list[CartItem]
+    subtotal_cents: int
+
+
+# --- catalog and meta definitions ------------------------------------------------------------
+
+
+class MetaDefUse(Result):
+    """A meta definition a product's lines take."""
+
+    def_key: str
+    required: bool | None = None
+
+
+class Product(Result):
+    sku: str
+    name: str
+    price_cents: int
+    currency: str
+    stock: int | None
+    allow_backorder: bool
+    status: ProductState
+    meta_defs: list[MetaDefUse]
+    config: dict[str, Any]
+
+
+class ProductList(Paged):
+    products: list[Product]
+
+
+class MetaField(Result):
+    """One field of a meta definition (``checkout_cli/metadefs.py``)."""
+
+    name: str
+    type: str
+    label: str | None = None
+    hint: str | None = None
+    required: bool | None = None
+    required_if: str | None = None
+    min: str | int | None = None  # a decimal's bounds and step are strings, never floats
+    max: str | int | None = None
+    step: str | int | None = None
+    values: list[str] | None = None
+    source: str | None = None
+    pattern: str | None = None
+    max_length: int | None = None
+    not_future: bool | None = None
+    max_age_months: int | None = None
+
+
+class MetaDefinition(Result):
+    def_key: str
+    version: int
+    title: str
+    fields: list[MetaField]
+
+
+class UpsertedMetaDefinition(MetaDefinition):
+    changed: bool  # false: the same fields and title as the current version
+
+
+class MetaDefinitionList(Paged):
+    definitions: list[MetaDefinition]
+
+
+# --- orders ----------------------------------------------------------------------------------
+
+
+class Order(OrderSummary):
+    checkout_token: str
+    currency: str
+    customer: CustomerDetails | None
+    shipping_address: PostalAddress | None
+    billing_address: PostalAddress | None
+    items: list[Line]
+    totals: Totals
+    created_at: str
+    external_reference: str | None
+
+
+class OrderList(Paged):
+    orders: list[Order]
+
+
+class LineMeta(Result):
+    line_id: int
+    product_sku: str
+    meta: dict[str, dict[str, Any]]
+
+
+class OrderLineMeta(Result):
+    order_id: str
+    order_number: str
+    lines: list[LineMeta]
+
+
+# --- checkout-admin: outbox and tokens -------------------------------------------------------
+
+
+class Email(Result):
+    id: int
+    order_number: str | None
+    checkout_token: str | None
+    kind: str
+    recipient: str
+    subject: str
+    status: EmailState
+    attempts: int
+    last_error: str | None
+    created_at: str
+    sent_at: str | None
+
+
+class EmailList(Paged):
+    emails: list[Email]
+
+
+class Delivery(Result):
+    id: int
+    status: EmailState
+    error: str | None
+
+
+class StillSending(Result):
+    """An email left ``sending``, inside its grace period: a process may be sending it now."""
+
+    id: int
+    recipient: str
+    retry_after: str
+    retry_in_minutes: int
+
+
+class OutboxDelivery(Result):
+    sent: int
+    failed: int
+    released: int
+    waiting: list[StillSending]
+    results: list[Delivery]
+
+
+class CreatedToken(Result):
+    name: str
+    scope: Scope
+    token: str  # shown once: only its hash is kept
+
+
+class TokenInfo(Result):
+    name: str
+    scope: Scope
+    created_at: str
+    revoked_at: str | None
+
+
+class TokenList(Paged):
+    tokens: list[TokenInfo]
+
+
+class RevokedToken(Result):
+    name: str
+    revoked: bool
+
+
+# --- checkout-admin: support, invariants, reconcile, refunds ---------------------------------
+
+
+class CheckoutSummary(Result):
+    checkout_token: str
+    status: CheckoutState
+    customer_email: str | None
+    total_cents: int
+    currency: str
+    payment_provider: str | None
+    payment_status: str | None
+    order_number: str | None
+    updated_at: str
+    stuck_reasons: list[str]
+
+
+class CheckoutList(Paged):
+    checkouts: list[CheckoutSummary]
+    older_than_minutes: int
+
+
+class Event(Result):
+    at: str
+    actor: str | None
+    kind: str
+    from_status: CheckoutState | None
+    to_status: CheckoutState | None
+    detail: dict[str, Any] | None
+
+
+class LiveStatus(Result):
+    """What the provider says about the payment now (``error``: it could not be asked)."""
+
+    provider: str
+    status: str | None
+    provider_status: str | None
+    error: str | None
+
+
+class Diagnosis(Result):
+    problem: str
+    fix: str  # the command that fixes it ("" when only a person can)
+    then: list[str] | None = None  # the commands that follow the fix, where one is not enough
+
+
+class StrayFinding(Result):
+    """A provider payment paid, but no order accounts for it."""
+
+    code: str
+    checkout_token: str
+    checkout_status: CheckoutState
+    provider: str
+    provider_payment_id: str
+    amount_cents: int
+    currency: str
+    message: str
+    fix: str
+
+
+class Inspection(Result):
+    checkout: Checkout
+    timeline: list[Event]
+    provider_live: LiveStatus | None
+    stuck_reasons: list[str]
+    diagnosis: list[Diagnosis]
+    findings: list[StrayFinding]
+
+
+class Violation(Result):
+    invariant: int
+    name: str
+    message: str
+    records: dict[str, Any]
+
+
+class EmailSending(Result):
+    id: int
+    recipient: str
+    claimed_at: str | None
+
+
+class SmokeLeftover(Result):
+    run_id: str
+    product_sku: str
+    started_at: str
+    paid: bool
+
+
+class StoreCheck(Result):
+    ok: bool
+    violations: list[Violation]
+    emails_sending: list[EmailSending]
+    smoke_runs: list[SmokeLeftover]
+
+
+class Change(Result):
+    """What reconcile did (or, in a dry run, would do) to one checkout."""
+
+    checkout_token: str
+    provider: str | None
+    from_status: CheckoutState
+    to_status: CheckoutState
+    provider_status: str | None
+    action: str
+
+
+class Reconciliation(Result):
+    dry_run: bool
+    changes: list[Change]
+    findings: list[StrayFinding]
+
+
+class StrayRefund(Result):
+    checkout_token: str
+    provider: str
+    provider_payment_id: str
+    already_refunded: bool
+    refund: Refund
+
+
+# --- checkout-admin: smoke runs, store, settings, vault --------------------------------------
+
+
+class SmokeStarted(Result):
+    run_id: str
+    product_sku: str
+    cart_token: str
+
+
+class SmokeFinished(Result):
+    run_id: str
+    removed: dict[str, int]  # rows removed, by table (and remembered answers)
+
+
+class StoreIdentity(Result):
+    project_id: str
+    store_id: str
+    schema_version: int
+
+
+class SettingsValues(Result):
+    settings: dict[str, Any]
+
+
+class SettingValue(Result):
+    key: str
+    value: Any
+
+
+class SettingDefault(Result):
+    key: str
+    value: Any
+    was_set: bool
+
+
+class VaultEntry(Result):
+    name: str
+    description: str
+    set: bool
+    set_at: str | None
+    key_id: str | None
+
+
+class VaultList(Result):
+    secrets: list[VaultEntry]
+
+
+class VaultSet(Result):
+    name: str
+    set: bool
+    key_id: str
+    new_key_file: str | None  # a key file made by this call: keep a copy apart from the store
+
+
+class VaultDeleted(Result):
+    name: str
+    set: bool
