@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +118,133 @@ def test_a_mistyped_db_creates_nothing(tmp_path):
     assert not (tmp_path / "shpo").exists()
     assert checkout(typo, "init").exit_code == 0
     assert checkout(typo, "products", "list").exit_code == 0
+
+
+# ---- a store that cannot be written ------------------------------------------------------------
+# Real permissions: chmod for an ordinary user; as root, whom chmod does not stop, the file or
+# folder is made immutable (chattr +i), which the kernel refuses to root too.
+
+
+def _run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "checkout_cli", "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def read_only():
+    """``read_only(path)`` makes a file or folder one this process cannot write; undone at
+    the end of the test."""
+    undo: list[list[str] | tuple[Path, int]] = []
+
+    def make(path: Path) -> None:
+        if os.geteuid() == 0:
+            chattr = shutil.which("chattr")
+            if chattr is None:
+                pytest.skip("running as root, where only chattr +i makes a file read-only")
+            done = subprocess.run([chattr, "+i", str(path)], capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.skip(f"running as root and chattr +i fails here: {done.stderr.strip()}")
+            undo.append([chattr, "-i", str(path)])
+        else:
+            undo.append((path, path.stat().st_mode))
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        assert not os.access(path, os.W_OK)
+
+    yield make
+    for step in reversed(undo):
+        if isinstance(step, list):
+            subprocess.run(step, check=True)
+        else:
+            step[0].chmod(step[1])
+
+
+def _shop_with_a_checkout(folder: Path) -> tuple[Path, str]:
+    folder.mkdir()
+    db = _store(folder / "shop.db")
+    backend = LocalBackend(db, actor="test")
+    cart = backend.call("shopping-cart", "add-item", {"product_sku": "GIFT-CARD-25", "quantity": 1})
+    token = backend.call("checkout-flow", "initiate-checkout", {"cart_token": cart["cart_token"]})
+    backend.close()
+    return db, token["checkout_token"]
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {p.name: _digest(p) for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_read_only_store_reads_and_refuses_writes(tmp_path, read_only, what):
+    db, token = _shop_with_a_checkout(tmp_path / "shop")
+    before = _files(db.parent)
+    read_only(db if what == "file" else db.parent)
+
+    status = _run(db, "--json", "status", token)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["checkout_token"] == token
+    products = _run(db, "--json", "products", "list")
+    assert products.returncode == 0, products.stderr
+    assert "GIFT-CARD-25" in products.stdout
+    orders = _run(db, "--json", "orders", "list")
+    assert orders.returncode == 0, orders.stderr
+    doctor = _run(db, "--json", "doctor")
+    assert doctor.returncode == 0, doctor.stderr
+    assert json.loads(doctor.stdout)["ok"] is True
+    inspect = _run(db, "--json", "inspect", token)
+    assert inspect.returncode == 0, inspect.stderr
+
+    for write in (
+        ("cart", "add", "GIFT-CARD-25"),
+        ("init", "--project-id", "elsewhere", "--force"),
+        ("settings", "set", "shop_name", "Other"),
+        ("cancel-checkout", token, "--yes"),
+    ):
+        result = _run(db, *write)
+        assert result.returncode == 6, (write, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert f"the store at {db} is read-only" in lines[0] and "chmod u+w" in lines[0]
+        assert "Traceback" not in result.stderr and "this is a bug" not in result.stderr
+
+    refused = _run(db, "--json", "cart", "add", "GIFT-CARD-25")
+    error = json.loads(refused.stderr)["error_object"]
+    assert (error["type"], error["code"]) == ("unavailable", "store_read_only")
+    # Nothing made beside it (no WAL, index, journal or lock file), nothing changed in it.
+    assert _files(db.parent) == before
+
+
+def test_a_read_only_folder_with_a_live_wal_reads_its_commits(tmp_path, read_only):
+    """A writer elsewhere has the store open: its last commits are only in the WAL, which a
+    read sees through the WAL index already there."""
+    db = _store(tmp_path / "shop.db")
+    writer = LocalBackend(db, actor="test")
+    try:
+        product = {"sku": "WAL-ONLY", "name": "In the WAL", "price_cents": 100, "currency": "EUR"}
+        writer.call("product-catalog", "upsert-product", product)
+        assert (tmp_path / "shop.db-wal").stat().st_size > 0
+        before = sorted(p.name for p in tmp_path.iterdir())
+        read_only(tmp_path)
+        result = _run(db, "--json", "products", "show", "WAL-ONLY")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["name"] == "In the WAL"
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
+    finally:
+        writer.close()
+
+
+def test_a_read_only_store_that_needs_an_upgrade_says_so(tmp_path, read_only):
+    db = _store(tmp_path / "shop" / "shop.db")
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 7")
+    conn.close()
+    before = _digest(db)
+    read_only(db)
+    result = _run(db, "products", "list")
+    assert result.returncode == 6, result.stderr
+    line = result.stderr.strip()
+    assert "read-only" in line and "schema version 7" in line and "chmod u+w" in line
+    assert "Traceback" not in result.stderr
+    assert _digest(db) == before
