@@ -180,7 +180,8 @@ def _files(folder: Path) -> dict[str, str]:
 def test_a_read_only_store_reads_and_refuses_writes(tmp_path, read_only, what):
     db, token = _shop_with_a_checkout(tmp_path / "shop")
     before = _files(db.parent)
-    read_only(db if what == "file" else db.parent)
+    culprit = db if what == "file" else db.parent
+    read_only(culprit)
 
     status = _run(db, "--json", "status", token)
     assert status.returncode == 0, status.stderr
@@ -206,7 +207,8 @@ def test_a_read_only_store_reads_and_refuses_writes(tmp_path, read_only, what):
         assert result.returncode == 6, (write, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-        assert f"the store at {db} is read-only" in lines[0] and "chmod u+w" in lines[0]
+        assert f"the store at {db} is read-only" in lines[0]
+        assert f"chmod u+w {os.path.realpath(culprit)})" in lines[0]  # what stops the write
         assert "Traceback" not in result.stderr and "this is a bug" not in result.stderr
 
     refused = _run(db, "--json", "cart", "add", "GIFT-CARD-25")
@@ -248,3 +250,27 @@ def test_a_read_only_store_that_needs_an_upgrade_says_so(tmp_path, read_only):
     assert "read-only" in line and "schema version 7" in line and "chmod u+w" in line
     assert "Traceback" not in result.stderr
     assert _digest(db) == before
+
+
+def test_a_wal_another_user_left_read_only_refuses_writes_by_name(tmp_path, read_only):
+    """The file and folder are writable, but the WAL a process of someone else keeps open is
+    not: SQLite's own "attempt to write a readonly database" is the same one line."""
+    db = _store(tmp_path / "shop.db")
+    writer = LocalBackend(db, actor="test")
+    try:
+        product = {"sku": "WAL-ONLY", "name": "In the WAL", "price_cents": 100, "currency": "EUR"}
+        writer.call("product-catalog", "upsert-product", product)
+        wal = tmp_path / "shop.db-wal"
+        read_only(wal)
+        assert _run(db, "products", "show", "WAL-ONLY").returncode == 0
+        result = _run(db, "products", "set-stock", "WAL-ONLY", "5")
+        assert result.returncode == 6, result.stderr
+        line = result.stderr.strip()
+        assert len(line.splitlines()) == 1 and "Traceback" not in result.stderr
+        assert "is read-only" in line and f"chmod u+w {os.path.realpath(wal)})" in line
+    finally:
+        writer.close()
+    assert (
+        LocalBackend(db).call("product-catalog", "get-product", {"sku": "WAL-ONLY"})["stock"]
+        is None
+    )

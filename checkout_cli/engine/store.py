@@ -323,9 +323,21 @@ def read_only_error(path: Path | str) -> UnavailableError:
     return UnavailableError(
         "store_read_only",
         f"the store at {path} is read-only: this command would change it",
-        recovery=f"make it writable (chmod u+w {path} and its folder), or copy it to a "
-        "writable folder and use the copy",
+        recovery=f"make it writable (chmod u+w {_unwritable(path)}), or copy it to a writable "
+        "folder and use the copy",
     )
+
+
+def _unwritable(path: Path | str) -> str:
+    """What stops this process writing the store: the file, its WAL or WAL index (left by
+    another user's process, say), its folder."""
+    real = os.path.realpath(path)
+    folder = os.path.dirname(real) or "."
+    files = [f for f in (real, f"{real}-wal", f"{real}-shm") if os.path.exists(f)]
+    found = [f for f in files if not os.access(f, os.W_OK)]
+    if not os.access(folder, os.W_OK | os.X_OK):
+        found.append(folder)
+    return " ".join(found) if found else f"{path} and its folder"
 
 
 def _needs_upgrade(path: Path, found: int, wanted: int) -> UnavailableError:
