@@ -273,3 +273,15 @@ def test_a_wal_another_user_left_read_only_refuses_writes_by_name(tmp_path, read
     after = LocalBackend(db, actor="test")  # the refused write changed nothing
     assert after.call("product-catalog", "get-product", {"sku": "WAL-ONLY"})["stock"] is None
     after.close()
+
+
+def test_a_store_cannot_be_made_in_a_read_only_folder(tmp_path, read_only):
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    read_only(folder)
+    result = _run(folder / "shop.db", "init")
+    assert result.returncode == 6, result.stderr
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert f"cannot create the store at {folder / 'shop.db'}" in line
+    assert list(folder.iterdir()) == []

@@ -73,11 +73,20 @@ class Store:
                 self.empty_wal()
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
-            # Created 0600: the store holds customer data and write-only secrets.
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Created 0600: the store holds customer data and write-only secrets.
+                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+                os.close(fd)
+            except FileExistsError:
+                pass  # another process made it just now
+            except OSError as exc:
+                raise UnavailableError(
+                    "store_not_created",
+                    f"cannot create the store at {self.path}: {exc.strerror}",
+                    recovery="choose a folder this user may write in (--db), or make it writable",
+                ) from None
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
         )
