@@ -1,6 +1,7 @@
 """The store file's own problems are named, not "a bug": a directory, a file that is not a
-store, a truncated one, a damaged page. One line, exit 6 (doctor: exit 4 naming the damage),
-and the file is left as it was."""
+store, a truncated one, a damaged page, one this user cannot write or create. One line,
+exit 6 (doctor: exit 4 naming the damage), and the file is left as it was. A read-only
+store still answers every read (doctor and inspect too) and gets nothing made beside it."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from checkout_cli.backends.local import LocalBackend
 from checkout_cli.cli.app import app
 from tests.conftest import load_fixtures
+from tests.serve_helpers import prepare_store, serving
 
 
 def checkout(db: Path, *args: str):
@@ -285,3 +288,23 @@ def test_a_store_cannot_be_made_in_a_read_only_folder(tmp_path, read_only):
     assert len(line.splitlines()) == 1 and "Traceback" not in result.stderr
     assert f"cannot create the store at {folder / 'shop.db'}" in line
     assert list(folder.iterdir()) == []
+
+
+def test_a_read_only_store_served_answers_reads_and_refuses_writes(tmp_path, read_only):
+    db = tmp_path / "shop.db"
+    token = prepare_store(db)
+    before = _digest(db)
+    read_only(db)
+    with serving(db, token, workers=1) as served:
+        read = httpx.post(
+            served.endpoint_url("product-catalog", "list-products"), json={}, headers=served.auth
+        )
+        assert read.status_code == 200, read.text
+        write = httpx.post(
+            served.endpoint_url("shopping-cart", "add-item"),
+            json={"product_sku": "GIFT-CARD-25", "quantity": 1},
+            headers=served.auth | {"Idempotency-Key": "ro-1"},
+        )
+        assert write.status_code == 503, write.text
+        assert write.json()["error_object"]["code"] == "store_read_only"
+    assert _digest(db) == before
