@@ -308,3 +308,37 @@ def test_a_read_only_store_served_answers_reads_and_refuses_writes(tmp_path, rea
         assert write.status_code == 503, write.text
         assert write.json()["error_object"]["code"] == "store_read_only"
     assert _digest(db) == before
+
+
+def test_a_read_only_copy_of_a_wal_without_its_index_says_so(tmp_path, read_only):
+    """The file and its WAL copied while a writer had them open, the WAL index left behind,
+    into a folder that cannot hold a new one: named, not "unable to open database file"."""
+    db = _store(tmp_path / "shop.db")
+    writer = LocalBackend(db, actor="test")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    try:
+        product = {"sku": "WAL-ONLY", "name": "In the WAL", "price_cents": 100, "currency": "EUR"}
+        writer.call("product-catalog", "upsert-product", product)
+        shutil.copy(db, copy / "shop.db")
+        shutil.copy(tmp_path / "shop.db-wal", copy / "shop.db-wal")
+    finally:
+        writer.close()
+    read_only(copy)
+    result = _run(copy / "shop.db", "products", "show", "WAL-ONLY")
+    assert result.returncode == 6, result.stderr
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "read-only" in line and "write-ahead log" in line
+    assert f"chmod u+w {os.path.realpath(copy)})" in line
+    assert sorted(p.name for p in copy.iterdir()) == ["shop.db", "shop.db-wal"]
+
+
+def test_a_read_only_file_that_is_no_store(tmp_path, read_only):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping list\n" * 200)
+    read_only(notes)
+    result = _run(notes, "--json", "products", "list")
+    assert result.returncode == 6, result.stderr
+    assert json.loads(result.stderr)["error_object"]["code"] == "not_a_store"
+    assert list(tmp_path.glob("notes.txt-*")) == []  # no WAL, index or lock file beside it

@@ -297,22 +297,19 @@ def _connect_read_only(real: str) -> sqlite3.Connection:
     wal = f"{real}-wal"
     has_wal = os.path.exists(wal) and os.path.getsize(wal) > 0
     uri = Path(real).as_uri() + ("?mode=ro" if has_wal else "?mode=ro&immutable=1")
+    conn = sqlite3.connect(
+        uri, uri=True, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
     try:
-        conn = sqlite3.connect(
-            uri,
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-        )
         conn.execute("PRAGMA schema_version").fetchone()  # opens the file and its WAL now
-    except sqlite3.OperationalError as exc:
-        if has_wal and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_CANTOPEN:
+    except sqlite3.Error as exc:
+        conn.close()
+        if has_wal and getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_CANTOPEN:
             raise UnavailableError(
                 "store_read_only",
                 f"the store at {real} is read-only and its write-ahead log cannot be read "
                 "without its index (-shm), which its folder cannot hold",
-                recovery=f"make it writable (chmod u+w {real} and its folder) and open it "
+                recovery=f"make it writable (chmod u+w {_unwritable(real)}) and open it "
                 "once, or copy the file with its -wal to a writable folder",
             ) from None
         raise
