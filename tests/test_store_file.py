@@ -342,3 +342,13 @@ def test_a_read_only_file_that_is_no_store(tmp_path, read_only):
     assert result.returncode == 6, result.stderr
     assert json.loads(result.stderr)["error_object"]["code"] == "not_a_store"
     assert list(tmp_path.glob("notes.txt-*")) == []  # no WAL, index or lock file beside it
+
+
+def test_completion_reads_a_read_only_store_and_leaves_nothing(tmp_path, read_only):
+    from tests.test_value_completion import offered
+
+    db = _store(tmp_path / "shop" / "shop.db")
+    before = _files(db.parent)
+    read_only(db.parent)
+    assert offered("checkout cart add GIFT-", db) == ["GIFT-CARD-25"]
+    assert _files(db.parent) == before

@@ -46,7 +46,7 @@ class Store:
         # Beside the real file, as SQLite keeps its WAL: a symlinked path is the same store.
         real = os.path.realpath(self.path)
         self.read_only = _cannot_write(real)
-        self.conn = _connect_read_only(real) if self.read_only else self._connect()
+        self.conn = connect_read_only(real) if self.read_only else self._connect()
         self._writer_lock = (
             None
             if self.read_only
@@ -285,20 +285,23 @@ def _cannot_write(real: str) -> bool:
     return not os.access(real, os.W_OK) or not os.access(folder, os.W_OK | os.X_OK)
 
 
-def _connect_read_only(real: str) -> sqlite3.Connection:
-    """A read-only connection that makes nothing beside the file.
+def connect_read_only(real: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """A read-only connection that makes nothing beside the file (``real``: its resolved path).
 
     Without a WAL (a store closed cleanly: everything is in the file) it opens ``immutable``:
     SQLite then needs no WAL index (``-shm``), which a read-only folder could not hold and
     which a plain ``mode=ro`` open would leave behind in a writable one. With a WAL (a
     writer has it open, or was killed) the WAL holds commits the file lacks, so it opens
-    ``mode=ro``, reading them through the WAL index that is there.
+    ``mode=ro``, reading them through the WAL index that is there. ``immutable`` assumes no
+    one writes the file meanwhile: a writer that opens it during a long read is not seen.
     """
     wal = f"{real}-wal"
-    has_wal = os.path.exists(wal) and os.path.getsize(wal) > 0
+    # A WAL emptied by a writer that still has the store open is read the same way: its index
+    # is there, and a connection that follows the WAL's locks sees that writer's next commits.
+    has_wal = os.path.exists(wal) and (os.path.getsize(wal) > 0 or os.path.exists(f"{real}-shm"))
     uri = Path(real).as_uri() + ("?mode=ro" if has_wal else "?mode=ro&immutable=1")
     conn = sqlite3.connect(
-        uri, uri=True, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        uri, uri=True, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
     )
     try:
         conn.execute("PRAGMA schema_version").fetchone()  # opens the file and its WAL now
@@ -314,7 +317,7 @@ def _connect_read_only(real: str) -> sqlite3.Connection:
             ) from None
         raise
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
