@@ -62,10 +62,18 @@ class Endpoint:
     # more. Reads are neither: they change nothing.
     destructive: bool = field(default=False, kw_only=True)
     idempotent: bool = field(default=False, kw_only=True)
+    # Changes nothing in the store though it is no get-/list- (a report, an inspection):
+    # it may run on a read-only store.
+    store_unchanged: bool = field(default=False, kw_only=True)
 
     @property
     def reads_only(self) -> bool:
         return self.name.startswith(("get-", "list-"))
+
+    @property
+    def writes_store(self) -> bool:
+        """May change the store: refused on a read-only one before it starts."""
+        return not (self.reads_only or self.store_unchanged)
 
     @property
     def tool_name(self) -> str:
@@ -425,6 +433,7 @@ def _endpoints() -> list[Endpoint]:
             calls_out=True,
             scope=OPERATE,
             result=results.Inspection,
+            store_unchanged=True,
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -436,6 +445,7 @@ def _endpoints() -> list[Endpoint]:
             scope=OPERATE,
             result=results.StoreCheck,
             idempotent=True,
+            store_unchanged=True,
         ),
         Endpoint(
             CHECKOUT_ADMIN,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checkout_cli.endpoints import Endpoint, get_endpoint
+from checkout_cli.engine.store import is_read_only, read_only_error
 from checkout_cli.errors import NotFoundError, UnavailableError
 from checkout_cli.schema import validate
 
@@ -73,8 +74,13 @@ class LocalBackend:
             importlib.import_module(f"checkout_cli.engine.{module_name}"), function_name
         )
         try:
-            result: dict[str, Any] = handler(self.engine, request)
+            engine = self.engine
+            if engine.store.read_only and endpoint.writes_store:
+                raise read_only_error(self.db_path)  # before it calls out or half-does anything
+            result: dict[str, Any] = handler(engine, request)
         except sqlite3.OperationalError as exc:
+            if is_read_only(exc):
+                raise read_only_error(self.db_path) from None
             if "locked" in str(exc) or "busy" in str(exc):
                 raise UnavailableError(
                     "database_busy", f"the store is busy: {exc}", recovery="try again"

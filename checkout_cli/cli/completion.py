@@ -37,13 +37,14 @@ PREFIX = "BETWEEN :prefix AND :prefix || char(1114111)"
 
 def _query(ctx: typer.Context, sql: str, incomplete: str) -> Suggestions:
     """Rows (value, help) of ``sql`` (which uses ``PREFIX`` and ``:limit``); [] on any trouble."""
-    import sqlite3
+    from checkout_cli.engine.store import connect_read_only
 
     try:
         db = _store_path(ctx)
         if db is None or not db.exists():
             return []
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=0.2)
+        # Leaves no WAL index beside a store nobody has open, and reads a read-only one.
+        conn = connect_read_only(str(db.resolve()), busy_timeout_ms=200)
         try:
             params = {"prefix": incomplete, "limit": MAX_SUGGESTIONS}
             rows = conn.execute(sql, params).fetchall()

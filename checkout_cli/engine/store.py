@@ -10,6 +10,10 @@ lock is released (group commit): SQLite commits without syncing (``synchronous=N
 never corrupts the file), then ``write()`` fdatasyncs the WAL. The next writer works while the
 disk flushes, and one flush covers every commit before it. A commit is visible to readers for
 the moment before its flush; no caller is told it succeeded until it is on disk.
+
+A store this process cannot write (the file read-only to it, or its folder, where SQLite
+keeps the WAL beside it) is opened read-only: reads work, every write is refused before it
+starts (``read_only_error``), and nothing is made beside the file (no WAL, no lock file).
 """
 
 from __future__ import annotations
@@ -39,10 +43,15 @@ class RequestWrites:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.conn = self._connect()
         # Beside the real file, as SQLite keeps its WAL: a symlinked path is the same store.
         real = os.path.realpath(self.path)
-        self._writer_lock = os.open(f"{real}-writer.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        self.read_only = _cannot_write(real)
+        self.conn = connect_read_only(real) if self.read_only else self._connect()
+        self._writer_lock = (
+            None
+            if self.read_only
+            else os.open(f"{real}-writer.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        )
         wal = self.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         # Where WAL is unavailable (some network filesystems), SQLite syncs each commit itself.
         self._wal_path = f"{real}-wal" if wal else None
@@ -53,18 +62,31 @@ class Store:
         self._request: RequestWrites | None = None
         from checkout_cli.engine.schema import SCHEMA_VERSION, after_upgrade, migrate
 
-        if self.conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION and self.read_only:
+            self.close()
+            raise _needs_upgrade(self.path, version, SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
             with self.write(scrub=True):
                 found = migrate(self.conn)
             if found < SCHEMA_VERSION and after_upgrade(self.conn, found):
                 self.empty_wal()
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
-            # Created 0600: the store holds customer data and write-only secrets.
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Created 0600: the store holds customer data and write-only secrets.
+                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+                os.close(fd)
+            except FileExistsError:
+                pass  # another process made it just now
+            except OSError as exc:
+                raise UnavailableError(
+                    "store_not_created",
+                    f"cannot create the store at {self.path}: {exc.strerror}",
+                    recovery="choose a folder this user may write in (--db), or make it writable",
+                ) from None
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
         )
@@ -90,6 +112,8 @@ class Store:
         Inside a transaction already open on this connection (an atomic ``request``), the block
         is a savepoint of it instead: rolled back alone on an exception, committed with it.
         """
+        if self.read_only:
+            raise read_only_error(self.path)
         with self._secure_delete(scrub):
             if self._open:
                 self._wants_flush |= durable
@@ -125,7 +149,7 @@ class Store:
     def empty_wal(self) -> None:
         """Copy the WAL into the store and truncate it to nothing. Best effort: it waits at
         most 2 s for readers of older snapshots (another process's open read)."""
-        if self._wal_path is None:
+        if self._wal_path is None or self.read_only:
             return
         self.conn.execute("PRAGMA busy_timeout = 2000")
         try:
@@ -161,7 +185,7 @@ class Store:
             self._request = None
 
     def _flush(self) -> None:
-        if self._wal_path is None:
+        if self._wal_path is None or self.read_only:
             return
         # The WAL exists while this connection is open: SQLite removes it only after the
         # last connection's closing checkpoint.
@@ -173,14 +197,16 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        lock = self._writer_lock
+        assert lock is not None  # a read-only store refuses writes before this
         # Writers queue on a file lock first: the kernel wakes the next one the moment the
         # lock is free, where SQLite's own busy wait sleeps and polls.
-        fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
-            raise _busy(exc) from exc
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            raise self._refused(exc) from exc
         self._open = True
         request = self._request
         try:
@@ -202,14 +228,19 @@ class Store:
                     self.conn.execute("COMMIT")
                 except sqlite3.OperationalError as exc:
                     self.conn.execute("ROLLBACK")
-                    raise _busy(exc) from exc
+                    raise self._refused(exc) from exc
                 if self._request is not None:
                     self._request.committed = True
             else:
                 self.conn.execute("ROLLBACK")
         finally:
             self._open = False
-            fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+            if self._writer_lock is not None:
+                fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+
+    def _refused(self, exc: sqlite3.OperationalError) -> UnavailableError:
+        """Why SQLite refused to begin or commit a write: read-only after all, or busy."""
+        return read_only_error(self.path) if is_read_only(exc) else _busy(exc)
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
@@ -236,10 +267,96 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
-        os.close(self._writer_lock)
+        if self._writer_lock is not None:
+            os.close(self._writer_lock)
+            self._writer_lock = None
 
 
 _datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+
+
+def _cannot_write(real: str) -> bool:
+    """An existing store this process may not write: the file, or the folder SQLite makes
+    the WAL and its index in. ``os.access`` asks the kernel, so it also knows a read-only
+    mount and an immutable file (which even root may not write)."""
+    if not os.path.exists(real):
+        return False  # made by ``_connect``, where the folder's own error is named
+    folder = os.path.dirname(real) or "."
+    return not os.access(real, os.W_OK) or not os.access(folder, os.W_OK | os.X_OK)
+
+
+def connect_read_only(real: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """A read-only connection that makes nothing beside the file (``real``: its resolved path).
+
+    Without a WAL (a store closed cleanly: everything is in the file) it opens ``immutable``:
+    SQLite then needs no WAL index (``-shm``), which a read-only folder could not hold and
+    which a plain ``mode=ro`` open would leave behind in a writable one. With a WAL (a
+    writer has it open, or was killed) the WAL holds commits the file lacks, so it opens
+    ``mode=ro``, reading them through the WAL index that is there. ``immutable`` assumes no
+    one writes the file meanwhile: a writer that opens it during a long read is not seen.
+    """
+    wal = f"{real}-wal"
+    # A WAL emptied by a writer that still has the store open is read the same way: its index
+    # is there, and a connection that follows the WAL's locks sees that writer's next commits.
+    has_wal = os.path.exists(wal) and (os.path.getsize(wal) > 0 or os.path.exists(f"{real}-shm"))
+    uri = Path(real).as_uri() + ("?mode=ro" if has_wal else "?mode=ro&immutable=1")
+    conn = sqlite3.connect(
+        uri, uri=True, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+    )
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()  # opens the file and its WAL now
+    except sqlite3.Error as exc:
+        conn.close()
+        if has_wal and getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_CANTOPEN:
+            raise UnavailableError(
+                "store_read_only",
+                f"the store at {real} is read-only and its write-ahead log cannot be read "
+                "without its index (-shm), which its folder cannot hold",
+                recovery=f"make it writable (chmod u+w {_unwritable(real)}) and open it "
+                "once, or copy the file with its -wal to a writable folder",
+            ) from None
+        raise
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def is_read_only(exc: sqlite3.Error) -> bool:
+    """Whether SQLite refused because the store cannot be written (``SQLITE_READONLY``)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_READONLY
+
+
+def read_only_error(path: Path | str) -> UnavailableError:
+    return UnavailableError(
+        "store_read_only",
+        f"the store at {path} is read-only: this command would change it",
+        recovery=f"make it writable (chmod u+w {_unwritable(path)}), or copy it to a writable "
+        "folder and use the copy",
+    )
+
+
+def _unwritable(path: Path | str) -> str:
+    """What stops this process writing the store: the file, its WAL or WAL index (left by
+    another user's process, say), its folder."""
+    real = os.path.realpath(path)
+    folder = os.path.dirname(real) or "."
+    files = [f for f in (real, f"{real}-wal", f"{real}-shm") if os.path.exists(f)]
+    found = [f for f in files if not os.access(f, os.W_OK)]
+    if not os.access(folder, os.W_OK | os.X_OK):
+        found.append(folder)
+    return " ".join(found) if found else f"{path} and its folder"
+
+
+def _needs_upgrade(path: Path, found: int, wanted: int) -> UnavailableError:
+    what = "was never set up" if found == 0 else f"has schema version {found}, not {wanted}"
+    return UnavailableError(
+        "store_read_only",
+        f"the store at {path} is read-only and {what}; it cannot be upgraded while read-only",
+        recovery=f"make it writable (chmod u+w {path} and its folder) and run any command "
+        "once, or use the checkout version that wrote it",
+    )
 
 
 def _busy(exc: sqlite3.OperationalError) -> UnavailableError:
