@@ -182,7 +182,8 @@ def set_line_meta(
         ),
     ] = None,
     values: Annotated[
-        list[str] | None, typer.Argument(help="FIELD=VALUE pairs", show_default=False)
+        list[str] | None,
+        typer.Argument(metavar="FIELD=VALUE", help="the field values", show_default=False),
     ] = None,
     def_key: Annotated[
         str | None,
