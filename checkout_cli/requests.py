@@ -107,7 +107,17 @@ class OrderState(enum.StrEnum):
 
 
 ORDER_STATES = tuple(OrderState)
-PROVIDERS = ("stripe", "mollie", "invoice")
+
+
+class Provider(enum.StrEnum):
+    """A payment provider create-payment takes (the CLI's ``--provider`` choices)."""
+
+    stripe = "stripe"
+    mollie = "mollie"
+    invoice = "invoice"
+
+
+PROVIDERS = tuple(Provider)
 SCOPES = ("read", "operate", "admin")
 MAX_LIST_LIMIT = 10_000
 OlderThan = Annotated[int, Whole(0, 10**7, description="minutes without activity")]
@@ -342,7 +352,15 @@ class NoFields(Request):
 
 
 class ListOutbox(Page):
-    status: Annotated[str, Choice(("queued", "sending", "sent", "failed"))] | None = None
+    status: (
+        Annotated[
+            str,
+            Choice(
+                ("queued", "sending", "sent", "failed"), description="only emails in this state"
+            ),
+        ]
+        | None
+    ) = None
 
 
 RetryStuck = Annotated[
@@ -387,7 +405,15 @@ NearToken = Annotated[
 
 
 class ListCheckouts(Page):
-    status: Annotated[str, Choice(CHECKOUT_STATES, code="invalid_status")] | None = None
+    status: (
+        Annotated[
+            str,
+            Choice(
+                CHECKOUT_STATES, code="invalid_status", description="only checkouts in this state"
+            ),
+        ]
+        | None
+    ) = None
     stuck: Annotated[bool, Flag("only stuck checkouts")] | None = None
     older_than_minutes: OlderThan | None = None
     # "Did you mean": a read any caller who may list checkouts may make anyway.

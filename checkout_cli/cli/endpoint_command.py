@@ -8,7 +8,7 @@ nested object (``customer.email``) is a flag of its own (``--email``); the comma
 the flags given as one request fragment, nested as the request is::
 
     @endpoint_command(CHECKOUT_FLOW, "create-payment", ("provider", "redirect_url"))
-    def create_payment(ctx: typer.Context, fields: Fields, body: Body = None) -> None:
+    def create_payment(ctx: typer.Context, *, fields: Fields, body: Body = None) -> None:
         request = merge_body(body, **fields)
 """
 
@@ -52,8 +52,8 @@ class Flag:
 
 def endpoint_command(service: str, name: str, flags: Sequence[str | Flag]) -> Callable[[F], F]:
     """The decorated command with an option for each of ``flags`` (field paths of the
-    endpoint's request, or ``Flag``s), placed before its ``--body``; it gets the ones given
-    as ``fields``."""
+    endpoint's request, or ``Flag``s), placed where it declares its ``fields`` parameter
+    (keyword-only: ``*, fields: Fields``), which gets the ones given."""
     model = ENDPOINTS[(service, name)].request
     specs = tuple(Flag(f) if isinstance(f, str) else f for f in flags)
 
@@ -61,7 +61,8 @@ def endpoint_command(service: str, name: str, flags: Sequence[str | Flag]) -> Ca
         own = list(inspect.signature(function, eval_str=True).parameters.values())
         if "fields" not in {p.name for p in own}:
             raise TypeError(f"{function.__name__} takes no `fields` for its flags")
-        own = [p for p in own if p.name != "fields"]
+        at = next(i for i, p in enumerate(own) if p.name == "fields")
+        own.pop(at)
         made = [
             inspect.Parameter(
                 spec.parameter,
@@ -71,7 +72,6 @@ def endpoint_command(service: str, name: str, flags: Sequence[str | Flag]) -> Ca
             )
             for spec in specs
         ]
-        at = next((i for i, p in enumerate(own) if p.name == "body"), len(own))
         # Keyword-only after the context: typer passes every parameter by name.
         parameters = [
             own[0],
@@ -118,7 +118,7 @@ def _annotation(spec: Flag, facts: FieldFacts) -> Any:
     options["metavar"] = kind_metavar(facts.kind, spec.parameter)
     if facts.kind == "choice":
         choices = _choices(spec.parameter, facts.choices)
-        return Annotated[choices | None, typer.Option(spec.option, **options)]  # type: ignore[valid-type]
+        return Annotated[choices | None, typer.Option(spec.option, **options)]
     kind = int if facts.kind in ("whole", "cents") else str
     return Annotated[kind | None, typer.Option(spec.option, **options)]
 

@@ -100,7 +100,7 @@ def _address_flags(part: str, prefix: str, about: str, first: str = "") -> tuple
 
 
 # set-customer's flags: the request's nested fields mapped to the flags' names.
-_CUSTOMER_FLAGS = (
+_CUSTOMER_FLAGS: tuple[str | Flag, ...] = (
     "customer.email",
     "customer.name",
     "customer.phone",
@@ -115,9 +115,10 @@ _CUSTOMER_FLAGS = (
 @endpoint_command(CHECKOUT_FLOW, "set-customer", _CUSTOMER_FLAGS)
 def set_customer(
     ctx: typer.Context,
-    fields: Fields,
     checkout_token: CheckoutArgument = None,
     last: Last = False,
+    *,
+    fields: Fields,
     body: Body = None,
 ) -> None:
     request = merge_body(body, checkout_token=checkout_token, **fields)
@@ -178,9 +179,10 @@ def _ask_missing_customer(state: State, request: dict[str, Any], *, token: bool)
 )
 def create_payment(
     ctx: typer.Context,
-    fields: Fields,
     checkout_token: CheckoutArgument = None,
     last: Last = False,
+    *,
+    fields: Fields,
     body: Body = None,
 ) -> None:
     request = merge_body(body, checkout_token=checkout_token, **fields)
@@ -200,9 +202,10 @@ def create_payment(
 )
 def set_payment(
     ctx: typer.Context,
-    fields: Fields,
     checkout_token: CheckoutArgument = None,
     last: Last = False,
+    *,
+    fields: Fields,
     body: Body = None,
 ) -> None:
     request = merge_body(body, checkout_token=checkout_token, **fields)
