@@ -94,6 +94,7 @@ def import_(
 
 DEFINITIONS = listing.Listing(
     rows="definitions",
+    noun="meta definitions",
     id_of=lambda d: d["def_key"],
     columns=(
         ("def_key", lambda d: d["def_key"]),

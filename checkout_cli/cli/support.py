@@ -45,9 +45,6 @@ def _list_table(result: dict[str, Any]) -> None:
     from checkout_cli.cli import output
     from checkout_cli.money import format_money
 
-    if not result["checkouts"]:
-        output.say("no checkouts found")
-        return
     t = output.table(
         "Checkout", "Status", "Customer", "Total", "Payment", "Order", "Updated", "Stuck because"
     )
