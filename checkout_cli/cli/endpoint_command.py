@@ -59,9 +59,9 @@ def endpoint_command(service: str, name: str, flags: Sequence[str | Flag]) -> Ca
 
     def decorate(function: F) -> F:
         own = list(inspect.signature(function, eval_str=True).parameters.values())
-        if "fields" not in {p.name for p in own}:
+        at = next((i for i, p in enumerate(own) if p.name == "fields"), None)
+        if at is None:
             raise TypeError(f"{function.__name__} takes no `fields` for its flags")
-        at = next(i for i, p in enumerate(own) if p.name == "fields")
         own.pop(at)
         made = [
             inspect.Parameter(
