@@ -26,17 +26,34 @@ from checkout_cli.schema import (
 
 TOKEN_PATTERN = r"[A-Za-z0-9_\-]+"
 Token = Annotated[
-    str, Text(80, pattern=TOKEN_PATTERN, code="invalid_token_format", description="cart token")
+    str,
+    Text(
+        80,
+        pattern=TOKEN_PATTERN,
+        code="invalid_token_format",
+        description="cart token",
+        kind="cart",
+    ),
 ]
 CheckoutToken = Annotated[
     str,
     Text(
-        80, pattern=TOKEN_PATTERN, code="invalid_token_format", description="checkout token (chk_…)"
+        80,
+        pattern=TOKEN_PATTERN,
+        code="invalid_token_format",
+        description="checkout token (chk_…)",
+        kind="checkout",
     ),
 ]
 Sku = Annotated[
     str,
-    Text(64, pattern=r"[A-Za-z0-9][A-Za-z0-9._\-]*", code="invalid_sku", description="product SKU"),
+    Text(
+        64,
+        pattern=r"[A-Za-z0-9][A-Za-z0-9._\-]*",
+        code="invalid_sku",
+        description="product SKU",
+        kind="sku",
+    ),
 ]
 Quantity = Annotated[
     int, Whole(1, 9999, code="invalid_quantity", description="quantity, 1 to 9999")
@@ -64,7 +81,14 @@ DefKey = Annotated[
     str,
     Text(64, pattern=r"[a-z][a-z0-9_]*", code="invalid_def_key", description="meta definition key"),
 ]
-Url = Annotated[str, Text(2000, pattern=r"https?://\S+", code="invalid_url")]
+
+
+def _url(description: str) -> Any:
+    return Text(
+        2000, pattern=r"https?://\S+", code="invalid_url", description=description, kind="url"
+    )
+
+
 CHECKOUT_STATES = (
     "active",
     "payment_pending",
@@ -83,7 +107,17 @@ class OrderState(enum.StrEnum):
 
 
 ORDER_STATES = tuple(OrderState)
-PROVIDERS = ("stripe", "mollie", "invoice")
+
+
+class Provider(enum.StrEnum):
+    """A payment provider create-payment takes (the CLI's ``--provider`` choices)."""
+
+    stripe = "stripe"
+    mollie = "mollie"
+    invoice = "invoice"
+
+
+PROVIDERS = tuple(Provider)
 SCOPES = ("read", "operate", "admin")
 MAX_LIST_LIMIT = 10_000
 OlderThan = Annotated[int, Whole(0, 10**7, description="minutes without activity")]
@@ -101,19 +135,29 @@ class Page(Request):
 
 class Customer(Request):
     email: Annotated[str, Email("customer's email address")]
-    name: Annotated[str, Text(200)]
-    phone: Annotated[str, Text(40, pattern=r"[0-9+()\-. /]{3,40}", code="invalid_phone")] | None = (
-        None
-    )
-    company: Annotated[str, Text(200)] | None = None
+    name: Annotated[str, Text(200, description="customer's full name")]
+    phone: (
+        Annotated[
+            str,
+            Text(
+                40,
+                pattern=r"[0-9+()\-. /]{3,40}",
+                code="invalid_phone",
+                description="phone number",
+                kind="phone",
+            ),
+        ]
+        | None
+    ) = None
+    company: Annotated[str, Text(200, description="company name")] | None = None
 
 
 class Address(Request):
-    line1: Annotated[str, Text(200)]
-    line2: Annotated[str, Text(200)] | None = None
-    postal_code: Annotated[str, Text(20)]
-    city: Annotated[str, Text(100)]
-    region: Annotated[str, Text(100)] | None = None
+    line1: Annotated[str, Text(200, description="street and number")]
+    line2: Annotated[str, Text(200, description="second line")] | None = None
+    postal_code: Annotated[str, Text(20, description="postal code")]
+    city: Annotated[str, Text(100, description="city")]
+    region: Annotated[str, Text(100, description="region or state")] | None = None
     country: Annotated[str, Country()]
 
 
@@ -144,18 +188,35 @@ class SetCustomer(Request):
 
 class CreatePayment(Request):
     checkout_token: CheckoutToken
-    provider: Annotated[str, Choice(PROVIDERS, code="unknown_provider")]
-    redirect_url: Url | None = None
-    webhook_url: Url | None = None
+    provider: Annotated[
+        str, Choice(PROVIDERS, code="unknown_provider", description="payment provider")
+    ]
+    redirect_url: (
+        Annotated[str, _url("where the provider sends the customer after paying")] | None
+    ) = None
+    webhook_url: Annotated[str, _url("where the provider reports payment changes")] | None = None
     new: Annotated[bool, Flag("replace an open payment (the customer lost the link)")] | None = None
 
 
 class SetPayment(Request):
     checkout_token: CheckoutToken
-    provider: Annotated[str, Text(40, pattern=r"[a-z0-9_\-]+", code="invalid_provider")]
-    reference: Annotated[str, Text(200)]
-    status: Annotated[str, Choice(("paid", "pending"), code="invalid_payment_status")]
-    amount_cents: Annotated[int, Cents("amount paid; default: the checkout total")] | None = None
+    provider: Annotated[
+        str,
+        Text(
+            40,
+            pattern=r"[a-z0-9_\-]+",
+            code="invalid_provider",
+            description="who took the payment, e.g. bank, pos, paypal",
+        ),
+    ]
+    reference: Annotated[str, Text(200, description="the payment's reference at that provider")]
+    status: Annotated[
+        str,
+        Choice(("paid", "pending"), code="invalid_payment_status", description="payment status"),
+    ]
+    amount_cents: (
+        Annotated[int, Cents("amount in minor units (default: the checkout total)")] | None
+    ) = None
     force: Annotated[bool, Flag("accept an amount that differs from the total")] | None = None
 
 
@@ -291,7 +352,15 @@ class NoFields(Request):
 
 
 class ListOutbox(Page):
-    status: Annotated[str, Choice(("queued", "sending", "sent", "failed"))] | None = None
+    status: (
+        Annotated[
+            str,
+            Choice(
+                ("queued", "sending", "sent", "failed"), description="only emails in this state"
+            ),
+        ]
+        | None
+    ) = None
 
 
 RetryStuck = Annotated[
@@ -336,7 +405,15 @@ NearToken = Annotated[
 
 
 class ListCheckouts(Page):
-    status: Annotated[str, Choice(CHECKOUT_STATES, code="invalid_status")] | None = None
+    status: (
+        Annotated[
+            str,
+            Choice(
+                CHECKOUT_STATES, code="invalid_status", description="only checkouts in this state"
+            ),
+        ]
+        | None
+    ) = None
     stuck: Annotated[bool, Flag("only stuck checkouts")] | None = None
     older_than_minutes: OlderThan | None = None
     # "Did you mean": a read any caller who may list checkouts may make anyway.

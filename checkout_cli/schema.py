@@ -61,13 +61,19 @@ class Checks(GroupedMetadata):
     The constraints come first so pydantic publishes them (and checks them again, inside)."""
 
     items: tuple[Any, ...]
+    # What kind of value it is ("text", "whole", "cents", "choice", "email", "sku", …) and, for
+    # a choice, its values: what a face shows for the field (a flag's metavar and choices).
+    kind: str = "value"
+    choices: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.items)
 
 
-def _checks(constraints: Any, check: Callable[[Any], Any]) -> Checks:
-    return Checks((constraints, BeforeValidator(check)))
+def _checks(
+    constraints: Any, check: Callable[[Any], Any], kind: str, choices: tuple[str, ...] = ()
+) -> Checks:
+    return Checks((constraints, BeforeValidator(check)), kind, choices)
 
 
 def _schema_extra(**extra: Any) -> Callable[[dict[str, Any]], None]:
@@ -87,6 +93,7 @@ def Text(
     code: str = "invalid_value",
     min_length: int = 1,
     description: str | None = None,
+    kind: str = "text",
 ) -> Checks:
     """A string. With ``pattern`` it must match whole, as given (a padded token is refused, as
     its published pattern refuses it); free text is stripped and, unless ``min_length`` is 0,
@@ -114,7 +121,9 @@ def Text(
         return value
 
     published = f"^(?:{pattern})$" if pattern else ("\\S" if min_length else None)
-    return _checks(Field(max_length=max_length, pattern=published, description=description), check)
+    return _checks(
+        Field(max_length=max_length, pattern=published, description=description), check, kind
+    )
 
 
 def Whole(
@@ -123,6 +132,7 @@ def Whole(
     *,
     code: str = "value_out_of_range",
     description: str | None = None,
+    kind: str = "whole",
 ) -> Checks:
     """A whole number; JSON's ``2.0`` is the integer 2, as JSON Schema's ``integer`` says."""
 
@@ -139,12 +149,12 @@ def Whole(
             raise refuse(code, f"must be at most {maximum}, got {value}")
         return value
 
-    return _checks(Field(ge=minimum, le=maximum, description=description), check)
+    return _checks(Field(ge=minimum, le=maximum, description=description), check, kind)
 
 
 def Cents(description: str | None = None, maximum: int = MAX_AMOUNT_CENTS) -> Checks:
     """A non-negative amount in minor units."""
-    return Whole(0, maximum, code="invalid_amount", description=description)
+    return Whole(0, maximum, code="invalid_amount", description=description, kind="cents")
 
 
 def Flag(description: str | None = None) -> Checks:
@@ -153,7 +163,7 @@ def Flag(description: str | None = None) -> Checks:
             raise refuse("invalid_type", f"must be true or false, got {shown(value)}")
         return value
 
-    return _checks(Field(description=description), check)
+    return _checks(Field(description=description), check, "flag")
 
 
 def Choice(
@@ -167,7 +177,10 @@ def Choice(
         return None if value is None else str(value)
 
     return _checks(
-        Field(description=description, json_schema_extra=_schema_extra(enum=list(choices))), check
+        Field(description=description, json_schema_extra=_schema_extra(enum=list(choices))),
+        check,
+        "choice",
+        tuple(str(c) for c in choices),
     )
 
 
@@ -201,6 +214,7 @@ def Email(description: str | None = None) -> Checks:
     return _checks(
         Field(description=description, json_schema_extra=_schema_extra(format="email")),
         lambda value: None if value is None else _email(value),
+        "email",
     )
 
 
@@ -228,6 +242,7 @@ def Country(description: str | None = "ISO 3166-1 alpha-2 code, in capitals") ->
     return _checks(
         Field(description=description, json_schema_extra=_schema_extra(enum=_country_codes)),
         _country,
+        "country",
     )
 
 
@@ -253,6 +268,7 @@ def Currency(description: str | None = "ISO 4217 code, in capitals") -> Checks:
     return _checks(
         Field(description=description, json_schema_extra=_schema_extra(enum=_currency_list)),
         _currency,
+        "currency",
     )
 
 
@@ -281,12 +297,12 @@ def AnyObject(description: str | None = None) -> Checks:
             raise refuse("invalid_type", "must be an object")
         return _finite_json(value)
 
-    return _checks(Field(description=description), check)
+    return _checks(Field(description=description), check, "object")
 
 
 def AnyValue(description: str | None = None) -> Checks:
     """Any JSON value; the handler checks it (a setting against the setting's own type)."""
-    return _checks(Field(description=description), _finite_json)
+    return _checks(Field(description=description), _finite_json, "value")
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -325,6 +341,45 @@ def field_type(model: type[BaseModel], name: str) -> Any:
     """The type of one of ``model``'s fields, with its checks (for ``check``)."""
     info = model.model_fields[name]
     return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+
+
+@dataclass(frozen=True)
+class FieldFacts:
+    """What a face needs to know of one request field to offer it (a CLI flag, a prompt)."""
+
+    kind: str  # Checks.kind, or "object" for a nested model
+    description: str | None
+    choices: tuple[str, ...]
+    required: bool
+
+
+def field_facts(model: type[BaseModel], path: str) -> FieldFacts:
+    """The field at ``path`` in ``model``: ``"email"``, or ``"customer.email"`` inside a nested
+    model (``required`` is the field's own, within its model)."""
+    *parents, name = path.split(".")
+    for part in parents:
+        nested = _plain(model.model_fields[part].annotation)
+        if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
+            raise KeyError(f"{path}: {part} is not an object")
+        model = nested
+    info = model.model_fields[name]
+    checks = next(
+        (m for m in _metadata(info.annotation, info.metadata) if isinstance(m, Checks)), None
+    )
+    if checks is None:
+        return FieldFacts("object", info.description, (), info.is_required())
+    described = next((i.description for i in checks.items if getattr(i, "description", None)), None)
+    return FieldFacts(checks.kind, described, checks.choices, info.is_required())
+
+
+def _metadata(annotation: Any, metadata: list[Any]) -> list[Any]:
+    """A field's annotated metadata, also when it is optional (``Annotated[…] | None``)."""
+    if metadata:
+        return metadata
+    if get_origin(annotation) in (Union, UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = args[0] if len(args) == 1 else annotation
+    return list(get_args(annotation)[1:]) if get_origin(annotation) is Annotated else []
 
 
 def from_query(model: type[BaseModel], params: Mapping[str, str]) -> dict[str, Any]:

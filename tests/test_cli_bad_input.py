@@ -273,7 +273,11 @@ CASES = {
         setting=("allow_invoice_checkout", False),
     ),
     "unknown provider": Case(
-        ("create-payment", "{checkout}", "--provider", "cash"), 4, "validation", field="provider"
+        ("create-payment", "{checkout}", "--provider", "cash"),
+        2,
+        "usage",
+        field="provider",
+        in_message="'stripe', 'mollie', 'invoice'",
     ),
     # missing input without a terminal
     "set-customer without flags, --no-input": Case(

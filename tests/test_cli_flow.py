@@ -352,12 +352,19 @@ def test_set_customer_refusals(backend, cli, db_path):
 def test_create_payment_refusals(backend, cli, db_path):
     token = ready_checkout(backend)
     before = dump(db_path)
+    # A provider the flag does not offer is a usage error naming the ones it does.
+    error = refused(
+        cli, "create-payment", token, "--provider", "paypal", exit_code=2, type="usage"
+    )
+    assert error["field"] == "provider"
+    assert "'stripe', 'mollie', 'invoice'" in error["message"], error
+    # In a body it is the request that refuses it.
     refused(
         cli,
         "create-payment",
         token,
-        "--provider",
-        "paypal",
+        "--body",
+        '{"provider": "paypal"}',
         exit_code=4,
         type="validation",
         field="provider",
@@ -418,7 +425,17 @@ def test_set_payment_refusals(backend, cli, db_path):
         type="conflict",
         code="amount_mismatch",
     )
-    refused(cli, *args, "--status", "refunded", exit_code=4, type="validation", field="status")
+    error = refused(cli, *args, "--status", "refunded", exit_code=2, type="usage")
+    assert "'paid', 'pending'" in error["message"], error
+    refused(
+        cli,
+        *args,
+        "--body",
+        '{"status": "refunded"}',
+        exit_code=4,
+        type="validation",
+        field="status",
+    )
     refused(
         cli,
         "set-payment",

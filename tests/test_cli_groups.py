@@ -409,8 +409,18 @@ def test_outbox_send_reports_a_failed_delivery_with_exit_6(backend, cli, db_path
 
 def test_outbox_refusals(backend, cli, db_path):
     before = dump(db_path)
+    # The flag's choices are the parser's: exit 2 naming them; a body's status, the request's.
+    error = refused(cli, "outbox", "list", "--status", "lost", exit_code=2, type="usage")
+    assert "'queued', 'sending', 'sent', 'failed'" in error["message"], error
     refused(
-        cli, "outbox", "list", "--status", "lost", exit_code=4, type="validation", field="status"
+        cli,
+        "outbox",
+        "list",
+        "--body",
+        '{"status": "lost"}',
+        exit_code=4,
+        type="validation",
+        field="status",
     )
     assert dump(db_path) == before
 

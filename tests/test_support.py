@@ -220,7 +220,7 @@ def test_healthy_checkouts_are_not_stuck(backend, cli):
     listed = cli("--json", "checkouts", "list").json()["checkouts"]
     assert {c["checkout_token"] for c in listed} == {active, completed, cancelled, payable}
     assert all(c["stuck_reasons"] == [] for c in listed)
-    assert cli("checkouts", "list", "--stuck").stderr.strip() == "no checkouts found"
+    assert cli("checkouts", "list", "--stuck").stderr.strip() == "no checkouts"
     by_status = cli("--json", "checkouts", "list", "--status", "cancelled").json()["checkouts"]
     assert [c["checkout_token"] for c in by_status] == [cancelled]
     assert len(cli("--json", "checkouts", "list", "--limit", "2").json()["checkouts"]) == 2

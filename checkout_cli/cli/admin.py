@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from checkout_cli.cli import completion, listing
+from checkout_cli.cli.endpoint_command import Fields, endpoint_command
 from checkout_cli.cli.flow import Body
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import State, merge_body, print_json, read_json_file
@@ -204,9 +205,11 @@ OUTBOX = listing.Listing(
 
 
 @outbox_app.command("list")
+@endpoint_command(CHECKOUT_ADMIN, "list-outbox", ("status",))
 def outbox_list(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option(help="queued, sending, sent or failed")] = None,
+    *,
+    fields: Fields,
     limit: Limit = listing.DEFAULT_LIMIT,
     offset: Offset = 0,
     fmt: Format = None,
@@ -218,7 +221,7 @@ def outbox_list(
     Example: checkout outbox list --status failed
     """
     state: State = ctx.obj
-    body_ = merge_body(body, status=status, **listing.page(limit, offset))
+    body_ = merge_body(body, **fields, **listing.page(limit, offset))
     listing.run(state, CHECKOUT_ADMIN, "list-outbox", body_, OUTBOX, fmt, quiet)
 
 

@@ -51,9 +51,11 @@ def _bad_usage(exc: BaseException) -> Any:
 
     param = getattr(exc, "param", None)
     command = exc.ctx.command_path if exc.ctx is not None else "checkout"
+    # typer words a bad choice "Value error, 'x' is not one of 'a', 'b'": the choices stay.
+    message = exc.format_message().rstrip(".").replace("Value error, ", "")
     return UsageError(
         "bad_usage",
-        exc.format_message().rstrip("."),
+        message,
         field=getattr(param, "name", None),
         recovery=f"see `{command} --help`",
     )
@@ -63,6 +65,12 @@ class CheckoutGroup(TyperGroup):
     """Maps every failure below the root to one stderr line and the documented exit code."""
 
     _built: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from checkout_cli.cli.metavars import uniform
+
+        uniform(self)
 
     def list_commands(self, ctx: Any) -> list[str]:
         return [*super().list_commands(ctx), *LAZY_GROUPS]
@@ -76,7 +84,9 @@ class CheckoutGroup(TyperGroup):
             module_name, attribute = LAZY_GROUPS[name]
             group = typer.main.get_command(getattr(importlib.import_module(module_name), attribute))
             group.name = name
-            self._built[name] = group
+            from checkout_cli.cli.metavars import uniform
+
+            self._built[name] = uniform(group)
         return self._built[name]
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -183,6 +193,7 @@ def root(
             "--profile",
             envvar="CHECKOUT_PROFILE",
             show_envvar=True,
+            metavar="NAME",
             help="profile from config.toml",
         ),
     ] = None,

@@ -8,7 +8,7 @@ import typer
 
 from checkout_cli.cli import completion
 from checkout_cli.cli.flow import Body
-from checkout_cli.cli.state import State, merge_body
+from checkout_cli.cli.state import State, merge_body, with_arguments
 from checkout_cli.endpoints import ENDPOINTS, SHOPPING_CART
 
 app = typer.Typer(
@@ -19,11 +19,18 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-CartToken = Annotated[str, typer.Argument(help="cart token (cart_…)", show_default=False)]
-Sku = Annotated[
-    str,
-    typer.Argument(help="product SKU", show_default=False, autocompletion=completion.skus),
+# Each may be left out when --body gives its field (cart_token, product_sku).
+CartToken = Annotated[
+    str | None,
+    typer.Argument(metavar="CART", help="cart token (cart_…)", show_default=False),
 ]
+Sku = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="SKU", help="product SKU", show_default=False, autocompletion=completion.skus
+    ),
+]
+_CART, _SKU = ("cart_token", "CART"), ("product_sku", "SKU")
 
 
 def _render(result: dict[str, Any]) -> None:
@@ -45,7 +52,7 @@ def _help(name: str) -> str:
 @app.command("add", help=_help("add-item"))
 def add(
     ctx: typer.Context,
-    sku: Sku,
+    sku: Sku = None,
     quantity: Annotated[
         int | None, typer.Option("--quantity", "-q", help="how many [default: 1]")
     ] = None,
@@ -55,7 +62,8 @@ def add(
     body: Body = None,
 ) -> None:
     # No flag default: it would override a quantity given in --body.
-    request = merge_body(body, cart_token=cart, product_sku=sku, quantity=quantity)
+    request = merge_body(body, cart_token=cart, quantity=quantity)
+    request = with_arguments(request, (*_SKU, sku))
     request.setdefault("quantity", 1)
     _run(ctx, "add-item", request)
 
@@ -63,28 +71,35 @@ def add(
 @app.command("update", help=_help("update-item"))
 def update(
     ctx: typer.Context,
-    cart_token: CartToken,
-    sku: Sku,
-    quantity: Annotated[int, typer.Option("--quantity", "-q", help="new quantity; 0 removes")],
+    cart_token: CartToken = None,
+    sku: Sku = None,
+    quantity: Annotated[
+        int | None, typer.Option("--quantity", "-q", help="new quantity; 0 removes")
+    ] = None,
     body: Body = None,
 ) -> None:
-    _run(
-        ctx,
-        "update-item",
-        merge_body(body, cart_token=cart_token, product_sku=sku, quantity=quantity),
-    )
+    request = merge_body(body, quantity=quantity)
+    request = with_arguments(request, (*_CART, cart_token), (*_SKU, sku))
+    if request.get("quantity") is None:
+        from checkout_cli.cli.prompts import missing_input
+
+        raise missing_input(["--quantity"])
+    _run(ctx, "update-item", request)
 
 
 @app.command("remove", help=_help("remove-item"))
-def remove(ctx: typer.Context, cart_token: CartToken, sku: Sku, body: Body = None) -> None:
-    _run(ctx, "remove-item", merge_body(body, cart_token=cart_token, product_sku=sku))
+def remove(
+    ctx: typer.Context, cart_token: CartToken = None, sku: Sku = None, body: Body = None
+) -> None:
+    request = with_arguments(merge_body(body), (*_CART, cart_token), (*_SKU, sku))
+    _run(ctx, "remove-item", request)
 
 
 @app.command("show", help=_help("get-cart"))
-def show(ctx: typer.Context, cart_token: CartToken, body: Body = None) -> None:
-    _run(ctx, "get-cart", merge_body(body, cart_token=cart_token))
+def show(ctx: typer.Context, cart_token: CartToken = None, body: Body = None) -> None:
+    _run(ctx, "get-cart", with_arguments(merge_body(body), (*_CART, cart_token)))
 
 
 @app.command("clear", help=_help("clear-cart"))
-def clear(ctx: typer.Context, cart_token: CartToken, body: Body = None) -> None:
-    _run(ctx, "clear-cart", merge_body(body, cart_token=cart_token))
+def clear(ctx: typer.Context, cart_token: CartToken = None, body: Body = None) -> None:
+    _run(ctx, "clear-cart", with_arguments(merge_body(body), (*_CART, cart_token)))

@@ -100,9 +100,3 @@ def setting_values(ctx: typer.Context, incomplete: str) -> list[str]:
         return []
     allowed = setting.choices or (("true", "false") if setting.kind == "bool" else ())
     return [value for value in allowed if value.startswith(incomplete)]
-
-
-def providers(incomplete: str) -> list[str]:
-    from checkout_cli.requests import PROVIDERS
-
-    return [p for p in PROVIDERS if p.startswith(incomplete)]

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-from checkout_cli.cli import completion, references
+from checkout_cli.cli import references
+from checkout_cli.cli.endpoint_command import Fields, Flag, endpoint_command
 from checkout_cli.cli.flag_values import country_flag
 from checkout_cli.cli.references import CheckoutArgument, Last
-from checkout_cli.cli.state import State, merge_body, present
+from checkout_cli.cli.state import State, merge_body
 from checkout_cli.endpoints import CHECKOUT_FLOW, ENDPOINTS
 from checkout_cli.requests import Address, Customer
 from checkout_cli.schema import field_type
@@ -77,67 +78,50 @@ def initiate_checkout(
     recent.remember(ctx.obj.settings, result["checkout_token"])
 
 
+_COUNTRY_HELP = "ISO 3166 code or name (NL, DE, Netherlands…)"
+
+
+def _address_flags(part: str, prefix: str, about: str, first: str = "") -> tuple[Flag, ...]:
+    """An address's fields as flags: ``shipping_address.city`` is ``--city``, its billing one
+    ``--billing-city``."""
+    return tuple(
+        Flag(
+            f"{part}.{key}",
+            f"--{prefix}{key.replace('_', '-')}",
+            help=(
+                f"{about} country: {_COUNTRY_HELP}"
+                if key == "country"
+                else f"{about} address: {{description}}" + (first if key == "line1" else "")
+            ),
+            callback=country_flag if key == "country" else None,
+        )
+        for key in ("line1", "line2", "postal_code", "city", "region", "country")
+    )
+
+
+# set-customer's flags: the request's nested fields mapped to the flags' names.
+_CUSTOMER_FLAGS: tuple[str | Flag, ...] = (
+    "customer.email",
+    "customer.name",
+    "customer.phone",
+    "customer.company",
+    *_address_flags("shipping_address", "", "shipping"),
+    *_address_flags("billing_address", "billing-", "billing", " (default: the shipping address)"),
+    Flag("shipping_cents", help="{description} (default: the shop's default shipping)"),
+    Flag("tax_cents", help="total tax in minor units (default: computed from the country's rate)"),
+)
+
+
+@endpoint_command(CHECKOUT_FLOW, "set-customer", _CUSTOMER_FLAGS)
 def set_customer(
     ctx: typer.Context,
     checkout_token: CheckoutArgument = None,
     last: Last = False,
-    email: Annotated[str | None, typer.Option(help="customer's email")] = None,
-    name: Annotated[str | None, typer.Option(help="customer's full name")] = None,
-    phone: Annotated[str | None, typer.Option(help="phone number")] = None,
-    company: Annotated[str | None, typer.Option(help="company name")] = None,
-    line1: Annotated[str | None, typer.Option(help="shipping address: street and number")] = None,
-    line2: Annotated[str | None, typer.Option(help="shipping address: second line")] = None,
-    postal_code: Annotated[str | None, typer.Option(help="shipping postal code")] = None,
-    city: Annotated[str | None, typer.Option(help="shipping city")] = None,
-    region: Annotated[str | None, typer.Option(help="shipping region or state")] = None,
-    country: Annotated[
-        str | None,
-        typer.Option(
-            help="shipping country: ISO 3166 code or name (NL, DE, Netherlands…)",
-            callback=country_flag,
-        ),
-    ] = None,
-    billing_line1: Annotated[
-        str | None, typer.Option(help="billing address (default: the shipping address)")
-    ] = None,
-    billing_line2: Annotated[str | None, typer.Option()] = None,
-    billing_postal_code: Annotated[str | None, typer.Option()] = None,
-    billing_city: Annotated[str | None, typer.Option()] = None,
-    billing_region: Annotated[str | None, typer.Option()] = None,
-    billing_country: Annotated[str | None, typer.Option(callback=country_flag)] = None,
-    shipping_cents: Annotated[
-        int | None,
-        typer.Option(help="shipping in minor units (default: the shop's default shipping)"),
-    ] = None,
-    tax_cents: Annotated[
-        int | None,
-        typer.Option(help="total tax in minor units (default: computed from the country's rate)"),
-    ] = None,
+    *,
+    fields: Fields,
     body: Body = None,
 ) -> None:
-    request = merge_body(
-        body,
-        checkout_token=checkout_token,
-        customer=present(email=email, name=name, phone=phone, company=company),
-        shipping_address=present(
-            line1=line1,
-            line2=line2,
-            postal_code=postal_code,
-            city=city,
-            region=region,
-            country=country,
-        ),
-        billing_address=present(
-            line1=billing_line1,
-            line2=billing_line2,
-            postal_code=billing_postal_code,
-            city=billing_city,
-            region=billing_region,
-            country=billing_country,
-        ),
-        shipping_cents=shipping_cents,
-        tax_cents=tax_cents,
-    )
+    request = merge_body(body, checkout_token=checkout_token, **fields)
     _ask_missing_customer(ctx.obj, request, token=not last)
     _run_on(ctx, "set-customer", request, last=last)
 
@@ -188,75 +172,44 @@ def _ask_missing_customer(state: State, request: dict[str, Any], *, token: bool)
             request[key] = value
 
 
+@endpoint_command(
+    CHECKOUT_FLOW,
+    "create-payment",
+    ("provider", "redirect_url", "webhook_url", Flag("new", help="{description}")),
+)
 def create_payment(
     ctx: typer.Context,
     checkout_token: CheckoutArgument = None,
     last: Last = False,
-    provider: Annotated[
-        str | None,
-        typer.Option(help="stripe, mollie or invoice", autocompletion=completion.providers),
-    ] = None,
-    redirect_url: Annotated[
-        str | None, typer.Option(help="where the provider sends the customer after paying")
-    ] = None,
-    webhook_url: Annotated[
-        str | None, typer.Option(help="where the provider reports payment changes")
-    ] = None,
-    new: Annotated[
-        bool | None,
-        typer.Option("--new", help="replace an open payment (the customer lost the link)"),
-    ] = None,
+    *,
+    fields: Fields,
     body: Body = None,
 ) -> None:
-    _run_on(
-        ctx,
-        "create-payment",
-        merge_body(
-            body,
-            checkout_token=checkout_token,
-            provider=provider,
-            redirect_url=redirect_url,
-            webhook_url=webhook_url,
-            new=new,
-        ),
-        last=last,
-    )
+    request = merge_body(body, checkout_token=checkout_token, **fields)
+    _run_on(ctx, "create-payment", request, last=last)
 
 
+@endpoint_command(
+    CHECKOUT_FLOW,
+    "set-payment",
+    (
+        "provider",
+        "reference",
+        "status",
+        "amount_cents",
+        Flag("force", help="{description} (logged)"),
+    ),
+)
 def set_payment(
     ctx: typer.Context,
     checkout_token: CheckoutArgument = None,
     last: Last = False,
-    provider: Annotated[
-        str | None, typer.Option(help="who took the payment, e.g. bank, pos, paypal")
-    ] = None,
-    reference: Annotated[
-        str | None, typer.Option(help="the payment's reference at that provider")
-    ] = None,
-    status: Annotated[str | None, typer.Option(help="paid or pending")] = None,
-    amount_cents: Annotated[
-        int | None, typer.Option(help="amount in minor units (default: the checkout total)")
-    ] = None,
-    force: Annotated[
-        bool | None,
-        typer.Option("--force", help="accept an amount that differs from the total (logged)"),
-    ] = None,
+    *,
+    fields: Fields,
     body: Body = None,
 ) -> None:
-    _run_on(
-        ctx,
-        "set-payment",
-        merge_body(
-            body,
-            checkout_token=checkout_token,
-            provider=provider,
-            reference=reference,
-            status=status,
-            amount_cents=amount_cents,
-            force=force,
-        ),
-        last=last,
-    )
+    request = merge_body(body, checkout_token=checkout_token, **fields)
+    _run_on(ctx, "set-payment", request, last=last)
 
 
 def get_checkout_status(

@@ -71,6 +71,7 @@ class Listing:
     id_of: Callable[[Row], Any]
     columns: tuple[Column, ...]
     table: Callable[[dict[str, Any]], None]
+    noun: str = ""  # what the rows are called in talk ("no meta definitions"); default: rows
 
 
 def page(limit: int, offset: int) -> dict[str, int]:
@@ -113,9 +114,11 @@ def show(result: dict[str, Any], listing: Listing, fmt: ListFormat, quiet: bool)
         print_json(result)
     elif fmt is ListFormat.csv:
         write_csv(rows, listing.columns)
+    elif not rows:  # no table, not even its header: stdout stays empty, stderr says so
+        _footer(result, listing.rows, listing.noun, empty=True)
     else:
         listing.table(result)
-        _footer(result, listing.rows)
+        _footer(result, listing.rows, listing.noun)
     sys.stdout.flush()  # a reader gone (`| head`) is reported here, not at exit
 
 
@@ -145,14 +148,19 @@ def csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def _footer(result: dict[str, Any], noun: str) -> None:
-    """Where this page stands, on stderr, when it is not the whole list."""
+def _footer(result: dict[str, Any], key: str, noun: str = "", *, empty: bool = False) -> None:
+    """Where this page stands, on stderr, when it is not the whole list ("no orders" when
+    there is none)."""
     from checkout_cli.cli import output
 
+    noun = noun or key
     total, offset = result.get("total"), result.get("offset", 0)
+    if empty and not (offset and total):
+        output.say(f"no {noun}")
+        return
     if total is None:  # a server from before paging
         return
-    shown = len(result[noun])
+    shown = len(result[key])
     if shown == 0 and offset > 0:
         output.say(f"no {noun} from offset {offset:,}: there are {total:,}")
         return

@@ -18,6 +18,7 @@ from checkout_cli.cli.state import (
     read_items_file,
     read_json_file,
     upsert_all,
+    with_arguments,
 )
 from checkout_cli.endpoints import (
     CHECKOUT_FLOW,
@@ -93,6 +94,7 @@ def import_(
 
 DEFINITIONS = listing.Listing(
     rows="definitions",
+    noun="meta definitions",
     id_of=lambda d: d["def_key"],
     columns=(
         ("def_key", lambda d: d["def_key"]),
@@ -164,25 +166,27 @@ def _pairs(values: list[str]) -> dict[str, str]:
 def set_line_meta(
     ctx: typer.Context,
     checkout_token: Annotated[
-        str,
+        str | None,
         typer.Argument(
             metavar="CHECKOUT",
-            help="checkout token (chk_…) or order number (2026-000042); left out with --last",
+            help="checkout token (chk_…) or order number (2026-000042); left out with --last "
+            "or when --body gives checkout_token",
             show_default=False,
             autocompletion=completion.checkout_tokens,
         ),
-    ],
+    ] = None,
     product_sku: Annotated[
         str | None,
         typer.Argument(
             metavar="PRODUCT_SKU",
-            help="the line's product SKU",
+            help="the line's product SKU (or product_sku in --body)",
             show_default=False,
             autocompletion=completion.skus,
         ),
     ] = None,
     values: Annotated[
-        list[str] | None, typer.Argument(help="FIELD=VALUE pairs", show_default=False)
+        list[str] | None,
+        typer.Argument(metavar="FIELD=VALUE", help="the field values", show_default=False),
     ] = None,
     def_key: Annotated[
         str | None,
@@ -198,24 +202,31 @@ def set_line_meta(
     from checkout_cli.cli.prompts import can_prompt, missing_input
 
     state: State = ctx.obj
-    typed_checkout: str | None = checkout_token
-    if last:  # no checkout typed: the arguments start at the SKU
-        values = [*([product_sku] if product_sku else []), *(values or [])]
-        typed_checkout, product_sku = None, checkout_token
-    if not product_sku:
-        raise missing_input(["PRODUCT_SKU"])
+    # The words typed, in order: FIELD=VALUE pairs (no token or SKU holds "="), and before
+    # them the checkout (unless --last) and the SKU, each left out when --body gives it.
+    words = [w for w in (checkout_token, product_sku, *(values or [])) if w is not None]
+    plain = [w for w in words if "=" not in w]
+    pairs = [w for w in words if "=" in w]
     given: dict[str, Any] = {}
     if values_file is not None:
         given.update(read_values_file(values_file))
-    given.update(_pairs(values or []))
-    request = merge_body(
-        body,
-        checkout_token=typed_checkout,
-        product_sku=product_sku,
-        def_key=def_key,
-        line_id=line_id,
-        values=given or None,
+    given.update(_pairs(pairs))
+    request = merge_body(body, def_key=def_key, line_id=line_id, values=given or None)
+    fields = [("product_sku", "PRODUCT_SKU")]
+    if not last:
+        fields.insert(0, ("checkout_token", "CHECKOUT"))
+    if len(plain) > len(fields):
+        raise UsageError(
+            "invalid_value_pair",
+            f"{plain[len(fields)]!r} is not FIELD=VALUE",
+            recovery="e.g. right_sphere=-1.25",
+        )
+    padded = [*plain, *[None] * (len(fields) - len(plain))]
+    request = with_arguments(
+        request,
+        *((field, metavar, value) for (field, metavar), value in zip(fields, padded, strict=True)),
     )
+    product_sku = request["product_sku"]
     if not request.get("def_key"):
         request["def_key"] = _only_definition(state, product_sku)
     if not request.get("values"):

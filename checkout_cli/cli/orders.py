@@ -9,7 +9,7 @@ import typer
 from checkout_cli.cli import listing
 from checkout_cli.cli.flow import Body
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
-from checkout_cli.cli.state import State, merge_body
+from checkout_cli.cli.state import State, merge_body, with_arguments
 from checkout_cli.endpoints import ENDPOINTS, ORDER_MANAGEMENT
 from checkout_cli.requests import OrderState
 
@@ -92,14 +92,20 @@ def list_(
 def show(
     ctx: typer.Context,
     order: Annotated[
-        str, typer.Argument(help="order number (2026-000042) or order id", show_default=False)
-    ],
+        str | None,
+        typer.Argument(
+            metavar="ORDER",
+            help="order number (2026-000042) or order id (or order_id in --body)",
+            show_default=False,
+        ),
+    ] = None,
     body: Body = None,
 ) -> None:
     from checkout_cli.cli import output
 
     state: State = ctx.obj
-    state.run(ORDER_MANAGEMENT, "get-order", merge_body(body, order_id=order), output.order_view)
+    request = with_arguments(merge_body(body), ("order_id", "ORDER", order))
+    state.run(ORDER_MANAGEMENT, "get-order", request, output.order_view)
 
 
 def _line_meta_command() -> None:

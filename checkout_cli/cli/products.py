@@ -10,7 +10,13 @@ import typer
 from checkout_cli.cli import completion, listing
 from checkout_cli.cli.flow import Body
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
-from checkout_cli.cli.state import State, merge_body, read_items_file, upsert_all
+from checkout_cli.cli.state import (
+    State,
+    merge_body,
+    read_items_file,
+    upsert_all,
+    with_arguments,
+)
 from checkout_cli.endpoints import ENDPOINTS, PRODUCT_CATALOG
 
 app = typer.Typer(
@@ -20,9 +26,12 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+# Left out when --body gives the sku.
 Sku = Annotated[
-    str,
-    typer.Argument(help="product SKU", show_default=False, autocompletion=completion.skus),
+    str | None,
+    typer.Argument(
+        metavar="SKU", help="product SKU", show_default=False, autocompletion=completion.skus
+    ),
 ]
 
 
@@ -85,15 +94,16 @@ def list_(
 
 
 @app.command("show", help=_help("get-product"))
-def show(ctx: typer.Context, sku: Sku, body: Body = None) -> None:
+def show(ctx: typer.Context, sku: Sku = None, body: Body = None) -> None:
     state: State = ctx.obj
-    state.run(PRODUCT_CATALOG, "get-product", merge_body(body, sku=sku), _one)
+    request = with_arguments(merge_body(body), ("sku", "SKU", sku))
+    state.run(PRODUCT_CATALOG, "get-product", request, _one)
 
 
 @app.command("upsert", help=_help("upsert-product"))
 def upsert(
     ctx: typer.Context,
-    sku: Sku,
+    sku: Sku = None,
     name: Annotated[str | None, typer.Option(help="product name")] = None,
     price_cents: Annotated[int | None, typer.Option(help="unit price in minor units")] = None,
     stock: Annotated[int | None, typer.Option(help="units in stock (omit: untracked)")] = None,
@@ -106,13 +116,15 @@ def upsert(
     state.run(
         PRODUCT_CATALOG,
         "upsert-product",
-        merge_body(
-            body,
-            sku=sku,
-            name=name,
-            price_cents=price_cents,
-            stock=stock,
-            allow_backorder=allow_backorder,
+        with_arguments(
+            merge_body(
+                body,
+                name=name,
+                price_cents=price_cents,
+                stock=stock,
+                allow_backorder=allow_backorder,
+            ),
+            ("sku", "SKU", sku),
         ),
         _one,
     )
@@ -121,7 +133,7 @@ def upsert(
 @app.command("set-stock", help=_help("set-stock"))
 def set_stock(
     ctx: typer.Context,
-    sku: Sku,
+    sku: Sku = None,
     stock: Annotated[int | None, typer.Argument(help="units in stock", show_default=False)] = None,
     untracked: Annotated[
         bool | None, typer.Option("--untracked", help="stop tracking stock")
@@ -132,7 +144,7 @@ def set_stock(
     state.run(
         PRODUCT_CATALOG,
         "set-stock",
-        merge_body(body, sku=sku, stock=stock, untracked=untracked),
+        with_arguments(merge_body(body, stock=stock, untracked=untracked), ("sku", "SKU", sku)),
         _one,
     )
 

@@ -132,6 +132,7 @@ def tokens_create(
 
 TOKENS = listing.Listing(
     rows="tokens",
+    noun="API tokens",
     id_of=lambda t: t["name"],
     columns=listing.fields("name", "scope", "created_at", "revoked_at"),
     table=_tokens_table,

@@ -8,11 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from checkout_cli.cli.state import State
+from checkout_cli.requests import Provider
 
 
 def smoke(
     ctx: typer.Context,
-    provider: Annotated[str, typer.Option(help="invoice, stripe or mollie")] = "invoice",
+    provider: Annotated[Provider, typer.Option(help="the payment provider to pay with")] = (
+        Provider.invoice
+    ),
     junit_xml: Annotated[
         Path | None, typer.Option("--junit-xml", help="also write the steps as JUnit XML")
     ] = None,
@@ -27,13 +30,10 @@ def smoke(
     Example: checkout --remote http://127.0.0.1:8787 --project shop-nl smoke --junit-xml smoke.xml
     """
     from checkout_cli.cli import output
-    from checkout_cli.errors import UsageError
     from checkout_cli.workflows import smoke as workflow
 
-    if provider not in ("invoice", "stripe", "mollie"):
-        raise UsageError("invalid_provider", f"{provider!r} is not invoice, stripe or mollie")
     state: State = ctx.obj
-    result = workflow.run(state.backend, provider)
+    result = workflow.run(state.backend, provider.value)
     if junit_xml:
         junit_xml.write_text(workflow.junit_xml(result))
 

@@ -149,3 +149,30 @@ def merge_body(body: str | None, **flags: Any) -> dict[str, Any]:
 def present(**values: Any) -> dict[str, Any]:
     """Only the values that were given (None means the flag was left out)."""
     return {k: v for k, v in values.items() if v is not None}
+
+
+Argument = tuple[str, str, Any]  # request field, its metavar (SKU), the value typed or None
+
+
+def with_arguments(request: dict[str, Any], *arguments: Argument) -> dict[str, Any]:
+    """``request`` (the ``--body`` object with the flags on it) with the positional arguments
+    typed: a field ``--body`` gives needs no argument. All typed: they win over the body, as
+    flags do; fewer: they fill, in order, the fields the body leaves out (``set-line-meta CHK
+    --body '{"product_sku": …}'``). A field still missing is a usage error naming it."""
+    typed = [value for _, _, value in arguments if value is not None]
+    fields = [(field, metavar) for field, metavar, _ in arguments]
+    open_ = [(field, metavar) for field, metavar in fields if request.get(field) is None]
+    targets = fields if len(typed) == len(fields) or len(typed) > len(open_) else open_
+    merged = {
+        **request,
+        **{field: value for (field, _), value in zip(targets, typed, strict=False)},
+    }
+    missing = [metavar for field, metavar in fields if merged.get(field) is None]
+    if missing:
+        raise UsageError(
+            "missing_input",
+            f"missing {', '.join(missing)}",
+            field=next(field for field, _ in fields if merged.get(field) is None),
+            recovery="give it as an argument, or as its field in --body",
+        )
+    return merged

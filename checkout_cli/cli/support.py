@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from checkout_cli.cli import completion, listing, references
+from checkout_cli.cli.endpoint_command import Fields, endpoint_command
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.references import CheckoutArgument, Last
 from checkout_cli.cli.state import State, merge_body
@@ -44,9 +45,6 @@ def _list_table(result: dict[str, Any]) -> None:
     from checkout_cli.cli import output
     from checkout_cli.money import format_money
 
-    if not result["checkouts"]:
-        output.say("no checkouts found")
-        return
     t = output.table(
         "Checkout", "Status", "Customer", "Total", "Payment", "Order", "Updated", "Stuck because"
     )
@@ -88,12 +86,11 @@ CHECKOUTS = listing.Listing(
 
 
 @checkouts_app.command("list")
+@endpoint_command(CHECKOUT_ADMIN, "list-checkouts", ("status",))
 def list_(
     ctx: typer.Context,
-    status: Annotated[
-        str | None,
-        typer.Option(help="active, payment_pending, completable, completed, cancelled or expired"),
-    ] = None,
+    *,
+    fields: Fields,
     stuck: Annotated[bool, typer.Option("--stuck", help="only stuck checkouts")] = False,
     older_than: Annotated[
         str | None,
@@ -116,7 +113,7 @@ def list_(
     state: State = ctx.obj
     body = merge_body(
         None,
-        status=status,
+        **fields,
         stuck=stuck or None,
         older_than_minutes=parse_minutes(older_than) if older_than else None,
         **listing.page(limit, offset),
