@@ -11,6 +11,7 @@ import enum
 from typing import Annotated, Any
 
 from checkout_cli.schema import (
+    NON_SPACE,
     AnyObject,
     AnyValue,
     Cents,
@@ -64,7 +65,7 @@ DefKey = Annotated[
     str,
     Text(64, pattern=r"[a-z][a-z0-9_]*", code="invalid_def_key", description="meta definition key"),
 ]
-Url = Annotated[str, Text(2000, pattern=r"https?://\S+", code="invalid_url")]
+Url = Annotated[str, Text(2000, pattern=rf"https?://{NON_SPACE}+", code="invalid_url")]
 CHECKOUT_STATES = (
     "active",
     "payment_pending",
