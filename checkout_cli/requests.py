@@ -11,6 +11,7 @@ import enum
 from typing import Annotated, Any
 
 from checkout_cli.schema import (
+    NON_SPACE,
     AnyObject,
     AnyValue,
     Cents,
@@ -85,7 +86,11 @@ DefKey = Annotated[
 
 def _url(description: str) -> Any:
     return Text(
-        2000, pattern=r"https?://\S+", code="invalid_url", description=description, kind="url"
+        2000,
+        pattern=rf"https?://{NON_SPACE}+",
+        code="invalid_url",
+        description=description,
+        kind="url",
     )
 
 

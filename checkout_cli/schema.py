@@ -85,6 +85,13 @@ def _schema_extra(**extra: Any) -> Callable[[dict[str, Any]], None]:
 
 # --- field types -------------------------------------------------------------------------------
 
+# What ``str.strip()`` strips (``str.isspace``), named one by one. A published pattern is an
+# ECMA-262 regex, whose ``\\s`` is another set than Python's (it holds U+FEFF, and not U+001C to
+# U+001F or U+0085): spelled out, the pattern means the same to every JSON Schema validator, to
+# Python's ``re`` and to pydantic's own regex engine, and the same as the model's stripping.
+SPACES = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NON_SPACE = f"[^{SPACES}]"
+
 
 def Text(
     max_length: int = 500,
@@ -97,7 +104,7 @@ def Text(
 ) -> Checks:
     """A string. With ``pattern`` it must match whole, as given (a padded token is refused, as
     its published pattern refuses it); free text is stripped and, unless ``min_length`` is 0,
-    must hold a non-space character (published as the pattern ``\\S``)."""
+    must hold a character that is not stripped (published as the pattern ``NON_SPACE``)."""
     compiled = re.compile(pattern) if pattern else None
 
     def check(value: Any) -> Any:
@@ -120,7 +127,7 @@ def Text(
             raise refuse("missing_field" if not value else code, "must not be empty")
         return value
 
-    published = f"^(?:{pattern})$" if pattern else ("\\S" if min_length else None)
+    published = f"^(?:{pattern})$" if pattern else (NON_SPACE if min_length else None)
     return _checks(
         Field(max_length=max_length, pattern=published, description=description), check, kind
     )
@@ -198,21 +205,56 @@ def _email(value: Any) -> str:
 
     if not isinstance(value, str):
         raise refuse("invalid_type", f"must be a string, got {shown(value)}")
-    if not is_text(value) or len(value) > 254:
+    if not is_text(value) or len(value) > MAX_EMAIL_LENGTH:
         raise refuse("invalid_email", "is not an email address (not text, or over 254 characters)")
+    recovery = "give an address like name@example.com"
     try:
-        return email_validator.validate_email(value.strip(), check_deliverability=False).normalized
+        address = email_validator.validate_email(value.strip(), check_deliverability=False)
     except email_validator.EmailNotValidError as exc:
         raise refuse(
-            "invalid_email",
-            f"{shown(value.strip())} is not an email address: {exc}",
-            "give an address like name@example.com",
+            "invalid_email", f"{shown(value.strip())} is not an email address: {exc}", recovery
         ) from None
+    if not _email_pattern().fullmatch(value):
+        raise refuse(
+            "invalid_email",
+            f"{shown(value.strip())} is not an address taken here: letters, digits and "
+            f"{_ATEXT_SIGNS} before the @, an ASCII domain (no quotes, IP or Punycode)",
+            recovery,
+        )
+    return address.normalized
+
+
+# The addresses taken, published as the field's pattern: those email-validator takes (above)
+# that an ASCII pattern can describe exactly, so what the schema allows is what is accepted.
+# Its ``format: email`` alone allows more (quoted names, IP literals, ``a@localhost``, the
+# special-use ``.test``), which email-validator refuses. A dot-atom before the @; labels of
+# letters, digits and inner hyphens (at most 63, never "ab--": IDNA's reserved form), the last
+# one ending in a letter and no special-use name; padding that is stripped.
+MAX_EMAIL_LENGTH = 254
+_ATEXT_SIGNS = "!#$%&'*+/=?^_`{|}~-"
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]"
+_NO_IDNA_HYPHENS = r"(?![A-Za-z0-9\-]{2}--)"
+_SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+_SPECIAL = "|".join("".join(f"[{c.upper()}{c}]" for c in name) for name in _SPECIAL_USE)
+_LABEL = rf"{_NO_IDNA_HYPHENS}[A-Za-z0-9](?:[A-Za-z0-9\-]{{0,61}}[A-Za-z0-9])?"
+_NOT_SPECIAL = rf"(?!(?:{_SPECIAL})(?:[{SPACES}]|$))"
+_TLD = rf"{_NO_IDNA_HYPHENS}{_NOT_SPECIAL}(?:[A-Za-z0-9][A-Za-z0-9\-]{{0,61}})?[A-Za-z]"
+EMAIL_PATTERN = rf"^(?:[{SPACES}]*{_ATEXT}+(?:\.{_ATEXT}+)*@(?:{_LABEL}\.)+{_TLD}[{SPACES}]*)$"
+
+
+@cache
+def _email_pattern() -> re.Pattern[str]:
+    return re.compile(EMAIL_PATTERN)
 
 
 def Email(description: str | None = None) -> Checks:
     return _checks(
-        Field(description=description, json_schema_extra=_schema_extra(format="email")),
+        Field(
+            description=description,
+            json_schema_extra=_schema_extra(
+                format="email", pattern=EMAIL_PATTERN, maxLength=MAX_EMAIL_LENGTH
+            ),
+        ),
         lambda value: None if value is None else _email(value),
         "email",
     )
