@@ -353,9 +353,7 @@ def test_create_payment_refusals(backend, cli, db_path):
     token = ready_checkout(backend)
     before = dump(db_path)
     # A provider the flag does not offer is a usage error naming the ones it does.
-    error = refused(
-        cli, "create-payment", token, "--provider", "paypal", exit_code=2, type="usage"
-    )
+    error = refused(cli, "create-payment", token, "--provider", "paypal", exit_code=2, type="usage")
     assert error["field"] == "provider"
     assert "'stripe', 'mollie', 'invoice'" in error["message"], error
     # In a body it is the request that refuses it.
