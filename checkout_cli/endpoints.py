@@ -8,12 +8,14 @@ backend, so importing the registry stays cheap and imports no engine code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-
-from checkout_cli import requests, results
+from checkout_cli import requests
 from checkout_cli.requests import CHECKOUT_STATES, SCOPES
 from checkout_cli.schema import Request
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 CHECKOUT_FLOW = "checkout-flow"
 SHOPPING_CART = "shopping-cart"
@@ -46,10 +48,10 @@ class Endpoint:
     # Who may call it (the least token scope) and over which faces; no default on purpose,
     # so a new endpoint cannot be added without saying who may call it.
     scope: str = field(kw_only=True)
-    # What a call answers (``checkout_cli/results.py``): published as the 200 response's
-    # ``result``, and checked against every answer under CHECKOUT_CHECK_RESULTS=1. Required,
-    # so a new endpoint cannot be added without saying what it answers.
-    result: type[BaseModel] = field(kw_only=True)
+    # What a call answers: the name of its model in ``checkout_cli/results.py`` (imported
+    # when asked for, by /openapi.json and CHECKOUT_CHECK_RESULTS=1, not by every call).
+    # Required, so a new endpoint cannot be added without saying what it answers.
+    result: str = field(kw_only=True)
     faces: frozenset[str] = field(default=EVERY_FACE, kw_only=True)
     # Request flags that, when set, make the call need a higher scope: (field, scope), e.g. a
     # cancel that refunds money needs what refund-payment needs.
@@ -65,6 +67,13 @@ class Endpoint:
     # Changes nothing in the store though it is no get-/list- (a report, an inspection):
     # it may run on a read-only store.
     store_unchanged: bool = field(default=False, kw_only=True)
+
+    @property
+    def result_model(self) -> type[BaseModel]:
+        from checkout_cli import results
+
+        model: type[BaseModel] = getattr(results, self.result)
+        return model
 
     @property
     def reads_only(self) -> bool:
@@ -101,7 +110,7 @@ def _endpoints() -> list[Endpoint]:
             "checkouts:initiate_checkout",
             "checkout initiate-checkout cart_XXXX",
             scope=OPERATE,
-            result=results.InitiatedCheckout,
+            result="InitiatedCheckout",
             idempotent=True,
         ),
         Endpoint(
@@ -113,7 +122,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout set-customer chk_XXXX --email ann@example.com --name 'Ann Smit' "
             "--line1 'Kerkstraat 1' --postal-code 1017GA --city Amsterdam --country NL",
             scope=OPERATE,
-            result=results.Checkout,
+            result="Checkout",
             destructive=True,
             idempotent=True,
         ),
@@ -126,7 +135,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout create-payment chk_XXXX --provider invoice",
             calls_out=True,
             scope=OPERATE,
-            result=results.Checkout,
+            result="Checkout",
         ),
         Endpoint(
             flow,
@@ -137,7 +146,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout set-payment chk_XXXX --provider bank --reference NL-4711 --status paid",
             calls_out=True,  # expires the open Stripe/Mollie payment it replaces
             scope=OPERATE,
-            result=results.Checkout,
+            result="Checkout",
             destructive=True,
         ),
         Endpoint(
@@ -148,7 +157,7 @@ def _endpoints() -> list[Endpoint]:
             "checkouts:get_checkout_status",
             "checkout get-checkout-status chk_XXXX --json",
             scope=READ,
-            result=results.Checkout,
+            result="Checkout",
         ),
         Endpoint(
             flow,
@@ -159,7 +168,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout set-line-meta chk_XXXX LENS-TORIC-6 --def lens_prescription "
             "right_sphere=-1.25 left_sphere=-1.50 prescribed_on=2026-09-01",
             scope=OPERATE,
-            result=results.Checkout,
+            result="Checkout",
             destructive=True,
             idempotent=True,
         ),
@@ -172,7 +181,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout complete-checkout chk_XXXX",
             calls_out=True,
             scope=OPERATE,
-            result=results.CompletedCheckout,
+            result="CompletedCheckout",
             idempotent=True,
         ),
         Endpoint(
@@ -185,7 +194,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout cancel-checkout chk_XXXX --reason 'customer changed their mind' --yes",
             calls_out=True,
             scope=OPERATE,
-            result=results.CancelledCheckout,
+            result="CancelledCheckout",
             raised_scope=(("force", ADMIN),),  # force refunds money, as refund-payment does
             destructive=True,
             idempotent=True,
@@ -199,7 +208,7 @@ def _endpoints() -> list[Endpoint]:
             "carts:add_item",
             "checkout cart add LENS-30 --quantity 2",
             scope=OPERATE,
-            result=results.Cart,
+            result="Cart",
         ),
         Endpoint(
             SHOPPING_CART,
@@ -209,7 +218,7 @@ def _endpoints() -> list[Endpoint]:
             "carts:update_item",
             "checkout cart update cart_XXXX LENS-30 --quantity 3",
             scope=OPERATE,
-            result=results.Cart,
+            result="Cart",
             destructive=True,
             idempotent=True,
         ),
@@ -221,7 +230,7 @@ def _endpoints() -> list[Endpoint]:
             "carts:remove_item",
             "checkout cart remove cart_XXXX LENS-30",
             scope=OPERATE,
-            result=results.Cart,
+            result="Cart",
             destructive=True,
             idempotent=True,
         ),
@@ -233,7 +242,7 @@ def _endpoints() -> list[Endpoint]:
             "carts:get_cart",
             "checkout cart show cart_XXXX",
             scope=READ,
-            result=results.Cart,
+            result="Cart",
         ),
         Endpoint(
             SHOPPING_CART,
@@ -243,7 +252,7 @@ def _endpoints() -> list[Endpoint]:
             "carts:clear_cart",
             "checkout cart clear cart_XXXX",
             scope=OPERATE,
-            result=results.Cart,
+            result="Cart",
             destructive=True,
             idempotent=True,
         ),
@@ -256,7 +265,7 @@ def _endpoints() -> list[Endpoint]:
             "catalog:list_products",
             "checkout products list --query lens",
             scope=READ,
-            result=results.ProductList,
+            result="ProductList",
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -266,7 +275,7 @@ def _endpoints() -> list[Endpoint]:
             "catalog:get_product",
             "checkout products show LENS-30",
             scope=READ,
-            result=results.Product,
+            result="Product",
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -276,7 +285,7 @@ def _endpoints() -> list[Endpoint]:
             "catalog:upsert_product",
             "checkout products upsert LENS-30 --name 'Daily lenses' --price-cents 2495",
             scope=ADMIN,
-            result=results.Product,
+            result="Product",
             destructive=True,
             idempotent=True,
         ),
@@ -288,7 +297,7 @@ def _endpoints() -> list[Endpoint]:
             "catalog:set_stock",
             "checkout products set-stock LENS-30 120",
             scope=ADMIN,
-            result=results.Product,
+            result="Product",
             destructive=True,
             idempotent=True,
         ),
@@ -300,7 +309,7 @@ def _endpoints() -> list[Endpoint]:
             "line_meta:list_meta_definitions",
             "checkout meta list",
             scope=READ,
-            result=results.MetaDefinitionList,
+            result="MetaDefinitionList",
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -310,7 +319,7 @@ def _endpoints() -> list[Endpoint]:
             "line_meta:get_meta_definition",
             "checkout meta show lens_prescription --product LENS-TORIC-6",
             scope=READ,
-            result=results.MetaDefinition,
+            result="MetaDefinition",
         ),
         Endpoint(
             PRODUCT_CATALOG,
@@ -320,7 +329,7 @@ def _endpoints() -> list[Endpoint]:
             "line_meta:upsert_meta_definition",
             "checkout meta import fixtures/meta_definitions.json",
             scope=ADMIN,
-            result=results.UpsertedMetaDefinition,
+            result="UpsertedMetaDefinition",
             destructive=True,
             idempotent=True,
         ),
@@ -333,7 +342,7 @@ def _endpoints() -> list[Endpoint]:
             "orders:list_orders",
             "checkout orders list --limit 20",
             scope=READ,
-            result=results.OrderList,
+            result="OrderList",
         ),
         Endpoint(
             ORDER_MANAGEMENT,
@@ -343,7 +352,7 @@ def _endpoints() -> list[Endpoint]:
             "orders:get_order",
             "checkout orders show 2026-000042",
             scope=READ,
-            result=results.Order,
+            result="Order",
         ),
         Endpoint(
             ORDER_MANAGEMENT,
@@ -353,7 +362,7 @@ def _endpoints() -> list[Endpoint]:
             "line_meta:get_line_meta",
             "checkout orders line-meta 2026-000042 --def lens_prescription",
             scope=READ,
-            result=results.OrderLineMeta,
+            result="OrderLineMeta",
         ),
         # checkout-admin: the operator's service (a hosted remote may not offer it).
         Endpoint(
@@ -364,7 +373,7 @@ def _endpoints() -> list[Endpoint]:
             "outbox:list_outbox",
             "checkout outbox list",
             scope=READ,
-            result=results.EmailList,
+            result="EmailList",
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -375,7 +384,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout outbox send",
             calls_out=True,
             scope=ADMIN,
-            result=results.OutboxDelivery,
+            result="OutboxDelivery",
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -385,7 +394,7 @@ def _endpoints() -> list[Endpoint]:
             "tokens:create_token",
             "checkout tokens create --name front-desk --scope operate",
             scope=ADMIN,
-            result=results.CreatedToken,
+            result="CreatedToken",
             faces=LOCAL_ONLY,
             secret_fields=("token",),
         ),
@@ -397,7 +406,7 @@ def _endpoints() -> list[Endpoint]:
             "tokens:list_tokens",
             "checkout tokens list",
             scope=ADMIN,
-            result=results.TokenList,
+            result="TokenList",
             faces=NO_MCP,
         ),
         Endpoint(
@@ -408,7 +417,7 @@ def _endpoints() -> list[Endpoint]:
             "tokens:revoke_token",
             "checkout tokens revoke front-desk",
             scope=ADMIN,
-            result=results.RevokedToken,
+            result="RevokedToken",
             faces=LOCAL_ONLY,
             destructive=True,
             idempotent=True,
@@ -421,7 +430,7 @@ def _endpoints() -> list[Endpoint]:
             "support:list_checkouts",
             "checkout checkouts list --stuck --older-than 30m",
             scope=READ,
-            result=results.CheckoutList,
+            result="CheckoutList",
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -432,7 +441,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout inspect chk_XXXX",
             calls_out=True,
             scope=OPERATE,
-            result=results.Inspection,
+            result="Inspection",
             store_unchanged=True,
         ),
         Endpoint(
@@ -443,7 +452,7 @@ def _endpoints() -> list[Endpoint]:
             "invariants:check_store",
             "checkout doctor",
             scope=OPERATE,
-            result=results.StoreCheck,
+            result="StoreCheck",
             idempotent=True,
             store_unchanged=True,
         ),
@@ -457,7 +466,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout reconcile --dry-run",
             calls_out=True,
             scope=ADMIN,
-            result=results.Reconciliation,
+            result="Reconciliation",
             idempotent=True,
         ),
         Endpoint(
@@ -470,7 +479,7 @@ def _endpoints() -> list[Endpoint]:
             calls_out=True,
             # Sends a customer's money back: an administrator's decision, never an assistant's.
             scope=ADMIN,
-            result=results.StrayRefund,
+            result="StrayRefund",
             faces=NO_MCP,
             destructive=True,
         ),
@@ -487,7 +496,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout smoke",
             calls_out=True,  # removing a killed run closes its open provider payment
             scope=OPERATE,
-            result=results.SmokeStarted,
+            result="SmokeStarted",
             faces=NO_MCP,
         ),
         Endpoint(
@@ -500,7 +509,7 @@ def _endpoints() -> list[Endpoint]:
             "checkout smoke",
             calls_out=True,  # cancelling the run's checkout closes its provider payment
             scope=OPERATE,
-            result=results.SmokeFinished,
+            result="SmokeFinished",
             faces=NO_MCP,
             destructive=True,
             idempotent=True,
@@ -516,7 +525,7 @@ def _endpoints() -> list[Endpoint]:
             # An identity, not a secret (it grants nothing): every face may read it, as it
             # may the settings. Batch journals are bound to it over any backend.
             scope=READ,
-            result=results.StoreIdentity,
+            result="StoreIdentity",
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -526,7 +535,7 @@ def _endpoints() -> list[Endpoint]:
             "admin:get_settings",
             "checkout settings show",
             scope=READ,
-            result=results.SettingsValues,
+            result="SettingsValues",
         ),
         Endpoint(
             CHECKOUT_ADMIN,
@@ -536,7 +545,7 @@ def _endpoints() -> list[Endpoint]:
             "admin:set_setting",
             "checkout settings set allow_invoice_checkout true",
             scope=ADMIN,
-            result=results.SettingValue,
+            result="SettingValue",
             faces=NO_MCP,
             destructive=True,
             idempotent=True,
@@ -552,7 +561,7 @@ def _endpoints() -> list[Endpoint]:
             "admin:import_settings",
             "checkout settings import fixtures/settings.json",
             scope=ADMIN,
-            result=results.SettingsValues,
+            result="SettingsValues",
             faces=NO_MCP,
             destructive=True,
             idempotent=True,
@@ -565,7 +574,7 @@ def _endpoints() -> list[Endpoint]:
             "admin:unset_setting",
             "checkout settings unset payment_redirect_url",
             scope=ADMIN,
-            result=results.SettingDefault,
+            result="SettingDefault",
             faces=NO_MCP,
             destructive=True,
             idempotent=True,
@@ -578,7 +587,7 @@ def _endpoints() -> list[Endpoint]:
             "vault:list_vault",
             "checkout vault list",
             scope=ADMIN,
-            result=results.VaultList,
+            result="VaultList",
             faces=NO_MCP,
         ),
         Endpoint(
@@ -589,7 +598,7 @@ def _endpoints() -> list[Endpoint]:
             "vault:set_vault",
             "checkout vault set smtp_password",
             scope=ADMIN,
-            result=results.VaultSet,
+            result="VaultSet",
             faces=LOCAL_ONLY,
             destructive=True,
             idempotent=True,
@@ -602,7 +611,7 @@ def _endpoints() -> list[Endpoint]:
             "vault:delete_vault",
             "checkout vault delete smtp_password",
             scope=ADMIN,
-            result=results.VaultDeleted,
+            result="VaultDeleted",
             faces=LOCAL_ONLY,
             destructive=True,
             idempotent=True,

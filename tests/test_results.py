@@ -44,9 +44,9 @@ def _validate(spec: dict[str, Any], ref: str, answer: dict[str, Any]) -> None:
 def test_every_endpoint_declares_a_result_model_of_its_own_kind():
     assert len(ENDPOINTS) == 43
     for endpoint in ENDPOINTS.values():
-        assert issubclass(endpoint.result, results.Result), endpoint.name
-        assert endpoint.result.model_config.get("extra") == "forbid"
-        assert endpoint.result.model_json_schema()["type"] == "object"
+        assert issubclass(endpoint.result_model, results.Result), endpoint.name
+        assert endpoint.result_model.model_config.get("extra") == "forbid"
+        assert endpoint.result_model.model_json_schema()["type"] == "object"
 
 
 def test_an_endpoint_without_a_result_model_cannot_be_declared():
@@ -108,8 +108,9 @@ class _StoreWithoutItsId(results.Result):
 
 def _drifted(monkeypatch: pytest.MonkeyPatch) -> None:
     key = ("checkout-admin", "get-store")
+    monkeypatch.setattr(results, "StoreWithoutItsId", _StoreWithoutItsId, raising=False)
     monkeypatch.setitem(
-        ENDPOINTS, key, dataclasses.replace(ENDPOINTS[key], result=_StoreWithoutItsId)
+        ENDPOINTS, key, dataclasses.replace(ENDPOINTS[key], result="StoreWithoutItsId")
     )
 
 
@@ -143,7 +144,9 @@ def test_every_served_endpoint_publishes_its_result_model():
         if HTTP not in endpoint.faces:
             continue
         ref = _result_ref(spec, service, name)
-        assert ref == f"#/components/schemas/{endpoint.result.__name__}"
-        published = endpoint.result.model_json_schema(ref_template="#/components/schemas/{model}")
+        assert ref == f"#/components/schemas/{endpoint.result_model.__name__}"
+        published = endpoint.result_model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
         published.pop("$defs", None)
         assert _component(spec, ref) == published

@@ -28,10 +28,10 @@ def check_result(endpoint: Endpoint, result: Any) -> None:
     from pydantic import ValidationError as PydanticError
 
     try:
-        endpoint.result.model_validate(json.loads(json.dumps(result)))
+        endpoint.result_model.model_validate(json.loads(json.dumps(result)))
     except (PydanticError, TypeError, ValueError) as exc:
         raise AssertionError(
-            f"{endpoint.service}/{endpoint.name} answered what {endpoint.result.__name__} "
+            f"{endpoint.service}/{endpoint.name} answered what {endpoint.result_model.__name__} "
             f"does not describe: {exc}"
         ) from exc
 

@@ -10,9 +10,8 @@ import typer
 
 from checkout_cli.cli import completion, listing
 from checkout_cli.cli.endpoint_command import Fields, endpoint_command
-from checkout_cli.cli.flow import Body
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
-from checkout_cli.cli.state import State, merge_body, print_json, read_json_file
+from checkout_cli.cli.state import Body, State, merge_body, print_json, read_json_file
 from checkout_cli.endpoints import CHECKOUT_ADMIN
 
 settings_app = typer.Typer(

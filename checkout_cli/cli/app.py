@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Annotated, Any, ClassVar
@@ -10,6 +11,8 @@ import typer
 from typer.core import TyperGroup
 
 from checkout_cli import __version__
+from checkout_cli.cli.command_index import COMMANDS
+from checkout_cli.cli.metavars import uniform
 from checkout_cli.cli.state import State
 
 GLOBAL_FLAGS = ("--json", "--no-input", "--debug")
@@ -21,22 +24,6 @@ def hoist_global_flags(args: list[str]) -> list[str]:
     flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
     rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
     return flags + rest + args[end:]
-
-
-# Command groups are built only when named: start-up builds the root commands, not ~40 more.
-LAZY_GROUPS: dict[str, tuple[str, str]] = {
-    "cart": ("checkout_cli.cli.cart", "app"),
-    "products": ("checkout_cli.cli.products", "app"),
-    "orders": ("checkout_cli.cli.orders", "app"),
-    "meta": ("checkout_cli.cli.meta", "app"),
-    "checkouts": ("checkout_cli.cli.support", "checkouts_app"),
-    "batch": ("checkout_cli.cli.batch", "app"),
-    "outbox": ("checkout_cli.cli.admin", "outbox_app"),
-    "settings": ("checkout_cli.cli.admin", "settings_app"),
-    "vault": ("checkout_cli.cli.admin", "vault_app"),
-    "tokens": ("checkout_cli.cli.serve", "tokens_app"),
-    "profiles": ("checkout_cli.cli.profiles", "app"),
-}
 
 
 def _bad_usage(exc: BaseException) -> Any:
@@ -66,28 +53,44 @@ class CheckoutGroup(TyperGroup):
 
     _built: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        from checkout_cli.cli.metavars import uniform
-
-        uniform(self)
-
     def list_commands(self, ctx: Any) -> list[str]:
-        return [*super().list_commands(ctx), *LAZY_GROUPS]
+        return [*super().list_commands(ctx), *COMMANDS]
 
     def get_command(self, ctx: Any, name: str) -> Any:
-        if name not in LAZY_GROUPS:
+        """A command is built when named: its module (and the request models it makes flags
+        from) is imported then, not to start every other command."""
+        if name not in COMMANDS:
             return super().get_command(ctx, name)
         if name not in self._built:
-            import importlib
+            entry = COMMANDS[name]
+            module = importlib.import_module(entry.module)
+            if entry.attribute is not None:
+                group = typer.main.get_command(getattr(module, entry.attribute))
+                group.name = name
+                self._built[name] = uniform(group)
+            else:
+                commands = typer.Typer()
+                module.register(commands)
+                for info in commands.registered_commands:
+                    built = typer.main.get_command_from_info(
+                        info, pretty_exceptions_short=True, rich_markup_mode=None
+                    )
+                    self._built.setdefault(str(built.name), uniform(built))
+        return self._built.get(name)
 
-            module_name, attribute = LAZY_GROUPS[name]
-            group = typer.main.get_command(getattr(importlib.import_module(module_name), attribute))
-            group.name = name
-            from checkout_cli.cli.metavars import uniform
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The commands listed with their first sentence from the index: nothing imported."""
+        from typer._click.utils import make_default_short_help
 
-            self._built[name] = uniform(group)
-        return self._built[name]
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [
+            (name, built.get_short_help_str(limit))
+            if (built := self._built.get(name))
+            else (name, make_default_short_help(entry.summary, limit))
+            for name, entry in COMMANDS.items()
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         args = hoist_global_flags(args)
@@ -233,27 +236,6 @@ def root(
     except CheckoutError as exc:
         raise typer.Exit(report(exc, as_json=json_output, debug=debug)) from None
     ctx.obj = State(settings=settings)
-
-
-def _register() -> None:
-    from checkout_cli.cli import (
-        admin,
-        call,
-        demo,
-        flow,
-        mcp_cmd,
-        meta,
-        phone_order,
-        serve,
-        smoke,
-        support,
-    )
-
-    for module in (flow, meta, phone_order, call, demo, admin, support, smoke, serve, mcp_cmd):
-        module.register(app)
-
-
-_register()
 
 
 def main() -> None:

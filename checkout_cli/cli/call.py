@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from checkout_cli.cli.flow import Body
-from checkout_cli.cli.state import State, merge_body, print_json
+from checkout_cli.cli.state import Body, State, merge_body, print_json
 from checkout_cli.endpoints import ENDPOINTS
 
 

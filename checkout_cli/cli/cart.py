@@ -7,8 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from checkout_cli.cli import completion
-from checkout_cli.cli.flow import Body
-from checkout_cli.cli.state import State, merge_body, with_arguments
+from checkout_cli.cli.state import Body, State, merge_body, with_arguments
 from checkout_cli.endpoints import ENDPOINTS, SHOPPING_CART
 
 app = typer.Typer(

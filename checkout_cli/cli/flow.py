@@ -10,20 +10,10 @@ from checkout_cli.cli import references
 from checkout_cli.cli.endpoint_command import Fields, Flag, endpoint_command
 from checkout_cli.cli.flag_values import country_flag
 from checkout_cli.cli.references import CheckoutArgument, Last
-from checkout_cli.cli.state import State, merge_body
+from checkout_cli.cli.state import Body, State, merge_body
 from checkout_cli.endpoints import CHECKOUT_FLOW, ENDPOINTS
 from checkout_cli.requests import Address, Customer
 from checkout_cli.schema import field_type
-
-Body = Annotated[
-    str | None,
-    typer.Option(
-        "--body",
-        metavar="JSON|@FILE",
-        help="request fields as a JSON object, or @file.json (@- for stdin); flags win",
-    ),
-]
-
 
 # What every command on a checkout takes, said once (initiate-checkout takes a cart).
 _REFERENCES = (

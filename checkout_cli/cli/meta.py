@@ -9,10 +9,11 @@ from typing import Annotated, Any
 import typer
 
 from checkout_cli.cli import completion, listing, references
-from checkout_cli.cli.flow import Body, show_checkout
+from checkout_cli.cli.flow import show_checkout
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.references import Last
 from checkout_cli.cli.state import (
+    Body,
     State,
     merge_body,
     read_items_file,

@@ -7,9 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from checkout_cli.cli import listing
-from checkout_cli.cli.flow import Body
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
-from checkout_cli.cli.state import State, merge_body, with_arguments
+from checkout_cli.cli.state import Body, State, merge_body, with_arguments
 from checkout_cli.endpoints import ENDPOINTS, ORDER_MANAGEMENT
 from checkout_cli.requests import OrderState
 

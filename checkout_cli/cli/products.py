@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from checkout_cli.cli import completion, listing
-from checkout_cli.cli.flow import Body
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import (
+    Body,
     State,
     merge_body,
     read_items_file,

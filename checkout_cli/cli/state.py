@@ -8,12 +8,23 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from checkout_cli.backends.base import Backend
 from checkout_cli.config import Settings
 from checkout_cli.errors import UsageError
 from checkout_cli.values import JSONRefused, load_json
+
+Body = Annotated[
+    str | None,
+    typer.Option(
+        "--body",
+        metavar="JSON|@FILE",
+        help="request fields as a JSON object, or @file.json (@- for stdin); flags win",
+    ),
+]
 
 
 @dataclass

@@ -113,7 +113,7 @@ def openapi(project_id: str) -> dict[str, Any]:
             continue
         schema = endpoint.request.model_json_schema(ref_template=_REF)
         _add_components(components, schema.pop("$defs", {}))
-        result = result_schema(endpoint.result, components)
+        result = result_schema(endpoint.result_model, components)
         ok = {
             "description": "success",
             "content": {
