@@ -8,7 +8,6 @@ never a crash.
 from __future__ import annotations
 
 import json
-import math
 import re
 from decimal import Decimal
 from typing import Any
@@ -20,6 +19,7 @@ _WHOLE = re.compile(r"[+-]?[0-9]{1,18}")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]{1,18}(?:\.[0-9]{0,18})?|\.[0-9]{1,18})")
 MAX_JSON_DEPTH = 64
 MAX_JSON_INT_DIGITS = 30
+MAX_JSON_EXPONENT = 30  # a JSON number's magnitude: 1e-30 to 1e30, as 30 digits bound its integers
 
 
 def parse_int(text: str) -> int | None:
@@ -42,10 +42,22 @@ def _number(text: str) -> int:
 
 
 def _finite(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number out of range: {text[:40]}")
+    """A JSON number with a point or an exponent, as its float, unless that float is a whole
+    number other than the one written: ``1e-50000000`` is not 0, ``0.99999999999999999999`` not
+    1 and ``9007199254740993.0`` not ...992, so each is refused, not read as a count it is not."""
+    number = Decimal(text)
+    if number and abs(number.adjusted()) > MAX_JSON_EXPONENT:
+        raise ValueError(f"number out of range: {shown_number(text)}")
+    value = float(number)
+    if value.is_integer() and Decimal(value) != number:
+        raise ValueError(
+            f"number {shown_number(text)} has more digits than a JSON number keeps exactly"
+        )
     return value
+
+
+def shown_number(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _not_json(text: str) -> Any:

@@ -88,6 +88,28 @@ CASES = {
         "validation",
         field="quantity",
     ),
+    "quantity 1e-50000000 in --body (0.0 as a float)": Case(
+        ("cart", "add", "GIFT-CARD-25", "--cart", "{cart}", "--body", '{"quantity": 1e-50000000}'),
+        2,
+        "usage",
+        "invalid_json",
+        in_message="out of range",
+    ),
+    "quantity 0.99999999999999999999 in --body (1.0 as a float)": Case(
+        (
+            "cart",
+            "add",
+            "GIFT-CARD-25",
+            "--cart",
+            "{cart}",
+            "--body",
+            '{"quantity": 0.99999999999999999999}',
+        ),
+        2,
+        "usage",
+        "invalid_json",
+        in_message="more digits",
+    ),
     # customer details
     "malformed email": Case(
         customer("--email", "anna.example.com"),

@@ -395,6 +395,26 @@ def test_a_5000_digit_number_is_422(served, http):
     assert len(response.text) < 1000  # the number is not echoed back
 
 
+@pytest.mark.parametrize(
+    ("number", "said"),
+    [
+        ("1e-50000000", "out of range"),  # 0.0 as a float: read as quantity 0 before
+        ("0.99999999999999999999", "more digits"),  # 1.0 as a float: read as quantity 1
+        ("9007199254740993.0", "more digits"),  # ...992 as a float
+    ],
+)
+def test_a_number_its_float_misreads_is_422_and_adds_nothing(served, http, number, said):
+    before = dump(served.db)
+    raw = f'{{"product_sku": "GIFT-CARD-25", "quantity": {number}}}'
+    response = http.post(
+        served.endpoint_url("shopping-cart", "add-item"),
+        content=raw.encode(),
+        headers={**served.auth, "Content-Type": "application/json"},
+    )
+    assert said in error_of(response, 422, "invalid_json")["message"]
+    assert dump(served.db) == before
+
+
 def test_a_content_length_of_unicode_digits_is_not_a_500(served):
     """``"²".isdigit()`` is true and ``int("²")`` raises: the header is read as ASCII only."""
     import socket
