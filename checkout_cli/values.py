@@ -47,17 +47,11 @@ def _finite(text: str) -> float:
     1 and ``9007199254740993.0`` not ...992, so each is refused, not read as a count it is not."""
     number = Decimal(text)
     if number and abs(number.adjusted()) > MAX_JSON_EXPONENT:
-        raise ValueError(f"number out of range: {shown_number(text)}")
+        raise ValueError(f"number out of range: {shown(text)}")
     value = float(number)
     if value.is_integer() and Decimal(value) != number:
-        raise ValueError(
-            f"number {shown_number(text)} has more digits than a JSON number keeps exactly"
-        )
+        raise ValueError(f"number {shown(text)} has more digits than a JSON number keeps exactly")
     return value
-
-
-def shown_number(text: str) -> str:
-    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _not_json(text: str) -> Any:

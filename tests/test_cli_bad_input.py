@@ -88,6 +88,21 @@ CASES = {
         "validation",
         field="quantity",
     ),
+    # whole-number flags read by values.parse_int, as requests are: typer alone took 1_0 for 10
+    "an underscore in --quantity": Case(
+        ("cart", "add", "GIFT-CARD-25", "--cart", "{cart}", "--quantity", "1_0"),
+        2,
+        "usage",
+        "bad_usage",
+        field="quantity",
+        in_message="whole number",
+    ),
+    "an Arabic-Indic digit as --limit": Case(
+        ("orders", "list", "--limit", "٣"), 2, "usage", "bad_usage", field="limit"
+    ),
+    "an underscore in a stock argument": Case(
+        ("products", "set-stock", "GIFT-CARD-25", "1_0"), 2, "usage", "bad_usage", field="stock"
+    ),
     "quantity 1e-50000000 in --body (0.0 as a float)": Case(
         ("cart", "add", "GIFT-CARD-25", "--cart", "{cart}", "--body", '{"quantity": 1e-50000000}'),
         2,

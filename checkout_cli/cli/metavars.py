@@ -3,15 +3,19 @@
 
 ``uniform`` is applied to every command as it is built (``app.CheckoutGroup``): a parameter
 that names its metavar keeps it, the others get one from their name and type, and an
-argument shows only its name (typer would add its type after it: ``CHECKOUT <str>``).
+argument shows only its name (typer would add its type after it: ``CHECKOUT <str>``). A
+whole-number parameter is read by the one parser of whole numbers (``flag_values``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from typer import _click as click
 from typer.core import TyperArgument, TyperOption
+
+from checkout_cli.cli.flag_values import whole_number
 
 # A request field's kind (``schema.Checks.kind``) as a metavar; a choice is named by its field.
 KIND_METAVARS = {
@@ -39,6 +43,8 @@ _NAMED = {
     "checkout": "CHECKOUT",
     "checkout_token": "CHECKOUT",
     "resume": "CHECKOUT",
+    "cart": "CART",
+    "cart_token": "CART",
 }
 
 
@@ -51,6 +57,16 @@ class _NamedArgument(TyperArgument):
 
     def display_type_rich(self, ctx: click.Context) -> str | None:
         return None
+
+
+class _WholeArgument(_NamedArgument):
+    def process_value(self, ctx: click.Context, value: Any) -> Any:
+        return super().process_value(ctx, whole_number(ctx, self, value))
+
+
+class _WholeOption(TyperOption):
+    def process_value(self, ctx: click.Context, value: Any) -> Any:
+        return super().process_value(ctx, whole_number(ctx, self, value))
 
 
 def metavar_for(param: TyperArgument | TyperOption) -> str:
@@ -84,9 +100,12 @@ def uniform(command: click.Command) -> click.Command:
             continue
         if param.metavar is None:
             param.metavar = metavar_for(param)
-        if isinstance(param, TyperArgument):
-            param.__class__ = _NamedArgument
         described = param.type_descriptor
+        whole = described.annotation is int and param.nargs == 1 and not param.multiple
+        if isinstance(param, TyperArgument):
+            param.__class__ = _WholeArgument if whole else _NamedArgument
+        elif whole:
+            param.__class__ = _WholeOption
         if isinstance(param, TyperOption) and described.is_choice and described.choices:
             values = ", ".join(str(getattr(c, "value", c)) for c in described.choices)
             listed = f"[choices: {values}]"
