@@ -191,9 +191,9 @@ async def test_list_tools_names_descriptions_and_schemas(backend, db_path, tmp_p
         assert "$ref" not in json.dumps(tool.input_schema)
         # The registry's declaration of what a call does, as MCP's hints.
         hints = tool.annotations
-        assert hints is not None and hints.read_only_hint == endpoint.reads_only
+        assert hints is not None and hints.read_only_hint == (not endpoint.writes_store)
         assert hints.open_world_hint == endpoint.calls_out
-        if not endpoint.reads_only:
+        if endpoint.writes_store:
             assert hints.destructive_hint == endpoint.destructive
             assert hints.idempotent_hint == endpoint.idempotent
     add_item = next(tool for tool in tools if tool.name == "shopping-cart_add_item")
@@ -204,6 +204,9 @@ async def test_list_tools_names_descriptions_and_schemas(backend, db_path, tmp_p
     assert customer["properties"]["email"]["format"] == "email"  # inlined, not a $ref
     by_name = {tool.name: tool.annotations for tool in tools}
     assert by_name["checkout-flow_get_checkout_status"].read_only_hint
+    # Named for what they do, not get-/list-, yet they change nothing: read-only too.
+    assert by_name["checkout-admin_check_invariants"].read_only_hint
+    assert by_name["checkout-admin_inspect_checkout"].read_only_hint
     assert by_name["shopping-cart_clear_cart"].destructive_hint
     assert not by_name["shopping-cart_add_item"].idempotent_hint  # the same SKU adds up
     assert by_name["checkout-flow_complete_checkout"].idempotent_hint  # an order, exactly once

@@ -45,7 +45,7 @@ def tool_annotations(endpoint: Endpoint) -> types.ToolAnnotations:
     """The registry's declaration, as MCP's hints: a read changes nothing; a write says whether
     it may remove or overwrite and whether repeating it changes more; a call out to a payment
     provider or mail server reaches beyond the store."""
-    reads = endpoint.reads_only
+    reads = not endpoint.writes_store  # a get/list, or one declared to leave the store as it was
     return types.ToolAnnotations(
         read_only_hint=reads,
         destructive_hint=False if reads else endpoint.destructive,
