@@ -12,20 +12,12 @@ def country_names() -> dict[str, str]:
     return {c.alpha_2: getattr(c, "common_name", c.name) for c in pycountry.countries}
 
 
-class _Countries:
-    def __contains__(self, code: object) -> bool:
-        return isinstance(code, str) and code in country_names()
-
-
-COUNTRIES = _Countries()
-
-
 def parse_country(text: str) -> str | None:
     """The code a person means by ``text``: a code in any case (``nl``) or a country's name
     (``Netherlands``, case ignored); None if it is neither. The one reader of typed countries
     (flags, batch files, settings): a request itself takes only the code."""
     given = text.strip()
-    if given.upper() in COUNTRIES:
+    if given.upper() in country_names():
         return given.upper()
     wanted = given.casefold()
     return next((code for code, name in country_names().items() if name.casefold() == wanted), None)

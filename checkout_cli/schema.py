@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from types import UnionType
@@ -260,57 +260,55 @@ def Email(description: str | None = None) -> Checks:
     )
 
 
-def _country(value: Any) -> Any:
-    from checkout_cli.countries import COUNTRIES
+def _iso_code(
+    kind: str,
+    codes: Callable[[], Collection[str]],
+    refused: str,
+    recovery: str,
+    description: str | None,
+) -> Checks:
+    """Exactly one of ``codes`` (loaded on first use), published as the field's enum."""
 
-    if value is not None and value not in COUNTRIES:
-        raise refuse(
-            "invalid_country",
-            f"{shown(value)} is not an ISO 3166-1 alpha-2 country code",
-            "use a two-letter code in capitals such as NL, DE, BE, GB, US",
-        )
-    return value
+    def check(value: Any) -> Any:
+        if value is not None and value not in codes():
+            raise refuse(f"invalid_{kind}", f"{shown(value)} is not an {refused}", recovery)
+        return value
+
+    published = _schema_extra(enum=lambda: sorted(codes()))
+    return _checks(Field(description=description, json_schema_extra=published), check, kind)
 
 
-def _country_codes() -> list[str]:
+def _country_codes() -> Collection[str]:
     from checkout_cli.countries import country_names
 
-    return sorted(country_names())
+    return country_names().keys()
+
+
+def _currency_codes() -> Collection[str]:
+    from checkout_cli.money import currency_codes
+
+    return currency_codes()
 
 
 def Country(description: str | None = "ISO 3166-1 alpha-2 code, in capitals") -> Checks:
     """Exactly an ISO code (``NL``): people's spellings ("nl", "Netherlands") are read by
     ``countries.parse_country`` before a request is made."""
-    return _checks(
-        Field(description=description, json_schema_extra=_schema_extra(enum=_country_codes)),
-        _country,
+    return _iso_code(
         "country",
+        _country_codes,
+        "ISO 3166-1 alpha-2 country code",
+        "use a two-letter code in capitals such as NL, DE, BE, GB, US",
+        description,
     )
 
 
-def _currency(value: Any) -> Any:
-    from checkout_cli.money import currency_codes
-
-    if value is not None and value not in currency_codes():
-        raise refuse(
-            "invalid_currency",
-            f"{shown(value)} is not an ISO 4217 currency code",
-            "use a code in capitals such as EUR, USD, GBP",
-        )
-    return value
-
-
-def _currency_list() -> list[str]:
-    from checkout_cli.money import currency_codes
-
-    return sorted(currency_codes())
-
-
 def Currency(description: str | None = "ISO 4217 code, in capitals") -> Checks:
-    return _checks(
-        Field(description=description, json_schema_extra=_schema_extra(enum=_currency_list)),
-        _currency,
+    return _iso_code(
         "currency",
+        _currency_codes,
+        "ISO 4217 currency code",
+        "use a code in capitals such as EUR, USD, GBP",
+        description,
     )
 
 
