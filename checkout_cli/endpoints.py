@@ -364,6 +364,10 @@ def _endpoints() -> list[Endpoint]:
             scope=READ,
             result="OrderLineMeta",
         ),
+        # order-management: record-payment (engine/order_payments.py)
+        # order-management: refund-order, cancel-order (engine/order_refunds.py)
+        # order-management: fulfil-order (engine/fulfilments.py)
+        # order-management: create-payment-link (engine/payment_links.py)
         # checkout-admin: the operator's service (a hosted remote may not offer it).
         Endpoint(
             CHECKOUT_ADMIN,

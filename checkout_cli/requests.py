@@ -107,8 +107,17 @@ CHECKOUT_STATES = (
 class OrderState(enum.StrEnum):
     """An order's status (the CLI's ``--status`` choices are these members)."""
 
-    pending = "pending"  # an invoice order waiting for its money
+    pending = "pending"  # waiting for (some of) its money: an invoice order
     paid = "paid"
+    cancelled = "cancelled"
+    completed = "completed"  # paid and every line shipped
+
+
+ORDER_PAYMENT_STATES = ("unpaid", "partially_paid", "paid", "partially_refunded", "refunded")
+FULFILMENT_STATES = ("unfulfilled", "partially_fulfilled", "fulfilled")
+# Where an order's refund stands: recorded before the provider call (creating), accepted and
+# not settled (pending), settled (succeeded), or refused (failed).
+REFUND_STATES = ("creating", "pending", "succeeded", "failed")
 
 
 ORDER_STATES = tuple(OrderState)
@@ -473,3 +482,15 @@ class SetVault(Request):
 
 class VaultName(Request):
     name: Annotated[str, Text(64)]
+
+
+# --- order-management: record-payment ---
+
+
+# --- order-management: refund-order, cancel-order ---
+
+
+# --- order-management: fulfil-order ---
+
+
+# --- order-management: create-payment-link ---

@@ -21,13 +21,38 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from checkout_cli.requests import CHECKOUT_STATES, ORDER_STATES, SCOPES
+from checkout_cli.requests import (
+    CHECKOUT_STATES,
+    FULFILMENT_STATES,
+    ORDER_PAYMENT_STATES,
+    ORDER_STATES,
+    REFUND_STATES,
+    SCOPES,
+)
 from checkout_cli.schema import Choice
 
 # The states a record can be in, published as each field's ``enum``.
 CheckoutState = Annotated[str, Choice(CHECKOUT_STATES)]
 OrderState = Annotated[str, Choice(tuple(str(state) for state in ORDER_STATES))]
-OrderPaymentState = Annotated[str, Choice(("unpaid", "paid"))]
+OrderPaymentState = Annotated[str, Choice(ORDER_PAYMENT_STATES)]
+FulfilmentState = Annotated[str, Choice(FULFILMENT_STATES)]
+RefundState = Annotated[str, Choice(REFUND_STATES)]
+# A timeline's from/to: a checkout's status, or one of its order's three.
+TimelineState = Annotated[
+    str,
+    Choice(
+        tuple(
+            dict.fromkeys(
+                (
+                    *CHECKOUT_STATES,
+                    *map(str, ORDER_STATES),
+                    *ORDER_PAYMENT_STATES,
+                    *FULFILMENT_STATES,
+                )
+            )
+        )
+    ),
+]
 CartState = Annotated[str, Choice(("active", "converted"))]
 ProductState = Annotated[str, Choice(("active", "archived"))]
 EmailState = Annotated[str, Choice(("queued", "sending", "sent", "failed"))]
@@ -237,6 +262,67 @@ class MetaDefinitionList(Paged):
 # --- orders ----------------------------------------------------------------------------------
 
 
+class Event(Result):
+    """One change on a timeline: a checkout's or its order's (which status moved is in kind)."""
+
+    at: str
+    actor: str | None
+    kind: str
+    from_status: TimelineState | None
+    to_status: TimelineState | None
+    detail: dict[str, Any] | None
+
+
+class OrderPayment(Result):
+    """Money received for an order: its checkout's payment, a bank transfer, a payment link."""
+
+    payment_id: str
+    method: str
+    amount_cents: int
+    currency: str
+    reference: str | None
+    provider_payment_id: str | None
+    paid_on: str | None
+    forced: bool  # more than the balance, recorded because the operator said so
+    note: str | None
+    recorded_at: str
+    recorded_by: str | None
+
+
+class LineQuantity(Result):
+    line_id: int
+    quantity: int
+
+
+class OrderRefund(Result):
+    """A refund at the order's provider, or a credit recorded for money paid outside one."""
+
+    refund_id: str
+    kind: Annotated[str, Choice(("provider", "credit"))]
+    provider: str
+    provider_refund_id: str | None
+    status: RefundState
+    amount_cents: int
+    currency: str
+    reason: str | None
+    lines: list[LineQuantity]
+    restocked: bool
+    created_at: str | None
+    updated_at: str | None
+
+
+class Fulfilment(Result):
+    """One shipment: which lines, how many of each, and how to follow it."""
+
+    fulfilment_id: str
+    carrier: str | None
+    tracking_number: str | None
+    tracking_url: str | None
+    lines: list[LineQuantity]
+    created_at: str
+    created_by: str | None
+
+
 class Order(OrderSummary):
     checkout_token: str
     currency: str
@@ -246,11 +332,34 @@ class Order(OrderSummary):
     items: list[Line]
     totals: Totals
     created_at: str
+    updated_at: str
     external_reference: str | None
+    amount_paid_cents: int
+    amount_refunded_cents: int  # refunds the provider settled (or credits recorded)
+    balance_due_cents: int
+    fulfilment_status: FulfilmentState
+    cancelled_at: str | None
+    cancel_reason: str | None
+    payments: list[OrderPayment]
+    refunds: list[OrderRefund]
+    fulfilments: list[Fulfilment]
+    timeline: list[Event]
 
 
 class OrderList(Paged):
     orders: list[Order]
+
+
+# --- order-management: record-payment ---
+
+
+# --- order-management: refund-order, cancel-order ---
+
+
+# --- order-management: fulfil-order ---
+
+
+# --- order-management: create-payment-link ---
 
 
 class LineMeta(Result):
@@ -350,15 +459,6 @@ class CheckoutSummary(Result):
 class CheckoutList(Paged):
     checkouts: list[CheckoutSummary]
     older_than_minutes: int
-
-
-class Event(Result):
-    at: str
-    actor: str | None
-    kind: str
-    from_status: CheckoutState | None
-    to_status: CheckoutState | None
-    detail: dict[str, Any] | None
 
 
 class LiveStatus(Result):

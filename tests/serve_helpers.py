@@ -310,6 +310,8 @@ _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:
 _ORDER_NUMBER = re.compile(r"\b\d{4}-\d{6}\b")
 _TOKEN = re.compile(r"\b(chk|cart|ord|pay|ck|tr|cs|pi)_[A-Za-z0-9_\-]{6,}")
 _ID_KEYS = {"id", "order_id", "order_number", "checkout_token", "cart_token"}
+# Who did it: the local backend's actor, or the token a remote call came with.
+_ACTOR_KEYS = {"actor", "recorded_by", "created_by"}
 
 
 def normalize(value: Any, key: str = "") -> Any:
@@ -320,7 +322,7 @@ def normalize(value: Any, key: str = "") -> Any:
         return [normalize(v, key) for v in value]
     if value is None:
         return None
-    if key.endswith("_at") or key in _ID_KEYS:
+    if key.endswith("_at") or key in _ID_KEYS or key in _ACTOR_KEYS:
         return f"<{key}>"
     if isinstance(value, str):
         value = _TIMESTAMP.sub("<timestamp>", value)

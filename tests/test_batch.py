@@ -691,7 +691,7 @@ def test_get_store_names_the_store(backend, cli, db_path, tmp_path):
     assert store == {
         "project_id": "local",
         "store_id": backend.engine.store_id,
-        "schema_version": 8,
+        "schema_version": 9,
     }
     assert store["store_id"].startswith("store_")
     assert cli("--json", "call", "checkout-admin", "get-store").json() == store

@@ -50,7 +50,7 @@ def test_get_store_over_http_is_the_stores_own_identity(own_server):
         assert remote.call("checkout-admin", "get-store") == {
             "project_id": PROJECT,
             "store_id": local.engine.store_id,
-            "schema_version": 8,
+            "schema_version": 9,
         }
     finally:
         remote.close()

@@ -129,7 +129,7 @@ def test_a_value_not_among_the_choices_is_exit_2_naming_them(backend, db_path, a
     [
         (("create-payment",), "[choices: stripe, mollie, invoice]"),
         (("checkouts", "list"), "completed, cancelled"),
-        (("orders", "list"), "[choices: pending, paid]"),
+        (("orders", "list"), "[choices: pending, paid, cancelled, completed]"),
         (("outbox", "list"), "[choices: queued, sending, sent, failed]"),
     ],
 )

@@ -206,21 +206,48 @@ def second_paid_payment_of_a_completed_checkout(conn: sqlite3.Connection, shop: 
     }
 
 
-def order_paid_but_its_payment_unpaid(conn: sqlite3.Connection, shop: dict) -> dict:
+def order_paid_but_no_payment_says_so(conn: sqlite3.Connection, shop: dict) -> dict:
     conn.execute(
         "UPDATE orders SET payment_status = 'paid', status = 'paid' WHERE order_number = ?",
         (shop["meta_order"],),
     )
-    return {"order_number": shop["meta_order"], "payment_status": "unpaid"}
+    return {"order_number": shop["meta_order"], "payment_status": "paid", "expected": "unpaid"}
 
 
-def payment_paid_but_its_order_unpaid(conn: sqlite3.Connection, shop: dict) -> dict:
+def amount_paid_off_its_payments(conn: sqlite3.Connection, shop: dict) -> dict:
     conn.execute(
-        "UPDATE payments SET status = 'paid' WHERE id = "
-        "(SELECT payment_id FROM orders WHERE order_number = ?)",
+        "UPDATE orders SET amount_paid_cents = 100 WHERE order_number = ?", (shop["gift_order"],)
+    )
+    return {"order_number": shop["gift_order"], "amount_paid_cents": 100, "sum": 0}
+
+
+def refunded_more_than_paid(conn: sqlite3.Connection, shop: dict) -> dict:
+    conn.execute(
+        "INSERT INTO refunds (payment_id, checkout_id, order_id, provider, kind, status, "
+        "amount_cents, currency, created_at) SELECT payment_id, checkout_id, id, 'invoice', "
+        "'credit', 'pending', 500, currency, created_at FROM orders WHERE order_number = ?",
         (shop["gift_order"],),
     )
-    return {"order_number": shop["gift_order"], "order_payment_status": "unpaid"}
+    return {"order_number": shop["gift_order"], "paid": 0, "refunded": 500}
+
+
+def shipped_more_than_ordered(conn: sqlite3.Connection, shop: dict) -> dict:
+    conn.execute(
+        "INSERT INTO fulfilments (order_id, created_at) SELECT id, created_at FROM orders "
+        "WHERE order_number = ?",
+        (shop["gift_order"],),
+    )
+    conn.execute(
+        "INSERT INTO fulfilment_lines (fulfilment_id, order_id, line_no, quantity) "
+        "SELECT f.id, l.order_id, l.line_no, l.quantity + 1 FROM fulfilments f "
+        "JOIN order_lines l ON l.order_id = f.order_id"
+    )
+    # What the order says follows its (planted) shipments: only the quantity is wrong.
+    conn.execute(
+        "UPDATE orders SET fulfilment_status = 'fulfilled' WHERE order_number = ?",
+        (shop["gift_order"],),
+    )
+    return {"order_number": shop["gift_order"], "line_no": 1}
 
 
 PLANTS: list[tuple[int, Callable[[sqlite3.Connection, dict], dict]]] = [
@@ -233,8 +260,10 @@ PLANTS: list[tuple[int, Callable[[sqlite3.Connection, dict], dict]]] = [
     (6, order_meta_changed),
     (7, paid_payment_of_a_cancelled_checkout),
     (7, second_paid_payment_of_a_completed_checkout),
-    (8, order_paid_but_its_payment_unpaid),
-    (8, payment_paid_but_its_order_unpaid),
+    (8, order_paid_but_no_payment_says_so),
+    (8, amount_paid_off_its_payments),
+    (9, refunded_more_than_paid),
+    (10, shipped_more_than_ordered),
 ]
 
 
@@ -279,7 +308,7 @@ def test_doctor_lists_every_violation_at_once(shop, db_path, tmp_path):
         conn.close()
     result = doctor(copy, "--json")
     assert result.exit_code == 4
-    assert {v["invariant"] for v in result.json()["violations"]} == {1, 2, 3, 4, 5, 6, 7, 8}
+    assert {v["invariant"] for v in result.json()["violations"]} == set(range(1, 11))
     json.dumps(result.json())  # plain JSON all the way down
 
 

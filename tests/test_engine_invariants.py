@@ -191,8 +191,8 @@ def test_1_two_orders_for_one_checkout(planted):
         "DROP INDEX idx_orders_checkout_id",
         "INSERT INTO orders (order_id, order_number, checkout_id, status, payment_status, "
         "currency, subtotal_cents, shipping_cents, tax_cents, total_cents, created_at) "
-        "SELECT 'ord_twin', '2000-000001', checkout_id, status, payment_status, currency, "
-        "0, 0, 0, 0, created_at FROM orders",
+        "SELECT 'ord_twin', '2000-000001', checkout_id, 'paid', 'paid', currency, "
+        "0, 0, 0, 0, created_at FROM orders",  # a free order: paid as it is
         "INSERT INTO outbox (order_id, kind, recipient, status) "
         "SELECT id, 'order_confirmation', 'x@example.com', 'sent' FROM orders "
         "WHERE order_id = 'ord_twin'",
@@ -381,15 +381,29 @@ def test_7_the_paid_payment_of_an_open_checkout_is_not_a_stray(planted):
     assert planted(STRAY.replace("{cancelled}", "{open}")) == []
 
 
-def test_8_order_payment_status_disagrees_with_its_payment(planted):
+def test_8_order_payment_status_disagrees_with_its_payments(planted):
     [violation] = planted(
         "UPDATE orders SET payment_status = 'paid' WHERE order_number = '{order}'"
     )
     assert violation.invariant == 8
     assert violation.records == {
         "order_number": planted.names["order"],
-        "checkout_token": planted.names["done"],
-        "order_payment_status": "paid",
+        "payment_status": "paid",
+        "expected": "unpaid",
+    }
+
+
+def test_8_order_counts_a_payment_that_is_not_paid(planted):
+    found = planted(
+        "INSERT INTO order_payments (order_id, payment_id, method, amount_cents, currency, "
+        "created_at) SELECT id, payment_id, 'invoice', total_cents, currency, created_at "
+        "FROM orders WHERE order_number = '{order}'",
+        "UPDATE orders SET amount_paid_cents = total_cents, payment_status = 'paid', "
+        "status = 'paid' WHERE order_number = '{order}'",
+    )
+    assert kinds(found) == [8]
+    assert found[0].records == {
+        "order_number": planted.names["order"],
         "provider": "invoice",
         "payment_status": "unpaid",
     }

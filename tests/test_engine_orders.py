@@ -56,8 +56,20 @@ def test_get_order_by_id_or_number(backend):
         "items": done["items"],
         "totals": done["totals"],
         "created_at": order["created_at"],
+        "updated_at": order["created_at"],
         "external_reference": None,
+        "amount_paid_cents": 0,
+        "amount_refunded_cents": 0,
+        "balance_due_cents": done["totals"]["total_cents"],
+        "fulfilment_status": "unfulfilled",
+        "cancelled_at": None,
+        "cancel_reason": None,
+        "payments": [],
+        "refunds": [],
+        "fulfilments": [],
+        "timeline": order["timeline"],
     }
+    assert [e["kind"] for e in order["timeline"]] == ["checkout_completed"]
     assert order["created_at"].endswith("Z")
     assert (order["status"], order["payment_status"]) == ("pending", "unpaid")
 

@@ -407,6 +407,10 @@ SCENARIOS: dict[str, Callable[[Flow], None]] = {
         conflict_errors,
         payment_errors,
         forbidden_errors,
+        # order-management after the order: record-payment
+        # order-management after the order: refund-order, cancel-order
+        # order-management after the order: fulfil-order
+        # order-management after the order: create-payment-link
     )
 }
 TRANSCRIPTS: dict[str, dict[str, list[tuple[str, Any]]]] = {}

@@ -99,7 +99,7 @@ def test_setting_keys_and_their_allowed_values(backend, db_path):
         ("checkout create-payment chk_x --provider ", ["stripe", "mollie", "invoice"]),
         ("checkout orders list --format ", ["table", "csv", "json"]),
         ("checkout products list --format c", ["csv"]),
-        ("checkout orders list --status ", ["pending", "paid"]),
+        ("checkout orders list --status ", ["pending", "paid", "cancelled", "completed"]),
         ("checkout checkouts list --status c", ["completable", "completed", "cancelled"]),
         ("checkout outbox list --status s", ["sending", "sent"]),
         ("checkout set-payment chk_x --status ", ["paid", "pending"]),

@@ -63,9 +63,7 @@ ORDERS = listing.Listing(
 @app.command("list", help=_help("list-orders"))
 def list_(
     ctx: typer.Context,
-    status: Annotated[
-        OrderState | None, typer.Option(help="only orders that are pending or paid")
-    ] = None,
+    status: Annotated[OrderState | None, typer.Option(help="only orders in this status")] = None,
     email: Annotated[str | None, typer.Option(help="customer's email")] = None,
     reference: Annotated[
         str | None, typer.Option(help="the batch reference the order was made for")
@@ -105,6 +103,18 @@ def show(
     state: State = ctx.obj
     request = with_arguments(merge_body(body), ("order_id", "ORDER", order))
     state.run(ORDER_MANAGEMENT, "get-order", request, output.order_view)
+
+
+# --- checkout orders record-payment ---
+
+
+# --- checkout orders refund, checkout orders cancel ---
+
+
+# --- checkout orders fulfil ---
+
+
+# --- checkout orders pay-link ---
 
 
 def _line_meta_command() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.message import Message
@@ -138,6 +139,36 @@ def payment_link_html(shop_name: str, name: str, url: str, total_cents: int, cur
         f"{escape(format_money(total_cents, currency))} with this link:</p>"
         f'<p><a href="{escape(url)}">{escape(url)}</a></p></body></html>'
     )
+
+
+@dataclass(frozen=True)
+class OrderMessage:
+    subject: str
+    text: str
+    html: str
+
+
+def order_message(
+    shop_name: str,
+    order: dict[str, Any],
+    title: str,
+    paragraphs: list[str],
+    link: str | None = None,
+) -> OrderMessage:
+    """An email of an order's life after its confirmation: a title and a few paragraphs
+    (plain text; escaped for the HTML part), and optionally a link (a tracking page)."""
+    name = order["customer"]["name"] if order.get("customer") else "customer"
+    number = order["order_number"]
+    text = f"Dear {one_line(name)},\n\n" + "\n\n".join(paragraphs)
+    html = f"<!doctype html><html><body><p>Dear {escape(name)},</p>" + "".join(
+        f"<p>{escape(p)}</p>" for p in paragraphs
+    )
+    if link:
+        text += f"\n\n{link}"
+        html += f'<p><a href="{escape(link)}">{escape(link)}</a></p>'
+    text += f"\n\n— {shop_name}\n"
+    html += "</body></html>"
+    return OrderMessage(one_line(f"{shop_name}: {title} (order {number})"), text, html)
 
 
 def build_message(

@@ -17,10 +17,11 @@ def record(
     from_status: str | None = None,
     to_status: str | None = None,
     detail: dict[str, Any] | None = None,
+    order_id: int | None = None,
 ) -> None:
     conn.execute(
         "INSERT INTO events (checkout_id, at, actor, kind, from_status, to_status, detail, "
-        "request_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "request_key, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             checkout_id,
             engine.now(),
@@ -30,6 +31,7 @@ def record(
             to_status,
             dumps(detail),
             engine.request_key,
+            order_id,
         ),
     )
 
@@ -54,5 +56,16 @@ def timeline(conn: sqlite3.Connection, checkout_id: int) -> list[dict[str, Any]]
         "SELECT at, actor, kind, from_status, to_status, detail FROM events "
         "WHERE checkout_id = ? ORDER BY id",
         (checkout_id,),
+    )
+    return [{**dict(row), "detail": loads(row["detail"])} for row in rows]
+
+
+def order_timeline(conn: sqlite3.Connection, order: sqlite3.Row) -> list[dict[str, Any]]:
+    """The order's life: its checkout's events from the completion that made it on."""
+    rows = conn.execute(
+        "SELECT at, actor, kind, from_status, to_status, detail FROM events "
+        "WHERE checkout_id = ? AND id >= COALESCE((SELECT MIN(id) FROM events WHERE "
+        "checkout_id = ? AND kind = 'checkout_completed'), 0) ORDER BY id",
+        (order["checkout_id"], order["checkout_id"]),
     )
     return [{**dict(row), "detail": loads(row["detail"])} for row in rows]

@@ -16,8 +16,12 @@ on, and listing the records involved (checkout token, order number, SKU, line nu
 7. no paid provider payment without an order or a refund: a Stripe/Mollie payment recorded
    paid is the payment of an open checkout, or the payment its checkout's order was
    completed by, or has a refund the provider accepted (``engine/strays.py``);
-8. an order's payment status agrees with the payment row it was completed by: ``paid`` (or
-   refunded, in part or whole) only for a paid row, ``unpaid`` only for an unpaid one.
+8. an order's amounts and statuses agree with its rows: ``amount_paid_cents`` = Σ its
+   payments, ``amount_refunded_cents`` = Σ its succeeded refunds, its three statuses what
+   those and its shipments make them (``engine/order_state.py``), and every provider payment
+   it counts is paid;
+9. never refunded more than paid: Σ refunds recorded, under way or done ≤ Σ payments;
+10. never shipped more than ordered, per order line.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from checkout_cli import requests
-from checkout_cli.engine import smoke_runs, strays
+from checkout_cli.engine import order_state, smoke_runs, strays
 
 OPEN_STATES = ("active", "payment_pending", "completable")
 
@@ -43,7 +47,9 @@ NAMES = {
     5: "totals_add_up",
     6: "meta_copied_unchanged",
     7: "no_stray_paid_payment",
-    8: "order_payment_status_agrees",
+    8: "order_amounts_agree",
+    9: "refunded_within_paid",
+    10: "shipped_within_ordered",
 }
 
 
@@ -399,42 +405,105 @@ def _no_stray_paid_payment(conn: sqlite3.Connection) -> Iterator[Violation]:
         )
 
 
-# ---- 8. an order's payment status agrees with its payment row ----------------------------------
-
-_PAID_ORDER_STATUSES = ("paid", "partially_refunded", "refunded")
+# ---- 8. an order's amounts and statuses agree with its rows -----------------------------------
 
 
-def _order_payment_status(conn: sqlite3.Connection) -> Iterator[Violation]:
-    for row in _rows(
-        conn,
-        "SELECT o.order_number, o.payment_status, c.token, p.id AS payment, p.provider, "
-        "p.status AS payment_row_status FROM orders o JOIN checkouts c ON c.id = o.checkout_id "
-        "LEFT JOIN payments p ON p.id = COALESCE(o.payment_id, (SELECT MAX(q.id) FROM payments q "
-        "WHERE q.checkout_id = c.id AND q.status NOT IN ('creating', 'create_failed'))) "
-        "ORDER BY o.id",
-    ):
-        records = {
-            "order_number": row["order_number"],
-            "checkout_token": row["token"],
-            "order_payment_status": row["payment_status"],
-        }
-        if row["payment"] is None:
-            yield Violation(
-                8, f"order {row['order_number']} has no payment row to account for it", records
-            )
-            continue
-        says_paid = row["payment_status"] in _PAID_ORDER_STATUSES
-        if says_paid != (row["payment_row_status"] == "paid"):
+def _order_amounts(conn: sqlite3.Connection) -> Iterator[Violation]:
+    for order in _rows(conn, "SELECT * FROM orders ORDER BY id"):
+        records = {"order_number": order["order_number"]}
+        now = order_state.amounts(conn, order)
+        if order["amount_paid_cents"] != now.paid:
             yield Violation(
                 8,
-                f"order {row['order_number']} says its payment is {row['payment_status']}, but "
-                f"its {row['provider']} payment row is {row['payment_row_status']}",
+                f"order {order['order_number']} says {order['amount_paid_cents']} paid, but its "
+                f"payments add up to {now.paid}",
+                {**records, "amount_paid_cents": order["amount_paid_cents"], "sum": now.paid},
+            )
+        if order["amount_refunded_cents"] != now.refunded:
+            yield Violation(
+                8,
+                f"order {order['order_number']} says {order['amount_refunded_cents']} refunded, "
+                f"but its succeeded refunds add up to {now.refunded}",
                 {
                     **records,
-                    "provider": row["provider"],
-                    "payment_status": row["payment_row_status"],
+                    "amount_refunded_cents": order["amount_refunded_cents"],
+                    "sum": now.refunded,
                 },
             )
+        derived = order_state.derive(now)
+        for column in ("status", "payment_status", "fulfilment_status"):
+            if order[column] != getattr(derived, column):
+                yield Violation(
+                    8,
+                    f"order {order['order_number']} has {column} {order[column]}, but its "
+                    f"payments, refunds and shipments make it {getattr(derived, column)}",
+                    {**records, column: order[column], "expected": getattr(derived, column)},
+                )
+    for row in _rows(
+        conn,
+        "SELECT o.order_number, p.provider, p.provider_payment_id, p.status FROM order_payments q "
+        "JOIN orders o ON o.id = q.order_id JOIN payments p ON p.id = q.payment_id "
+        "WHERE p.status != 'paid' ORDER BY q.id",
+    ):
+        yield Violation(
+            8,
+            f"order {row['order_number']} counts {row['provider']} payment "
+            f"{row['provider_payment_id'] or '(linked)'} as received, but it is {row['status']}",
+            {
+                "order_number": row["order_number"],
+                "provider": row["provider"],
+                "payment_status": row["status"],
+            },
+        )
+
+
+# ---- 9. never refunded more than was paid ------------------------------------------------------
+
+
+def _refunded_within_paid(conn: sqlite3.Connection) -> Iterator[Violation]:
+    for row in _rows(
+        conn,
+        "SELECT o.order_number, o.currency, (SELECT COALESCE(SUM(amount_cents), 0) FROM "
+        "order_payments q WHERE q.order_id = o.id) AS paid, (SELECT COALESCE(SUM(amount_cents), "
+        "0) FROM refunds r WHERE r.order_id = o.id AND r.status IN ('creating', 'pending', "
+        "'succeeded')) AS refunding FROM orders o ORDER BY o.id",
+    ):
+        if row["refunding"] > row["paid"]:
+            yield Violation(
+                9,
+                f"order {row['order_number']} has {row['refunding']} refunded or being refunded, "
+                f"more than the {row['paid']} paid",
+                {
+                    "order_number": row["order_number"],
+                    "paid": row["paid"],
+                    "refunded": row["refunding"],
+                },
+            )
+
+
+# ---- 10. never shipped more than was ordered ----------------------------------------------------
+
+
+def _shipped_within_ordered(conn: sqlite3.Connection) -> Iterator[Violation]:
+    for row in _rows(
+        conn,
+        "SELECT o.order_number, l.line_no, l.product_sku, l.quantity, SUM(f.quantity) AS shipped "
+        "FROM fulfilment_lines f JOIN orders o ON o.id = f.order_id JOIN order_lines l ON "
+        "l.order_id = f.order_id AND l.line_no = f.line_no GROUP BY f.order_id, f.line_no "
+        "HAVING SUM(f.quantity) > l.quantity ORDER BY o.id, l.line_no",
+    ):
+        yield Violation(
+            10,
+            f"order {row['order_number']} line {row['line_no']} ({row['product_sku']}) shipped "
+            f"{row['shipped']} of {row['quantity']} ordered",
+            {
+                "order_number": row["order_number"],
+                "line_no": row["line_no"],
+                "sku": row["product_sku"],
+                "ordered": row["quantity"],
+                "shipped": row["shipped"],
+            },
+        )
 
 
 CHECKS: tuple[Callable[[sqlite3.Connection], Iterator[Violation]], ...] = (
@@ -445,7 +514,9 @@ CHECKS: tuple[Callable[[sqlite3.Connection], Iterator[Violation]], ...] = (
     _totals,
     _meta_copied,
     _no_stray_paid_payment,
-    _order_payment_status,
+    _order_amounts,
+    _refunded_within_paid,
+    _shipped_within_ordered,
 )
 
 

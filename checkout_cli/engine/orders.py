@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 from checkout_cli import requests
+from checkout_cli.engine import events, order_state
 from checkout_cli.engine.catalog import move_stock
 from checkout_cli.engine.core import Engine, loads, new_token
 from checkout_cli.engine.paging import page
@@ -75,11 +76,12 @@ def create_order(
         _take_stock(engine, conn, line["product_sku"], line["quantity"], order_id, co["id"])
     # The order says what its payment row says: an invoice linked as paid is a paid order.
     paid = payment["status"] == "paid"
+    created = engine.now()
     cur = conn.execute(
         "INSERT INTO orders (order_id, order_number, checkout_id, payment_id, status, "
         "payment_status, currency, customer, shipping_address, billing_address, subtotal_cents, "
-        "shipping_cents, tax_cents, total_cents, created_at, external_reference) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "shipping_cents, tax_cents, total_cents, created_at, external_reference, updated_at, "
+        "amount_paid_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             order_id,
             _order_number(engine, conn, co),
@@ -92,10 +94,27 @@ def create_order(
             co["shipping_address"],
             co["billing_address"],
             *(co[c] for c in ORDER_COLUMNS),
-            engine.now(),
+            created,
             co["external_reference"],
+            created,
+            payment["amount_cents"] if paid else 0,
         ),
     )
+    if paid:  # the money the checkout was paid with is the order's first payment
+        conn.execute(
+            "INSERT INTO order_payments (order_id, payment_id, method, amount_cents, currency, "
+            "reference, created_at, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                cur.lastrowid,
+                payment["id"],
+                payment["provider"],
+                payment["amount_cents"],
+                payment["currency"],
+                None,
+                created,
+                engine.actor,
+            ),
+        )
     # Meta is copied as the stored JSON text, so the order line carries it byte for byte.
     conn.execute(
         "INSERT INTO order_lines (order_id, line_no, product_sku, name, quantity, "
@@ -104,7 +123,7 @@ def create_order(
         "tax_cents, meta FROM checkout_lines WHERE checkout_id = ?",
         (cur.lastrowid, co["id"]),
     )
-    return conn.execute("SELECT * FROM orders WHERE id = ?", (cur.lastrowid,)).fetchone()
+    return order_state.refresh(engine, conn, cur.lastrowid or 0)
 
 
 def refuse_ordered_reference(conn: sqlite3.Connection, reference: str | None) -> None:
@@ -170,8 +189,102 @@ def order_object(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "items": line_objects(lines),
         "totals": {c: row[c] for c in ORDER_COLUMNS},
         "created_at": row["created_at"],
+        "updated_at": row["updated_at"] or row["created_at"],
         "external_reference": row["external_reference"],
+        "amount_paid_cents": row["amount_paid_cents"],
+        "amount_refunded_cents": row["amount_refunded_cents"],
+        "balance_due_cents": order_state.balance_due(row),
+        "fulfilment_status": row["fulfilment_status"],
+        "cancelled_at": row["cancelled_at"],
+        "cancel_reason": row["cancel_reason"],
+        "payments": payment_objects(conn, row["id"]),
+        "refunds": refund_objects(conn, row["id"]),
+        "fulfilments": fulfilment_objects(conn, row["id"]),
+        "timeline": events.order_timeline(conn, row),
     }
+
+
+def payment_objects(conn: sqlite3.Connection, order_row_id: int) -> list[dict[str, Any]]:
+    """Money received for the order: the checkout's payment, bank transfers, payment links."""
+    rows = conn.execute(
+        "SELECT q.*, p.provider_payment_id FROM order_payments q "
+        "LEFT JOIN payments p ON p.id = q.payment_id WHERE q.order_id = ? ORDER BY q.id",
+        (order_row_id,),
+    ).fetchall()
+    return [
+        {
+            "payment_id": f"opay_{r['id']}",
+            "method": r["method"],
+            "amount_cents": r["amount_cents"],
+            "currency": r["currency"],
+            "reference": r["reference"],
+            "provider_payment_id": r["provider_payment_id"],
+            "paid_on": r["paid_on"],
+            "forced": bool(r["forced"]),
+            "note": r["note"],
+            "recorded_at": r["created_at"],
+            "recorded_by": r["actor"],
+        }
+        for r in rows
+    ]
+
+
+def refund_objects(conn: sqlite3.Connection, order_row_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT * FROM refunds WHERE order_id = ? ORDER BY id", (order_row_id,)
+    ).fetchall()
+    lines: dict[int, list[dict[str, int]]] = {}
+    for line in conn.execute(
+        "SELECT refund_id, line_no, quantity FROM refund_lines WHERE order_id = ? ORDER BY id",
+        (order_row_id,),
+    ):
+        lines.setdefault(line["refund_id"], []).append(
+            {"line_id": line["line_no"], "quantity": line["quantity"]}
+        )
+    return [
+        {
+            "refund_id": f"ref_{r['id']}",
+            "kind": r["kind"],
+            "provider": r["provider"],
+            "provider_refund_id": r["provider_refund_id"],
+            "status": r["status"],
+            "amount_cents": r["amount_cents"],
+            "currency": r["currency"],
+            "reason": r["reason"],
+            "lines": lines.get(r["id"], []),
+            "restocked": bool(r["restocked"]),
+            "created_at": r["created_at"],
+            "updated_at": r["updated_at"],
+        }
+        for r in rows
+    ]
+
+
+def fulfilment_objects(conn: sqlite3.Connection, order_row_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT * FROM fulfilments WHERE order_id = ? ORDER BY id", (order_row_id,)
+    ).fetchall()
+    lines: dict[int, list[dict[str, int]]] = {}
+    for line in conn.execute(
+        "SELECT fulfilment_id, line_no, quantity FROM fulfilment_lines WHERE order_id = ? "
+        "ORDER BY id",
+        (order_row_id,),
+    ):
+        lines.setdefault(line["fulfilment_id"], []).append(
+            {"line_id": line["line_no"], "quantity": line["quantity"]}
+        )
+    return [
+        {
+            "fulfilment_id": f"ful_{r['id']}",
+            "carrier": r["carrier"],
+            "tracking_number": r["tracking_number"],
+            "tracking_url": r["tracking_url"],
+            "lines": lines.get(r["id"], []),
+            "created_at": r["created_at"],
+            "created_by": r["actor"],
+        }
+        for r in rows
+    ]
 
 
 def load_order(conn: sqlite3.Connection, key: str) -> sqlite3.Row:

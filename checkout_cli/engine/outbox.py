@@ -44,6 +44,41 @@ def queue_confirmation(engine: Engine, conn: sqlite3.Connection, order_row_id: i
     )
 
 
+def queue_order_email(
+    engine: Engine,
+    conn: sqlite3.Connection,
+    order_row_id: int,
+    event: str,
+    key: str,
+    message: emails.OrderMessage,
+) -> bool:
+    """Queue one email of an order's life (``event``: payment_received, refund, cancellation,
+    shipped) unless the shop switched it off (setting ``email_EVENT``); True if queued.
+
+    Its kind is ``EVENT:KEY`` (the payment, refund or shipment it tells of), so the UNIQUE
+    (order_id, kind) makes it one email per event, however often the change is retried.
+    """
+    if not settings.read(conn, f"email_{event}"):
+        return False
+    recipient = conn.execute(
+        "SELECT json_extract(customer, '$.email') FROM orders WHERE id = ?", (order_row_id,)
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO outbox (order_id, kind, recipient, subject, body_text, body_html, status, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?) ON CONFLICT(order_id, kind) DO NOTHING",
+        (
+            order_row_id,
+            f"{event}:{key}",
+            recipient,
+            message.subject,
+            message.text,
+            message.html,
+            engine.now(),
+        ),
+    )
+    return True
+
+
 def _error_text(exc: Exception) -> str:
     """What went wrong, for ``last_error``. A transport's own failure comes redacted by the
     transport (it alone knows every form in which it sent the password)."""

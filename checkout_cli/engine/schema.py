@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -392,6 +392,110 @@ def _v8(conn: sqlite3.Connection) -> None:
         )
 
 
+def _v9(conn: sqlite3.Connection) -> None:
+    """An order's life after completion: payments received, refunds, shipments, cancelling.
+
+    The order keeps its amounts and statuses in columns (what lists filter on); they are
+    recomputed from the rows below in every transaction that changes one of them
+    (engine/order_state.py), and doctor checks they still agree.
+    """
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
+    for sql in (
+        "ALTER TABLE orders ADD COLUMN amount_paid_cents INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE orders ADD COLUMN amount_refunded_cents INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE orders ADD COLUMN fulfilment_status TEXT NOT NULL DEFAULT 'unfulfilled'",
+        "ALTER TABLE orders ADD COLUMN cancelled_at TEXT",
+        "ALTER TABLE orders ADD COLUMN cancel_reason TEXT",
+        "ALTER TABLE orders ADD COLUMN updated_at TEXT",
+        # An event of an order's life is on its checkout's timeline and names the order.
+        "ALTER TABLE events ADD COLUMN order_id INTEGER REFERENCES orders(id)",
+        # A payment link for an order's balance is a provider payment of the order's checkout
+        # that names the order: paid, it becomes one of the order's payments.
+        "ALTER TABLE payments ADD COLUMN order_id INTEGER REFERENCES orders(id)",
+        # A refund is at the provider, or a credit recorded for money paid outside one.
+        "ALTER TABLE refunds ADD COLUMN kind TEXT NOT NULL DEFAULT 'provider'",
+        # What was asked (amount, lines, restock), so a retry of an unfinished one is matched.
+        "ALTER TABLE refunds ADD COLUMN request TEXT",
+        "ALTER TABLE refunds ADD COLUMN restocked INTEGER NOT NULL DEFAULT 0",
+    ):
+        conn.execute(sql)
+    db.table("order_payments").create(
+        {
+            "id": int,
+            "order_id": int,
+            "payment_id": int,
+            "method": str,
+            "amount_cents": int,
+            "currency": str,
+            "reference": str,
+            "paid_on": str,
+            "forced": int,
+            "note": str,
+            "created_at": str,
+            "actor": str,
+        },
+        pk="id",
+        not_null={"order_id", "method", "amount_cents", "currency", "created_at"},
+        defaults={"forced": 0},
+        foreign_keys=[("order_id", "orders"), ("payment_id", "payments")],
+    )
+    db.table("order_payments").create_index(["order_id"])
+    # A payment received is recorded once: a bank transaction id, or a provider payment.
+    conn.execute(
+        "CREATE UNIQUE INDEX order_payments_reference ON order_payments (reference) "
+        "WHERE reference IS NOT NULL"
+    )
+    conn.execute(
+        "CREATE UNIQUE INDEX order_payments_payment ON order_payments (payment_id) "
+        "WHERE payment_id IS NOT NULL"
+    )
+    db.table("refund_lines").create(
+        {"id": int, "refund_id": int, "order_id": int, "line_no": int, "quantity": int},
+        pk="id",
+        not_null={"refund_id", "order_id", "line_no", "quantity"},
+        foreign_keys=[("refund_id", "refunds"), ("order_id", "orders")],
+    )
+    db.table("refund_lines").create_index(["order_id", "line_no"])
+    db.table("refunds").create_index(["order_id"])
+    db.table("fulfilments").create(
+        {
+            "id": int,
+            "order_id": int,
+            "carrier": str,
+            "tracking_number": str,
+            "tracking_url": str,
+            "created_at": str,
+            "actor": str,
+        },
+        pk="id",
+        not_null={"order_id", "created_at"},
+        foreign_keys=[("order_id", "orders")],
+    )
+    db.table("fulfilments").create_index(["order_id"])
+    db.table("fulfilment_lines").create(
+        {"id": int, "fulfilment_id": int, "order_id": int, "line_no": int, "quantity": int},
+        pk="id",
+        not_null={"fulfilment_id", "order_id", "line_no", "quantity"},
+        foreign_keys=[("fulfilment_id", "fulfilments"), ("order_id", "orders")],
+    )
+    db.table("fulfilment_lines").create_index(["order_id", "line_no"])
+    db.table("orders").create_index(["status", "payment_status"])
+    # What the orders of earlier releases were paid: the payment they were completed by.
+    conn.execute(
+        "INSERT INTO order_payments (order_id, payment_id, method, amount_cents, currency, "
+        "created_at, actor) SELECT o.id, o.payment_id, p.provider, p.amount_cents, p.currency, "
+        "o.created_at, 'upgrade' FROM orders o JOIN payments p ON p.id = COALESCE(o.payment_id, "
+        "(SELECT MAX(q.id) FROM payments q WHERE q.checkout_id = o.checkout_id "
+        "AND q.status NOT IN ('creating', 'create_failed'))) WHERE o.payment_status = 'paid'"
+    )
+    conn.execute(
+        "UPDATE orders SET updated_at = created_at, amount_paid_cents = COALESCE((SELECT "
+        "SUM(amount_cents) FROM order_payments q WHERE q.order_id = orders.id), 0)"
+    )
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _v1,
     2: _v2,
@@ -401,6 +505,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     6: _v6,
     7: _v7,
     8: _v8,
+    9: _v9,
 }
 
 
