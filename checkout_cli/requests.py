@@ -348,6 +348,19 @@ class ListOrders(Page):
     status: Annotated[str, Choice(ORDER_STATES, code="invalid_status")] | None = None
     email: Annotated[str, Text(254)] | None = None
     reference: ExternalReference | None = None
+    # The order a payment with this reference (a bank transaction id) was recorded for.
+    payment_reference: (
+        Annotated[
+            str,
+            Text(
+                200,
+                pattern=r"[A-Za-z0-9][A-Za-z0-9._:/+\-]*",
+                code="invalid_reference",
+                description="the order a payment with this reference was recorded for",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class OrderRef(Request):
