@@ -149,6 +149,8 @@ def record_payment(
 
 
 def _recorded_view(result: dict[str, Any]) -> None:
+    from rich.text import Text
+
     from checkout_cli.cli import output
     from checkout_cli.money import format_money
 
@@ -156,10 +158,13 @@ def _recorded_view(result: dict[str, Any]) -> None:
     amount = format_money(payment["amount_cents"], payment["currency"])
     said = "already recorded" if result["already_recorded"] else "recorded"
     forced = " (more than the balance: forced)" if payment["forced"] else ""
-    output.say(
-        f"{said}: {amount} by {payment['method']} ({payment['reference']}) for order "
-        f"{order['order_number']}{forced}; now {order['payment_status']}, balance due "
-        f"{format_money(order['balance_due_cents'], order['currency'])}"
+    output.out().print(
+        Text(
+            f"{said}: {amount} by {payment['method']} ({payment['reference']}) for order "
+            f"{order['order_number']}{forced}; now {order['payment_status']}, balance due "
+            f"{format_money(order['balance_due_cents'], order['currency'])}"
+        ),
+        soft_wrap=True,
     )
 
 
