@@ -181,3 +181,31 @@ def test_batch_payments_over_remote(served, tmp_path):
     second = runner.invoke(app, args, env=served.cli_env())
     assert second.exit_code == 0, second.stderr
     assert '"already_recorded": 1' in second.stdout and '"recorded": 0' in second.stdout
+
+
+def test_a_forced_overpayment_needs_an_admin_token(served):
+    """Recording more than is owed makes the shop owe money back: operate may record
+    payments, only admin may force one."""
+    from checkout_cli.backends.remote import RemoteBackend
+    from checkout_cli.endpoints import ENDPOINTS
+    from checkout_cli.errors import ForbiddenError
+    from tests.conftest import WATCH
+    from tests.serve_helpers import create_token
+
+    assert ENDPOINTS[(ORDERS, "record-payment")].raised_scope == (("force", "admin"),)
+    remote = served.remote()
+    try:
+        number = _invoice_order(Flow(remote, served.db))["order_number"]
+    finally:
+        remote.close()
+    token = WATCH.secret(create_token(served.db, f"operate-{RUN.lower()}", scope="operate"))
+    operate = RemoteBackend(served.url, served.project, token)
+    try:
+        with pytest.raises(ForbiddenError) as refused:
+            operate.call(ORDERS, "record-payment", _pay(number, 10**6, "F1", force=True))
+        assert refused.value.code == "forbidden_scope"
+        assert "record-payment with force" in refused.value.message
+        done = operate.call(ORDERS, "record-payment", _pay(number, 100, "F2"))
+        assert done["already_recorded"] is False
+    finally:
+        operate.close()
