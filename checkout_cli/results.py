@@ -359,6 +359,16 @@ class OrderList(Paged):
 # --- order-management: fulfil-order ---
 
 
+class FulfilledOrder(Result):
+    """A shipment made (or, ``already_fulfilled``, the one an earlier same request made)."""
+
+    order: Order
+    fulfilment: Fulfilment
+    already_fulfilled: bool
+    # Units in this shipment that were refunded before it left (shipped at the operator's call).
+    refunded_units_shipped: list[LineQuantity]
+
+
 # --- order-management: create-payment-link ---
 
 

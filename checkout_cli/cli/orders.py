@@ -114,6 +114,92 @@ def show(
 # --- checkout orders fulfil ---
 
 
+def _line_quantities(given: list[str]) -> list[dict[str, Any]]:
+    """``--line SKU=QTY`` flags as request lines; a flag of another form is exit 2."""
+    from checkout_cli.errors import UsageError
+    from checkout_cli.values import parse_int, shown
+
+    lines = []
+    for text in given:
+        sku, equals, quantity = text.rpartition("=")
+        number = parse_int(quantity) if equals else None
+        if not sku or number is None:
+            raise UsageError(
+                "bad_usage",
+                f"--line {shown(text)}: expected SKU=QTY, e.g. LENS-DAILY-30=2",
+                field="lines",
+                recovery="one --line per SKU, its quantity a whole number",
+            )
+        lines.append({"product_sku": sku, "quantity": number})
+    return lines
+
+
+def _fulfilled(result: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+
+    order, shipment = result["order"], result["fulfilment"]
+    names = {item["line_id"]: item["product_sku"] for item in order["items"]}
+    what = ", ".join(f"{names[li['line_id']]} × {li['quantity']}" for li in shipment["lines"])
+    how = " ".join(
+        p for p in (shipment["carrier"], shipment["tracking_number"], shipment["tracking_url"]) if p
+    )
+    again = " (already shipped: nothing shipped twice)" if result["already_fulfilled"] else ""
+    output.say(
+        f"order {order['order_number']}: shipment {shipment['fulfilment_id']}{again}: {what}"
+        + (f" — {how}" if how else ""),
+        "green",
+    )
+    output.say(f"order {order['status']}, {order['fulfilment_status'].replace('_', ' ')}")
+    for line in result["refunded_units_shipped"]:
+        output.say(
+            f"note: {line['quantity']} unit(s) of line {line['line_id']} "
+            f"({names[line['line_id']]}) were refunded and shipped anyway",
+            "yellow",
+        )
+
+
+@app.command("fulfil", help=_help("fulfil-order"))
+def fulfil(
+    ctx: typer.Context,
+    order: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="ORDER",
+            help="order number (2026-000042) or order id (or order_id in --body)",
+            show_default=False,
+        ),
+    ] = None,
+    line: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--line",
+            metavar="SKU=QTY",
+            help="ship this many of a SKU (repeat for more; default: every unit not shipped)",
+        ),
+    ] = None,
+    carrier: Annotated[str | None, typer.Option(help="who carries it, e.g. PostNL")] = None,
+    tracking: Annotated[
+        str | None, typer.Option(help="the carrier's tracking number (needs --carrier)")
+    ] = None,
+    tracking_url: Annotated[
+        str | None, typer.Option(help="where the customer follows it (http or https)")
+    ] = None,
+    body: Body = None,
+) -> None:
+    state: State = ctx.obj
+    request = with_arguments(
+        merge_body(
+            body,
+            lines=_line_quantities(line) if line else None,
+            carrier=carrier,
+            tracking_number=tracking,
+            tracking_url=tracking_url,
+        ),
+        ("order_id", "ORDER", order),
+    )
+    state.run(ORDER_MANAGEMENT, "fulfil-order", request, _fulfilled)
+
+
 # --- checkout orders pay-link ---
 
 
