@@ -502,6 +502,7 @@ class StrayFinding(Result):
 
 class Inspection(Result):
     checkout: Checkout
+    order: Order | None  # a completed checkout's order: its payments, refunds, shipments
     timeline: list[Event]
     provider_live: LiveStatus | None
     stuck_reasons: list[str]

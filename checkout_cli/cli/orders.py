@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +11,11 @@ from checkout_cli.cli import listing
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import Body, State, merge_body, with_arguments
 from checkout_cli.endpoints import ENDPOINTS, ORDER_MANAGEMENT
-from checkout_cli.requests import OrderState
+from checkout_cli.requests import FULFILMENT_STATES, ORDER_PAYMENT_STATES, OrderState
+
+# The CLI's choices of the other two statuses (typer takes an enum).
+PaymentState = enum.StrEnum("PaymentState", {s: s for s in ORDER_PAYMENT_STATES})  # type: ignore[misc]
+FulfilmentState = enum.StrEnum("FulfilmentState", {s: s for s in FULFILMENT_STATES})  # type: ignore[misc]
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -50,6 +55,9 @@ ORDERS = listing.Listing(
         ("shipping_cents", lambda o: o["totals"]["shipping_cents"]),
         ("tax_cents", lambda o: o["totals"]["tax_cents"]),
         ("total_cents", lambda o: o["totals"]["total_cents"]),
+        ("amount_paid_cents", lambda o: o["amount_paid_cents"]),
+        ("balance_due_cents", lambda o: o["balance_due_cents"]),
+        ("fulfilment_status", lambda o: o["fulfilment_status"]),
         ("currency", lambda o: o["currency"]),
         ("country", lambda o: (o["shipping_address"] or {}).get("country")),
         ("external_reference", lambda o: o.get("external_reference")),
@@ -64,6 +72,19 @@ ORDERS = listing.Listing(
 def list_(
     ctx: typer.Context,
     status: Annotated[OrderState | None, typer.Option(help="only orders in this status")] = None,
+    payment_status: Annotated[
+        PaymentState | None, typer.Option(help="only orders whose payment is in this state")
+    ] = None,
+    fulfilment_status: Annotated[
+        FulfilmentState | None, typer.Option(help="only orders shipped this far")
+    ] = None,
+    overdue: Annotated[
+        bool,
+        typer.Option(
+            "--overdue",
+            help="only invoices unpaid past invoice_due_days: money due, not cancelled",
+        ),
+    ] = False,
     email: Annotated[str | None, typer.Option(help="customer's email")] = None,
     reference: Annotated[
         str | None, typer.Option(help="the batch reference the order was made for")
@@ -78,6 +99,9 @@ def list_(
     body_ = merge_body(
         body,
         status=status.value if status else None,
+        payment_status=payment_status.value if payment_status else None,
+        fulfilment_status=fulfilment_status.value if fulfilment_status else None,
+        overdue=overdue or None,
         email=email,
         reference=reference,
         **listing.page(limit, offset),

@@ -247,8 +247,8 @@ def _done_by_this_request(
         return None
     from checkout_cli.engine.core import loads
 
-    shipment: int = loads(event["detail"])["fulfilment_row"]
-    return shipment
+    shipment: str = loads(event["detail"])["fulfilment_id"]
+    return int(shipment.removeprefix("ful_"))
 
 
 def _ship(
@@ -284,10 +284,9 @@ def _ship(
         detail={
             "order_number": order["order_number"],
             "fulfilment_id": f"ful_{shipment_id}",
-            "fulfilment_row": shipment_id,
             "units": sum(wanted.values()),
-            "carrier": body.carrier,
-            "tracking_number": body.tracking_number,
+            **({"carrier": body.carrier} if body.carrier else {}),
+            **({"tracking_number": body.tracking_number} if body.tracking_number else {}),
         },
         order_id=order["id"],
     )
