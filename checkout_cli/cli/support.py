@@ -139,9 +139,10 @@ def inspect(
         ),
     ] = None,
 ) -> None:
-    """Everything support needs about one checkout (or the order, by its number): the status
-    view, the order's payments, refunds and shipments, the timeline, the provider's live
-    status, and a diagnosis with the exact command that fixes it. It calls
+    """Everything support needs about one checkout: the status view, its timeline, the
+    provider's live status, and a diagnosis with the exact command that fixes it. An order
+    number names its checkout; a completed one shows its order's payments, refunds and
+    shipments too. It calls
     a checkout stuck exactly when `checkouts list --stuck` with the same --older-than does.
 
     Example: checkout inspect 2026-000042 --older-than 10m

@@ -276,6 +276,8 @@ def _ship(
         "VALUES (?, ?, ?, ?)",
         [(shipment_id, order["id"], number, quantity) for number, quantity in wanted.items()],
     )
+    # The event names the email it queues (doctor's "one email per event" looks for it).
+    emailed = bool(settings.read(conn, "email_shipped"))
     events.record(
         engine,
         conn,
@@ -287,11 +289,13 @@ def _ship(
             "units": sum(wanted.values()),
             **({"carrier": body.carrier} if body.carrier else {}),
             **({"tracking_number": body.tracking_number} if body.tracking_number else {}),
+            **({"email": f"shipped:{shipment_id}"} if emailed else {}),
         },
         order_id=order["id"],
     )
     after = order_state.refresh(engine, conn, order["id"])
-    _queue_email(engine, conn, after, body, shipment_id)
+    if emailed:
+        _queue_email(engine, conn, after, body, shipment_id)
     return shipment_id
 
 
