@@ -445,3 +445,59 @@ def test_cli_fulfil_and_exit_codes(backend, cli, db_path):
     done = cli("orders", "fulfil", number)
     assert done.exit_code == 4 and "shipped in full already" in done.stderr
     assert_invariants(db_path)
+
+
+def test_a_retried_http_request_answers_the_shipment_it_made(backend, db_path):
+    """A worker killed after the commit, before its answer: the retry (same Idempotency-Key,
+    seen by the engine as its request key) finds the shipment by its event, ships nothing."""
+    order = placed(backend)
+    body = {"lines": [{"product_sku": "LENS-DAILY-30", "quantity": 1}]}  # no tracking number
+    backend.engine.request_key = "caller:key-1"
+    try:
+        first = fulfil(backend, order, **body)
+        before = dump(db_path)
+        again = fulfil(backend, order, **body)
+    finally:
+        backend.engine.request_key = None
+    assert again["already_fulfilled"] is True
+    assert again["fulfilment"] == first["fulfilment"]
+    assert dump(db_path) == before
+    other = fulfil(backend, order, **body)  # another request: another shipment
+    assert other["fulfilment"]["fulfilment_id"] != first["fulfilment"]["fulfilment_id"]
+
+
+def test_two_operators_shipping_the_same_order_at_once(backend, db_path):
+    """Both ship "everything left" from their own process: one ships it, the other is told it
+    has shipped in full; never a unit past what was ordered, one email."""
+    import subprocess
+    import sys
+
+    order = placed(backend, paid=True)
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "checkout_cli",
+                "--db",
+                str(db_path),
+                "orders",
+                "fulfil",
+                order["order_number"],
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = sorted((run.wait(timeout=60), run.stderr.read()) for run in runs)
+    for run in runs:
+        run.stdout.close()
+        run.stderr.close()
+    assert [code for code, _ in results] == [0, 4], results
+    assert "shipped in full already" in results[1][1]
+    assert scalar(db_path, "SELECT COUNT(*) FROM fulfilments") == 1
+    assert scalar(db_path, "SELECT SUM(quantity) FROM fulfilment_lines") == 4
+    assert len(shipped_emails(db_path, order)) == 1
+    assert_invariants(db_path)
