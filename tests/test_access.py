@@ -150,6 +150,7 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
         (orders, "list-orders"): {},
         (orders, "get-order"): {"order_id": order},
         (orders, "get-line-meta"): {"order_id": order},
+        (orders, "fulfil-order"): {"order_id": order},
         (ADMIN, "list-outbox"): {},
         (ADMIN, "send-outbox"): {},
         (ADMIN, "create-token"): {"name": "backdoor", "scope": "admin"},
