@@ -383,6 +383,19 @@ def _endpoints() -> list[Endpoint]:
         ),
         # order-management: refund-order, cancel-order (engine/order_refunds.py)
         # order-management: fulfil-order (engine/fulfilments.py)
+        Endpoint(
+            ORDER_MANAGEMENT,
+            "fulfil-order",
+            "Ship an order's lines, all or some (shipments add up, never past what was ordered); "
+            "emails the customer the tracking link. The same tracking number again ships nothing.",
+            requests.FulfilOrder,
+            "fulfilments:fulfil_order",
+            "checkout orders fulfil 2026-000042 --carrier PostNL --tracking 3SABC1234567 "
+            "--tracking-url https://postnl.nl/tracktrace/3SABC1234567",
+            calls_out=True,  # the shipped email is delivered after the commit
+            scope=OPERATE,
+            result="FulfilledOrder",
+        ),
         # order-management: create-payment-link (engine/payment_links.py)
         # checkout-admin: the operator's service (a hosted remote may not offer it).
         Endpoint(

@@ -346,6 +346,19 @@ class UpsertMetaDefinition(Request):
 
 class ListOrders(Page):
     status: Annotated[str, Choice(ORDER_STATES, code="invalid_status")] | None = None
+    payment_status: (
+        Annotated[str, Choice(ORDER_PAYMENT_STATES, code="invalid_payment_status")] | None
+    ) = None
+    fulfilment_status: (
+        Annotated[str, Choice(FULFILMENT_STATES, code="invalid_fulfilment_status")] | None
+    ) = None
+    overdue: (
+        Annotated[
+            bool,
+            Flag("only orders with a balance due, not cancelled, past invoice_due_days old"),
+        ]
+        | None
+    ) = None
     email: Annotated[str, Text(254)] | None = None
     reference: ExternalReference | None = None
     # The order a payment with this reference (a bank transaction id) was recorded for.
@@ -565,6 +578,28 @@ class RecordPayment(Request):
 
 
 # --- order-management: fulfil-order ---
+
+
+class FulfilLine(Request):
+    """Units of one SKU to ship; ``line_id`` picks one line when the SKU is on several
+    (without it, the SKU's lines fill in line order)."""
+
+    product_sku: Sku
+    quantity: Quantity
+    line_id: LineNumber | None = None
+
+
+class FulfilOrder(Request):
+    order_id: Annotated[str, Text(80, description="order id or order number (2026-000042)")]
+    lines: list[FulfilLine] | None = None  # default: every unit not shipped yet
+    carrier: Annotated[str, Text(100, description="who carries it, e.g. PostNL")] | None = None
+    tracking_number: (
+        Annotated[str, Text(200, description="the carrier's tracking number (needs carrier)")]
+        | None
+    ) = None
+    tracking_url: (
+        Annotated[str, _url("where the customer follows the shipment (http or https)")] | None
+    ) = None
 
 
 # --- order-management: create-payment-link ---

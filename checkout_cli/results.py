@@ -367,6 +367,16 @@ class RecordedPayment(Result):
 # --- order-management: fulfil-order ---
 
 
+class FulfilledOrder(Result):
+    """A shipment made (or, ``already_fulfilled``, the one an earlier same request made)."""
+
+    order: Order
+    fulfilment: Fulfilment
+    already_fulfilled: bool
+    # Units in this shipment that were refunded before it left (shipped at the operator's call).
+    refunded_units_shipped: list[LineQuantity]
+
+
 # --- order-management: create-payment-link ---
 
 
@@ -500,6 +510,7 @@ class StrayFinding(Result):
 
 class Inspection(Result):
     checkout: Checkout
+    order: Order | None  # a completed checkout's order: its payments, refunds, shipments
     timeline: list[Event]
     provider_live: LiveStatus | None
     stuck_reasons: list[str]

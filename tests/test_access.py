@@ -156,6 +156,7 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
             "method": "bank_transfer",
             "reference": "MATRIX-1",
         },
+        (orders, "fulfil-order"): {"order_id": order},
         (ADMIN, "list-outbox"): {},
         (ADMIN, "send-outbox"): {},
         (ADMIN, "create-token"): {"name": "backdoor", "scope": "admin"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated, Any
 
 import typer
@@ -11,7 +12,11 @@ from checkout_cli.cli.endpoint_command import Fields, Flag, endpoint_command
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import Body, State, merge_body, with_arguments
 from checkout_cli.endpoints import ENDPOINTS, ORDER_MANAGEMENT
-from checkout_cli.requests import OrderState
+from checkout_cli.requests import FULFILMENT_STATES, ORDER_PAYMENT_STATES, OrderState
+
+# The CLI's choices of the other two statuses (typer takes an enum).
+PaymentState = enum.StrEnum("PaymentState", {s: s for s in ORDER_PAYMENT_STATES})  # type: ignore[misc]
+FulfilmentState = enum.StrEnum("FulfilmentState", {s: s for s in FULFILMENT_STATES})  # type: ignore[misc]
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -51,6 +56,9 @@ ORDERS = listing.Listing(
         ("shipping_cents", lambda o: o["totals"]["shipping_cents"]),
         ("tax_cents", lambda o: o["totals"]["tax_cents"]),
         ("total_cents", lambda o: o["totals"]["total_cents"]),
+        ("amount_paid_cents", lambda o: o["amount_paid_cents"]),
+        ("balance_due_cents", lambda o: o["balance_due_cents"]),
+        ("fulfilment_status", lambda o: o["fulfilment_status"]),
         ("currency", lambda o: o["currency"]),
         ("country", lambda o: (o["shipping_address"] or {}).get("country")),
         ("external_reference", lambda o: o.get("external_reference")),
@@ -65,6 +73,19 @@ ORDERS = listing.Listing(
 def list_(
     ctx: typer.Context,
     status: Annotated[OrderState | None, typer.Option(help="only orders in this status")] = None,
+    payment_status: Annotated[
+        PaymentState | None, typer.Option(help="only orders whose payment is in this state")
+    ] = None,
+    fulfilment_status: Annotated[
+        FulfilmentState | None, typer.Option(help="only orders shipped this far")
+    ] = None,
+    overdue: Annotated[
+        bool,
+        typer.Option(
+            "--overdue",
+            help="only invoices unpaid past invoice_due_days: money due, not cancelled",
+        ),
+    ] = False,
     email: Annotated[str | None, typer.Option(help="customer's email")] = None,
     reference: Annotated[
         str | None, typer.Option(help="the batch reference the order was made for")
@@ -79,6 +100,9 @@ def list_(
     body_ = merge_body(
         body,
         status=status.value if status else None,
+        payment_status=payment_status.value if payment_status else None,
+        fulfilment_status=fulfilment_status.value if fulfilment_status else None,
+        overdue=overdue or None,
         email=email,
         reference=reference,
         **listing.page(limit, offset),
@@ -172,6 +196,92 @@ def _recorded_view(result: dict[str, Any]) -> None:
 
 
 # --- checkout orders fulfil ---
+
+
+def _line_quantities(given: list[str]) -> list[dict[str, Any]]:
+    """``--line SKU=QTY`` flags as request lines; a flag of another form is exit 2."""
+    from checkout_cli.errors import UsageError
+    from checkout_cli.values import parse_int, shown
+
+    lines = []
+    for text in given:
+        sku, equals, quantity = text.rpartition("=")
+        number = parse_int(quantity) if equals else None
+        if not sku or number is None:
+            raise UsageError(
+                "bad_usage",
+                f"--line {shown(text)}: expected SKU=QTY, e.g. LENS-DAILY-30=2",
+                field="lines",
+                recovery="one --line per SKU, its quantity a whole number",
+            )
+        lines.append({"product_sku": sku, "quantity": number})
+    return lines
+
+
+def _fulfilled(result: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+
+    order, shipment = result["order"], result["fulfilment"]
+    names = {item["line_id"]: item["product_sku"] for item in order["items"]}
+    what = ", ".join(f"{names[li['line_id']]} × {li['quantity']}" for li in shipment["lines"])
+    how = " ".join(
+        p for p in (shipment["carrier"], shipment["tracking_number"], shipment["tracking_url"]) if p
+    )
+    again = " (already shipped: nothing shipped twice)" if result["already_fulfilled"] else ""
+    output.say(
+        f"order {order['order_number']}: shipment {shipment['fulfilment_id']}{again}: {what}"
+        + (f" — {how}" if how else ""),
+        "green",
+    )
+    output.say(f"order {order['status']}, {order['fulfilment_status'].replace('_', ' ')}")
+    for line in result["refunded_units_shipped"]:
+        output.say(
+            f"note: {line['quantity']} unit(s) of line {line['line_id']} "
+            f"({names[line['line_id']]}) were refunded and shipped anyway",
+            "yellow",
+        )
+
+
+@app.command("fulfil", help=_help("fulfil-order"))
+def fulfil(
+    ctx: typer.Context,
+    order: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="ORDER",
+            help="order number (2026-000042) or order id (or order_id in --body)",
+            show_default=False,
+        ),
+    ] = None,
+    line: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--line",
+            metavar="SKU=QTY",
+            help="ship this many of a SKU (repeat for more; default: every unit not shipped)",
+        ),
+    ] = None,
+    carrier: Annotated[str | None, typer.Option(help="who carries it, e.g. PostNL")] = None,
+    tracking: Annotated[
+        str | None, typer.Option(help="the carrier's tracking number (needs --carrier)")
+    ] = None,
+    tracking_url: Annotated[
+        str | None, typer.Option(help="where the customer follows it (http or https)")
+    ] = None,
+    body: Body = None,
+) -> None:
+    state: State = ctx.obj
+    request = with_arguments(
+        merge_body(
+            body,
+            lines=_line_quantities(line) if line else None,
+            carrier=carrier,
+            tracking_number=tracking,
+            tracking_url=tracking_url,
+        ),
+        ("order_id", "ORDER", order),
+    )
+    state.run(ORDER_MANAGEMENT, "fulfil-order", request, _fulfilled)
 
 
 # --- checkout orders pay-link ---

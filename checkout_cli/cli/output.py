@@ -118,7 +118,9 @@ def _plain(cell: Any) -> str:
 def table(*columns: str, title: str | None = None) -> DataTable:
     t = DataTable(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for column in columns:
-        right = column.endswith(("Qty", "Price", "Total", "Tax", "Stock", "Amount", "Attempts"))
+        right = column.endswith(
+            ("Qty", "Price", "Total", "Tax", "Stock", "Amount", "Attempts", "Due")
+        )
         t.add_column(column, justify="right" if right else "left", overflow="fold")
     return t
 
@@ -313,14 +315,28 @@ def products_view(products: list[dict[str, Any]]) -> None:
 
 
 def order_view(order: dict[str, Any]) -> None:
+    """One order: what was ordered and by whom, what it was paid, refunded and still owes,
+    its three statuses; then its payments, refunds, shipments and timeline, each a table
+    (on a terminal folded to its width, piped one tab-separated record per line)."""
     currency = order["currency"]
-    header: RenderableType = Text.assemble(
-        ("Order ", "bold"),
-        (order["order_number"], "bold"),
-        "  ",
-        (f"{order['status']} / payment {order['payment_status']}", "cyan"),
-        f"  {order['order_id']}  checkout {order['checkout_token']}  {order['created_at']}",
+    # Short lines, each under 80 columns: ids and times are never folded mid-value.
+    header: RenderableType = Group(
+        Text.assemble(
+            ("Order ", "bold"),
+            (order["order_number"], "bold"),
+            "  status ",
+            (order["status"], "cyan"),
+            " · payment ",
+            (order["payment_status"], "cyan"),
+            " · shipping ",
+            (order["fulfilment_status"], "cyan"),
+        ),
+        Text(f"{order['order_id']}  checkout {order['checkout_token']}"),
+        Text(f"created {order['created_at']}  updated {order['updated_at']}"),
     )
+    if order.get("cancelled_at"):
+        reason = f": {order['cancel_reason']}" if order.get("cancel_reason") else ""
+        header = Group(header, Text(f"cancelled {order['cancelled_at']}{reason}", style="red"))
     if order.get("external_reference"):  # its own line: a reference is never cut
         header = Group(header, Text(f"reference {order['external_reference']}"))
     people = people_grid(order)
@@ -333,23 +349,141 @@ def order_view(order: dict[str, Any]) -> None:
                 Text(""),
                 people,
                 Text(""),
-                totals_table(order["totals"], currency),
+                money_table(order),
             ),
             title="Order",
             title_align="left",
         )
     )
+    for part in (
+        payments_table(order),
+        refunds_table(order),
+        shipments_table(order),
+        timeline_table(order["timeline"], known=("order_number",)),
+    ):
+        out().print(part)
+
+
+def order_life(order: dict[str, Any]) -> None:
+    """An order's life after completion, under a checkout's view (``inspect``): its statuses
+    and money in one line, then its payments, refunds and shipments."""
+    currency = order["currency"]
+    out().print(
+        Text.assemble(
+            ("Order ", "bold"),
+            (order["order_number"], "bold"),
+            f"  status {order['status']} · payment {order['payment_status']} · shipping "
+            f"{order['fulfilment_status']}",
+        )
+    )
+    out().print(
+        Text(
+            f"paid {format_money(order['amount_paid_cents'], currency)} · refunded "
+            f"{format_money(order['amount_refunded_cents'], currency)} · balance due "
+            f"{format_money(order['balance_due_cents'], currency)}"
+        )
+    )
+    for part in (payments_table(order), refunds_table(order), shipments_table(order)):
+        out().print(part)
+
+
+def money_table(order: dict[str, Any]) -> Table:
+    """The totals, then what was paid and refunded and what is still due."""
+    currency = order["currency"]
+    t = totals_table(order["totals"], currency)
+    t.add_row("Paid", format_money(order["amount_paid_cents"], currency))
+    if order["amount_refunded_cents"]:
+        t.add_row("Refunded", format_money(-order["amount_refunded_cents"], currency))
+    due = order["balance_due_cents"]
+    t.add_row(
+        Text("Balance due", style="bold"),
+        Text(format_money(due, currency), style="bold red" if due else "bold"),
+    )
+    return t
+
+
+def _none(title: str) -> Text:
+    return Text(f"{title}: none")
+
+
+def payments_table(order: dict[str, Any]) -> RenderableType:
+    if not order["payments"]:
+        return _none("Payments")
+    t = table("When", "Method", "Amount", "Reference", "Who", title="Payments")
+    for p in order["payments"]:
+        reference = p["reference"] or p["provider_payment_id"] or ""
+        if p["paid_on"]:
+            reference = f"{reference}\npaid on {p['paid_on']}".strip()
+        if p["forced"]:
+            reference = f"{reference}\nmore than was due (forced)".strip()
+        t.add_row(
+            p["recorded_at"],
+            p["method"],
+            format_money(p["amount_cents"], p["currency"]),
+            reference,
+            p["recorded_by"] or "",
+        )
+    return t
+
+
+def refunds_table(order: dict[str, Any]) -> RenderableType:
+    if not order["refunds"]:
+        return _none("Refunds")
+    t = table("When", "Status", "Amount", "Refund", "Why", title="Refunds")
+    for r in order["refunds"]:
+        what = r["provider_refund_id"] or r["kind"]
+        if r["restocked"]:
+            what += "\nrestocked"
+        t.add_row(
+            r["created_at"],
+            r["status"],
+            format_money(r["amount_cents"], r["currency"]),
+            f"{r['provider']}: {what}" if r["kind"] == "provider" else what,
+            r["reason"] or "",
+        )
+    return t
+
+
+def shipments_table(order: dict[str, Any]) -> RenderableType:
+    if not order["fulfilments"]:
+        return _none("Shipments")
+    skus = {item["line_id"]: item["product_sku"] for item in order["items"]}
+    t = table("When", "Id", "Lines", "Carrier", "Tracking", title="Shipments")
+    for f in order["fulfilments"]:
+        lines = "\n".join(
+            f"{skus.get(li['line_id'], li['line_id'])} × {li['quantity']}" for li in f["lines"]
+        )
+        tracking = "\n".join(p for p in (f["tracking_number"], f["tracking_url"]) if p)
+        t.add_row(f["created_at"], f["fulfilment_id"], lines, f["carrier"] or "", tracking)
+    return t
+
+
+def timeline_table(timeline: list[dict[str, Any]], *, known: tuple[str, ...] = ()) -> DataTable:
+    """Five columns, one detail per line: readable in an 80-column terminal. ``known``:
+    detail keys the view already shows (an order's own number), left out."""
+    t = table("When", "Who", "What", "Change", "Detail", title="Timeline")
+    for e in timeline:
+        change = (
+            f"{e['from_status'] or '·'} → {e['to_status']}"
+            if e["to_status"] and e["to_status"] != e["from_status"]
+            else ""
+        )
+        detail = "\n".join(f"{k}={v}" for k, v in (e["detail"] or {}).items() if k not in known)
+        t.add_row(e["at"], e["actor"] or "", e["kind"], change, detail)
+    return t
 
 
 def orders_view(orders: list[dict[str, Any]]) -> None:
-    t = table("Order", "Status", "Payment", "Customer", "Total", "Created")
+    t = table("Order", "Status", "Payment", "Shipping", "Customer", "Total", "Due", "Created")
     for o in orders:
         t.add_row(
             o["order_number"],
             o["status"],
             o["payment_status"],
+            o["fulfilment_status"],
             (o["customer"] or {}).get("email", ""),
             format_money(o["totals"]["total_cents"], o["currency"]),
+            format_money(o["balance_due_cents"], o["currency"]),
             o["created_at"],
         )
     out().print(t)

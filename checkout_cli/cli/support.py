@@ -106,7 +106,10 @@ def list_(
 ) -> None:
     """Checkouts by latest activity. Stuck: payment pending too long, completable but not
     completed, paid but not completed, email not delivered, not enough stock, or a payment
-    paid without an order (stray_paid_payment: refund it with `checkout refund-payment`).
+    paid without an order (stray_paid_payment: refund it with `checkout refund-payment`);
+    and after the order: a refund pending longer than refund_pending_days
+    (refund_pending_too_long), a refund the provider refused (refund_failed), or an order
+    paid but not shipped after ship_within_days (paid_not_shipped).
 
     Example: checkout checkouts list --stuck --older-than 30m
     """
@@ -137,7 +140,9 @@ def inspect(
     ] = None,
 ) -> None:
     """Everything support needs about one checkout: the status view, its timeline, the
-    provider's live status, and a diagnosis with the exact command that fixes it. It calls
+    provider's live status, and a diagnosis with the exact command that fixes it. An order
+    number names its checkout; a completed one shows its order's payments, refunds and
+    shipments too. It calls
     a checkout stuck exactly when `checkouts list --stuck` with the same --older-than does.
 
     Example: checkout inspect 2026-000042 --older-than 10m
@@ -148,17 +153,9 @@ def inspect(
 
     def render(result: dict[str, Any]) -> None:
         output.checkout_view(result["checkout"])
-        # Five columns, one detail per line: readable in an 80-column terminal.
-        t = output.table("When", "Who", "What", "Change", "Detail", title="Timeline")
-        for e in result["timeline"]:
-            change = (
-                f"{e['from_status'] or '·'} → {e['to_status']}"
-                if e["to_status"] and e["to_status"] != e["from_status"]
-                else ""
-            )
-            detail = "\n".join(f"{k}={v}" for k, v in (e["detail"] or {}).items())
-            t.add_row(e["at"], e["actor"] or "", e["kind"], change, detail)
-        output.out().print(t)
+        if result.get("order"):
+            output.order_life(result["order"])
+        output.out().print(output.timeline_table(result["timeline"]))
         live_status = result["provider_live"]
         if live_status:
             shown = (

@@ -21,7 +21,11 @@ on, and listing the records involved (checkout token, order number, SKU, line nu
    those and its shipments make them (``engine/order_state.py``), and every provider payment
    it counts is paid;
 9. never refunded more than paid: Σ refunds recorded, under way or done ≤ Σ payments;
-10. never shipped more than ordered, per order line.
+10. never shipped more than ordered, per order line;
+11. one email per event: an order event that says it queued an email (its detail's
+    ``email``: the outbox kind, e.g. ``shipped:3``) has that email in the outbox. At most one
+    per order and kind is the outbox's UNIQUE (order_id, kind); an event whose email was
+    switched off by its setting names none, so nothing is expected of it.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ NAMES = {
     8: "order_amounts_agree",
     9: "refunded_within_paid",
     10: "shipped_within_ordered",
+    11: "one_email_per_event",
 }
 
 
@@ -506,6 +511,26 @@ def _shipped_within_ordered(conn: sqlite3.Connection) -> Iterator[Violation]:
         )
 
 
+# ---- 11. one email per event ----------------------------------------------------------------
+
+
+def _one_email_per_event(conn: sqlite3.Connection) -> Iterator[Violation]:
+    for row in _rows(
+        conn,
+        "SELECT e.kind AS event, o.order_number, json_extract(e.detail, '$.email') AS email "
+        "FROM events e JOIN orders o ON o.id = e.order_id WHERE e.order_id IS NOT NULL "
+        "AND json_extract(e.detail, '$.email') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+        "outbox x WHERE x.order_id = e.order_id AND x.kind = json_extract(e.detail, '$.email')) "
+        "ORDER BY e.id",
+    ):
+        yield Violation(
+            11,
+            f"order {row['order_number']}: its {row['event']} event queued email "
+            f"{row['email']}, which is not in the outbox",
+            {"order_number": row["order_number"], "event": row["event"], "email": row["email"]},
+        )
+
+
 CHECKS: tuple[Callable[[sqlite3.Connection], Iterator[Violation]], ...] = (
     _one_order_per_checkout,
     _one_open_checkout_per_cart,
@@ -517,6 +542,7 @@ CHECKS: tuple[Callable[[sqlite3.Connection], Iterator[Violation]], ...] = (
     _order_amounts,
     _refunded_within_paid,
     _shipped_within_ordered,
+    _one_email_per_event,
 )
 
 

@@ -15,6 +15,9 @@ from checkout_cli.errors import ConflictError, NotFoundError
 
 # Not a smoke run's order (engine/smoke_runs.py): lists show the shop's orders only.
 REAL_ORDER = "checkout_id NOT IN (SELECT id FROM checkouts WHERE test_run IS NOT NULL)"
+# An invoice left unpaid: money still due, not cancelled, made before the cutoff
+# (invoice_due_days ago, ``overdue_cutoff``).
+OVERDUE = "cancelled_at IS NULL AND total_cents > amount_paid_cents AND created_at <= ?"
 ORDER_COLUMNS = ("subtotal_cents", "shipping_cents", "tax_cents", "total_cents")
 
 
@@ -301,6 +304,17 @@ def load_order(conn: sqlite3.Connection, key: str) -> sqlite3.Row:
     return row
 
 
+def overdue_cutoff(engine: Engine) -> str:
+    """Orders made at or before this moment are overdue while money is still due."""
+    from datetime import timedelta
+
+    from checkout_cli.engine import settings
+    from checkout_cli.engine.core import iso
+
+    days = settings.read(engine.conn, "invoice_due_days")
+    return iso(engine.clock() - timedelta(days=days))
+
+
 def get_order(engine: Engine, body: requests.OrderRef) -> dict[str, Any]:
     with engine.read() as conn:
         return order_object(conn, load_order(conn, body.order_id))
@@ -311,6 +325,15 @@ def list_orders(engine: Engine, body: requests.ListOrders) -> dict[str, Any]:
     if status := body.status:
         sql += " AND status = ?"
         params.append(status)
+    if payment_status := body.payment_status:
+        sql += " AND payment_status = ?"
+        params.append(payment_status)
+    if fulfilment_status := body.fulfilment_status:
+        sql += " AND fulfilment_status = ?"
+        params.append(fulfilment_status)
+    if body.overdue:
+        sql += f" AND {OVERDUE}"
+        params.append(overdue_cutoff(engine))
     if email := body.email:
         sql += " AND json_extract(customer, '$.email') = ?"
         params.append(email)

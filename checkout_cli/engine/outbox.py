@@ -149,9 +149,12 @@ def _deliver_after_commit(engine: Engine, rows: list[sqlite3.Row]) -> None:
         )
 
 
-# The file name of a message: the order number, or the checkout for a payment link.
+# The file name of a message: the order number (with the kind after it for an email of the
+# order's life, ``2026-000042-shipped-3``, so it never overwrites the confirmation), or the
+# checkout for a payment link.
 _ROWS = (
-    "SELECT o.*, ord.order_number, COALESCE(ord.order_number, "
+    "SELECT o.*, ord.order_number, COALESCE(ord.order_number || CASE o.kind WHEN "
+    "'order_confirmation' THEN '' ELSE '-' || replace(o.kind, ':', '-') END, "
     "c.token || '-payment-link-' || o.id) AS name, c.token AS checkout_token FROM outbox o "
     "LEFT JOIN orders ord ON ord.id = o.order_id LEFT JOIN checkouts c ON c.id = "
     "COALESCE(o.checkout_id, ord.checkout_id)"

@@ -7,7 +7,9 @@ Stuck means one of:
 - ``email_not_delivered``: completed, but the confirmation email has not gone out;
 - ``stock_shortfall``: an open checkout wants more than is available;
 - ``stray_paid_payment``: a provider payment is paid but no order accounts for it (its
-  checkout is cancelled, expired or completed by another payment, or it was replaced).
+  checkout is cancelled, expired or completed by another payment, or it was replaced);
+- and, for a completed checkout, its order's: ``refund_pending_too_long``,
+  ``refund_failed``, ``paid_not_shipped`` (``engine/order_support.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import timedelta
 from typing import Any, TypeGuard
 
 from checkout_cli import requests
-from checkout_cli.engine import near_tokens, strays
+from checkout_cli.engine import near_tokens, order_support, strays
 from checkout_cli.engine.core import Engine, iso
 from checkout_cli.engine.paging import limits, page
 from checkout_cli.errors import CheckoutError, InternalError
@@ -30,6 +32,7 @@ STUCK_REASONS = (
     "email_not_delivered",
     "stock_shortfall",
     "stray_paid_payment",
+    *order_support.ORDER_REASONS,
 )
 DEFAULT_OLDER_THAN_MINUTES = 30
 
@@ -39,7 +42,9 @@ def _older_than(body: requests.ListCheckouts | requests.InspectCheckout) -> int:
     return DEFAULT_OLDER_THAN_MINUTES if given is None else given
 
 
-def _reasons(conn: sqlite3.Connection, co: sqlite3.Row, cutoff: str) -> list[str]:
+def _reasons(
+    conn: sqlite3.Connection, co: sqlite3.Row, cutoff: str, cut: order_support.Cutoffs
+) -> list[str]:
     from checkout_cli.engine.checkout_records import OPEN_STATES, current_payment
 
     reasons = []
@@ -54,7 +59,7 @@ def _reasons(conn: sqlite3.Connection, co: sqlite3.Row, cutoff: str) -> list[str
     if co["status"] == "completed":
         email = conn.execute(
             "SELECT o.status FROM outbox o JOIN orders ord ON ord.id = o.order_id "
-            "WHERE ord.checkout_id = ?",
+            "WHERE ord.checkout_id = ? AND o.kind = 'order_confirmation'",
             (co["id"],),
         ).fetchone()
         if email is None or email["status"] != "sent":
@@ -63,6 +68,8 @@ def _reasons(conn: sqlite3.Connection, co: sqlite3.Row, cutoff: str) -> list[str
         reasons.append("stock_shortfall")
     if strays.stray_rows(conn, co["id"]):
         reasons.append("stray_paid_payment")
+    if co["status"] == "completed" and (order := order_support.order_of(conn, co["id"])):
+        reasons += order_support.order_reasons(conn, order, cut)
     return reasons
 
 
@@ -126,9 +133,10 @@ def list_checkouts(engine: Engine, body: requests.ListCheckouts) -> dict[str, An
         sql += clause
         params += near_params
     with engine.read() as conn:
+        cut = order_support.cutoffs(engine, conn)
         if not body.stuck and not near:
             rows, paging = page(conn, sql, params, "updated_at DESC, id DESC", body, 100)
-            found = [_summary(conn, co, _reasons(conn, co, cutoff)) for co in rows]
+            found = [_summary(conn, co, _reasons(conn, co, cutoff, cut)) for co in rows]
             return {"checkouts": found, "older_than_minutes": minutes, **paging}
         # Stuck and near are decided per checkout, not in SQL: each candidate is examined to
         # count them all, and only the page's own are summarised.
@@ -137,7 +145,7 @@ def list_checkouts(engine: Engine, body: requests.ListCheckouts) -> dict[str, An
         for co in conn.execute(sql + " ORDER BY updated_at DESC, id DESC", params):
             if near and not near_tokens.is_close(co["token"], near):
                 continue
-            reasons = _reasons(conn, co, cutoff)
+            reasons = _reasons(conn, co, cutoff, cut)
             if reasons or not body.stuck:
                 kept.append((co, reasons))
         found = [_summary(conn, co, reasons) for co, reasons in kept[offset : offset + limit]]
@@ -151,6 +159,7 @@ def _diagnosis(
     co: sqlite3.Row,
     reasons: list[str],
     live: dict[str, Any] | None,
+    cut: order_support.Cutoffs,
 ) -> list[dict[str, Any]]:
     from checkout_cli.engine.checkout_records import current_payment
     from checkout_cli.engine.line_meta import missing_required_meta
@@ -222,7 +231,8 @@ def _diagnosis(
         elif reason == "email_not_delivered":
             stuck = conn.execute(
                 "SELECT o.claimed_at FROM outbox o JOIN orders ord ON ord.id = o.order_id "
-                "WHERE ord.checkout_id = ? AND o.status = 'sending'",
+                "WHERE ord.checkout_id = ? AND o.status = 'sending' "
+                "AND o.kind = 'order_confirmation'",
                 (co["id"],),
             ).fetchone()
             if stuck:
@@ -294,6 +304,9 @@ def _diagnosis(
                 f"This checkout is {co['status']}.{refunded} The cart can be checked out again.",
                 f"checkout initiate-checkout {cart}",
             )
+    order = order_support.order_of(conn, co["id"])
+    if order is not None:
+        found += order_support.order_diagnosis(conn, order, reasons, cut)
     if not found:
         say("Nothing looks wrong.", f"checkout status {token}")
     return found
@@ -340,13 +353,18 @@ def inspect_checkout(engine: Engine, body: requests.InspectCheckout) -> dict[str
             }
     cutoff = iso(engine.clock() - timedelta(minutes=_older_than(body)))
     with engine.read() as tx:
+        from checkout_cli.engine.orders import order_object
+
         co = load_checkout(tx, body.checkout_token)
-        reasons = _reasons(tx, co, cutoff)
+        cut = order_support.cutoffs(engine, tx)
+        reasons = _reasons(tx, co, cutoff, cut)
+        order = order_support.order_of(tx, co["id"])
         return {
             "checkout": checkout_object(tx, co),
+            "order": order_object(tx, order) if order is not None else None,
             "timeline": events.timeline(tx, co["id"]),
             "provider_live": live,
             "stuck_reasons": reasons,
-            "diagnosis": _diagnosis(engine, tx, co, reasons, live),
+            "diagnosis": _diagnosis(engine, tx, co, reasons, live, cut),
             "findings": strays.findings(tx, co["id"]),
         }
