@@ -203,9 +203,10 @@ def _lines_and_amount(
     left = {
         r["line_no"]: r["quantity"] - refunded_units(conn, order["id"], r["line_no"]) for r in rows
     }
-    if ask["lines"] is None:
-        everything = [(no, units) for no, units in left.items() if units > 0]
-        return everything, ask["amount_cents"]
+    if ask["amount_cents"] is not None:  # an amount names no lines
+        return [], ask["amount_cents"]
+    if ask["lines"] is None:  # in full: every unit not refunded yet, for whatever is left
+        return [(no, units) for no, units in left.items() if units > 0], None
     taken: list[tuple[int, int]] = []
     amount = 0
     for sku, wanted in ask["lines"]:
