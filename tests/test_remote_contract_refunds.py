@@ -15,8 +15,12 @@ from typing import Any
 import pytest
 
 from checkout_cli.errors import ConflictError, NotFoundError, PaymentError, ValidationError
-from tests.serve_helpers import Served, invariant_violations, normalize
-from tests.serve_helpers import served_fixture  # noqa: F401
+from tests.serve_helpers import (
+    Served,
+    invariant_violations,
+    normalize,
+    served_fixture,  # noqa: F401
+)
 from tests.test_remote_contract import FLOW, ORDERS, Flow, open_backend
 
 # Row ids of a store's own sequences differ between a fresh store and the shared served one.
