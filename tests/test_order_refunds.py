@@ -484,3 +484,48 @@ def test_doctor_finds_more_restocked_than_ordered(backend):
         violations = check_invariants(conn)
     assert [(v.invariant, v.records.get("restocked")) for v in violations] == [(3, 4)]
     assert "restocks give back 4" in violations[0].message
+
+
+# ---- who may ------------------------------------------------------------------------------
+
+
+def test_money_back_is_an_administrators_call_and_never_an_assistants():
+    from checkout_cli import access
+    from checkout_cli.endpoints import ENDPOINTS, MCP, ORDER_MANAGEMENT
+    from checkout_cli.errors import ForbiddenError
+
+    refund_order = ENDPOINTS[(ORDER_MANAGEMENT, "refund-order")]
+    cancel_order = ENDPOINTS[(ORDER_MANAGEMENT, "cancel-order")]
+    assert refund_order.scope == "admin" and MCP not in refund_order.faces
+    assert access.needed_scope(cancel_order, {"order_id": "x"})[0] == "operate"
+    assert access.needed_scope(cancel_order, {"order_id": "x", "refund": True})[0] == "admin"
+    access.check_body(cancel_order, MCP, {"order_id": "x"})  # an unpaid order: an assistant may
+    with pytest.raises(ForbiddenError):
+        access.check_body(cancel_order, MCP, {"order_id": "x", "refund": True})
+
+
+def test_mollies_payment_webhook_settles_the_orders_pending_refund(backend, mollie_fake):
+    from checkout_cli.engine import payment_sync
+
+    order = provider_order(backend, "mollie", mollie_fake)
+    made = refund(backend, order)["refunds"][0]
+    assert made["status"] == "pending"  # Mollie settles refunds later
+    pending = backend.call(ORDERS, "get-order", {"order_id": order["order_number"]})
+    assert pending["amount_refunded_cents"] == 0
+    [refund_id] = list(mollie_fake.refunds)
+    mollie_fake.settle_refund(refund_id)
+    pid = scalar(backend.db_path, "SELECT provider_payment_id FROM payments")
+    for _ in range(2):  # Mollie may post the same webhook again
+        payment_sync.handle_webhook(backend.engine, "mollie", {}, f"id={pid}".encode())
+    shown = backend.call(ORDERS, "get-order", {"order_id": order["order_number"]})
+    assert shown["refunds"][0]["status"] == "succeeded"
+    assert (shown["payment_status"], shown["amount_refunded_cents"]) == (
+        "refunded",
+        order["totals"]["total_cents"],
+    )
+    assert [k for k in emails(backend, order) if k.startswith("refund:")] == [
+        f"refund:{made['refund_id'].removeprefix('ref_')}"
+    ]
+    kinds = [e["kind"] for e in shown["timeline"]]
+    assert kinds.count("refund_succeeded") == 1
+    assert_invariants(backend.db_path)

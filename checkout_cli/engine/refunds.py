@@ -250,14 +250,18 @@ def refund_object(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def refresh_pending(engine: Engine, dry_run: bool) -> list[dict[str, Any]]:
-    """Ask the providers about refunds they accepted but have not settled yet (reconcile)."""
+def refresh_pending(
+    engine: Engine, dry_run: bool, payment_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Ask the providers about refunds they accepted but have not settled yet (reconcile;
+    a payment's webhook, for that payment's refunds: Mollie's tells of its refunds too)."""
     changes = []
+    only = "" if payment_id is None else " AND r.payment_id = ?"
     for row in engine.conn.execute(
         "SELECT r.*, p.provider_payment_id, c.token, c.status AS checkout_status FROM refunds r "
         "JOIN payments p ON p.id = r.payment_id JOIN checkouts c ON c.id = r.checkout_id "
-        "WHERE r.status = ? AND r.provider_refund_id IS NOT NULL ORDER BY r.id",
-        (REFUND_PENDING,),
+        f"WHERE r.status = ? AND r.provider_refund_id IS NOT NULL{only} ORDER BY r.id",
+        (REFUND_PENDING,) if payment_id is None else (REFUND_PENDING, payment_id),
     ).fetchall():
         change = unchanged(row["token"], row["provider"], row["checkout_status"])
         try:
