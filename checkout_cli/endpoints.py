@@ -373,7 +373,7 @@ def _endpoints() -> list[Endpoint]:
             "by (a credit for money paid outside one); never more than paid.",
             requests.RefundOrder,
             "order_refunds:refund_order",
-            "checkout orders refund 2026-000042 --line MUG-01=1 --restock --yes",
+            "checkout orders refund 2026-000042 --line LENS-DAILY-30=1 --restock --yes",
             calls_out=True,
             # Sends a customer's money back: an administrator's decision, never an assistant's
             # (as refund-payment).
