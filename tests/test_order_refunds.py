@@ -55,23 +55,21 @@ def shown(backend, order: dict) -> dict:
 
 
 def invoice_order(backend, paid_cents: int | None = None) -> dict:
-    """An invoice order; ``paid_cents`` received by bank transfer (recorded as record-payment
-    does, through order_payments.add_payment)."""
+    """An invoice order; ``paid_cents`` received by bank transfer (record-payment)."""
     token = ready_checkout(backend, ITEMS)
     invoice(backend, token)
     order = complete(backend, token)["order"]
     if paid_cents:
-        engine = backend.engine
-        with engine.write() as conn:
-            row = conn.execute(
-                "SELECT * FROM orders WHERE order_id = ?", (order["order_id"],)
-            ).fetchone()
-            order_payments.add_payment(
-                engine,
-                conn,
-                row,
-                order_payments.Received("bank_transfer", paid_cents, "EUR", reference="TX-77"),
-            )
+        backend.call(
+            ORDERS,
+            "record-payment",
+            {
+                "order_id": order["order_number"],
+                "amount_cents": paid_cents,
+                "method": "bank_transfer",
+                "reference": "TX-77",
+            },
+        )
     return backend.call(ORDERS, "get-order", {"order_id": order["order_number"]})
 
 

@@ -159,6 +159,36 @@ def refunds_and_cancels(f: RefundFlow) -> None:
     )
     done = f.ok(ORDERS, "cancel-order", {"order_id": unpaid, "no_restock": True, "reason": "dup"})
     assert (done["order"]["status"], done["restocked"]) == ("cancelled", [])
+
+    # An invoice order part-paid by bank transfer: its money comes back as a credit.
+    token = f.ready(("LENS-DAILY-30", 1))
+    f.ok(FLOW, "create-payment", {"checkout_token": token, "provider": "invoice"})
+    part_paid = f.ok(FLOW, "complete-checkout", {"checkout_token": token})["order"]["order_number"]
+    f.ok(
+        ORDERS,
+        "record-payment",
+        {
+            "order_id": part_paid,
+            "amount_cents": 500,
+            "method": "bank_transfer",
+            "reference": f"TX-{part_paid}",
+        },
+    )
+    f.fails(
+        ORDERS,
+        "cancel-order",
+        {"order_id": part_paid},
+        PaymentError,
+        "payment_already_paid",
+        "order_id",
+        http_status=402,
+        exit_code=5,
+    )
+    credited = f.ok(ORDERS, "cancel-order", {"order_id": part_paid, "refund": True})
+    assert [(r["kind"], r["provider"], r["amount_cents"]) for r in credited["refunds"]] == [
+        ("credit", "bank_transfer", 500)
+    ]
+    assert credited["order"]["payment_status"] == "refunded"
     assert invariant_violations(f.db) == []
 
 
