@@ -382,6 +382,37 @@ def _endpoints() -> list[Endpoint]:
             idempotent=True,
         ),
         # order-management: refund-order, cancel-order (engine/order_refunds.py)
+        Endpoint(
+            ORDER_MANAGEMENT,
+            "refund-order",
+            "Refund an order in full, by an amount or by lines, through the provider it was paid "
+            "by (a credit for money paid outside one); never more than paid.",
+            requests.RefundOrder,
+            "order_refunds:refund_order",
+            "checkout orders refund 2026-000042 --line LENS-DAILY-30=1 --restock --yes",
+            calls_out=True,
+            # Sends a customer's money back: an administrator's decision, never an assistant's
+            # (as refund-payment).
+            scope=ADMIN,
+            result="RefundedOrder",
+            faces=NO_MCP,
+            destructive=True,
+        ),
+        Endpoint(
+            ORDER_MANAGEMENT,
+            "cancel-order",
+            "Cancel an order not shipped: stock back, an open payment link closed; a paid one "
+            "only with refund (refunded in full first).",
+            requests.CancelOrder,
+            "order_cancel:cancel_order",
+            "checkout orders cancel 2026-000042 --reason 'out of stock' --yes",
+            calls_out=True,
+            scope=OPERATE,
+            result="CancelledOrder",
+            raised_scope=(("refund", ADMIN),),  # refund sends money back, as refund-order does
+            destructive=True,
+            idempotent=True,
+        ),
         # order-management: fulfil-order (engine/fulfilments.py)
         Endpoint(
             ORDER_MANAGEMENT,

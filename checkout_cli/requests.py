@@ -577,6 +577,32 @@ class RecordPayment(Request):
 # --- order-management: refund-order, cancel-order ---
 
 
+OrderKey = Annotated[str, Text(80, description="order id or order number (2026-000042)")]
+
+
+class RefundLine(Request):
+    sku: Sku
+    quantity: Quantity
+
+
+class RefundOrder(Request):
+    order_id: OrderKey
+    # Neither: everything still refundable. Both: refused (one or the other).
+    amount_cents: (
+        Annotated[int, Cents("refund this amount, in minor units (at least 1)")] | None
+    ) = None
+    lines: list[RefundLine] | None = None
+    restock: Annotated[bool, Flag("put the refunded lines back in stock")] | None = None
+    reason: Annotated[str, Text(500)] | None = None
+
+
+class CancelOrder(Request):
+    order_id: OrderKey
+    reason: Annotated[str, Text(500)] | None = None
+    no_restock: Annotated[bool, Flag("leave the stock as it is")] | None = None
+    refund: Annotated[bool, Flag("a paid order: refund what is refundable first")] | None = None
+
+
 # --- order-management: fulfil-order ---
 
 

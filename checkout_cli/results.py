@@ -364,6 +364,28 @@ class RecordedPayment(Result):
 # --- order-management: refund-order, cancel-order ---
 
 
+class RefundedOrder(Result):
+    """A refund-order: the refunds it made (one per payment it was spread over), and the
+    order after them."""
+
+    order: Order
+    amount_cents: int  # what this request refunds, over all its refunds
+    refunds: list[OrderRefund]
+    resumed: bool  # an unfinished attempt of the same request, finished now
+
+
+class RestockedLine(Result):
+    product_sku: str
+    quantity: int
+
+
+class CancelledOrder(Result):
+    order: Order
+    already_cancelled: bool
+    restocked: list[RestockedLine]  # what went back to stock (empty with --no-restock)
+    refunds: list[OrderRefund]  # a paid order's refund (--refund), made before cancelling
+
+
 # --- order-management: fulfil-order ---
 
 

@@ -53,6 +53,7 @@ ADMIN_ONLY = {
     (ADMIN, "list-tokens"),
     (ADMIN, "list-vault"),
     (ADMIN, "refund-payment"),  # money back out of the shop: an administrator's decision
+    ("order-management", "refund-order"),  # the same for an order's money
 }
 # ... read: get-*/list-* and nothing else; operate: everything else (the default).
 
@@ -157,6 +158,8 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
             "reference": "MATRIX-1",
         },
         (orders, "fulfil-order"): {"order_id": order},
+        (orders, "refund-order"): {"order_id": order, "amount_cents": 1},
+        (orders, "cancel-order"): {"order_id": order},
         (ADMIN, "list-outbox"): {},
         (ADMIN, "send-outbox"): {},
         (ADMIN, "create-token"): {"name": "backdoor", "scope": "admin"},

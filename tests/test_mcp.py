@@ -58,6 +58,7 @@ SECRET_TOOLS = {
 }
 # Not tools either (NO_MCP), though no secret: a CI smoke run's, not an assistant's.
 NOT_TOOLS = SECRET_TOOLS | {"checkout-admin_start_smoke", "checkout-admin_finish_smoke"}
+NOT_TOOLS |= {"order-management_refund_order"}  # money back out, as refund-payment
 READ_ONLY_TOOLS = {
     "checkout-flow_get_checkout_status",
     "shopping-cart_get_cart",

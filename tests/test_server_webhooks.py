@@ -202,6 +202,8 @@ def test_every_endpoint_that_reaches_a_provider_or_mail_server_is_marked():
         "create-payment",  # the provider; the payment link email
         "set-payment",  # expires the provider payment it replaces
         "refund-payment",  # the provider's refund
+        "refund-order",  # the provider's refund; the refund email
+        "cancel-order",  # closes a payment link; refunds with refund; the cancellation email
         "complete-checkout",  # asks the provider; the confirmation email
         "cancel-checkout",  # closes the provider's payment
         "send-outbox",

@@ -195,6 +195,167 @@ def _recorded_view(result: dict[str, Any]) -> None:
 # --- checkout orders refund, checkout orders cancel ---
 
 
+OrderArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="ORDER", help="order number (2026-000042) or order id", show_default=False
+    ),
+]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
+
+
+def _refund_lines(values: list[str] | None) -> list[dict[str, Any]] | None:
+    """``--line SKU=QTY`` (repeatable) → request lines; anything else is a usage error."""
+    from checkout_cli.errors import UsageError
+    from checkout_cli.values import parse_int
+
+    if not values:
+        return None
+    lines = []
+    for value in values:
+        sku, sep, quantity = value.rpartition("=")
+        number = parse_int(quantity) if sep else None
+        if not sku or number is None:
+            raise UsageError(
+                "invalid_line",
+                f"--line takes SKU=QTY (e.g. LENS-DAILY-30=1), got {value!r}",
+                recovery="give one --line per SKU: --line SKU=QTY",
+            )
+        lines.append({"sku": sku, "quantity": number})
+    return lines
+
+
+def _confirm(state: State, question: str, declined: str) -> bool:
+    """Ask on a terminal; piped without --yes is a usage error (exit 2)."""
+    from checkout_cli.cli import output
+    from checkout_cli.cli.prompts import can_prompt, missing_input, prompter
+
+    if not can_prompt(state.settings):
+        raise missing_input([f"--yes (confirm the {declined})"])
+    if prompter().confirm(question, default=False):
+        return True
+    output.say(f"not {'refunded' if declined == 'refund' else 'cancelled'}")
+    return False
+
+
+def _refund_said(refunds: list[dict[str, Any]]) -> str:
+    from checkout_cli.money import format_money
+
+    return ", ".join(
+        f"{format_money(r['amount_cents'], r['currency'])} "
+        + (f"credit ({r['provider']})" if r["kind"] == "credit" else f"{r['provider']} ")
+        + ("" if r["kind"] == "credit" else f"{r['status']} ({r['provider_refund_id']})")
+        for r in refunds
+    )
+
+
+@app.command("refund", help=_help("refund-order") + "\n\nAsks to confirm unless --yes.")
+def refund(
+    ctx: typer.Context,
+    order: OrderArgument,
+    amount_cents: Annotated[
+        int | None, typer.Option(help="refund this amount (minor units); default: all refundable")
+    ] = None,
+    line: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="SKU=QTY", help="refund these units of a line (repeatable); with --restock"
+        ),
+    ] = None,
+    restock: Annotated[
+        bool, typer.Option("--restock", help="put the refunded lines back in stock")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="why, for the timeline and the email")] = None,
+    yes: Yes = False,
+    body: Body = None,
+) -> None:
+    from checkout_cli.cli import output
+    from checkout_cli.money import format_money
+
+    state: State = ctx.obj
+    request = merge_body(
+        body,
+        order_id=order,
+        amount_cents=amount_cents,
+        lines=_refund_lines(line),
+        restock=True if restock else None,
+        reason=reason,
+    )
+    if not yes:
+        what = (
+            f"{request['amount_cents']} (minor units) of"
+            if request.get("amount_cents") is not None
+            else "lines of"
+            if request.get("lines")
+            else "everything refundable of"
+        )
+        if not _confirm(state, f"Refund {what} order {order} to the customer?", "refund"):
+            return
+
+    def render(result: dict[str, Any]) -> None:
+        shown = result["order"]
+        again = " (resumed: an earlier attempt of this refund)" if result["resumed"] else ""
+        output.say(
+            f"order {shown['order_number']}: refunded "
+            f"{format_money(result['amount_cents'], shown['currency'])}{again}: "
+            f"{_refund_said(result['refunds'])}; payment {shown['payment_status']}",
+            "green",
+        )
+
+    state.run(ORDER_MANAGEMENT, "refund-order", request, render)
+
+
+@app.command(
+    "cancel", help=_help("cancel-order") + "\n\nAsks to confirm unless --yes. Shipped: refused."
+)
+def cancel(
+    ctx: typer.Context,
+    order: OrderArgument,
+    reason: Annotated[str | None, typer.Option(help="why, for the timeline and the email")] = None,
+    no_restock: Annotated[
+        bool, typer.Option("--no-restock", help="leave the stock as it is")
+    ] = False,
+    refund_: Annotated[
+        bool,
+        typer.Option(
+            "--refund", help="a paid order: refund everything refundable first, then cancel"
+        ),
+    ] = False,
+    yes: Yes = False,
+    body: Body = None,
+) -> None:
+    from checkout_cli.cli import output
+
+    state: State = ctx.obj
+    request = merge_body(
+        body,
+        order_id=order,
+        reason=reason,
+        no_restock=True if no_restock else None,
+        refund=True if refund_ else None,
+    )
+    if not yes:
+        extra = " and refund what it was paid" if refund_ else ""
+        if not _confirm(state, f"Cancel order {order}{extra}?", "cancellation"):
+            return
+
+    def render(result: dict[str, Any]) -> None:
+        shown = result["order"]
+        if result["already_cancelled"]:
+            output.say(f"order {shown['order_number']} was already cancelled")
+            return
+        said = f"order {shown['order_number']} cancelled"
+        if result["refunds"]:
+            said += f"; refunded {_refund_said(result['refunds'])}"
+        if result["restocked"]:
+            said += "; back in stock: " + ", ".join(
+                f"{r['quantity']} × {r['product_sku']}" for r in result["restocked"]
+            )
+        output.say(said, "green")
+
+    state.run(ORDER_MANAGEMENT, "cancel-order", request, render)
+
+
 # --- checkout orders fulfil ---
 
 

@@ -8,7 +8,8 @@ on, and listing the records involved (checkout token, order number, SKU, line nu
 1. one order per checkout: a completed checkout has exactly one order, no other checkout has one;
 2. at most one open checkout (``active``/``payment_pending``/``completable``) per cart;
 3. a tracked product's stock equals the sum of its stock movements and is not below zero
-   unless it allows backorder; its ``order`` movements match the quantities ordered;
+   unless it allows backorder; its ``order`` movements match the quantities ordered, and its
+   ``restock`` movements (refunds, cancellations) give back at most what was ordered;
 4. exactly one ``order_confirmation`` outbox row per order;
 5. totals add up, on checkouts and orders alike: ``total = subtotal + shipping + tax``,
    ``subtotal = Σ line_total``, ``tax = Σ line tax``, ``line_total = unit_price × quantity``;
@@ -217,6 +218,7 @@ def _order_movements(conn: sqlite3.Connection) -> Iterator[Violation]:
                     "moved": taken,
                 },
             )
+    yield from _restock_movements(conn, ordered)
     for (order_id, sku), line in sorted(ordered.items(), key=lambda kv: kv[1]["order_number"]):
         start = ledger_start.get(sku)
         if (order_id, sku) in moved or start is None or line["created_at"] < start:
@@ -232,6 +234,39 @@ def _order_movements(conn: sqlite3.Connection) -> Iterator[Violation]:
                 "moved": 0,
             },
         )
+
+
+def _restock_movements(
+    conn: sqlite3.Connection, ordered: dict[tuple[str, str], sqlite3.Row]
+) -> Iterator[Violation]:
+    """An order's ``restock`` movements (a refund's or a cancel's) give back at most what it
+    ordered of each SKU, and only SKUs it has."""
+    for row in _rows(
+        conn,
+        "SELECT ref, sku, SUM(delta) AS delta FROM stock_movements WHERE reason = 'restock' "
+        "GROUP BY ref, sku ORDER BY ref, sku",
+    ):
+        order_id, sku, back = row["ref"], row["sku"], row["delta"]
+        line = ordered.get((order_id, sku))
+        if line is None:
+            yield Violation(
+                3,
+                f"product {sku}: a restock gives back {back} for order {order_id}, which has no "
+                "line of that SKU",
+                {"sku": sku, "order_id": order_id, "restocked": back},
+            )
+        elif back > line["quantity"] or back < 0:
+            yield Violation(
+                3,
+                f"product {sku}: order {line['order_number']} has {line['quantity']} but its "
+                f"restocks give back {back}",
+                {
+                    "sku": sku,
+                    "order_number": line["order_number"],
+                    "ordered": line["quantity"],
+                    "restocked": back,
+                },
+            )
 
 
 # ---- 4. one confirmation email per order -------------------------------------------------------

@@ -53,6 +53,7 @@ def handle_webhook(
         )
     fetched = provider.fetch(payment_id)
     status = apply_status(engine, row["id"], fetched, "webhook")
+    refunds.refresh_pending(engine, False, row["id"])  # its refunds may be what changed
     co = engine.conn.execute(
         "SELECT token FROM checkouts WHERE id = ?", (row["checkout_id"],)
     ).fetchone()

@@ -6,6 +6,11 @@ transaction 2 records the result (``pending``: accepted, not yet settled; ``succ
 ``failed``). An attempt left ``creating`` by a timeout or a crash is resumed with its own key,
 so the provider hands back the same refund instead of making a second one. Every step is an
 event on the checkout's timeline.
+
+An order's refunds (``order_refunds``) are the same attempts, of any amount up to what the
+payment has left, naming their order: when the result of one lands, whoever records it (the
+refund itself, a retry, a webhook, reconcile), the order's amounts and statuses are
+recomputed and its customer told, once (``order_refund_effects``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from checkout_cli import requests
-from checkout_cli.engine import events, strays
+from checkout_cli.engine import events, order_refund_effects, strays
 from checkout_cli.engine.checkout_records import load_checkout
 from checkout_cli.engine.core import Engine
 from checkout_cli.engine.provider_payments import PROVIDERS, apply_status, provider_for, unchanged
@@ -67,10 +72,26 @@ def refund_in_full(
             return done
         if guard is not None:
             guard(conn, payment)
-        provider = provider_for(conn, payment["provider"])
+        provider_for(conn, payment["provider"])  # configured, before anything is recorded
         attempt = latest(conn, payment_id, ("creating",))
         if attempt is None:
             attempt = _record_attempt(engine, conn, co, payment, reason)
+    return run_attempt(engine, attempt["id"])
+
+
+def run_attempt(engine: Engine, refund_id: int) -> sqlite3.Row:
+    """Phases 2 and 3 of a refund recorded ``creating``: the provider call with its key (no
+    lock held), then its result. A refusal is recorded ``failed`` and raised as
+    ``refund_failed``; no answer leaves it ``creating`` (resumed by the same call again) and
+    raises the provider's error."""
+    attempt = engine.conn.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
+    payment = engine.conn.execute(
+        "SELECT * FROM payments WHERE id = ?", (attempt["payment_id"],)
+    ).fetchone()
+    co = engine.conn.execute(
+        "SELECT * FROM checkouts WHERE id = ?", (attempt["checkout_id"],)
+    ).fetchone()
+    provider = provider_for(engine.conn, payment["provider"])
     request = RefundRequest(
         idempotency_key=attempt["idempotency_key"],
         provider_payment_id=payment["provider_payment_id"],
@@ -92,6 +113,7 @@ def refund_in_full(
                 co["id"],
                 "refund_unanswered",
                 detail={"idempotency_key": attempt["idempotency_key"], "message": exc.message},
+                order_id=attempt["order_id"],
             )
         raise
     row = _record_result(engine, attempt["id"], result)
@@ -105,8 +127,14 @@ def _record_attempt(
     conn: sqlite3.Connection,
     co: sqlite3.Row,
     payment: sqlite3.Row,
-    reason: str,
+    reason: str | None,
+    amount_cents: int | None = None,
+    order_id: int | None = None,
+    request: str | None = None,
 ) -> sqlite3.Row:
+    """Transaction 1: the attempt, with its idempotency key, before the provider is called.
+    ``amount_cents`` defaults to the whole payment; ``order_id`` to the order the payment
+    completed; ``request`` is what an order refund asked (JSON), to match a retry."""
     number = (
         conn.execute(
             "SELECT COUNT(*) FROM refunds WHERE payment_id = ?", (payment["id"],)
@@ -114,23 +142,29 @@ def _record_attempt(
         + 1
     )
     key = f"{co['token']}-refund-{payment['id']}-{number}"
-    order = conn.execute("SELECT id FROM orders WHERE payment_id = ?", (payment["id"],)).fetchone()
+    if order_id is None:
+        order = conn.execute(
+            "SELECT id FROM orders WHERE payment_id = ?", (payment["id"],)
+        ).fetchone()
+        order_id = order["id"] if order else None
+    amount = payment["amount_cents"] if amount_cents is None else amount_cents
     now = engine.now()
     conn.execute(
         "INSERT INTO refunds (payment_id, checkout_id, order_id, provider, status, amount_cents, "
-        "currency, reason, idempotency_key, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?)",
+        "currency, reason, idempotency_key, created_at, updated_at, request) "
+        "VALUES (?, ?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?)",
         (
             payment["id"],
             co["id"],
-            order["id"] if order else None,
+            order_id,
             payment["provider"],
-            payment["amount_cents"],
+            amount,
             payment["currency"],
             reason,
             key,
             now,
             now,
+            request,
         ),
     )
     events.record(
@@ -141,10 +175,11 @@ def _record_attempt(
         detail={
             "provider": payment["provider"],
             "provider_payment_id": payment["provider_payment_id"],
-            "amount_cents": payment["amount_cents"],
+            "amount_cents": amount,
             "idempotency_key": key,
             "reason": reason,
         },
+        order_id=order_id,
     )
     return conn.execute("SELECT * FROM refunds WHERE idempotency_key = ?", (key,)).fetchone()
 
@@ -162,7 +197,9 @@ def _record_failure(engine: Engine, refund_id: int, code: str, message: str) -> 
             row["checkout_id"],
             "refund_failed",
             detail={"provider": row["provider"], "code": code, "message": message},
+            order_id=row["order_id"],
         )
+        order_refund_effects.landed(engine, conn, row["id"])
 
 
 def _record_result(engine: Engine, refund_id: int, result: ProviderRefund) -> sqlite3.Row:
@@ -185,7 +222,9 @@ def _record_result(engine: Engine, refund_id: int, result: ProviderRefund) -> sq
                     "provider_status": result.provider_status,
                     "amount_cents": row["amount_cents"],
                 },
+                order_id=row["order_id"],
             )
+            order_refund_effects.landed(engine, conn, refund_id)
         return conn.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
 
 
@@ -211,14 +250,18 @@ def refund_object(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def refresh_pending(engine: Engine, dry_run: bool) -> list[dict[str, Any]]:
-    """Ask the providers about refunds they accepted but have not settled yet (reconcile)."""
+def refresh_pending(
+    engine: Engine, dry_run: bool, payment_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Ask the providers about refunds they accepted but have not settled yet (reconcile;
+    a payment's webhook, for that payment's refunds: Mollie's tells of its refunds too)."""
     changes = []
+    only = "" if payment_id is None else " AND r.payment_id = ?"
     for row in engine.conn.execute(
         "SELECT r.*, p.provider_payment_id, c.token, c.status AS checkout_status FROM refunds r "
         "JOIN payments p ON p.id = r.payment_id JOIN checkouts c ON c.id = r.checkout_id "
-        "WHERE r.status = ? AND r.provider_refund_id IS NOT NULL ORDER BY r.id",
-        (REFUND_PENDING,),
+        f"WHERE r.status = ? AND r.provider_refund_id IS NOT NULL{only} ORDER BY r.id",
+        (REFUND_PENDING,) if payment_id is None else (REFUND_PENDING, payment_id),
     ).fetchall():
         change = unchanged(row["token"], row["provider"], row["checkout_status"])
         try:

@@ -421,6 +421,8 @@ def _v9(conn: sqlite3.Connection) -> None:
         "ALTER TABLE refunds ADD COLUMN restocked INTEGER NOT NULL DEFAULT 0",
     ):
         conn.execute(sql)
+    # A credit (money paid outside a provider, returned by hand) is no provider payment's.
+    db.table("refunds").transform(not_null={"payment_id": False})
     db.table("order_payments").create(
         {
             "id": int,
