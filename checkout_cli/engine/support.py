@@ -7,7 +7,9 @@ Stuck means one of:
 - ``email_not_delivered``: completed, but the confirmation email has not gone out;
 - ``stock_shortfall``: an open checkout wants more than is available;
 - ``stray_paid_payment``: a provider payment is paid but no order accounts for it (its
-  checkout is cancelled, expired or completed by another payment, or it was replaced).
+  checkout is cancelled, expired or completed by another payment, or it was replaced);
+- ``order_overpaid``: a payment link was paid after its order was cancelled or paid in
+  full another way: the surplus is to be refunded.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ STUCK_REASONS = (
     "email_not_delivered",
     "stock_shortfall",
     "stray_paid_payment",
+    "order_overpaid",
 )
 DEFAULT_OLDER_THAN_MINUTES = 30
 
@@ -63,6 +66,8 @@ def _reasons(conn: sqlite3.Connection, co: sqlite3.Row, cutoff: str) -> list[str
         reasons.append("stock_shortfall")
     if strays.stray_rows(conn, co["id"]):
         reasons.append("stray_paid_payment")
+    if strays.overpaid_findings(conn, co["id"]):
+        reasons.append("order_overpaid")
     return reasons
 
 
