@@ -150,6 +150,7 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
         (orders, "list-orders"): {},
         (orders, "get-order"): {"order_id": order},
         (orders, "get-line-meta"): {"order_id": order},
+        (orders, "create-payment-link"): {"order_id": order, "provider": "stripe"},
         (ADMIN, "list-outbox"): {},
         (ADMIN, "send-outbox"): {},
         (ADMIN, "create-token"): {"name": "backdoor", "scope": "admin"},

@@ -241,3 +241,34 @@ def test_mollie_link_replaced_after_a_part_payment_and_switching_provider(shop):
     # a replaced link is not wanted: reconcile leaves what is closed closed, finds no stray
     assert reconcile(local)["findings"] == []
     assert invariant_violations(local.db_path) == []
+
+
+# -- the command ----------------------------------------------------------------------------
+
+
+def test_pay_link_command(backend, stripe_fake, cli):
+    backend.call(ADMIN, "set-setting", {"key": "allow_invoice_checkout", "value": True})
+    order = invoice_order(backend)
+    number = order["order_number"]
+    made = cli("orders", "pay-link", number, "--provider", "stripe")
+    assert made.exit_code == 0, made.stderr
+    assert f"Order {number}: stripe payment link for" in made.stdout
+    assert "a new link" in made.stdout
+    session = next(iter(stripe_fake.sessions.values()))
+    assert session["url"] in made.stdout.replace("\n", "")
+    again = cli("--json", "orders", "pay-link", number, "--provider", "stripe")
+    assert again.exit_code == 0 and again.json()["reused"] is True
+    assert again.json()["provider_payment_id"] == session["id"]
+
+    unknown = cli("orders", "pay-link", number, "--provider", "paypal")
+    assert unknown.exit_code == 2 and "paypal" in unknown.stderr
+    stripe_fake.mark_paid(session["id"])
+    done = cli("orders", "pay-link", number, "--provider", "stripe")
+    assert done.exit_code == 4
+    assert done.stderr.count("\n") <= 3 and "is paid in full" in done.stderr
+    assert "Traceback" not in done.stderr
+    # asking again found it paid: the order has the payment
+    shown = backend.call(ORDERS, "get-order", {"order_id": number})
+    assert shown["payment_status"] == "paid"
+    missing = cli("orders", "pay-link", "--provider", "stripe")
+    assert missing.exit_code == 2

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from checkout_cli.cli import listing
+from checkout_cli.cli.endpoint_command import Fields, endpoint_command
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import Body, State, merge_body, with_arguments
 from checkout_cli.endpoints import ENDPOINTS, ORDER_MANAGEMENT
@@ -139,8 +140,6 @@ def _pay_link_view(result: dict[str, Any]) -> None:
 
 
 def _pay_link_command() -> None:
-    from checkout_cli.cli.endpoint_command import Fields, endpoint_command
-
     @app.command("pay-link", help=_help("create-payment-link"))
     @endpoint_command(
         ORDER_MANAGEMENT, "create-payment-link", ("provider", "redirect_url", "webhook_url")
