@@ -3,6 +3,8 @@ real SDKs against the fake providers, paid by webhooks POSTed to a real `checkou
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from checkout_cli.errors import ConflictError, NotFoundError, ValidationError
@@ -272,3 +274,74 @@ def test_pay_link_command(backend, stripe_fake, cli):
     assert shown["payment_status"] == "paid"
     missing = cli("orders", "pay-link", "--provider", "stripe")
     assert missing.exit_code == 2
+
+
+def test_the_link_email_asks_for_the_balance(shop):
+    local, _, _, _ = shop
+    local.call(ADMIN, "set-setting", {"key": "email_payment_links", "value": True})
+    order = invoice_order(local)
+    number, total = order["order_number"], order["totals"]["total_cents"]
+    bank_transfer(local, number, 1000, "BANK-TX-EMAIL")
+    link = pay_link(local, number, "stripe")
+    (email,) = rows(local, "SELECT * FROM outbox WHERE kind = 'payment_link'")
+    assert email["recipient"] == "anna@example.com"
+    assert link["amount_due"] in email["body_text"]
+    assert link["amount_cents"] == total - 1000
+    assert link["redirect_url"] in email["body_text"]
+    pay_link(local, number, "stripe")  # answered again: no second email
+    assert len(rows(local, "SELECT * FROM outbox WHERE kind = 'payment_link'")) == 1
+
+
+def test_webhook_reconcile_and_a_repeat_at_once_count_the_payment_once(shop):
+    """Three processes learn of the same paid link at the same moment."""
+    import threading
+
+    from checkout_cli.backends.local import LocalBackend
+
+    local, url, stripe_fake, _ = shop
+    order = invoice_order(local)
+    number, total = order["order_number"], order["totals"]["total_cents"]
+    link = pay_link(local, number, "stripe")
+    stripe_fake.mark_paid(link["provider_payment_id"])
+    payload = stripe_fake.event_payload(link["provider_payment_id"])
+    errors: list[BaseException] = []
+
+    def each(work: Any) -> None:
+        start.wait()
+        try:
+            work()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def by_reconcile() -> None:
+        other = LocalBackend(local.db_path, actor="cron")
+        try:
+            reconcile(other)
+        finally:
+            other.close()
+
+    def by_repeat() -> None:
+        other = LocalBackend(local.db_path, actor="desk")
+        try:
+            pay_link(other, number, "stripe")
+        except ValidationError as exc:  # found it paid: nothing due any more
+            assert exc.code == "nothing_due"
+        finally:
+            other.close()
+
+    works = [
+        lambda: stripe_webhook(url, stripe_fake, payload),
+        lambda: stripe_webhook(url, stripe_fake, payload),
+        by_reconcile,
+        by_repeat,
+    ]
+    threads = [threading.Thread(target=each, args=(w,)) for w in works]
+    start = threading.Barrier(len(threads))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    shown = local.call(ORDERS, "get-order", {"order_id": number})
+    assert shown["amount_paid_cents"] == total and len(shown["payments"]) == 1
+    assert invariant_violations(local.db_path) == []
