@@ -365,6 +365,22 @@ def _endpoints() -> list[Endpoint]:
             result="OrderLineMeta",
         ),
         # order-management: record-payment (engine/order_payments.py)
+        Endpoint(
+            ORDER_MANAGEMENT,
+            "record-payment",
+            "Record money received for an order (a bank transfer): part-payments add up, more "
+            "than the balance is refused unless forced; once per reference.",
+            requests.RecordPayment,
+            "record_payment:record_payment",
+            "checkout orders record-payment 2026-000042 --amount-cents 4590 "
+            "--method bank_transfer --reference NL91ABNA-20261203-0001",
+            calls_out=True,  # the payment-received email is delivered after the commit
+            scope=OPERATE,
+            result="RecordedPayment",
+            # Forced, it records money the shop owes back: an administrator's decision.
+            raised_scope=(("force", ADMIN),),
+            idempotent=True,
+        ),
         # order-management: refund-order, cancel-order (engine/order_refunds.py)
         # order-management: fulfil-order (engine/fulfilments.py)
         # order-management: create-payment-link (engine/payment_links.py)

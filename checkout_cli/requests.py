@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any
 
+from checkout_cli.money import MAX_AMOUNT_CENTS
 from checkout_cli.schema import (
     NON_SPACE,
     AnyObject,
@@ -347,6 +348,19 @@ class ListOrders(Page):
     status: Annotated[str, Choice(ORDER_STATES, code="invalid_status")] | None = None
     email: Annotated[str, Text(254)] | None = None
     reference: ExternalReference | None = None
+    # The order a payment with this reference (a bank transaction id) was recorded for.
+    payment_reference: (
+        Annotated[
+            str,
+            Text(
+                200,
+                pattern=r"[A-Za-z0-9][A-Za-z0-9._:/+\-]*",
+                code="invalid_reference",
+                description="the order a payment with this reference was recorded for",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class OrderRef(Request):
@@ -485,6 +499,66 @@ class VaultName(Request):
 
 
 # --- order-management: record-payment ---
+
+
+class PaymentMethod(enum.StrEnum):
+    """How money reached the shop outside a payment provider (record-payment's ``--method``)."""
+
+    bank_transfer = "bank_transfer"
+    cash = "cash"
+    card_terminal = "card_terminal"  # a card reader at the counter, outside Stripe/Mollie here
+    cheque = "cheque"
+    other = "other"
+
+
+PAYMENT_METHODS = tuple(PaymentMethod)
+# A bank transaction id, a receipt number: what makes one payment one (UNIQUE per store).
+PaymentReference = Annotated[
+    str,
+    Text(
+        200,
+        pattern=r"[A-Za-z0-9][A-Za-z0-9._:/+\-]*",
+        code="invalid_reference",
+        description="the payment's own reference: a bank transaction id, a receipt number "
+        "(one payment per reference per store)",
+    ),
+]
+IsoDate = Annotated[
+    str,
+    Text(
+        10,
+        pattern=r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
+        code="invalid_date",
+        description="YYYY-MM-DD",
+        kind="date",
+    ),
+]
+
+
+class RecordPayment(Request):
+    order_id: Annotated[str, Text(80, description="order id or order number (2026-000042)")]
+    amount_cents: Annotated[
+        int,
+        Whole(
+            1,
+            MAX_AMOUNT_CENTS,
+            code="invalid_amount",
+            description="amount received, in minor units",
+            kind="cents",
+        ),
+    ]
+    method: Annotated[
+        str, Choice(PAYMENT_METHODS, code="invalid_method", description="how it was paid")
+    ]
+    reference: PaymentReference
+    currency: (
+        Annotated[str, Currency("ISO 4217 code (default: the order's; another is refused)")] | None
+    ) = None
+    paid_on: IsoDate | None = None
+    force: (
+        Annotated[bool, Flag("record more than the balance due (an overpayment to settle)")] | None
+    ) = None
+    note: Annotated[str, Text(500)] | None = None
 
 
 # --- order-management: refund-order, cancel-order ---

@@ -353,6 +353,14 @@ class OrderList(Paged):
 # --- order-management: record-payment ---
 
 
+class RecordedPayment(Result):
+    """The payment recorded (or found: the same reference recorded before) and its order."""
+
+    payment: OrderPayment
+    order: Order
+    already_recorded: bool
+
+
 # --- order-management: refund-order, cancel-order ---
 
 

@@ -150,6 +150,12 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
         (orders, "list-orders"): {},
         (orders, "get-order"): {"order_id": order},
         (orders, "get-line-meta"): {"order_id": order},
+        (orders, "record-payment"): {
+            "order_id": order,
+            "amount_cents": 1,
+            "method": "bank_transfer",
+            "reference": "MATRIX-1",
+        },
         (orders, "create-payment-link"): {"order_id": order, "provider": "stripe"},
         (ADMIN, "list-outbox"): {},
         (ADMIN, "send-outbox"): {},

@@ -210,6 +210,7 @@ def test_every_endpoint_that_reaches_a_provider_or_mail_server_is_marked():
         "reconcile",
         "start-smoke",  # closes a killed run's provider payment
         "finish-smoke",  # closes its own run's provider payment
+        "record-payment",  # the payment received email
     }
 
 

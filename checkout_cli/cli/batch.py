@@ -12,7 +12,7 @@ import typer
 
 from checkout_cli.cli.errors import Interrupted
 from checkout_cli.cli.state import State
-from checkout_cli.errors import CheckoutError, UnavailableError, ValidationError
+from checkout_cli.errors import CheckoutError, UnavailableError, UsageError, ValidationError
 
 if TYPE_CHECKING:
     from checkout_cli.workflows.batch import StoreIdentity
@@ -350,4 +350,251 @@ def _summary(counts: dict[str, int]) -> None:
         ("skipped_invalid", "skipped (invalid)"),
     ):
         t.add_row(label, str(counts[status]))
+    output.out().print(t)
+
+
+@app.command("payments")
+def payments(
+    ctx: typer.Context,
+    file: Annotated[
+        Path,
+        typer.Argument(help="bank statement: .csv, or CAMT.053 .xml", show_default=False),
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="csv or camt053 (default: by the file's name)",
+            show_default=False,
+        ),
+    ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--column",
+            metavar="FIELD=HEADER",
+            help="CSV: the header of a field's column (fields: date, amount, currency, "
+            "counterparty, description, bank_id, direction; default: the field's name); "
+            "repeat for each",
+            show_default=False,
+        ),
+    ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(help="CSV: the separator (default: read from the header)", metavar="CHAR"),
+    ] = None,
+    decimal: Annotated[
+        str | None,
+        typer.Option(
+            "--decimal",
+            metavar="CHAR",
+            help="CSV: the decimal separator, . or , (default: read from each amount)",
+        ),
+    ] = None,
+    currency: Annotated[
+        str | None,
+        typer.Option(help="CSV: the currency of every line, when there is no currency column"),
+    ] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option(help="CSV: the date's strptime format, e.g. %d-%m-%Y (default: ISO)"),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="show how each line matches; record nothing"),
+    ] = False,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option("--skip-invalid", help="run the lines that can be read; report the others"),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="per-line report, .csv or .json (line, bank id, amount, order, outcome, message)"
+        ),
+    ] = None,
+    progress_every: Annotated[
+        int,
+        typer.Option(min=1, help="off a terminal: a progress line on stderr every N lines"),
+    ] = 500,
+) -> None:
+    """Match a bank statement's credits to open invoice orders and record them as payments.
+
+    Each credit is matched by the order number in its description (2026-000042) and its
+    amount against the order's balance due: matched (equal) and partial (less) are recorded
+    with record-payment, the bank transaction id as the reference; overpaid (more) is
+    reported, not recorded (record it with `checkout orders record-payment … --force`);
+    unmatched (no order found, and no single open order owed the amount) and ambiguous
+    (several candidates) are reported. Debits and pending entries are skipped. Re-running a
+    statement, or one that overlaps it, records nothing twice (already_recorded). A line that
+    cannot be read (amount, date, currency, bank id) stops the run before anything is
+    written, unless --skip-invalid (exit 4 then).
+
+    Example: checkout batch payments statement.csv --column amount=Bedrag --column
+    bank_id=Transactie --currency EUR --dry-run
+    """
+    from rich.text import Text
+
+    from checkout_cli.cli import output
+    from checkout_cli.statements import FORMATS, detect_format, read_statement
+    from checkout_cli.statements.csv_statement import Options, parse_column_map
+    from checkout_cli.workflows import bank_statement
+
+    state: State = ctx.obj
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(
+            "unknown_statement_format",
+            f"--format {fmt!r}: expected {' or '.join(FORMATS)}",
+            field="format",
+        )
+    if decimal is not None and decimal not in (".", ","):
+        raise UsageError("invalid_decimal", "--decimal: expected . or ,", field="decimal")
+    if currency is not None:
+        from checkout_cli.statements import check_currency
+
+        try:
+            currency = check_currency(currency)
+        except ValueError as exc:
+            raise UsageError("invalid_currency", f"--currency: {exc}", field="currency") from None
+    kind = fmt or detect_format(file)
+    options = Options(
+        columns=parse_column_map(column or []),
+        delimiter=delimiter,
+        decimal=decimal,
+        currency=currency,
+        date_format=date_format,
+    )
+
+    def lines() -> Any:
+        return read_statement(file, kind, options)
+
+    total, problems = bank_statement.count(lines())
+    for problem in problems:  # one line each, never wrapped: scripts grep these
+        output.err().print(
+            Text(f"{file}:{problem.line}: {problem.field}: {problem.message}", style="red"),
+            soft_wrap=True,
+        )
+    if problems and not skip_invalid and not dry_run:
+        raise ValidationError(
+            "invalid_lines",
+            f"{len(problems)} line(s) of {file} cannot be read; nothing was recorded",
+            recovery="fix them, name the columns with --column, or pass --skip-invalid",
+        )
+    shown: list[dict[str, Any]] = []
+    with ExitStack() as cleanup:
+        sink = bank_statement.Report(report) if report else None
+        if sink:
+            cleanup.callback(sink.close)
+        counts = _payments_run(state, lines(), total, dry_run, sink, shown, progress_every)
+    failed = counts["failed"]
+    summary: dict[str, Any] = {
+        "dry_run": dry_run,
+        "file": str(file),
+        "format": kind,
+        "counts": counts,
+        "report": str(report) if report else None,
+    }
+    if dry_run:
+        summary["lines"] = shown
+    state.show(summary, lambda r: _payments_summary(r["counts"], dry_run))
+    if failed:
+        raise typer.Exit(max(o.get("exit_code", 1) for o in shown) if shown else 1)
+    if problems:
+        raise typer.Exit(ValidationError.exit_code)
+
+
+def _payments_run(
+    state: State,
+    items: Any,
+    total: int,
+    dry_run: bool,
+    sink: Any,
+    shown: list[dict[str, Any]],
+    progress_every: int,
+) -> dict[str, int]:
+    import time
+    from dataclasses import asdict
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from checkout_cli.cli import output
+    from checkout_cli.money import format_money
+    from checkout_cli.workflows import bank_statement
+
+    on_terminal = output.err().is_terminal
+    progress = Progress(
+        TextColumn("matching" if dry_run else "recording payments"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=output.err(),
+        disable=not on_terminal,
+    )
+    started = time.monotonic()
+    done = 0
+
+    with progress:
+        task = progress.add_task("payments", total=total)
+
+        def each(outcome: bank_statement.LineOutcome) -> None:
+            nonlocal done
+            done += 1
+            progress.advance(task)
+            if sink:
+                sink.add(outcome)
+            if outcome.outcome == "failed":
+                shown.append({"line": outcome.line, "exit_code": outcome.exit_code})
+            if dry_run:
+                if state.settings.json:
+                    shown.append(asdict(outcome))
+                elif outcome.outcome not in ("debit",):
+                    amount = (
+                        format_money(outcome.amount_cents, outcome.currency or "EUR")
+                        if outcome.amount_cents is not None
+                        else "—"
+                    )
+                    output.say(
+                        f"line {outcome.line}: {outcome.outcome} {outcome.order_number or '—'} "
+                        f"{amount} {outcome.bank_id or ''} {outcome.message}".rstrip()
+                    )
+            if not on_terminal and (done % progress_every == 0 or done == total):
+                rate = done / max(time.monotonic() - started, 1e-9)
+                output.say(f"payments: {done}/{total} lines ({rate:.1f}/s)")
+
+        try:
+            return bank_statement.run(items, state.backend, dry_run=dry_run, each=each)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                "run the same command again: lines recorded are found by their bank id"
+            ) from None
+
+
+def _payments_summary(counts: dict[str, int], dry_run: bool) -> None:
+    from checkout_cli.cli import output
+
+    t = output.table("Outcome", "Lines")
+    for key in (
+        "matched",
+        "partial",
+        "overpaid",
+        "unmatched",
+        "ambiguous",
+        "already_recorded",
+        "debit",
+        "not_booked",
+        "invalid",
+        "failed",
+    ):
+        if counts[key]:
+            t.add_row(key.replace("_", " "), str(counts[key]))
+    label = "would record" if dry_run else "payments recorded"
+    would = counts["matched"] + counts["partial"] if dry_run else counts["recorded"]
+    t.add_row(label, str(would))
     output.out().print(t)

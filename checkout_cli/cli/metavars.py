@@ -30,6 +30,7 @@ KIND_METAVARS = {
     "country": "COUNTRY",
     "currency": "CURRENCY",
     "phone": "PHONE",
+    "date": "DATE",
     "object": "JSON",
     "value": "JSON",
 }

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from checkout_cli.cli import listing
-from checkout_cli.cli.endpoint_command import Fields, endpoint_command
+from checkout_cli.cli.endpoint_command import Fields, Flag, endpoint_command
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
 from checkout_cli.cli.state import Body, State, merge_body, with_arguments
 from checkout_cli.endpoints import ENDPOINTS, ORDER_MANAGEMENT
@@ -107,6 +107,65 @@ def show(
 
 
 # --- checkout orders record-payment ---
+
+
+@app.command(
+    "record-payment",
+    help=_help("record-payment")
+    + "\n\nThe same reference again for the same order and amount answers the payment "
+    "recorded before (already_recorded); with another order or amount it is refused (exit 4), "
+    "as are more than the balance due (unless --force), a cancelled order and another currency.",
+)
+@endpoint_command(
+    ORDER_MANAGEMENT,
+    "record-payment",
+    (
+        "amount_cents",
+        "method",
+        "reference",
+        "currency",
+        Flag("paid_on", help="the day the money arrived, YYYY-MM-DD (not in the future)"),
+        Flag("force", help="{description}; needs an admin token over --remote (logged)"),
+        "note",
+    ),
+)
+def record_payment(
+    ctx: typer.Context,
+    order: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="ORDER",
+            help="order number (2026-000042) or order id (or order_id in --body)",
+            show_default=False,
+        ),
+    ] = None,
+    *,
+    fields: Fields,
+    body: Body = None,
+) -> None:
+    state: State = ctx.obj
+    request = with_arguments(merge_body(body, **fields), ("order_id", "ORDER", order))
+    state.run(ORDER_MANAGEMENT, "record-payment", request, _recorded_view)
+
+
+def _recorded_view(result: dict[str, Any]) -> None:
+    from rich.text import Text
+
+    from checkout_cli.cli import output
+    from checkout_cli.money import format_money
+
+    payment, order = result["payment"], result["order"]
+    amount = format_money(payment["amount_cents"], payment["currency"])
+    said = "already recorded" if result["already_recorded"] else "recorded"
+    forced = " (more than the balance: forced)" if payment["forced"] else ""
+    output.out().print(
+        Text(
+            f"{said}: {amount} by {payment['method']} ({payment['reference']}) for order "
+            f"{order['order_number']}{forced}; now {order['payment_status']}, balance due "
+            f"{format_money(order['balance_due_cents'], order['currency'])}"
+        ),
+        soft_wrap=True,
+    )
 
 
 # --- checkout orders refund, checkout orders cancel ---

@@ -317,6 +317,9 @@ def list_orders(engine: Engine, body: requests.ListOrders) -> dict[str, Any]:
     if reference := body.reference:
         sql += " AND external_reference = ?"
         params.append(reference)
+    if payment := body.payment_reference:
+        sql += " AND id IN (SELECT order_id FROM order_payments WHERE reference = ?)"
+        params.append(payment)
     with engine.read() as conn:
         rows, paging = page(conn, sql, params, "id DESC", body, default_limit=100)
         return {"orders": [order_object(conn, r) for r in rows], **paging}

@@ -40,7 +40,11 @@ _SKUS = "SELECT sku FROM products WHERE test_run = :run"
 _REMOVE = (
     f"DELETE FROM events WHERE checkout_id IN ({_CHECKOUTS})",
     f"DELETE FROM outbox WHERE checkout_id IN ({_CHECKOUTS}) OR order_id IN ({_ORDERS})",
+    f"DELETE FROM refund_lines WHERE order_id IN ({_ORDERS})",
     f"DELETE FROM refunds WHERE checkout_id IN ({_CHECKOUTS})",
+    f"DELETE FROM fulfilment_lines WHERE order_id IN ({_ORDERS})",
+    f"DELETE FROM fulfilments WHERE order_id IN ({_ORDERS})",
+    f"DELETE FROM order_payments WHERE order_id IN ({_ORDERS})",
     f"DELETE FROM order_lines WHERE order_id IN ({_ORDERS})",
     f"DELETE FROM orders WHERE checkout_id IN ({_CHECKOUTS})",
     f"DELETE FROM stock_reservations WHERE checkout_id IN ({_CHECKOUTS}) OR sku IN ({_SKUS})",
