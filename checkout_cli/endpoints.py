@@ -428,6 +428,19 @@ def _endpoints() -> list[Endpoint]:
             result="FulfilledOrder",
         ),
         # order-management: create-payment-link (engine/payment_links.py)
+        Endpoint(
+            ORDER_MANAGEMENT,
+            "create-payment-link",
+            "A Stripe/Mollie payment for an order's balance (an open one for the same balance "
+            "is returned again); paid, it is recorded as a payment on the order.",
+            requests.CreatePaymentLink,
+            "payment_links:create_payment_link",
+            "checkout orders pay-link 2026-000042 --provider stripe",
+            calls_out=True,
+            scope=OPERATE,
+            result="PaymentLink",
+            idempotent=True,
+        ),
         # checkout-admin: the operator's service (a hosted remote may not offer it).
         Endpoint(
             CHECKOUT_ADMIN,

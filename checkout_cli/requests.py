@@ -629,3 +629,15 @@ class FulfilOrder(Request):
 
 
 # --- order-management: create-payment-link ---
+
+
+class CreatePaymentLink(Request):
+    order_id: Annotated[str, Text(80, description="order id or order number (2026-000042)")]
+    provider: Annotated[
+        str,
+        Choice(("stripe", "mollie"), code="unknown_provider", description="payment provider"),
+    ]
+    redirect_url: (
+        Annotated[str, _url("where the provider sends the customer after paying")] | None
+    ) = None
+    webhook_url: Annotated[str, _url("where the provider reports payment changes")] | None = None

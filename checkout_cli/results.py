@@ -402,6 +402,23 @@ class FulfilledOrder(Result):
 # --- order-management: create-payment-link ---
 
 
+class PaymentLink(Result):
+    """A Stripe/Mollie payment for an order's balance; paid, it is one of the order's payments."""
+
+    order_id: str
+    order_number: str
+    provider: str
+    provider_payment_id: str | None
+    status: str
+    redirect_url: str | None  # the link to send the customer
+    amount_cents: int
+    currency: str
+    amount_due: str  # the amount as people read it
+    balance_due_cents: int  # what the order still owes now
+    reused: bool  # true: the open link made before for this balance, not a new one
+    replaced_provider_payment_id: str | None  # the link closed because the balance changed
+
+
 class LineMeta(Result):
     line_id: int
     product_sku: str

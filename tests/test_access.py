@@ -160,6 +160,7 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
         (orders, "fulfil-order"): {"order_id": order},
         (orders, "refund-order"): {"order_id": order, "amount_cents": 1},
         (orders, "cancel-order"): {"order_id": order},
+        (orders, "create-payment-link"): {"order_id": order, "provider": "stripe"},
         (ADMIN, "list-outbox"): {},
         (ADMIN, "send-outbox"): {},
         (ADMIN, "create-token"): {"name": "backdoor", "scope": "admin"},

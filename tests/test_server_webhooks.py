@@ -200,6 +200,7 @@ def test_every_endpoint_that_reaches_a_provider_or_mail_server_is_marked():
     marked = {name for (_, name), endpoint in ENDPOINTS.items() if endpoint.calls_out}
     assert marked == {
         "create-payment",  # the provider; the payment link email
+        "create-payment-link",  # the provider (an order's balance); the link email
         "set-payment",  # expires the provider payment it replaces
         "refund-payment",  # the provider's refund
         "refund-order",  # the provider's refund; the refund email

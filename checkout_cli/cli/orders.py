@@ -448,6 +448,54 @@ def fulfil(
 # --- checkout orders pay-link ---
 
 
+def _pay_link_view(result: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+    from checkout_cli.cli.safe_text import visible
+
+    said = "the open link, again" if result["reused"] else "a new link"
+    if result["replaced_provider_payment_id"]:
+        said += f" (closed {result['replaced_provider_payment_id']}: the balance changed)"
+    output.out().print(
+        visible(
+            f"Order {result['order_number']}: {result['provider']} payment link for "
+            f"{result['amount_due']}, {result['status']} — {said}"
+        ),
+        markup=False,
+        highlight=False,
+    )
+    if result["redirect_url"]:
+        output.out().print(
+            visible(result["redirect_url"]), markup=False, highlight=False, soft_wrap=True
+        )
+
+
+def _pay_link_command() -> None:
+    @app.command("pay-link", help=_help("create-payment-link"))
+    @endpoint_command(
+        ORDER_MANAGEMENT, "create-payment-link", ("provider", "redirect_url", "webhook_url")
+    )
+    def pay_link(
+        ctx: typer.Context,
+        order: Annotated[
+            str | None,
+            typer.Argument(
+                metavar="ORDER",
+                help="order number (2026-000042) or order id (or order_id in --body)",
+                show_default=False,
+            ),
+        ] = None,
+        *,
+        fields: Fields,
+        body: Body = None,
+    ) -> None:
+        state: State = ctx.obj
+        request = with_arguments(merge_body(body, **fields), ("order_id", "ORDER", order))
+        state.run(ORDER_MANAGEMENT, "create-payment-link", request, _pay_link_view)
+
+
+_pay_link_command()
+
+
 def _line_meta_command() -> None:
     from checkout_cli.cli.meta import line_meta
 

@@ -34,9 +34,10 @@ def load_checkout(conn: sqlite3.Connection, token: str) -> sqlite3.Row:
 
 
 def current_payment(conn: sqlite3.Connection, checkout_id: int) -> sqlite3.Row | None:
+    """The checkout's own newest payment (a payment link made for its order is not one)."""
     return conn.execute(
         "SELECT * FROM payments WHERE checkout_id = ? AND status NOT IN ('creating', "
-        "'create_failed') ORDER BY id DESC LIMIT 1",
+        "'create_failed') AND order_id IS NULL ORDER BY id DESC LIMIT 1",
         (checkout_id,),
     ).fetchone()
 

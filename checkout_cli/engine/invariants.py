@@ -16,7 +16,10 @@ on, and listing the records involved (checkout token, order number, SKU, line nu
 6. every order line carries its checkout line's meta unchanged (same ``line_no``);
 7. no paid provider payment without an order or a refund: a Stripe/Mollie payment recorded
    paid is the payment of an open checkout, or the payment its checkout's order was
-   completed by, or has a refund the provider accepted (``engine/strays.py``);
+   completed by, or counted among its order's payments (a paid payment link), or has a
+   refund the provider accepted; and no order holds a paid payment link's money beyond what
+   it is owed (cancelled, or paid twice over) without a refund of the surplus
+   (``engine/strays.py``);
 8. an order's amounts and statuses agree with its rows: ``amount_paid_cents`` = Σ its
    payments, ``amount_refunded_cents`` = Σ its succeeded refunds, its three statuses what
    those and its shipments make them (``engine/order_state.py``), and every provider payment

@@ -164,9 +164,15 @@ _PENDING = _ROWS + " WHERE o.status IN ('queued', 'failed') AND c.test_run IS NU
 
 
 def queue_payment_link(
-    engine: Engine, conn: sqlite3.Connection, checkout_id: int, url: str
+    engine: Engine,
+    conn: sqlite3.Connection,
+    checkout_id: int,
+    url: str,
+    amount_cents: int | None = None,
 ) -> bool:
-    """Queue the payment link to the customer when the shop says so; True if queued."""
+    """Queue the payment link to the customer when the shop says so; True if queued.
+    ``amount_cents``: what the link asks for, when not the checkout's total (an order's
+    balance)."""
     from checkout_cli.engine.core import loads
 
     if not settings.read(conn, "email_payment_links"):
@@ -174,6 +180,7 @@ def queue_payment_link(
     co = conn.execute("SELECT * FROM checkouts WHERE id = ?", (checkout_id,)).fetchone()
     customer = loads(co["customer"]) or {}
     shop = settings.read(conn, "shop_name")
+    amount = co["total_cents"] if amount_cents is None else amount_cents
     conn.execute(
         "INSERT INTO outbox (checkout_id, kind, recipient, subject, body_text, body_html, status, "
         "created_at) VALUES (?, 'payment_link', ?, ?, ?, ?, 'queued', ?)",
@@ -181,12 +188,8 @@ def queue_payment_link(
             checkout_id,
             customer["email"],
             emails.payment_link_subject(shop),
-            emails.payment_link_text(
-                shop, customer["name"], url, co["total_cents"], co["currency"]
-            ),
-            emails.payment_link_html(
-                shop, customer["name"], url, co["total_cents"], co["currency"]
-            ),
+            emails.payment_link_text(shop, customer["name"], url, amount, co["currency"]),
+            emails.payment_link_html(shop, customer["name"], url, amount, co["currency"]),
             engine.now(),
         ),
     )

@@ -40,8 +40,12 @@ def handle_webhook(
     if provider_name not in PROVIDERS:
         raise NotFoundError("provider_not_found", f"no webhooks for {provider_name!r}")
     provider = provider_for(engine.conn, provider_name)
-    payment_id = provider.webhook_payment_id(headers, body)
+    notice = provider.webhook_notice(headers, body)
+    payment_id = notice.payment_id
     if payment_id is None:
+        if notice.refund_ids or notice.pending_refunds:
+            moved = refunds.refresh_notified(engine, provider, notice)
+            return {"handled": True, "refunds_updated": moved}
         return {"handled": False, "reason": "not a payment event"}
     row = engine.conn.execute(
         "SELECT * FROM payments WHERE provider = ? AND provider_payment_id = ?",
@@ -53,20 +57,29 @@ def handle_webhook(
         )
     fetched = provider.fetch(payment_id)
     status = apply_status(engine, row["id"], fetched, "webhook")
-    refunds.refresh_pending(engine, False, row["id"])  # its refunds may be what changed
+    # Mollie calls the payment's webhook when one of its refunds moves, too.
+    moved = refunds.refresh_of_payment(engine, provider, row["id"])
     co = engine.conn.execute(
         "SELECT token FROM checkouts WHERE id = ?", (row["checkout_id"],)
     ).fetchone()
     completed = status == "completable" and _auto_complete(engine, co["token"])
     with engine.read() as conn:
         result = records.checkout_object(conn, records.load_checkout(conn, co["token"]))
-    return {
+        order = conn.execute(
+            "SELECT order_number FROM orders WHERE id = ?", (row["order_id"],)
+        ).fetchone()
+    answer = {
         "handled": True,
         "checkout_token": co["token"],
         "payment_status": fetched.status,
         "checkout_status": result["status"],
         "auto_completed": completed,
     }
+    if order is not None:
+        answer["order_number"] = order["order_number"]
+    if moved:
+        answer["refunds_updated"] = moved
+    return answer
 
 
 def reconcile(engine: Engine, body: requests.Reconcile) -> dict[str, Any]:
@@ -128,6 +141,7 @@ def reconcile(engine: Engine, body: requests.Reconcile) -> dict[str, Any]:
         )
         if not dry_run:
             expire_now(engine, co["token"])
+    changes += _refresh_payment_links(engine, dry_run)
     live_strays = _watch_unwanted_payments(engine, dry_run, changes)
     changes += refunds.refresh_pending(engine, dry_run)
     found = strays.findings(engine.conn)
@@ -137,6 +151,40 @@ def reconcile(engine: Engine, body: requests.Reconcile) -> dict[str, Any]:
         "changes": changes,
         "findings": found + [f for f in live_strays if f["provider_payment_id"] not in known],
     }
+
+
+def _refresh_payment_links(engine: Engine, dry_run: bool) -> list[dict[str, Any]]:
+    """Ask about every open payment link an order still waits for (a webhook may have been
+    lost); one paid is counted on its order, once."""
+    changes: list[dict[str, Any]] = []
+    rows = engine.conn.execute(
+        "SELECT p.*, c.token, c.status AS checkout_status, o.order_number FROM payments p "
+        "JOIN checkouts c ON c.id = p.checkout_id JOIN orders o ON o.id = p.order_id "
+        f"WHERE p.provider IN ({', '.join('?' * len(PROVIDERS))}) "
+        "AND p.provider_payment_id IS NOT NULL AND p.status IN (?, ?) ORDER BY p.id",
+        (*PROVIDERS, OPEN, PENDING),
+    ).fetchall()
+    for row in rows:
+        if strays.unwanted(engine.conn, row):
+            continue  # replaced or no longer due: closed by _watch_unwanted_payments
+        change = unchanged(row["token"], row["provider"], row["checkout_status"])
+        try:
+            fetched = provider_for(engine.conn, row["provider"]).fetch(row["provider_payment_id"])
+        except CheckoutError as exc:
+            changes.append({**change, "action": "error", "provider_status": exc.message})
+            continue
+        change["provider_status"] = fetched.status
+        if fetched.status == row["status"]:
+            continue
+        change["action"] = (
+            f"payment link paid: recorded on order {row['order_number']}"
+            if fetched.status == PAID
+            else f"payment link {fetched.status}"
+        )
+        if not dry_run:
+            apply_status(engine, row["id"], fetched, "reconciled")
+        changes.append(change)
+    return changes
 
 
 def _watch_unwanted_payments(
@@ -164,7 +212,11 @@ def _watch_unwanted_payments(
             changes.append({**change, "action": "error", "provider_status": exc.message})
             continue
         change["provider_status"] = fetched.status
-        if fetched.status == PAID:
+        if fetched.status == PAID and row["order_id"] is not None:
+            change["action"] = "payment link paid: recorded on its order, surplus to refund"
+            if not dry_run:
+                apply_status(engine, row["id"], fetched, "reconciled")
+        elif fetched.status == PAID:
             change["action"] = "paid, but no order waits for it: refund it"
             if dry_run:
                 live.append(strays.finding(row, row["token"], row["checkout_status"]))

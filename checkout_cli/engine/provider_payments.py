@@ -356,6 +356,12 @@ def _settle_stale_attempt(engine: Engine, attempt: sqlite3.Row) -> None:
             },
         )
     found = _payment_row(engine.conn, attempt["id"])
+    if attempt["order_id"] is not None:  # a payment link: paid, it counts on its order
+        if made.status == PAID:
+            apply_status(engine, attempt["id"], made, "checked")
+        else:
+            close_at_provider(engine, found, "payment_replaced")
+        return
     closed = made if made.status == PAID else close_at_provider(engine, found, "payment_replaced")
     if closed.status != PAID:
         return
@@ -481,8 +487,23 @@ def apply_status(engine: Engine, payment_id: int, fetched: ProviderPayment, sour
     """Record what the provider says about a payment; returns the checkout's status after.
 
     Paid moves a pending checkout to ``completable``; failed, canceled or expired moves it
-    back to ``active`` (the customer may pay again) and frees its reserved stock.
+    back to ``active`` (the customer may pay again) and frees its reserved stock. A paid
+    payment link is counted on its order in the same transaction (``paid_links``), once.
     """
+
+    counted: list[str] = []
+    status = _apply_status(engine, payment_id, fetched, source, counted)
+    if counted:  # after the commit: the order's "payment received" email
+        from checkout_cli.engine import outbox
+
+        outbox.deliver_for_order(engine, counted[0])
+    return status
+
+
+def _apply_status(
+    engine: Engine, payment_id: int, fetched: ProviderPayment, source: str, counted: list[str]
+) -> str:
+    from checkout_cli.engine import paid_links
 
     with engine.write() as conn:
         row = conn.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
@@ -498,13 +519,20 @@ def apply_status(engine: Engine, payment_id: int, fetched: ProviderPayment, sour
                 "provider_status": fetched.provider_status,
                 "status": fetched.status,
             },
+            order_id=row["order_id"],
         )
-        if row["status"] == fetched.status:
-            return co["status"]
-        conn.execute(
-            "UPDATE payments SET status = ?, updated_at = ? WHERE id = ?",
-            (fetched.status, engine.now(), payment_id),
-        )
+        if row["status"] != fetched.status:
+            conn.execute(
+                "UPDATE payments SET status = ?, updated_at = ? WHERE id = ?",
+                (fetched.status, engine.now(), payment_id),
+            )
+        if paid_links.record_paid(engine, conn, row, fetched):
+            order = conn.execute(
+                "SELECT order_id FROM orders WHERE id = ?", (row["order_id"],)
+            ).fetchone()
+            counted.append(order["order_id"])
+        if row["order_id"] is not None or row["status"] == fetched.status:
+            return co["status"]  # unchanged, or a payment link: the checkout stays as it is
         current = records.current_payment(conn, co["id"])
         if current is None or current["id"] != payment_id or co["status"] != "payment_pending":
             return co["status"]  # a replaced payment, or a checkout already past this point

@@ -29,8 +29,10 @@ from checkout_cli.payments.base import (
     PAID,
     REFUND_FAILED,
     REFUND_PENDING,
+    Provider,
     ProviderRefund,
     RefundRequest,
+    WebhookNotice,
 )
 
 ACCEPTED = ("pending", "succeeded")
@@ -279,6 +281,59 @@ def refresh_pending(
         if not dry_run:
             _record_result(engine, row["id"], fetched)
     return changes
+
+
+# ---- refund states from the providers' webhooks -------------------------------------------
+# A webhook is never trusted: each refund it names is fetched again, and only one still
+# ``pending`` here moves (through ``_record_result``, which changes a status once, so a
+# webhook delivered twice, or crossing reconcile, changes nothing the second time).
+
+
+def refresh_notified(engine: Engine, provider: Provider, notice: WebhookNotice) -> int:
+    """A refund webhook (Stripe): ask about the refunds it names, or, naming none, about
+    every pending refund of this provider; returns how many moved."""
+    sql = (
+        "SELECT r.*, p.provider_payment_id FROM refunds r JOIN payments p ON p.id = r.payment_id "
+        "WHERE r.provider = ? AND r.status = ? AND r.provider_refund_id IS NOT NULL"
+    )
+    params: list[Any] = [provider.name, REFUND_PENDING]
+    if notice.refund_ids:
+        sql += f" AND r.provider_refund_id IN ({', '.join('?' * len(notice.refund_ids))})"
+        params += list(notice.refund_ids)
+    moved = 0
+    for row in engine.conn.execute(sql + " ORDER BY r.id", params).fetchall():
+        fetched = provider.fetch_refund(row["provider_payment_id"], row["provider_refund_id"])
+        moved += _settled(engine, row, fetched)
+    return moved
+
+
+def refresh_of_payment(engine: Engine, provider: Provider, payment_id: int) -> int:
+    """A payment's webhook (Mollie's is called for its refunds too): its pending refunds, as
+    the provider lists them now; returns how many moved. No pending refund: nothing asked."""
+    rows = engine.conn.execute(
+        "SELECT r.*, p.provider_payment_id FROM refunds r JOIN payments p ON p.id = r.payment_id "
+        "WHERE r.payment_id = ? AND r.status = ? AND r.provider_refund_id IS NOT NULL "
+        "ORDER BY r.id",
+        (payment_id, REFUND_PENDING),
+    ).fetchall()
+    if not rows or provider.name != "mollie":
+        return 0
+    listed = {
+        r.provider_refund_id: r for r in provider.payment_refunds(rows[0]["provider_payment_id"])
+    }
+    return sum(
+        _settled(engine, row, listed[row["provider_refund_id"]])
+        for row in rows
+        if row["provider_refund_id"] in listed
+    )
+
+
+def _settled(engine: Engine, row: sqlite3.Row, fetched: ProviderRefund) -> int:
+    if fetched.status == row["status"]:
+        return 0
+    before = row["status"]
+    after = _record_result(engine, row["id"], fetched)
+    return int(after["status"] != before)
 
 
 # ---- checkout-admin/refund-payment ---------------------------------------------------------

@@ -8,6 +8,8 @@ Stuck means one of:
 - ``stock_shortfall``: an open checkout wants more than is available;
 - ``stray_paid_payment``: a provider payment is paid but no order accounts for it (its
   checkout is cancelled, expired or completed by another payment, or it was replaced);
+- ``order_overpaid``: a payment link was paid after its order was cancelled or paid in
+  full another way: the surplus is to be refunded;
 - and, for a completed checkout, its order's: ``refund_pending_too_long``,
   ``refund_failed``, ``paid_not_shipped`` (``engine/order_support.py``).
 """
@@ -33,6 +35,7 @@ STUCK_REASONS = (
     "stock_shortfall",
     "stray_paid_payment",
     *order_support.ORDER_REASONS,
+    "order_overpaid",
 )
 DEFAULT_OLDER_THAN_MINUTES = 30
 
@@ -70,6 +73,8 @@ def _reasons(
         reasons.append("stray_paid_payment")
     if co["status"] == "completed" and (order := order_support.order_of(conn, co["id"])):
         reasons += order_support.order_reasons(conn, order, cut)
+    if strays.overpaid_findings(conn, co["id"]):
+        reasons.append("order_overpaid")
     return reasons
 
 

@@ -45,6 +45,22 @@ class PaymentRequest:
     redirect_url: str = ""
     cancel_url: str = ""
     webhook_url: str = ""
+    order_number: str | None = None  # a payment link for an order's balance: its number
+
+
+@dataclass(frozen=True)
+class WebhookNotice:
+    """What an authenticated webhook is about; the engine fetches each thing it names again.
+
+    ``payment_id``: a payment whose status may have moved (a Mollie payment's refunds too).
+    ``refund_ids``: refunds whose status may have moved. ``pending_refunds``: some refund of
+    this provider moved but the body names none (Stripe's ``charge.refunded`` from API
+    version 2022-11-15 on carries no refunds list): ask about every pending one.
+    """
+
+    payment_id: str | None = None
+    refund_ids: tuple[str, ...] = ()
+    pending_refunds: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,12 @@ class Provider(Protocol):
 
         The caller always re-fetches the payment; a webhook's body is never trusted.
         """
+
+    def webhook_notice(self, headers: dict[str, str], body: bytes) -> WebhookNotice:
+        """Authenticate a webhook and say which payment and refunds it is about."""
+
+    def payment_refunds(self, provider_payment_id: str) -> list[ProviderRefund]:
+        """Every refund of a payment as the provider has it now."""
 
 
 PROVIDER_KEYS: dict[str, str] = {"stripe": "stripe_secret_key", "mollie": "mollie_api_key"}

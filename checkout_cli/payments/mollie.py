@@ -30,6 +30,7 @@ from checkout_cli.payments.base import (
     ProviderPayment,
     ProviderRefund,
     RefundRequest,
+    WebhookNotice,
     not_configured,
 )
 
@@ -156,6 +157,11 @@ class MollieProvider:
             "redirectUrl": request.redirect_url,
             "metadata": {"checkout_token": request.checkout_token},
         }
+        if request.order_number:
+            data["metadata"] = {
+                "checkout_token": request.checkout_token,
+                "order_number": request.order_number,
+            }
         if request.webhook_url:
             data["webhookUrl"] = request.webhook_url
         payment = self._call(
@@ -183,6 +189,16 @@ class MollieProvider:
         if len(ids) != 1 or not ids[0].startswith("tr_"):
             raise ValidationError("invalid_webhook", "a Mollie webhook posts id=tr_…", field="id")
         return ids[0]
+
+    def webhook_notice(self, headers: dict[str, str], body: bytes) -> WebhookNotice:
+        """Mollie calls a payment's webhook when the payment's status moves and when one of
+        its refunds does: the payment and its refunds are fetched again."""
+        return WebhookNotice(payment_id=self.webhook_payment_id(headers, body))
+
+    def payment_refunds(self, provider_payment_id: str) -> list[ProviderRefund]:
+        payment = self._call("read a payment", self._client.payments.get, provider_payment_id)
+        found = self._call("list refunds", payment.refunds.list, limit=250)
+        return [self._refund(r) for r in found]
 
     @staticmethod
     def _payment(payment: Any) -> ProviderPayment:

@@ -32,10 +32,13 @@ from checkout_cli.payments.base import (
     ProviderPayment,
     ProviderRefund,
     RefundRequest,
+    WebhookNotice,
     not_configured,
 )
 
 WEBHOOK_TOLERANCE_SECONDS = 300
+# Events whose data.object is a Refund (charge.refund.updated: its older name).
+_REFUND_EVENTS = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 # A Stripe refund's status, normalized: requires_action waits on the customer (e.g. bank
 # details for a refund to a method without native refunds).
 _REFUND_STATUSES = {
@@ -91,6 +94,13 @@ def from_stripe_amount(amount: int, currency: str) -> int:
             f"Stripe reports {amount} in {code}, which is no whole number of our {code} units",
         )
     return cents
+
+
+def _metadata(request: PaymentRequest) -> dict[str, str]:
+    metadata = {"checkout_token": request.checkout_token}
+    if request.order_number:
+        metadata["order_number"] = request.order_number
+    return metadata
 
 
 def _shift(code: str) -> int:
@@ -182,8 +192,8 @@ class StripeProvider:
             "success_url": request.redirect_url,
             "cancel_url": request.cancel_url or request.redirect_url,
             "client_reference_id": request.checkout_token,
-            "metadata": {"checkout_token": request.checkout_token},
-            "payment_intent_data": {"metadata": {"checkout_token": request.checkout_token}},
+            "metadata": _metadata(request),
+            "payment_intent_data": {"metadata": _metadata(request)},
         }
         if request.customer_email:
             params["customer_email"] = request.customer_email
@@ -211,6 +221,13 @@ class StripeProvider:
         return self._payment(session)
 
     def webhook_payment_id(self, headers: dict[str, str], body: bytes) -> str | None:
+        return self.webhook_notice(headers, body).payment_id
+
+    def webhook_notice(self, headers: dict[str, str], body: bytes) -> WebhookNotice:
+        """A signed event: a checkout session's (its payment), a refund's (``refund.created``,
+        ``refund.updated``, ``refund.failed``, ``charge.refund.updated``: the refund) or a
+        charge's ``charge.refunded`` (the refunds it lists; none listed, as from API version
+        2022-11-15 on: every pending refund is asked about)."""
         stripe = self._stripe
         if not self._webhook_secret:
             raise not_configured("stripe", "stripe_webhook_secret is not in the vault")
@@ -229,22 +246,37 @@ class StripeProvider:
                 + ("its timestamp is too old" if stale else "bad signature"),
             ) from None
         except ValueError:
-            from checkout_cli.errors import ValidationError
-
             raise ValidationError("invalid_webhook", "Stripe webhook body is not JSON") from None
         # Signed by Stripe, yet read defensively: a shape we do not know is refused, not a bug.
         data = event.to_dict()
-        if not str(data.get("type", "")).startswith("checkout.session."):
-            return None
-        session = (data.get("data") or {}).get("object")
-        session_id = session.get("id") if isinstance(session, dict) else None
-        if not isinstance(session_id, str) or not session_id.startswith("cs_"):
-            from checkout_cli.errors import ValidationError
-
-            raise ValidationError(
-                "invalid_webhook", "Stripe webhook has no checkout session in data.object"
+        kind = str(data.get("type", ""))
+        obj = (data.get("data") or {}).get("object")
+        obj_id = obj.get("id") if isinstance(obj, dict) else None
+        if kind.startswith("checkout.session."):
+            if not isinstance(obj_id, str) or not obj_id.startswith("cs_"):
+                raise ValidationError(
+                    "invalid_webhook", "Stripe webhook has no checkout session in data.object"
+                )
+            return WebhookNotice(payment_id=obj_id)
+        if kind in _REFUND_EVENTS:
+            if not isinstance(obj_id, str) or not obj_id.startswith("re_"):
+                raise ValidationError(
+                    "invalid_webhook", f"Stripe {kind} webhook has no refund in data.object"
+                )
+            return WebhookNotice(refund_ids=(obj_id,))
+        if kind == "charge.refunded":
+            if not isinstance(obj, dict) or not str(obj_id or "").startswith(("ch_", "py_")):
+                raise ValidationError(
+                    "invalid_webhook", "Stripe charge.refunded webhook has no charge in data.object"
+                )
+            listed = (obj.get("refunds") or {}).get("data") if obj.get("refunds") else None
+            ids = tuple(
+                r["id"]
+                for r in listed or []
+                if isinstance(r, dict) and str(r.get("id", "")).startswith("re_")
             )
-        return session_id
+            return WebhookNotice(refund_ids=ids, pending_refunds=not ids)
+        return WebhookNotice()
 
     @staticmethod
     def _payment(stripe_session: Any) -> ProviderPayment:
@@ -304,6 +336,22 @@ class StripeProvider:
         return self._refund(
             self._call("read a refund", self._client.v1.refunds.retrieve, provider_refund_id)
         )
+
+    def payment_refunds(self, provider_payment_id: str) -> list[ProviderRefund]:
+        session = self._call(
+            "read a payment", self._client.v1.checkout.sessions.retrieve, provider_payment_id
+        ).to_dict()
+        intent = session.get("payment_intent")
+        if isinstance(intent, dict):
+            intent = intent.get("id")
+        if not intent:
+            return []
+        found = self._call(
+            "list refunds",
+            self._client.v1.refunds.list,
+            params={"payment_intent": intent, "limit": 100},
+        )
+        return [self._refund(r) for r in found.data]
 
     @staticmethod
     def _refund(stripe_refund: Any) -> ProviderRefund:

@@ -24,12 +24,14 @@ strict).
 
 Control (Python, not HTTP): ``payments``, ``create_count``, ``requests``, ``webhooks_sent``,
 ``mark_paid(id)``, ``set_status(id, "failed"|"canceled"|"expired"|"pending")``,
-``set_cancelable(id, flag)``, ``refunds``, ``settle_refund(re_id, "refunded"|"failed")``,
+``set_cancelable(id, flag)``, ``refunds``, ``settle_refund(re_id, "refunded"|"failed",
+notify=False)`` (``notify``: the payment's webhook is called, as Mollie does for refunds),
 ``fail_next(status=500|422, times=1, body=None)`` (answered before
 anything is executed or stored), ``delay_next(seconds, times=1)`` (executed, then answered
 late), ``fire_webhook(id)``.
 
-Refunds: ``POST /v2/payments/{id}/refunds`` and ``GET /v2/payments/{id}/refunds/{re_id}``
+Refunds: ``POST /v2/payments/{id}/refunds``, ``GET /v2/payments/{id}/refunds`` (the list) and
+``GET /v2/payments/{id}/refunds/{re_id}``
 (see the refunds section below for what they model).
 
 Unlike real Mollie: a loopback ``webhookUrl`` is accepted (real Mollie refuses webhook URLs it
@@ -165,6 +167,7 @@ class FakeMollie(FakeProviderServer):
         ("GET", r"/v2/payments/([^/]+)", "_get"),
         ("DELETE", r"/v2/payments/([^/]+)", "_cancel"),
         ("POST", r"/v2/payments/([^/]+)/refunds", "_create_refund"),
+        ("GET", r"/v2/payments/([^/]+)/refunds", "_list_refunds"),
         ("GET", r"/v2/payments/([^/]+)/refunds/([^/]+)", "_get_refund"),
     )
 
@@ -420,7 +423,17 @@ class FakeMollie(FakeProviderServer):
     _NO_OVER_REFUND = frozenset({"creditcard", "paypal"})
     OVER_REFUND_EUR = "25.00"
 
-    def settle_refund(self, refund_id: str, status: str = "refunded") -> dict[str, Any]:
+    def settle_refund(
+        self, refund_id: str, status: str = "refunded", notify: bool = False
+    ) -> dict[str, Any]:
+        """A refund moves on (``notify``: then Mollie calls the payment's webhook, as it does
+        when one of a payment's refunds changes status; it posts only ``id=tr_…``)."""
+        settled = self._settle_refund(refund_id, status)
+        if notify:
+            self.fire_webhook(settled["paymentId"])
+        return settled
+
+    def _settle_refund(self, refund_id: str, status: str) -> dict[str, Any]:
         if status not in ("refunded", "failed", "canceled", "processing"):
             raise ValueError(
                 f"settle_refund takes refunded, failed, canceled or processing: {status}"
@@ -545,6 +558,34 @@ class FakeMollie(FakeProviderServer):
                 "type": HAL,
             }
             return json_response(201, refund, HAL)
+
+    def _list_refunds(self, request: RecordedRequest, payment_id: str) -> Response:
+        """``GET /v2/payments/{id}/refunds``: Mollie's list shape (``count``, ``_embedded``,
+        ``_links`` with ``next``/``previous``), oldest first."""
+        with self._lock:
+            if payment_id not in self.payments:
+                return self._error(404, f"No payment exists with token {payment_id}.")
+            listed = [
+                copy.deepcopy(r) for r in self.refunds.values() if r["paymentId"] == payment_id
+            ]
+        href = f"{self.url}/v2/payments/{payment_id}/refunds"
+        return json_response(
+            200,
+            {
+                "count": len(listed),
+                "_embedded": {"refunds": listed},
+                "_links": {
+                    "self": {"href": href, "type": HAL},
+                    "previous": None,
+                    "next": None,
+                    "documentation": {
+                        "href": "https://docs.mollie.com/reference/v2/refunds-api/list-refunds",
+                        "type": "text/html",
+                    },
+                },
+            },
+            HAL,
+        )
 
     def _get_refund(self, request: RecordedRequest, payment_id: str, refund_id: str) -> Response:
         with self._lock:

@@ -12,9 +12,10 @@
 
 Endpoints: ``POST /v1/checkout/sessions``, ``GET /v1/checkout/sessions/{id}``,
 ``POST /v1/checkout/sessions/{id}/expire``, ``POST /v1/refunds`` (of a paid session's
-``payment_intent``), ``GET /v1/refunds/{id}``. Requests need ``Authorization: Bearer <api_key>``
-and form bodies in Stripe's bracket notation; only the parameters in ``_SCHEMA`` are accepted
-(all exist in the real API), anything else is a 400 "Received unknown parameter: X". POSTs honour
+``payment_intent``), ``GET /v1/refunds/{id}``, ``GET /v1/refunds?payment_intent=pi_…``.
+Requests need ``Authorization: Bearer <api_key>`` and form bodies in Stripe's bracket
+notation; only the parameters in ``_SCHEMA`` are accepted (all exist in the real API),
+anything else is a 400 "Received unknown parameter: X". POSTs honour
 ``Idempotency-Key`` like Stripe: the same key and parameters replay the stored answer (header
 ``Idempotent-Replayed: true``), the same key with other parameters is a 400 ``idempotency_error``.
 Only successful answers are stored (Stripe stores nothing when validation fails).
@@ -25,7 +26,9 @@ Control (Python, not HTTP): ``sessions``, ``line_items``, ``payment_intent_metad
 ``set_refund_status(id, status)``,
 ``fail_next(status=500|402, times=1, body=None)`` (answered before anything is executed or
 stored), ``delay_next(seconds, times=1)`` (executed, then answered late), ``event_payload``,
-``sign``.
+``refund_event_payload(re_id, "refund.updated"|"refund.failed"|"charge.refunded"|…)`` (a
+refund's event as Stripe shapes it), ``sign``, ``deliver(url, payload, secret)`` (POSTs a
+signed event, as Stripe delivers it).
 
 Stricter than Stripe, on purpose: ``mode`` must be ``payment``, ``success_url`` and
 ``line_items`` (with ``price_data``, not ``price``) are required, and the divisibility rules
@@ -44,7 +47,7 @@ import json
 import re
 import time
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from tests.fakes.common import (
     FakeProviderServer,
@@ -118,6 +121,11 @@ _EVENT_TYPES = {
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
 }
+# Events about a refund (data.object: the Refund; refund.created/updated/failed apply to card
+# refunds too since API version 2024-10-28.acacia) and about a charge (charge.refunded: the
+# Charge, which since 2022-11-15 no longer embeds its refunds list unless asked to).
+_REFUND_EVENT_TYPES = {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
+_CHARGE_EVENT_TYPES = {"charge.refunded"}
 _NULL_SESSION_FIELDS = words("""
     after_expiration allow_promotion_codes billing_address_collection client_secret
     collected_information consent consent_collection currency_conversion customer
@@ -253,6 +261,7 @@ class FakeStripe(FakeProviderServer):
         ("GET", r"/v1/checkout/sessions/([^/]+)", "_retrieve"),
         ("POST", r"/v1/checkout/sessions/([^/]+)/expire", "_expire"),
         ("POST", r"/v1/refunds", "_create_refund"),
+        ("GET", r"/v1/refunds", "_list_refunds"),
         ("GET", r"/v1/refunds/([^/]+)", "_retrieve_refund"),
     )
 
@@ -328,6 +337,87 @@ class FakeStripe(FakeProviderServer):
             "type": type,
         }
         return json.dumps(event, indent=2)
+
+    def refund_event_payload(
+        self,
+        refund_id: str,
+        type: str = "refund.updated",
+        previous: dict[str, Any] | None = None,
+        embed_refunds: bool = False,
+    ) -> str:
+        """A refund's webhook body, as Stripe posts it: ``refund.*`` carry the Refund (an
+        update its ``previous_attributes``), ``charge.refunded`` the Charge it was made on
+        (with ``embed_refunds``, its ``refunds`` list, as API versions before 2022-11-15 or
+        an expanding endpoint send it)."""
+        if type not in _REFUND_EVENT_TYPES | _CHARGE_EVENT_TYPES:
+            raise ValueError(f"not a refund event type: {type!r}")
+        with self._lock:
+            refund = copy.deepcopy(self.refunds[refund_id])
+            data: dict[str, Any]
+            if type in _CHARGE_EVENT_TYPES:
+                charge = self._charge(refund["payment_intent"])
+                if embed_refunds:
+                    listed = [
+                        copy.deepcopy(r)
+                        for r in self.refunds.values()
+                        if r["payment_intent"] == refund["payment_intent"]
+                    ]
+                    charge["refunds"] = {
+                        "object": "list",
+                        "data": listed,
+                        "has_more": False,
+                        "total_count": len(listed),
+                        "url": f"/v1/charges/{charge['id']}/refunds",
+                    }
+                data = {"object": charge}
+            else:
+                data = {"object": refund}
+            if previous is not None:
+                data["previous_attributes"] = previous
+        event = {
+            "id": random_id("evt_", 24),
+            "object": "event",
+            "api_version": None,
+            "created": int(time.time()),
+            "data": data,
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": type,
+        }
+        return json.dumps(event, indent=2)
+
+    def _charge(self, payment_intent: str) -> dict[str, Any]:
+        session = self._paid_session_of(payment_intent)
+        assert session is not None
+        refunded = self.refunded_amount(payment_intent)
+        return {
+            "id": "ch_" + payment_intent[3:],
+            "object": "charge",
+            "amount": session["amount_total"],
+            "amount_captured": session["amount_total"],
+            "amount_refunded": refunded,
+            "captured": True,
+            "currency": session["currency"],
+            "livemode": False,
+            "paid": True,
+            "payment_intent": payment_intent,
+            "refunded": refunded >= session["amount_total"],
+            "status": "succeeded",
+        }
+
+    def deliver(self, url: str, payload: str, secret: str) -> int:
+        """POST a webhook body to ``url`` signed with ``secret``, as Stripe delivers an event;
+        returns the HTTP status (Stripe retries anything but 2xx)."""
+        import httpx
+
+        response = httpx.post(
+            url,
+            content=payload,
+            headers={"Stripe-Signature": self.sign(payload, secret)},
+            timeout=10,
+        )
+        return response.status_code
 
     @staticmethod
     def sign(payload: str | bytes, secret: str, timestamp: int | None = None) -> str:
@@ -743,6 +833,24 @@ class FakeStripe(FakeProviderServer):
             }
             self.refunds[refund["id"]] = refund
             return json_response(200, refund)
+
+    def _list_refunds(self, request: RecordedRequest) -> Response:
+        """``GET /v1/refunds?payment_intent=pi_…``: a list object, newest first."""
+        query = parse_qs(request.query)
+        unknown = set(query) - {"payment_intent", "limit"}
+        if unknown:
+            return self._error(400, f"Received unknown parameter: {sorted(unknown)[0]}")
+        intent = (query.get("payment_intent") or [None])[0]
+        with self._lock:
+            listed = [
+                copy.deepcopy(r)
+                for r in reversed(self.refunds.values())
+                if intent is None or r["payment_intent"] == intent
+            ]
+        return json_response(
+            200,
+            {"object": "list", "data": listed, "has_more": False, "url": "/v1/refunds"},
+        )
 
     def _retrieve_refund(self, request: RecordedRequest, refund_id: str) -> Response:
         with self._lock:
