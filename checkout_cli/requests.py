@@ -581,7 +581,7 @@ OrderKey = Annotated[str, Text(80, description="order id or order number (2026-0
 
 
 class RefundLine(Request):
-    sku: Sku
+    product_sku: Sku
     quantity: Quantity
 
 

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from checkout_cli.money import format_money
 from tests.conftest import dump, ready_checkout
 from tests.engine_helpers import FLOW, ORDERS, assert_invariants, complete, invoice, scalar
 from tests.terminal import Terminal, starter
@@ -34,11 +35,19 @@ def invoice_order(backend) -> str:
     return complete(backend, token)["order"]["order_number"]
 
 
+def _paid(backend, number: str) -> str:
+    """The confirm question's ending: the customer, and what is refundable."""
+    order = backend.call(ORDERS, "get-order", {"order_id": number})
+    refundable = format_money(order["amount_paid_cents"], order["currency"])
+    return f"{order['customer']['name']} ({refundable} refundable)?"
+
+
 def test_refund_asks_first_and_declining_refunds_nothing(backend, terminal):
     number = bank_order(backend)
     before = dump(backend.db_path)
     t = terminal("orders", "refund", number, "--line", "CASE-TRAVEL=1")
-    t.at(re.escape(f"Refund lines of order {number} to the customer?"), "n")
+    paid = _paid(backend, number)
+    t.at(re.escape(f"Refund 1 × CASE-TRAVEL of order {number} to {paid}"), "n")
     assert t.finish() == 0, t.text  # declining is a choice, not a failure
     assert "not refunded" in t.text
     assert dump(backend.db_path) == before
@@ -47,7 +56,13 @@ def test_refund_asks_first_and_declining_refunds_nothing(backend, terminal):
 def test_refund_confirmed_on_the_terminal(backend, terminal):
     number = bank_order(backend)
     t = terminal("orders", "refund", number, "--amount-cents", "1000", "--reason", "late")
-    t.at(re.escape(f"Refund 1000 (minor units) of order {number} to the customer?"), "y")
+    # The money as the customer sees it, and whose it is: not a bare number of cents.
+    t.at(
+        re.escape(
+            f"Refund {format_money(1000, 'EUR')} of order {number} to {_paid(backend, number)}"
+        ),
+        "y",
+    )
     assert t.finish() == 0, t.text
     assert f"order {number}: refunded" in t.text and "credit (bank)" in t.text
     assert scalar(backend.db_path, "SELECT amount_cents FROM refunds") == 1000

@@ -117,7 +117,7 @@ def test_partial_then_line_then_full_refund_through_the_provider(provider, backe
     assert (made["kind"], made["provider"], made["amount_cents"]) == ("provider", name, 500)
     assert made["status"] in ("pending", "succeeded")
     lens = order["items"][0]
-    second = refund(backend, order, lines=[{"sku": "LENS-DAILY-30", "quantity": 1}])
+    second = refund(backend, order, lines=[{"product_sku": "LENS-DAILY-30", "quantity": 1}])
     assert second["amount_cents"] == line_share(lens, 1)
     assert second["refunds"][0]["lines"] == [{"line_id": 1, "quantity": 1}]
     rest = refund(backend, order)
@@ -212,7 +212,7 @@ def test_restock_puts_the_refunded_units_back_once(provider, backend):
     before = stock(backend, "LENS-DAILY-30")
     order = provider_order(backend, name, fake)
     assert stock(backend, "LENS-DAILY-30") == before - 3
-    refund(backend, order, lines=[{"sku": "LENS-DAILY-30", "quantity": 2}], restock=True)
+    refund(backend, order, lines=[{"product_sku": "LENS-DAILY-30", "quantity": 2}], restock=True)
     assert stock(backend, "LENS-DAILY-30") == before - 1
     backend.call(ADMIN, "reconcile", {})  # a result landing again restocks nothing more
     assert stock(backend, "LENS-DAILY-30") == before - 1
@@ -220,7 +220,7 @@ def test_restock_puts_the_refunded_units_back_once(provider, backend):
         backend,
         ORDERS,
         "refund-order",
-        {"order_id": order["order_number"], "lines": [{"sku": "LENS-DAILY-30", "quantity": 2}]},
+        {"order_id": order["order_number"], "lines": [{"product_sku": "LENS-DAILY-30", "quantity": 2}]},
         ConflictError,
         "refund_exceeds_ordered",
         "lines",
@@ -253,7 +253,7 @@ def test_a_refund_over_a_provider_payment_and_a_bank_transfer_is_spread(backend,
 def test_a_bank_paid_order_is_refunded_as_a_credit_without_calling_anyone(backend, stripe_fake):
     order = bank_order(backend)
     requests_before = len(stripe_fake.requests)
-    done = refund(backend, order, lines=[{"sku": "CASE-TRAVEL", "quantity": 1}], reason="broken")
+    done = refund(backend, order, lines=[{"product_sku": "CASE-TRAVEL", "quantity": 1}], reason="broken")
     [credit] = done["refunds"]
     assert (credit["kind"], credit["status"], credit["provider"]) == ("credit", "succeeded", "bank")
     assert credit["amount_cents"] == line_share(order["items"][1], 1)
@@ -284,16 +284,16 @@ def test_bad_refund_requests_are_refused_with_nothing_written(backend):
     number = order["order_number"]
     cases = [
         (
-            {"amount_cents": 100, "lines": [{"sku": "CASE-TRAVEL", "quantity": 1}]},
+            {"amount_cents": 100, "lines": [{"product_sku": "CASE-TRAVEL", "quantity": 1}]},
             ValidationError,
             "amount_or_lines",
         ),
         ({"amount_cents": 0}, ValidationError, "invalid_amount"),
         ({"lines": []}, ValidationError, "invalid_lines"),
         ({"amount_cents": 100, "restock": True}, ValidationError, "restock_needs_lines"),
-        ({"lines": [{"sku": "LENS-MONTH-6", "quantity": 1}]}, ValidationError, "line_not_found"),
+        ({"lines": [{"product_sku": "LENS-MONTH-6", "quantity": 1}]}, ValidationError, "line_not_found"),
         (
-            {"lines": [{"sku": "CASE-TRAVEL", "quantity": 2}]},
+            {"lines": [{"product_sku": "CASE-TRAVEL", "quantity": 2}]},
             ConflictError,
             "refund_exceeds_ordered",
         ),
@@ -361,7 +361,7 @@ def test_a_paid_order_is_cancelled_only_with_refund(provider, backend):
         "payment_already_paid",
     )
     assert f"checkout orders cancel {order['order_number']} --refund" in (error.recovery or "")
-    refund(backend, order, lines=[{"sku": "CASE-TRAVEL", "quantity": 1}], restock=True)
+    refund(backend, order, lines=[{"product_sku": "CASE-TRAVEL", "quantity": 1}], restock=True)
     done = cancel(backend, order, refund=True)
     assert done["order"]["status"] == "cancelled"
     total = order["totals"]["total_cents"]

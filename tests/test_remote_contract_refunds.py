@@ -81,7 +81,7 @@ def refunds_and_cancels(f: RefundFlow) -> None:
     f.fails(
         ORDERS,
         "refund-order",
-        {"order_id": number, "amount_cents": 5, "lines": [{"sku": "LENS-MONTH-6", "quantity": 1}]},
+        {"order_id": number, "amount_cents": 5, "lines": [{"product_sku": "LENS-MONTH-6", "quantity": 1}]},
         ValidationError,
         "amount_or_lines",
         "lines",
@@ -90,7 +90,7 @@ def refunds_and_cancels(f: RefundFlow) -> None:
     f.fails(
         ORDERS,
         "refund-order",
-        {"order_id": number, "lines": [{"sku": "LENS-MONTH-6", "quantity": 2}]},
+        {"order_id": number, "lines": [{"product_sku": "LENS-MONTH-6", "quantity": 2}]},
         ConflictError,
         "refund_exceeds_ordered",
         "lines",
@@ -111,7 +111,7 @@ def refunds_and_cancels(f: RefundFlow) -> None:
         "refund-order",
         {
             "order_id": number,
-            "lines": [{"sku": "LENS-MONTH-6", "quantity": 1}],
+            "lines": [{"product_sku": "LENS-MONTH-6", "quantity": 1}],
             "restock": True,
             "reason": "damaged in transit",
         },

@@ -221,7 +221,7 @@ def _refund_lines(values: list[str] | None) -> list[dict[str, Any]] | None:
                 f"--line takes SKU=QTY (e.g. LENS-DAILY-30=1), got {value!r}",
                 recovery="give one --line per SKU: --line SKU=QTY",
             )
-        lines.append({"sku": sku, "quantity": number})
+        lines.append({"product_sku": sku, "quantity": number})
     return lines
 
 
@@ -236,6 +236,28 @@ def _confirm(state: State, question: str, declined: str) -> bool:
         return True
     output.say(f"not {'refunded' if declined == 'refund' else 'cancelled'}")
     return False
+
+
+def _refund_question(state: State, request: dict[str, Any]) -> str:
+    """What the operator confirms: the money, in the order's currency, and whose it is."""
+    from checkout_cli.money import format_money
+
+    order = state.call(ORDER_MANAGEMENT, "get-order", {"order_id": request.get("order_id")})
+    currency = order["currency"]
+    held = sum(
+        r["amount_cents"]
+        for r in order["refunds"]
+        if r["status"] in ("creating", "pending", "succeeded")
+    )
+    refundable = format_money(max(order["amount_paid_cents"] - held, 0), currency)
+    if request.get("amount_cents") is not None:
+        what = format_money(request["amount_cents"], currency)
+    elif request.get("lines"):
+        what = ", ".join(f"{x['quantity']} × {x['product_sku']}" for x in request["lines"])
+    else:
+        what = f"everything refundable, {refundable},"
+    who = (order["customer"] or {}).get("name") or "the customer"
+    return f"Refund {what} of order {order['order_number']} to {who} ({refundable} refundable)?"
 
 
 def _refund_said(refunds: list[dict[str, Any]]) -> str:
@@ -282,14 +304,8 @@ def refund(
         reason=reason,
     )
     if not yes:
-        what = (
-            f"{request['amount_cents']} (minor units) of"
-            if request.get("amount_cents") is not None
-            else "lines of"
-            if request.get("lines")
-            else "everything refundable of"
-        )
-        if not _confirm(state, f"Refund {what} order {order} to the customer?", "refund"):
+        question = _refund_question(state, request)
+        if not _confirm(state, question, "refund"):
             return
 
     def render(result: dict[str, Any]) -> None:

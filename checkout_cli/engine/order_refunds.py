@@ -63,7 +63,7 @@ def _asked(body: requests.RefundOrder) -> dict[str, Any]:
     if body.lines is not None:
         merged: dict[str, int] = {}
         for line in body.lines:
-            merged[line.sku] = merged.get(line.sku, 0) + line.quantity
+            merged[line.product_sku] = merged.get(line.product_sku, 0) + line.quantity
         lines = [[sku, quantity] for sku, quantity in merged.items()]
     return {
         "amount_cents": body.amount_cents,
