@@ -75,6 +75,7 @@ def cancel_order(engine: Engine, body: requests.CancelOrder) -> dict[str, Any]:
                 "reason": body.reason,
                 "restocked": restocked,
                 "refunds": [f"ref_{i}" for i in ids],
+                **_email(conn, order),
             },
             order_id=order["id"],
         )
@@ -167,6 +168,11 @@ def _restock(
         (order["id"],),
     ).fetchall()
     return order_stock.put_back(engine, conn, order, [(r[0], r[1]) for r in lines if r[1] > 0])
+
+
+def _email(conn: sqlite3.Connection, order: sqlite3.Row) -> dict[str, str]:
+    kind = outbox.order_email_kind(conn, "cancellation", order["order_id"])
+    return {"email": kind} if kind else {}
 
 
 def _queue_email(

@@ -78,6 +78,7 @@ def add_payment(
             "amount_cents": received.amount_cents,
             "reference": received.reference,
             "forced": received.forced,
+            **_email(conn, "payment_received", str(cur.lastrowid)),
         },
         order_id=order["id"],
     )
@@ -87,6 +88,11 @@ def add_payment(
         "SELECT * FROM order_payments WHERE id = ?", (cur.lastrowid,)
     ).fetchone()
     return row
+
+
+def _email(conn: sqlite3.Connection, event: str, key: str) -> dict[str, str]:
+    kind = outbox.order_email_kind(conn, event, key)
+    return {"email": kind} if kind else {}
 
 
 def _queue_email(

@@ -91,4 +91,16 @@ def _queue_email(
     message = emails.order_message(
         settings.read(conn, "shop_name"), order_object(conn, order), "refund", said
     )
-    outbox.queue_order_email(engine, conn, order["id"], "refund", str(refund["id"]), message)
+    if outbox.queue_order_email(engine, conn, order["id"], "refund", str(refund["id"]), message):
+        events.record(
+            engine,
+            conn,
+            order["checkout_id"],
+            "order_refund_emailed",
+            detail={
+                "order_number": order["order_number"],
+                "refund": f"ref_{refund['id']}",
+                "email": f"refund:{refund['id']}",
+            },
+            order_id=order["id"],
+        )

@@ -44,6 +44,12 @@ def queue_confirmation(engine: Engine, conn: sqlite3.Connection, order_row_id: i
     )
 
 
+def order_email_kind(conn: sqlite3.Connection, event: str, key: str) -> str | None:
+    """The outbox kind ``queue_order_email`` will give this event's email, or None when the
+    shop has it switched off: the event names it, so doctor can tell one is missing."""
+    return f"{event}:{key}" if settings.read(conn, f"email_{event}") else None
+
+
 def queue_order_email(
     engine: Engine,
     conn: sqlite3.Connection,
@@ -53,7 +59,8 @@ def queue_order_email(
     message: emails.OrderMessage,
 ) -> bool:
     """Queue one email of an order's life (``event``: payment_received, refund, cancellation,
-    shipped) unless the shop switched it off (setting ``email_EVENT``); True if queued.
+    shipped) unless the shop switched it off (setting ``email_EVENT``); True if queued now
+    (False: switched off, or queued already).
 
     Its kind is ``EVENT:KEY`` (the payment, refund or shipment it tells of), so the UNIQUE
     (order_id, kind) makes it one email per event, however often the change is retried.
@@ -63,7 +70,7 @@ def queue_order_email(
     recipient = conn.execute(
         "SELECT json_extract(customer, '$.email') FROM orders WHERE id = ?", (order_row_id,)
     ).fetchone()[0]
-    conn.execute(
+    added = conn.execute(
         "INSERT INTO outbox (order_id, kind, recipient, subject, body_text, body_html, status, "
         "created_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?) ON CONFLICT(order_id, kind) DO NOTHING",
         (
@@ -75,8 +82,8 @@ def queue_order_email(
             message.html,
             engine.now(),
         ),
-    )
-    return True
+    ).rowcount
+    return added == 1
 
 
 def _error_text(exc: Exception) -> str:
