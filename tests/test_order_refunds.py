@@ -220,7 +220,10 @@ def test_restock_puts_the_refunded_units_back_once(provider, backend):
         backend,
         ORDERS,
         "refund-order",
-        {"order_id": order["order_number"], "lines": [{"product_sku": "LENS-DAILY-30", "quantity": 2}]},
+        {
+            "order_id": order["order_number"],
+            "lines": [{"product_sku": "LENS-DAILY-30", "quantity": 2}],
+        },
         ConflictError,
         "refund_exceeds_ordered",
         "lines",
@@ -253,7 +256,9 @@ def test_a_refund_over_a_provider_payment_and_a_bank_transfer_is_spread(backend,
 def test_a_bank_paid_order_is_refunded_as_a_credit_without_calling_anyone(backend, stripe_fake):
     order = bank_order(backend)
     requests_before = len(stripe_fake.requests)
-    done = refund(backend, order, lines=[{"product_sku": "CASE-TRAVEL", "quantity": 1}], reason="broken")
+    done = refund(
+        backend, order, lines=[{"product_sku": "CASE-TRAVEL", "quantity": 1}], reason="broken"
+    )
     [credit] = done["refunds"]
     assert (credit["kind"], credit["status"], credit["provider"]) == ("credit", "succeeded", "bank")
     assert credit["amount_cents"] == line_share(order["items"][1], 1)
@@ -291,7 +296,11 @@ def test_bad_refund_requests_are_refused_with_nothing_written(backend):
         ({"amount_cents": 0}, ValidationError, "invalid_amount"),
         ({"lines": []}, ValidationError, "invalid_lines"),
         ({"amount_cents": 100, "restock": True}, ValidationError, "restock_needs_lines"),
-        ({"lines": [{"product_sku": "LENS-MONTH-6", "quantity": 1}]}, ValidationError, "line_not_found"),
+        (
+            {"lines": [{"product_sku": "LENS-MONTH-6", "quantity": 1}]},
+            ValidationError,
+            "line_not_found",
+        ),
         (
             {"lines": [{"product_sku": "CASE-TRAVEL", "quantity": 2}]},
             ConflictError,

@@ -81,7 +81,11 @@ def refunds_and_cancels(f: RefundFlow) -> None:
     f.fails(
         ORDERS,
         "refund-order",
-        {"order_id": number, "amount_cents": 5, "lines": [{"product_sku": "LENS-MONTH-6", "quantity": 1}]},
+        {
+            "order_id": number,
+            "amount_cents": 5,
+            "lines": [{"product_sku": "LENS-MONTH-6", "quantity": 1}],
+        },
         ValidationError,
         "amount_or_lines",
         "lines",

@@ -3,6 +3,9 @@
 A completed checkout's order is stuck when:
 - ``refund_pending_too_long``: a refund the provider accepted has not settled after
   ``refund_pending_days`` (``checkout reconcile`` asks the provider where it stands);
+- ``refund_unfinished``: a refund was started at the provider and its answer never came (a
+  timeout, a killed process); it holds its amount until ``checkout reconcile`` resumes it
+  with its own idempotency key;
 - ``refund_failed``: the provider refused a refund and no later refund of the order took
   its place (the customer is still owed the money: refund again);
 - ``paid_not_shipped``: paid in full, not cancelled, and not all shipped
@@ -20,11 +23,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from checkout_cli.engine import settings
+from checkout_cli.engine import refunds, settings
 from checkout_cli.engine.core import Engine, iso
 from checkout_cli.money import format_money
 
-ORDER_REASONS = ("refund_pending_too_long", "refund_failed", "paid_not_shipped")
+ORDER_REASONS = (
+    "refund_pending_too_long",
+    "refund_unfinished",
+    "refund_failed",
+    "paid_not_shipped",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class Cutoffs:
     refund_pending_days: int
     ship_within: str
     ship_within_days: int
+    refund_unfinished: str
 
 
 def cutoffs(engine: Engine, conn: sqlite3.Connection) -> Cutoffs:
@@ -46,6 +55,7 @@ def cutoffs(engine: Engine, conn: sqlite3.Connection) -> Cutoffs:
         refund_days,
         iso(now - timedelta(days=ship_days)),
         ship_days,
+        refunds.unfinished_cutoff(engine),
     )
 
 
@@ -61,6 +71,14 @@ def _pending_refunds(conn: sqlite3.Connection, order: sqlite3.Row, cut: Cutoffs)
         "SELECT * FROM refunds WHERE order_id = ? AND status = 'pending' AND created_at <= ? "
         "ORDER BY id",
         (order["id"], cut.refund_pending),
+    ).fetchall()
+
+
+def _unfinished_refunds(conn: sqlite3.Connection, order: sqlite3.Row, cut: Cutoffs) -> list[Any]:
+    return conn.execute(
+        "SELECT * FROM refunds WHERE order_id = ? AND status = 'creating' AND kind = 'provider' "
+        "AND created_at <= ? ORDER BY id",
+        (order["id"], cut.refund_unfinished),
     ).fetchall()
 
 
@@ -92,6 +110,8 @@ def order_reasons(conn: sqlite3.Connection, order: sqlite3.Row, cut: Cutoffs) ->
     reasons = []
     if _pending_refunds(conn, order, cut):
         reasons.append("refund_pending_too_long")
+    if _unfinished_refunds(conn, order, cut):
+        reasons.append("refund_unfinished")
     if _failed_refunds(conn, order):
         reasons.append("refund_failed")
     if _not_shipped(conn, order, cut):
@@ -112,6 +132,17 @@ def order_diagnosis(
                     "problem": f"Refund ref_{r['id']} of {_money(r)} at {r['provider']} has been "
                     f"pending since {r['created_at']}, longer than {cut.refund_pending_days} "
                     "days (refund_pending_days). Ask the provider where it stands.",
+                    "fix": "checkout reconcile",
+                }
+            )
+    if "refund_unfinished" in reasons:
+        for r in _unfinished_refunds(conn, order, cut):
+            found.append(
+                {
+                    "problem": f"Refund ref_{r['id']} of {_money(r)} was sent to "
+                    f"{r['provider']} on {r['created_at']} and no answer was recorded; it holds "
+                    "its amount. Resuming it asks with its own idempotency key, so the "
+                    "customer is never refunded twice.",
                     "fix": "checkout reconcile",
                 }
             )

@@ -143,6 +143,7 @@ def reconcile(engine: Engine, body: requests.Reconcile) -> dict[str, Any]:
             expire_now(engine, co["token"])
     changes += _refresh_payment_links(engine, dry_run)
     live_strays = _watch_unwanted_payments(engine, dry_run, changes)
+    changes += refunds.resume_unfinished(engine, dry_run)
     changes += refunds.refresh_pending(engine, dry_run)
     found = strays.findings(engine.conn)
     known = {f["provider_payment_id"] for f in found}

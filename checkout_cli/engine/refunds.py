@@ -283,6 +283,46 @@ def refresh_pending(
     return changes
 
 
+# A refund attempt still ``creating`` after this long lost its answer (a timeout, a killed
+# process): no call is waiting for it any more, so reconcile may resume it.
+UNFINISHED_AFTER_MINUTES = 5
+
+
+def unfinished_cutoff(engine: Engine) -> str:
+    from datetime import timedelta
+
+    from checkout_cli.engine.core import iso
+
+    return iso(engine.clock() - timedelta(minutes=UNFINISHED_AFTER_MINUTES))
+
+
+def resume_unfinished(engine: Engine, dry_run: bool) -> list[dict[str, Any]]:
+    """Resume provider refunds left ``creating`` (reconcile): the same call with the same
+    idempotency key, so the provider answers with the refund it made, or makes it once.
+    Until then such a refund holds its amount, and nobody may refund it twice."""
+    changes = []
+    for row in engine.conn.execute(
+        "SELECT r.id, r.provider, c.token, c.status AS checkout_status FROM refunds r "
+        "JOIN checkouts c ON c.id = r.checkout_id WHERE r.status = 'creating' "
+        "AND r.kind = 'provider' AND r.payment_id IS NOT NULL AND r.created_at <= ? "
+        "ORDER BY r.id",
+        (unfinished_cutoff(engine),),
+    ).fetchall():
+        change = unchanged(row["token"], row["provider"], row["checkout_status"])
+        if dry_run:
+            changes.append({**change, "action": "resume unfinished refund"})
+            continue
+        try:
+            done = run_attempt(engine, row["id"])
+        except CheckoutError as exc:
+            changes.append({**change, "action": "error", "provider_status": exc.message})
+            continue
+        changes.append(
+            {**change, "provider_status": done["status"], "action": f"refund {done['status']}"}
+        )
+    return changes
+
+
 # ---- refund states from the providers' webhooks -------------------------------------------
 # A webhook is never trusted: each refund it names is fetched again, and only one still
 # ``pending`` here moves (through ``_record_result``, which changes a status once, so a
