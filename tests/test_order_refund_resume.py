@@ -44,7 +44,7 @@ def test_reconcile_resumes_an_unanswered_refund_once(provider, backend):  # noqa
     assert [c["action"] for c in dry["changes"]] == ["resume unfinished refund"]
     assert scalar(backend.db_path, "SELECT status FROM refunds") == "creating"
     done = backend.call(ADMIN, "reconcile", {})
-    assert [c["action"] for c in done["changes"]][0].startswith("refund ")
+    assert done["changes"][0]["action"].startswith("refund ")
     assert refunded_at(name, fake) == [500]  # the same refund, not a second one
     again = backend.call(ADMIN, "reconcile", {})
     assert not [c for c in again["changes"] if c["action"].startswith("refund")]
