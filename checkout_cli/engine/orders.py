@@ -1,4 +1,5 @@
-"""order-management: orders are created by checkout completion and never change after."""
+"""order-management: orders are made by checkout completion; what happens to them after (payments,
+refunds, shipments, cancelling) is in their own modules, and `order_state` keeps them agreed."""
 
 from __future__ import annotations
 
