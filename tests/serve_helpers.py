@@ -309,6 +309,9 @@ class StandIn:
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?")
 _ORDER_NUMBER = re.compile(r"\b\d{4}-\d{6}\b")
 _TOKEN = re.compile(r"\b(chk|cart|ord|pay|ck|tr|cs|pi)_[A-Za-z0-9_\-]{6,}")
+# A row of one store (refund, order payment, shipment, the email of one): its number is the
+# store's, not the answer's.
+_ROW_ID = re.compile(r"\b(ref_|opay_|ful_|payment_received:|refund:|shipped:)\d+\b")
 _ID_KEYS = {"id", "order_id", "order_number", "checkout_token", "cart_token"}
 # Who did it: the local backend's actor, or the token a remote call came with.
 _ACTOR_KEYS = {"actor", "recorded_by", "created_by"}
@@ -327,6 +330,7 @@ def normalize(value: Any, key: str = "") -> Any:
     if isinstance(value, str):
         value = _TIMESTAMP.sub("<timestamp>", value)
         value = _ORDER_NUMBER.sub("<order_number>", value)
+        value = _ROW_ID.sub(lambda m: f"{m.group(1)}<id>", value)
         return _TOKEN.sub(lambda m: f"{m.group(1)}_<token>", value)
     return value
 
