@@ -63,7 +63,11 @@ def restock_group(
             conn,
             order["checkout_id"],
             "order_restocked",
-            detail={"order_number": order["order_number"], "lines": done, "refund": f"ref_{holder['id']}"},
+            detail={
+                "order_number": order["order_number"],
+                "lines": done,
+                "refund": f"ref_{holder['id']}",
+            },
             order_id=order["id"],
         )
     return done

@@ -22,14 +22,14 @@ from checkout_cli.engine import events, order_state, outbox, settings
 from checkout_cli.engine.core import Engine, loads
 from checkout_cli.engine.orders import load_order
 from checkout_cli.engine.provider_payments import (
-    _attempt_failed,
-    _loaded,
-    _settle_stale_attempt,
-    _stored,
     apply_status,
     close_at_provider,
     is_open_provider_payment,
+    loaded_request,
     provider_for,
+    record_attempt_failed,
+    settle_stale_attempt,
+    stored_request,
 )
 from checkout_cli.errors import ConflictError, PaymentError, ValidationError
 from checkout_cli.money import format_money
@@ -56,7 +56,7 @@ def create_payment_link(engine: Engine, body: requests.CreatePaymentLink) -> dic
             link = _newest_link(conn, order["id"])
             stale = _stale_attempt(conn, order, name)
         if stale is not None:  # made for another provider or amount: find it and close it
-            _settle_stale_attempt(engine, stale)
+            settle_stale_attempt(engine, stale)
             continue
         if is_open_provider_payment(link):
             fetched = provider_for(engine.conn, link["provider"]).fetch(link["provider_payment_id"])
@@ -94,14 +94,14 @@ def create_payment_link(engine: Engine, body: requests.CreatePaymentLink) -> dic
             attempt = _resumable_attempt(conn, order, name)
             if attempt is None:
                 attempt = _record_attempt(engine, conn, order, name, provider, body)
-            request = _loaded(attempt["request"])
+            request = loaded_request(attempt["request"])
             plan.update(provider=provider, attempt_id=attempt["id"], request=request)
     if "answer" in plan:
         return _answer(engine, plan["answer"], reused=True, replaced=replaced)
     try:
         created = plan["provider"].create(plan["request"])
     except PaymentError as exc:
-        _attempt_failed(engine, plan["attempt_id"], exc)
+        record_attempt_failed(engine, plan["attempt_id"], exc)
         raise
     _attempt_succeeded(engine, plan["attempt_id"], created)
     return _answer(engine, plan["attempt_id"], reused=False, replaced=replaced)
@@ -208,7 +208,7 @@ def _record_attempt(
             request.amount_cents,
             order["currency"],
             key,
-            _stored(request),
+            stored_request(request),
             now,
             now,
         ),

@@ -129,7 +129,7 @@ def create(engine: Engine, body: requests.CreatePayment) -> dict[str, Any]:
             if _needs_replacing(current, name, co, body):
                 close_for_replacement(engine, token)
             break
-        _settle_stale_attempt(engine, stale)
+        settle_stale_attempt(engine, stale)
 
     plan: dict[str, Any] = {}
 
@@ -167,13 +167,13 @@ def create(engine: Engine, body: requests.CreatePayment) -> dict[str, Any]:
                 status="creating",
                 amount_cents=co["total_cents"],
                 idempotency_key=key,
-                request=_stored(request),
+                request=stored_request(request),
             )
             attempt = conn.execute(
                 "SELECT * FROM payments WHERE idempotency_key = ?", (key,)
             ).fetchone()
         else:  # a retry: the same key with exactly the parameters it was first sent with
-            request = _loaded(attempt["request"]) or _payment_request(
+            request = loaded_request(attempt["request"]) or _payment_request(
                 conn, co, attempt["idempotency_key"], body
             )
         plan.update(provider=provider, attempt_id=attempt["id"], request=request)
@@ -191,7 +191,7 @@ def create(engine: Engine, body: requests.CreatePayment) -> dict[str, Any]:
     try:
         created = provider.create(plan["request"])
     except PaymentError as exc:
-        _attempt_failed(engine, plan["attempt_id"], exc)
+        record_attempt_failed(engine, plan["attempt_id"], exc)
         raise
     return _attempt_succeeded(engine, plan["attempt_id"], created)
 
@@ -322,20 +322,20 @@ def _stale_attempt(conn: sqlite3.Connection, co: sqlite3.Row, name: str) -> sqli
     return None
 
 
-def _settle_stale_attempt(engine: Engine, attempt: sqlite3.Row) -> None:
+def settle_stale_attempt(engine: Engine, attempt: sqlite3.Row) -> None:
     """Find what a timed-out attempt made at the provider and expire it, before anything new.
 
     The create is replayed with the attempt's own key and parameters, so the provider hands
     back the payment it made (or makes it now, to be expired at once) instead of a second one.
     """
 
-    request = _loaded(attempt["request"])
+    request = loaded_request(attempt["request"])
     assert request is not None
     provider = provider_for(engine.conn, attempt["provider"])
     try:
         made = provider.create(request)
     except PaymentError as exc:  # refused outright: the first call made nothing either
-        _attempt_failed(engine, attempt["id"], exc)
+        record_attempt_failed(engine, attempt["id"], exc)
         return
     with engine.write() as conn:
         conn.execute(
@@ -389,25 +389,25 @@ def settle_attempts(engine: Engine, checkout_id: int) -> None:
     ).fetchall()
     for attempt in attempts:
         if attempt["provider"] in PROVIDERS:
-            _settle_stale_attempt(engine, attempt)
+            settle_stale_attempt(engine, attempt)
 
 
 def _payment_row(conn: sqlite3.Connection, payment_id: int) -> sqlite3.Row:
     return conn.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
 
 
-def _stored(request: PaymentRequest) -> str:
+def stored_request(request: PaymentRequest) -> str:
     return json.dumps(asdict(request), sort_keys=True)
 
 
-def _loaded(text: str | None) -> PaymentRequest | None:
+def loaded_request(text: str | None) -> PaymentRequest | None:
     if text is None:
         return None
     data = json.loads(text)
     return PaymentRequest(**{**data, "lines": [PaymentLine(**line) for line in data["lines"]]})
 
 
-def _attempt_failed(engine: Engine, attempt_id: int, exc: CheckoutError) -> None:
+def record_attempt_failed(engine: Engine, attempt_id: int, exc: CheckoutError) -> None:
     with engine.write() as conn:
         row = conn.execute("SELECT * FROM payments WHERE id = ?", (attempt_id,)).fetchone()
         conn.execute(
