@@ -221,6 +221,24 @@ def amount_paid_off_its_payments(conn: sqlite3.Connection, shop: dict) -> dict:
     return {"order_number": shop["gift_order"], "amount_paid_cents": 100, "sum": 0}
 
 
+def amount_refunded_off_its_refunds(conn: sqlite3.Connection, shop: dict) -> dict:
+    conn.execute(
+        "UPDATE orders SET amount_refunded_cents = 100 WHERE order_number = ?",
+        (shop["gift_order"],),
+    )
+    return {"order_number": shop["gift_order"], "amount_refunded_cents": 100, "sum": 0}
+
+
+def restock_without_its_stock(conn: sqlite3.Connection, shop: dict) -> dict:
+    # A refund's or cancel's restock recorded in the ledger, the units never put back.
+    conn.execute(
+        "INSERT INTO stock_movements (sku, delta, reason, ref, at) SELECT 'LENS-DAILY-30', 1, "
+        "'restock', order_id, created_at FROM orders WHERE order_number = ?",
+        (shop["meta_order"],),
+    )
+    return {"sku": "LENS-DAILY-30", "stock": 98, "ledger_sum": 99}
+
+
 def refunded_more_than_paid(conn: sqlite3.Connection, shop: dict) -> dict:
     conn.execute(
         "INSERT INTO refunds (payment_id, checkout_id, order_id, provider, kind, status, "
@@ -254,6 +272,7 @@ PLANTS: list[tuple[int, Callable[[sqlite3.Connection, dict], dict]]] = [
     (1, second_order_for_a_checkout),
     (2, second_open_checkout_for_a_cart),
     (3, stock_off_its_ledger),
+    (3, restock_without_its_stock),
     (4, second_confirmation_email),
     (5, totals_not_adding_up),
     (5, checkout_subtotal_not_its_lines),
@@ -262,6 +281,7 @@ PLANTS: list[tuple[int, Callable[[sqlite3.Connection, dict], dict]]] = [
     (7, second_paid_payment_of_a_completed_checkout),
     (8, order_paid_but_no_payment_says_so),
     (8, amount_paid_off_its_payments),
+    (8, amount_refunded_off_its_refunds),
     (9, refunded_more_than_paid),
     (10, shipped_more_than_ordered),
 ]
