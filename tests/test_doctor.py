@@ -87,12 +87,16 @@ def copy_of(db_path: Path, target: Path) -> Path:
     return target
 
 
-def drop_unique_index(conn: sqlite3.Connection, table: str, columns: list[str]) -> None:
+def drop_unique_index(
+    conn: sqlite3.Connection, table: str, columns: list[str], *, dropped_ok: bool = False
+) -> None:
     for _, name, unique, *_ in conn.execute(f"PRAGMA index_list({table})").fetchall():
         cols = [r[2] for r in conn.execute(f"PRAGMA index_info({name})")]
         if unique and cols == columns:
             conn.execute(f"DROP INDEX [{name}]")
             return
+    if dropped_ok:  # by another plant of the same copy
+        return
     raise AssertionError(f"no unique index on {table}{columns}")
 
 
@@ -221,6 +225,24 @@ def amount_paid_off_its_payments(conn: sqlite3.Connection, shop: dict) -> dict:
     return {"order_number": shop["gift_order"], "amount_paid_cents": 100, "sum": 0}
 
 
+def amount_refunded_off_its_refunds(conn: sqlite3.Connection, shop: dict) -> dict:
+    conn.execute(
+        "UPDATE orders SET amount_refunded_cents = 100 WHERE order_number = ?",
+        (shop["gift_order"],),
+    )
+    return {"order_number": shop["gift_order"], "amount_refunded_cents": 100, "sum": 0}
+
+
+def restock_without_its_stock(conn: sqlite3.Connection, shop: dict) -> dict:
+    # A refund's or cancel's restock recorded in the ledger, the units never put back.
+    conn.execute(
+        "INSERT INTO stock_movements (sku, delta, reason, ref, at) SELECT 'LENS-DAILY-30', 1, "
+        "'restock', order_id, created_at FROM orders WHERE order_number = ?",
+        (shop["meta_order"],),
+    )
+    return {"sku": "LENS-DAILY-30", "stock": 98, "ledger_sum": 99}
+
+
 def refunded_more_than_paid(conn: sqlite3.Connection, shop: dict) -> dict:
     conn.execute(
         "INSERT INTO refunds (payment_id, checkout_id, order_id, provider, kind, status, "
@@ -250,10 +272,33 @@ def shipped_more_than_ordered(conn: sqlite3.Connection, shop: dict) -> dict:
     return {"order_number": shop["gift_order"], "line_no": 1}
 
 
+def event_email_missing(conn: sqlite3.Connection, shop: dict) -> dict:
+    # A refund's event says it queued the customer's email; the outbox has none.
+    conn.execute(
+        "INSERT INTO events (checkout_id, order_id, at, actor, kind, detail) SELECT checkout_id, "
+        "id, created_at, 'test', 'order_refund_emailed', json_object('email', 'refund:9') "
+        "FROM orders WHERE order_number = ?",
+        (shop["gift_order"],),
+    )
+    return {"order_number": shop["gift_order"], "email": "refund:9"}
+
+
+def shipped_email_twice(conn: sqlite3.Connection, shop: dict) -> dict:
+    drop_unique_index(conn, "outbox", ["order_id", "kind"], dropped_ok=True)
+    where = (
+        "order_id = (SELECT id FROM orders WHERE order_number = "
+        f"'{shop['gift_order']}') AND kind = 'order_confirmation'"
+    )
+    for _ in range(2):
+        duplicate(conn, "outbox", where, kind="'shipped:1'")
+    return {"order_number": shop["gift_order"], "email": "shipped:1", "emails": 2}
+
+
 PLANTS: list[tuple[int, Callable[[sqlite3.Connection, dict], dict]]] = [
     (1, second_order_for_a_checkout),
     (2, second_open_checkout_for_a_cart),
     (3, stock_off_its_ledger),
+    (3, restock_without_its_stock),
     (4, second_confirmation_email),
     (5, totals_not_adding_up),
     (5, checkout_subtotal_not_its_lines),
@@ -262,8 +307,11 @@ PLANTS: list[tuple[int, Callable[[sqlite3.Connection, dict], dict]]] = [
     (7, second_paid_payment_of_a_completed_checkout),
     (8, order_paid_but_no_payment_says_so),
     (8, amount_paid_off_its_payments),
+    (8, amount_refunded_off_its_refunds),
     (9, refunded_more_than_paid),
     (10, shipped_more_than_ordered),
+    (11, event_email_missing),
+    (11, shipped_email_twice),
 ]
 
 
@@ -308,7 +356,7 @@ def test_doctor_lists_every_violation_at_once(shop, db_path, tmp_path):
         conn.close()
     result = doctor(copy, "--json")
     assert result.exit_code == 4
-    assert {v["invariant"] for v in result.json()["violations"]} == set(range(1, 11))
+    assert {v["invariant"] for v in result.json()["violations"]} == set(range(1, 12))
     json.dumps(result.json())  # plain JSON all the way down
 
 

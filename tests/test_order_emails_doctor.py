@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from checkout_cli.engine.invariants import check_invariants
 from tests.conftest import ready_checkout
 from tests.engine_helpers import ORDERS, complete, invoice, setting
@@ -62,4 +64,50 @@ def test_switched_off_emails_are_expected_of_nobody(backend):
         setting(backend, key, False)
     _order_with_its_life(backend)
     assert _emails_named(backend.db_path) == {}
+    assert check_invariants(backend.engine.conn) == []
+
+
+def _outbox_kinds(db_path, number: str) -> list[str]:
+    with sqlite3.connect(db_path) as conn:
+        return [
+            kind.split(":")[0]
+            for (kind,) in conn.execute(
+                "SELECT x.kind FROM outbox x JOIN orders o ON o.id = x.order_id "
+                "WHERE o.order_number = ? ORDER BY x.id",
+                (number,),
+            )
+        ]
+
+
+def _paid_refunded_cancelled(backend) -> str:
+    """An invoice order paid by bank transfer, part-refunded, then cancelled with the rest."""
+    number = _order_with_its_life(backend)
+    backend.call(ORDERS, "cancel-order", {"order_id": number, "refund": True})
+    return number
+
+
+ORDER_LIFE = ["order_confirmation", "payment_received", "refund", "refund", "cancellation"]
+
+
+def test_every_email_of_an_order_s_life_is_queued_once(backend):
+    number = _paid_refunded_cancelled(backend)
+    # One per event: the payment, each of the two refunds (by amount, then the rest on
+    # cancelling) and the cancellation.
+    assert _outbox_kinds(backend.db_path, number) == ORDER_LIFE
+    assert check_invariants(backend.engine.conn) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        ("email_payment_received", "payment_received"),
+        ("email_refund", "refund"),
+        ("email_cancellation", "cancellation"),
+    ],
+)
+def test_each_email_is_switched_off_alone(backend, key, kind):
+    setting(backend, key, False)
+    number = _paid_refunded_cancelled(backend)
+    # Only that email is not queued; the others are, once each.
+    assert _outbox_kinds(backend.db_path, number) == [k for k in ORDER_LIFE if k != kind]
     assert check_invariants(backend.engine.conn) == []
