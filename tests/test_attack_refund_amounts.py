@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 from checkout_cli.errors import ValidationError
 from tests.conftest import ready_checkout
 from tests.engine_helpers import ADMIN, CATALOG, FLOW, ORDERS, assert_invariants, complete, refused
@@ -39,3 +41,30 @@ def test_a_refund_off_stripes_steps_is_refused_before_anything_is_written(backen
     assert done["amount_cents"] == 1010
     assert done["order"]["amount_refunded_cents"] == 1010
     assert_invariants(backend.db_path)
+
+
+def test_a_payers_name_is_no_formula_in_the_csv_report(cli, backend, tmp_path):
+    token = ready_checkout(backend)
+    backend.call(FLOW, "create-payment", {"checkout_token": token, "provider": "invoice"})
+    order = backend.call(
+        ORDERS, "get-order", {"order_id": complete(backend, token)["order"]["order_number"]}
+    )
+    whole, part = divmod(order["balance_due_cents"], 100)
+    file = tmp_path / "st.csv"
+    file.write_text(
+        "date;amount;currency;counterparty;description;bank_id\n"
+        f'2026-12-01;{whole},{part:02d};EUR;"=HYPERLINK(""http://x.example"",""pay"")";'
+        f"Order {order['order_number']};TX-1\n"
+        '2026-12-01;5,00;EUR;@SUM(A1);"-2+3";TX-2\n',
+        encoding="utf-8",
+    )
+    report = tmp_path / "report.csv"
+    run = cli("--json", "batch", "payments", str(file), "--report", str(report))
+    assert run.exit_code == 0, run.stderr
+    with report.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["counterparty"] == '\'=HYPERLINK("http://x.example","pay")'
+    assert rows[1]["counterparty"] == "'@SUM(A1)"
+    assert rows[0]["outcome"] == "matched" and rows[0]["amount_cents"] == str(
+        order["balance_due_cents"]
+    )

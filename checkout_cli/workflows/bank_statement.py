@@ -268,6 +268,18 @@ def count(items: Iterator[StatementLine | LineProblem]) -> tuple[int, list[LineP
     return total, problems
 
 
+# What makes Excel, LibreOffice and Google Sheets read a cell as a formula (OWASP's list), as
+# `checkout … --csv` defuses it: a payer names themselves on the statement, so the report's
+# counterparty (and a description quoted in a message) is anyone's text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 class Report:
     """The per-line report, written as lines finish (``.csv`` or ``.json``)."""
 
@@ -306,7 +318,7 @@ class Report:
         if self.json:
             self.handle.write(("," if self.count else "") + "\n  " + json.dumps(row))
         else:
-            self.writer.writerow(row)
+            self.writer.writerow({k: _cell(v) for k, v in row.items()})
         self.count += 1
 
     def close(self) -> None:
