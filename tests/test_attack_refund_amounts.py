@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from checkout_cli.errors import ValidationError
 from tests.conftest import ready_checkout
 from tests.engine_helpers import ADMIN, CATALOG, FLOW, ORDERS, assert_invariants, complete, refused
@@ -68,3 +70,37 @@ def test_a_payers_name_is_no_formula_in_the_csv_report(cli, backend, tmp_path):
     assert rows[0]["outcome"] == "matched" and rows[0]["amount_cents"] == str(
         order["balance_due_cents"]
     )
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_bank_id_again_with_other_money_is_refused_not_taken_as_recorded(
+    cli, backend, tmp_path, dry_run
+):
+    """A bank_id column that is no transaction id (a name, a date) repeats: each repeat with
+    another amount is a payment of its own, never silently counted as recorded earlier."""
+    numbers = []
+    for _ in range(2):
+        token = ready_checkout(backend)
+        backend.call(FLOW, "create-payment", {"checkout_token": token, "provider": "invoice"})
+        numbers.append(complete(backend, token)["order"]["order_number"])
+    first, second = numbers
+    file = tmp_path / "st.csv"
+    file.write_text(
+        "date;amount;currency;counterparty;description;bank_id\n"
+        f"2026-12-01;10,00;EUR;Anna;Order {first};Anna\n"
+        f"2026-12-01;7,00;EUR;Anna;Order {second};Anna\n",
+        encoding="utf-8",
+    )
+    args = ["--dry-run"] if dry_run else []
+    run = cli("--json", "batch", "payments", str(file), *args)
+    assert run.exit_code == 4, (run.stdout, run.stderr)
+    counts = run.json()["counts"]
+    assert (counts["failed"], counts["already_recorded"]) == (1, 0)
+    paid = backend.call(ORDERS, "get-order", {"order_id": second})["amount_paid_cents"]
+    assert paid == 0
+    if not dry_run:  # the statement again: the first line is recorded, the second refused
+        again = cli("--json", "batch", "payments", str(file))
+        assert again.exit_code == 4
+        assert again.json()["counts"]["already_recorded"] == 1
+        assert again.json()["counts"]["failed"] == 1
+    assert_invariants(backend.db_path)
