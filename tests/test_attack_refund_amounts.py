@@ -104,3 +104,12 @@ def test_a_bank_id_again_with_other_money_is_refused_not_taken_as_recorded(
         assert again.json()["counts"]["already_recorded"] == 1
         assert again.json()["counts"]["failed"] == 1
     assert_invariants(backend.db_path)
+
+
+def test_a_negative_refund_amount_names_the_least_there_is(cli, backend):
+    token = ready_checkout(backend)
+    backend.call(FLOW, "create-payment", {"checkout_token": token, "provider": "invoice"})
+    number = complete(backend, token)["order"]["order_number"]
+    run = cli("orders", "refund", number, "--amount-cents", "-5", "--yes")
+    assert run.exit_code == 4
+    assert run.stderr.strip() == "error: amount_cents: must be at least 1, got -5"
