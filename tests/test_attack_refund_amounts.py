@@ -113,3 +113,33 @@ def test_a_negative_refund_amount_names_the_least_there_is(cli, backend):
     run = cli("orders", "refund", number, "--amount-cents", "-5", "--yes")
     assert run.exit_code == 4
     assert run.stderr.strip() == "error: amount_cents: must be at least 1, got -5"
+
+
+def test_a_link_the_other_provider_cannot_make_leaves_the_open_one_open(
+    backend, stripe_fake, mollie_fake
+):
+    """Mollie takes no KWD: asking it for a link is refused before the customer's open Stripe
+    link is closed to make room for it."""
+    backend.call(ADMIN, "set-setting", {"key": "currency", "value": "KWD"})
+    backend.call(
+        CATALOG,
+        "upsert-product",
+        {"sku": "KW-1", "name": "Lens", "price_cents": 1000, "currency": "KWD", "stock": 9},
+    )
+    backend.call(ADMIN, "set-setting", {"key": "default_shipping_cents", "value": 0})
+    token = ready_checkout(backend, [("KW-1", 1)])
+    backend.call(FLOW, "create-payment", {"checkout_token": token, "provider": "invoice"})
+    number = complete(backend, token)["order"]["order_number"]
+    link = backend.call(ORDERS, "create-payment-link", {"order_id": number, "provider": "stripe"})
+    refused(
+        backend,
+        ORDERS,
+        "create-payment-link",
+        {"order_id": number, "provider": "mollie"},
+        ValidationError,
+        "currency_not_supported",
+    )
+    again = backend.call(ORDERS, "create-payment-link", {"order_id": number, "provider": "stripe"})
+    assert again["provider_payment_id"] == link["provider_payment_id"]
+    assert again["status"] == "open"
+    assert_invariants(backend.db_path)
