@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from checkout_cli.errors import ValidationError
+from checkout_cli.errors import PaymentError, ValidationError
 from tests.conftest import ready_checkout
 from tests.engine_helpers import ADMIN, CATALOG, FLOW, ORDERS, assert_invariants, complete, refused
 
@@ -142,4 +142,29 @@ def test_a_link_the_other_provider_cannot_make_leaves_the_open_one_open(
     again = backend.call(ORDERS, "create-payment-link", {"order_id": number, "provider": "stripe"})
     assert again["provider_payment_id"] == link["provider_payment_id"]
     assert again["status"] == "open"
+    assert_invariants(backend.db_path)
+
+
+def test_a_part_paid_order_refused_a_cancel_keeps_its_open_payment_link(backend, stripe_fake):
+    """Cancelling a part-paid order without refund is refused; the link the customer was sent
+    for the balance is not closed on the way."""
+    token = ready_checkout(backend)
+    backend.call(FLOW, "create-payment", {"checkout_token": token, "provider": "invoice"})
+    number = complete(backend, token)["order"]["order_number"]
+    backend.call(
+        ORDERS,
+        "record-payment",
+        {"order_id": number, "amount_cents": 100, "method": "cash", "reference": "TILL-1"},
+    )
+    link = backend.call(ORDERS, "create-payment-link", {"order_id": number, "provider": "stripe"})
+    refused(
+        backend,
+        ORDERS,
+        "cancel-order",
+        {"order_id": number},
+        PaymentError,
+        "payment_already_paid",
+    )
+    again = backend.call(ORDERS, "create-payment-link", {"order_id": number, "provider": "stripe"})
+    assert (again["provider_payment_id"], again["status"]) == (link["provider_payment_id"], "open")
     assert_invariants(backend.db_path)
