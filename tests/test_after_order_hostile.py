@@ -1,4 +1,5 @@
-"""Refunds whose amount a provider cannot take, and other hostile after-order requests."""
+"""Hostile and careless after-order requests: money a provider cannot take, a payer's text in a
+report, a bank id that repeats, a refused cancel or pay-link that must change nothing."""
 
 from __future__ import annotations
 
