@@ -589,7 +589,17 @@ class RefundOrder(Request):
     order_id: OrderKey
     # Neither: everything still refundable. Both: refused (one or the other).
     amount_cents: (
-        Annotated[int, Cents("refund this amount, in minor units (at least 1)")] | None
+        Annotated[
+            int,
+            Whole(
+                1,
+                MAX_AMOUNT_CENTS,
+                code="invalid_amount",
+                description="refund this amount, in minor units (at least 1)",
+                kind="cents",
+            ),
+        ]
+        | None
     ) = None
     lines: list[RefundLine] | None = None
     restock: Annotated[bool, Flag("put the refunded lines back in stock")] | None = None

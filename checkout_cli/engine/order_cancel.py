@@ -40,6 +40,11 @@ def cancel_order(engine: Engine, body: requests.CancelOrder) -> dict[str, Any]:
     if order["cancelled_at"] is not None:
         return _answer(engine, order["id"], True, [], [])
     _refuse_shipped(order)
+    if not body.refund:  # refused before an open payment link is closed for nothing
+        with engine.read() as conn:
+            kept = order_state.refundable(conn, order)
+        if kept > 0:
+            raise _still_paid(order, kept)
     _close_payment_links(engine, order)
     ids: list[int] = []
     if body.refund:

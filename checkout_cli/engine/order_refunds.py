@@ -103,6 +103,7 @@ def start(engine: Engine, order_row_id: int, ask: dict[str, Any]) -> tuple[list[
         for payment, part, method in plan:
             if payment is not None:
                 provider_for(conn, payment["provider"])  # configured, or nothing is written
+                _check_part(payment["provider"], part, order)
                 co = conn.execute(
                     "SELECT * FROM checkouts WHERE id = ?", (payment["checkout_id"],)
                 ).fetchone()
@@ -277,6 +278,26 @@ def _spread(
     if amount > 0:  # what the payments have left is less than the order's refundable
         raise _exceeds(conn, order, sum(p for _, p, _ in plan) + amount, sum(p for _, p, _ in plan))
     return plan
+
+
+def _check_part(provider: str, part: int, order: sqlite3.Row) -> None:
+    """Refuse, before anything is written, a part the provider cannot take exactly (KWD at
+    Stripe only in steps of 0.010): sent, it would be refused with the refund left
+    ``creating``, holding the amount, and every retry refused the same way."""
+    from checkout_cli.payments import mollie, stripe  # the SDKs load only when called
+
+    try:
+        if provider == "stripe":
+            stripe.to_stripe_amount(part, order["currency"], "the refund")
+        elif provider == "mollie":
+            mollie.to_mollie_value(part, order["currency"])
+    except ValidationError as exc:
+        raise ValidationError(
+            exc.code,
+            f"order {order['order_number']}: {exc.message}",
+            field="amount_cents",
+            recovery="refund an amount the provider takes, e.g. the order in full",
+        ) from None
 
 
 def _record_credit(

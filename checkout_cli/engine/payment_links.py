@@ -52,9 +52,17 @@ def create_payment_link(engine: Engine, body: requests.CreatePaymentLink) -> dic
     for _ in range(_ROUNDS):
         with engine.read() as conn:
             order = load_order(conn, body.order_id)
-            _admissible(conn, order, name)
+            provider = _admissible(conn, order, name)
             link = _newest_link(conn, order["id"])
             stale = _stale_attempt(conn, order, name)
+            if not (
+                is_open_provider_payment(link)
+                and link["provider"] == name
+                and link["amount_cents"] == order_state.balance_due(order)
+            ):
+                # What the new link would be refused for (a currency or an amount the provider
+                # cannot take, no redirect page) is refused before an open link is closed for it.
+                provider.check(_payment_request(conn, order, "", body))
         if stale is not None:  # made for another provider or amount: find it and close it
             settle_stale_attempt(engine, stale)
             continue

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from checkout_cli.backends.base import Backend
-from checkout_cli.errors import CheckoutError, UsageError
+from checkout_cli.errors import CheckoutError, ConflictError, UsageError
 from checkout_cli.money import format_money
 from checkout_cli.statements import LineProblem, StatementLine
 
@@ -124,6 +124,8 @@ class Matcher:
         # A dry run records nothing: what it would have recorded, per order, so a second
         # part-payment of one order in the same statement is matched as a real run matches it.
         self.would_pay: dict[str, int] = {}
+        # Each bank id's first line in this statement: (line, amount, currency).
+        self.seen: dict[str, tuple[int, int, str]] = {}
 
     def _order(self, number: str) -> dict[str, Any] | None:
         try:
@@ -171,8 +173,13 @@ class Matcher:
             out.outcome, out.message = "not_booked", "pending at the bank: not money received yet"
             return out
         if (done := self._recorded_on(item.bank_id)) is not None:
-            out.outcome, out.order_number = "already_recorded", done["order_number"]
+            out.order_number = done["order_number"]
+            if self._other_money(item, done, out):
+                return out
+            out.outcome = "already_recorded"
             out.message = f"recorded earlier for order {done['order_number']}"
+            return out
+        if self._other_money(item, None, out):
             return out
         self._match(item, out)
         if out.outcome in RECORDED and not self.dry_run:
@@ -182,6 +189,32 @@ class Matcher:
                 self.would_pay.get(out.order_number, 0) + item.amount_cents
             )
         return out
+
+    def _other_money(
+        self, item: StatementLine, done: dict[str, Any] | None, out: LineOutcome
+    ) -> bool:
+        """A bank id seen before (recorded, or on an earlier line of this statement) with
+        another amount: a bank id names one payment, so this line is refused (``failed``,
+        exit 4), never counted as recorded; the bank_id column may name something else."""
+        seen = self.seen.setdefault(item.bank_id, (item.line, item.amount_cents, item.currency))
+        before = next(
+            (
+                (p["amount_cents"], p["currency"])
+                for p in (done or {}).get("payments", [])
+                if p["reference"] == item.bank_id
+            ),
+            None if done else seen[1:],
+        )
+        if before is None or before == (item.amount_cents, item.currency):
+            return False
+        where = f"order {done['order_number']}" if done else f"line {seen[0]}"
+        out.outcome, out.exit_code = "failed", ConflictError.exit_code
+        out.message = (
+            f"bank id {item.bank_id} is {format_money(before[0], before[1])} on {where}, not "
+            f"{format_money(item.amount_cents, item.currency)}: a bank id names one payment "
+            "(is the bank_id column the bank's transaction id?)"
+        )
+        return True
 
     def _match(self, item: StatementLine, out: LineOutcome) -> None:
         amount = format_money(item.amount_cents, item.currency)
@@ -268,6 +301,18 @@ def count(items: Iterator[StatementLine | LineProblem]) -> tuple[int, list[LineP
     return total, problems
 
 
+# What makes Excel, LibreOffice and Google Sheets read a cell as a formula (OWASP's list), as
+# `checkout … --csv` defuses it: a payer names themselves on the statement, so the report's
+# counterparty (and a description quoted in a message) is anyone's text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 class Report:
     """The per-line report, written as lines finish (``.csv`` or ``.json``)."""
 
@@ -306,7 +351,7 @@ class Report:
         if self.json:
             self.handle.write(("," if self.count else "") + "\n  " + json.dumps(row))
         else:
-            self.writer.writerow(row)
+            self.writer.writerow({k: _cell(v) for k, v in row.items()})
         self.count += 1
 
     def close(self) -> None:
