@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import sqlite3
+from datetime import timedelta
 
 import pytest
 
@@ -20,6 +21,8 @@ from tests.engine_helpers import (
     refused,
     scalar,
     setting,
+    shift_clock,
+    stock,
 )
 
 ITEMS = [("LENS-DAILY-30", 3), ("CASE-TRAVEL", 1)]
@@ -363,28 +366,68 @@ def test_doctor_finds_a_shipment_whose_email_is_missing(backend, db_path):
 
 def test_refunded_units_may_ship_and_are_named(backend, db_path):
     order = placed(backend, paid=True)
-    # a line refund recorded by refund-order (its own endpoint): 1 lens refunded
-    conn = sqlite3.connect(db_path)
-    with conn:
-        row = conn.execute(
-            "SELECT id, checkout_id, payment_id FROM orders WHERE order_id = ?",
-            (order["order_id"],),
-        ).fetchone()
-        cur = conn.execute(
-            "INSERT INTO refunds (payment_id, checkout_id, order_id, provider, status, "
-            "amount_cents, currency, kind, created_at, updated_at) VALUES (?, ?, ?, 'bank', "
-            "'succeeded', 100, 'EUR', 'credit', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
-            (row[2], row[1], row[0]),
-        )
-        conn.execute(
-            "INSERT INTO refund_lines (refund_id, order_id, line_no, quantity) VALUES (?, ?, 1, 1)",
-            (cur.lastrowid, row[0]),
-        )
-    conn.close()
+    lens = [{"product_sku": "LENS-DAILY-30", "quantity": 1}]
+    backend.call(ORDERS, "refund-order", {"order_id": order["order_number"], "lines": lens})
     two = fulfil(backend, order, lines=[{"product_sku": "LENS-DAILY-30", "quantity": 2}])
     assert two["refunded_units_shipped"] == []  # 2 of the 2 not refunded
     last = fulfil(backend, order)
     assert last["refunded_units_shipped"] == [{"line_id": 1, "quantity": 1}]
+    assert_invariants(db_path)
+
+
+def test_restocked_units_are_not_shipped(backend, db_path):
+    """Refunded and put back in stock, a unit is on the shelf: shipping it too would send
+    goods the stock counts as there."""
+    order = placed(backend, paid=True)
+    number = order["order_number"]
+    before = stock(backend, "LENS-DAILY-30")
+    lenses = [{"product_sku": "LENS-DAILY-30", "quantity": 2}]
+    backend.call(ORDERS, "refund-order", {"order_id": number, "lines": lenses, "restock": True})
+    assert stock(backend, "LENS-DAILY-30") == before + 2
+    refused(
+        backend,
+        ORDERS,
+        "fulfil-order",
+        {"order_id": number, "lines": [{"product_sku": "LENS-DAILY-30", "quantity": 2}]},
+        ConflictError,
+        "quantity_exceeds_unshipped",
+        "lines",
+    )
+    done = fulfil(backend, order)  # what is left: 1 lens and the case
+    assert [(x["line_id"], x["quantity"]) for x in done["fulfilment"]["lines"]] == [
+        (1, 1),
+        (2, 1),
+    ]
+    refused(
+        backend,
+        ORDERS,
+        "fulfil-order",
+        {"order_id": number},
+        ConflictError,
+        "order_already_fulfilled",
+        "order_id",
+    )
+    assert stock(backend, "LENS-DAILY-30") == before + 2  # shipping takes no stock twice
+    assert_invariants(db_path)
+
+
+def test_an_order_refunded_and_restocked_in_full_is_not_waiting_to_ship(backend, db_path):
+    order = placed(backend, paid=True)
+    number = order["order_number"]
+    backend.call(ORDERS, "refund-order", {"order_id": number, "restock": True})
+    shift_clock(backend, timedelta(days=30))
+    stuck = backend.call("checkout-admin", "list-checkouts", {"stuck": True})["checkouts"]
+    assert not [c for c in stuck if "paid_not_shipped" in c["stuck_reasons"]]
+    exc = refused(
+        backend,
+        ORDERS,
+        "fulfil-order",
+        {"order_id": number},
+        ConflictError,
+        "order_already_fulfilled",
+        "order_id",
+    )
+    assert "put back in stock" in exc.message
 
 
 # -- the CLI -------------------------------------------------------------------------------------

@@ -11,9 +11,12 @@ is refused and writes nothing. A tracking number names a shipment: the same requ
 ``already_fulfilled: true``, and ships nothing twice. So does a retry of an HTTP request
 whose first attempt committed (its event carries the request's Idempotency-Key).
 
-Refunded units may still be shipped: whether goods refunded before they left go out anyway
-(a goodwill refund, a price correction) is the operator's call, and an order is fulfilled
-only when every unit it ordered has shipped. The answer names such units
+Units refunded and put back in stock (``--restock``) are on the shelf again and are not
+shipped: that would send goods the stock already counts (a restocked unit is taken to be one
+not shipped yet, while any is). Other refunded units may still be shipped: whether goods
+refunded before they left go out anyway (a goodwill refund, a price correction) is the
+operator's call, and an order is fulfilled only when every unit it ordered has shipped. The
+answer names such units
 (``refunded_units_shipped``) so the operator sees it.
 """
 
@@ -39,10 +42,11 @@ class Line:
     ordered: int
     shipped: int
     refunded: int
+    restocked: int  # refunded and put back in stock: back on the shelf, not to be shipped
 
     @property
     def unshipped(self) -> int:
-        return self.ordered - self.shipped
+        return max(self.ordered - self.shipped - self.restocked, 0)
 
 
 def order_lines(conn: sqlite3.Connection, order_row_id: int) -> list[Line]:
@@ -53,12 +57,22 @@ def order_lines(conn: sqlite3.Connection, order_row_id: int) -> list[Line]:
         " WHERE f.order_id = l.order_id AND f.line_no = l.line_no) AS shipped, "
         "(SELECT COALESCE(SUM(r.quantity), 0) FROM refund_lines r JOIN refunds x "
         " ON x.id = r.refund_id WHERE r.order_id = l.order_id AND r.line_no = l.line_no "
-        " AND x.status IN ('creating', 'pending', 'succeeded')) AS refunded "
+        " AND x.status IN ('creating', 'pending', 'succeeded')) AS refunded, "
+        "(SELECT COALESCE(SUM(r.quantity), 0) FROM refund_lines r JOIN refunds x "
+        " ON x.id = r.refund_id WHERE r.order_id = l.order_id AND r.line_no = l.line_no "
+        " AND x.restocked = 1) AS restocked "
         "FROM order_lines l WHERE l.order_id = ? ORDER BY l.line_no",
         (order_row_id,),
     ).fetchall()
     return [
-        Line(r["line_no"], r["product_sku"], r["quantity"], r["shipped"], r["refunded"])
+        Line(
+            r["line_no"],
+            r["product_sku"],
+            r["quantity"],
+            r["shipped"],
+            r["refunded"],
+            r["restocked"],
+        )
         for r in rows
     ]
 
@@ -136,7 +150,8 @@ def _refuse_too_many(sku: str, quantity: int, left: int, ordered: int) -> None:
     if quantity > left:
         raise ConflictError(
             "quantity_exceeds_unshipped",
-            f"{sku}: {quantity} to ship, but only {left} of {ordered} ordered are not shipped yet",
+            f"{sku}: {quantity} to ship, but only {left} of {ordered} ordered are not shipped "
+            "yet (nor refunded and put back in stock)",
             field="lines",
             recovery=f"ship at most {left}" if left else f"{sku} has shipped in full already",
         )
@@ -226,9 +241,15 @@ def fulfil_order(engine: Engine, body: requests.FulfilOrder) -> dict[str, Any]:
                 recovery="give this shipment its own tracking number",
             )
         if all(line.unshipped == 0 for line in lines):
+            restocked = any(line.restocked for line in lines)
             raise ConflictError(
                 "order_already_fulfilled",
-                f"order {order['order_number']} has shipped in full already",
+                f"order {order['order_number']} has "
+                + (
+                    "nothing left to ship: what did not ship was refunded and put back in stock"
+                    if restocked
+                    else "shipped in full already"
+                ),
                 field="order_id",
                 recovery=f"see its shipments with `checkout orders show {order['order_number']}`",
             )

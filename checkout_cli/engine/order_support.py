@@ -102,8 +102,17 @@ def paid_since(conn: sqlite3.Connection, order: sqlite3.Row) -> str:
 
 
 def _not_shipped(conn: sqlite3.Connection, order: sqlite3.Row, cut: Cutoffs) -> bool:
-    # status 'paid' is settled, not cancelled and not all shipped (order_state.derive)
-    return order["status"] == "paid" and paid_since(conn, order) <= cut.ship_within
+    # status 'paid' is settled, not cancelled and not all shipped (order_state.derive); an
+    # order refunded in full, or whose unshipped units all went back in stock, waits for
+    # nothing more.
+    from checkout_cli.engine.fulfilments import order_lines
+
+    return (
+        order["status"] == "paid"
+        and order["payment_status"] != "refunded"
+        and paid_since(conn, order) <= cut.ship_within
+        and any(line.unshipped for line in order_lines(conn, order["id"]))
+    )
 
 
 def order_reasons(conn: sqlite3.Connection, order: sqlite3.Row, cut: Cutoffs) -> list[str]:
