@@ -16,8 +16,7 @@ shipped: that would send goods the stock already counts (a restocked unit is tak
 not shipped yet, while any is). Other refunded units may still be shipped: whether goods
 refunded before they left go out anyway (a goodwill refund, a price correction) is the
 operator's call, and an order is fulfilled only when every unit it ordered has shipped. The
-answer names such units
-(``refunded_units_shipped``) so the operator sees it.
+answer names such units (``refunded_units_shipped``) so the operator sees it.
 """
 
 from __future__ import annotations
