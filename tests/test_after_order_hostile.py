@@ -132,7 +132,7 @@ def test_a_link_the_other_provider_cannot_make_leaves_the_open_one_open(
     backend.call(FLOW, "create-payment", {"checkout_token": token, "provider": "invoice"})
     number = complete(backend, token)["order"]["order_number"]
     link = backend.call(ORDERS, "create-payment-link", {"order_id": number, "provider": "stripe"})
-    refused(
+    exc = refused(
         backend,
         ORDERS,
         "create-payment-link",
@@ -140,6 +140,8 @@ def test_a_link_the_other_provider_cannot_make_leaves_the_open_one_open(
         ValidationError,
         "currency_not_supported",
     )
+    assert exc.recovery is not None and "--provider invoice" not in exc.recovery
+    assert f"checkout orders pay-link {number} --provider stripe" in exc.recovery
     again = backend.call(ORDERS, "create-payment-link", {"order_id": number, "provider": "stripe"})
     assert again["provider_payment_id"] == link["provider_payment_id"]
     assert again["status"] == "open"

@@ -191,7 +191,7 @@ def test_refused_links(shop):
     )
     number = invoice_order(local)["order_number"]
     local.call(ADMIN, "delete-vault", {"name": "mollie_api_key"})
-    refused(
+    exc = refused(
         local,
         ORDERS,
         "create-payment-link",
@@ -200,6 +200,10 @@ def test_refused_links(shop):
         "provider_not_configured",
         "provider",
     )
+    # What to do, for a link: the key, or the other provider; a link has no invoice provider.
+    assert "checkout vault set mollie_api_key" in exc.recovery
+    assert f"checkout orders pay-link {number} --provider stripe" in exc.recovery
+    assert "--provider invoice" not in exc.recovery
     assert rows(local, "SELECT * FROM payments WHERE order_id IS NOT NULL") == []
 
 

@@ -15,6 +15,8 @@ one of the order's payments (``paid_links``), whichever way the store hears of i
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from checkout_cli import requests
@@ -31,7 +33,7 @@ from checkout_cli.engine.provider_payments import (
     settle_stale_attempt,
     stored_request,
 )
-from checkout_cli.errors import ConflictError, PaymentError, ValidationError
+from checkout_cli.errors import CheckoutError, ConflictError, PaymentError, ValidationError
 from checkout_cli.money import format_money
 from checkout_cli.payments.base import (
     OPEN,
@@ -62,7 +64,8 @@ def create_payment_link(engine: Engine, body: requests.CreatePaymentLink) -> dic
             ):
                 # What the new link would be refused for (a currency or an amount the provider
                 # cannot take, no redirect page) is refused before an open link is closed for it.
-                provider.check(_payment_request(conn, order, "", body))
+                with _as_a_link(order, name):
+                    provider.check(_payment_request(conn, order, "", body))
         if stale is not None:  # made for another provider or amount: find it and close it
             settle_stale_attempt(engine, stale)
             continue
@@ -133,7 +136,31 @@ def _admissible(conn: sqlite3.Connection, order: sqlite3.Row, name: str) -> Prov
             field="order_id",
             recovery=f"see its payments with `checkout orders show {order['order_number']}`",
         )
-    return provider_for(conn, name)  # not configured: refused before anything is written
+    with _as_a_link(order, name):  # not configured: refused before anything is written
+        return provider_for(conn, name)
+
+
+@contextmanager
+def _as_a_link(order: sqlite3.Row, name: str) -> Iterator[None]:
+    """A provider's refusal says what to do for a payment link: its own recovery names
+    create-payment's ``--provider invoice``, which a link has not."""
+    try:
+        yield
+    except CheckoutError as exc:
+        if exc.recovery is None or "--provider invoice" not in exc.recovery:
+            raise  # its own recovery (set the redirect page, …) fits a link as it is
+        number = order["order_number"]
+        other = "mollie" if name == "stripe" else "stripe"
+        instead = (
+            f"ask the other provider (`checkout orders pay-link {number} --provider {other}`), "
+            f"or record a bank transfer (`checkout orders record-payment {number} "
+            "--amount-cents N --method bank_transfer --reference R`)"
+        )
+        key_first = exc.recovery.split(", or use --provider invoice")[0]
+        exc.recovery = (
+            f"{key_first}, or {instead}" if exc.code == "provider_not_configured" else instead
+        )
+        raise
 
 
 def _still_payable(order: sqlite3.Row, link: sqlite3.Row) -> ConflictError:
@@ -203,7 +230,8 @@ def _record_attempt(
     )
     key = f"{order['order_id']}-link-{number}"
     request = _payment_request(conn, order, key, body)
-    provider.check(request)  # an amount it cannot take exactly: refused, nothing written
+    with _as_a_link(order, body.provider):  # an amount it cannot take: refused, nothing written
+        provider.check(request)
     now = engine.now()
     conn.execute(
         "INSERT INTO payments (checkout_id, order_id, provider, status, amount_cents, currency, "
