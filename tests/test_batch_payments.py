@@ -89,6 +89,8 @@ def test_every_outcome_in_one_statement(cli, backend, tmp_path):
             "TX-7",
         ),
         ("2026-12-01", "-12,00", "EUR", "Bank", "fees", "TX-8"),
+        # A credit of nothing (a bank's verification transfer): skipped, not a failure.
+        ("2026-12-01", "0,00", "EUR", "Bank", f"check {a['order_number']}", "TX-9"),
     )
     report = tmp_path / "report.csv"
     run = cli("--json", "batch", "payments", str(file), "--report", str(report))
@@ -105,6 +107,7 @@ def test_every_outcome_in_one_statement(cli, backend, tmp_path):
         "TX-6": ("matched", e["order_number"]),
         "TX-7": ("ambiguous", ""),
         "TX-8": ("debit", ""),
+        "TX-9": ("nothing_received", ""),
     }
     assert (counts["matched"], counts["partial"], counts["recorded"]) == (2, 1, 3)
     assert paid(backend.db_path) == [

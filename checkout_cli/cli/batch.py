@@ -578,20 +578,10 @@ def _payments_run(
 
 def _payments_summary(counts: dict[str, int], dry_run: bool) -> None:
     from checkout_cli.cli import output
+    from checkout_cli.workflows.bank_statement import OUTCOMES
 
     t = output.table("Outcome", "Lines")
-    for key in (
-        "matched",
-        "partial",
-        "overpaid",
-        "unmatched",
-        "ambiguous",
-        "already_recorded",
-        "debit",
-        "not_booked",
-        "invalid",
-        "failed",
-    ):
+    for key in OUTCOMES:
         if counts[key]:
             t.add_row(key.replace("_", " "), str(counts[key]))
     label = "would record" if dry_run else "payments recorded"

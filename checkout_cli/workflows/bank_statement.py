@@ -48,6 +48,7 @@ OUTCOMES = (
     "ambiguous",
     "already_recorded",
     "debit",
+    "nothing_received",
     "not_booked",
     "invalid",
     "failed",
@@ -168,6 +169,9 @@ class Matcher:
         )
         if not item.credit:
             out.outcome, out.message = "debit", "money out: skipped"
+            return out
+        if item.amount_cents == 0:
+            out.outcome, out.message = "nothing_received", "a credit of nothing: skipped"
             return out
         if not item.booked:
             out.outcome, out.message = "not_booked", "pending at the bank: not money received yet"
