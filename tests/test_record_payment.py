@@ -291,6 +291,15 @@ def test_list_orders_finds_the_order_a_reference_was_recorded_for(backend):
     assert backend.call(ORDERS, "list-orders", {"payment_reference": "NOPE"})["orders"] == []
 
 
+def test_orders_list_payment_reference_flag(backend, cli):
+    order = invoice_order(backend)
+    invoice_order(backend)
+    pay(backend, order["order_number"], 100, "NL-TX-77")
+    run = cli("orders", "list", "--payment-reference", "NL-TX-77", "--quiet")
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout.split() == [order["order_number"]]
+
+
 # -- the CLI ------------------------------------------------------------------------------------
 
 

@@ -90,6 +90,10 @@ def list_(
     reference: Annotated[
         str | None, typer.Option(help="the batch reference the order was made for")
     ] = None,
+    payment_reference: Annotated[
+        str | None,
+        typer.Option(help="the order a payment was recorded for (a bank transaction id)"),
+    ] = None,
     limit: Limit = listing.DEFAULT_LIMIT,
     offset: Offset = 0,
     fmt: Format = None,
@@ -105,6 +109,7 @@ def list_(
         overdue=overdue or None,
         email=email,
         reference=reference,
+        payment_reference=payment_reference,
         **listing.page(limit, offset),
     )
     listing.run(state, ORDER_MANAGEMENT, "list-orders", body_, ORDERS, fmt, quiet)
