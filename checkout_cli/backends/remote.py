@@ -38,6 +38,9 @@ ATTEMPTS = 3  # tries to reach a server that takes no connection
 RETRY_SECONDS = 20.0
 # How long a retry waits while the server says its first attempt is still running.
 IN_PROGRESS_WAIT_SECONDS = 120.0
+# How long a call waits in all, as a rate-limited server asks (HTTP 429, Retry-After), before
+# it gives up with `rate_limited` (exit 6). A 429 ran nothing, so the retry is the same call.
+RATE_LIMIT_WAIT_SECONDS = 60.0
 
 
 class RemoteBackend:
@@ -95,6 +98,15 @@ class RemoteBackend:
                 if not retry.after_transport_error(exc):
                     raise self._unreachable(exc, retry.maybe_ran) from None
                 continue
+            if response.status_code == 429:
+                if retry.after_rate_limit(response):
+                    continue
+                raise UnavailableError(
+                    "rate_limited",
+                    f"{self.base_url} is limiting the rate of requests (HTTP 429) and asks to "
+                    f"wait longer than this call waits ({RATE_LIMIT_WAIT_SECONDS:.0f} s in all)",
+                    recovery="wait a minute and run it again; a batch resumes where it stopped",
+                )
             try:
                 return self._result(response, service, name)
             except CheckoutError as exc:
@@ -179,6 +191,7 @@ class _Retry:
         self._failures = 0
         self._first_failure = 0.0
         self._waited = 0.0
+        self._rate_waited = 0.0
 
     def after_transport_error(self, exc: httpx.TransportError) -> bool:
         """Sleep and say True if the request is to be sent again."""
@@ -198,6 +211,16 @@ class _Retry:
         time.sleep(pause)
         return True
 
+    def after_rate_limit(self, response: httpx.Response) -> bool:
+        """HTTP 429: sleep as long as Retry-After says (seconds or an HTTP date; 1 s when it
+        says nothing readable) and say True, unless that would pass the call's budget."""
+        pause = _retry_after_seconds(response.headers.get("retry-after"))
+        if self._rate_waited + pause > RATE_LIMIT_WAIT_SECONDS:
+            return False
+        time.sleep(pause)
+        self._rate_waited += pause
+        return True
+
     def while_in_progress(self, response: httpx.Response) -> bool:
         """Our earlier attempt is still running: sleep as the server asks, within bounds."""
         try:
@@ -209,6 +232,26 @@ class _Retry:
         time.sleep(pause)
         self._waited += pause
         return True
+
+
+def _retry_after_seconds(value: str | None) -> float:
+    """Retry-After as RFC 9110 has it: delay-seconds or an HTTP date."""
+    if value is None:
+        return 1.0
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(int(text))
+    from email.utils import parsedate_to_datetime
+
+    try:
+        at = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return 1.0
+    import datetime as dt
+
+    if at.tzinfo is None:
+        return 1.0
+    return max((at - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
 
 
 def _transport_for(base_url: str) -> httpx.HTTPTransport:
