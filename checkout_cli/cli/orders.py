@@ -31,6 +31,17 @@ def _help(name: str) -> str:
     return f"{e.summary} (endpoint {name})\n\nExample: {e.example}"
 
 
+# An order named on the command line, or as order_id in --body.
+OrderOrBody = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="ORDER",
+        help="order number (2026-000042) or order id (or order_id in --body)",
+        show_default=False,
+    ),
+]
+
+
 def _orders_table(result: dict[str, Any]) -> None:
     from checkout_cli.cli import output
 
@@ -118,14 +129,7 @@ def list_(
 @app.command("show", help=_help("get-order"))
 def show(
     ctx: typer.Context,
-    order: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="ORDER",
-            help="order number (2026-000042) or order id (or order_id in --body)",
-            show_default=False,
-        ),
-    ] = None,
+    order: OrderOrBody = None,
     body: Body = None,
 ) -> None:
     from checkout_cli.cli import output
@@ -160,14 +164,7 @@ def show(
 )
 def record_payment(
     ctx: typer.Context,
-    order: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="ORDER",
-            help="order number (2026-000042) or order id (or order_id in --body)",
-            show_default=False,
-        ),
-    ] = None,
+    order: OrderOrBody = None,
     *,
     fields: Fields,
     body: Body = None,
@@ -427,14 +424,7 @@ def _fulfilled(result: dict[str, Any]) -> None:
 @app.command("fulfil", help=_help("fulfil-order"))
 def fulfil(
     ctx: typer.Context,
-    order: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="ORDER",
-            help="order number (2026-000042) or order id (or order_id in --body)",
-            show_default=False,
-        ),
-    ] = None,
+    order: OrderOrBody = None,
     line: Annotated[
         list[str] | None,
         typer.Option(
@@ -497,14 +487,7 @@ def _pay_link_command() -> None:
     )
     def pay_link(
         ctx: typer.Context,
-        order: Annotated[
-            str | None,
-            typer.Argument(
-                metavar="ORDER",
-                help="order number (2026-000042) or order id (or order_id in --body)",
-                show_default=False,
-            ),
-        ] = None,
+        order: OrderOrBody = None,
         *,
         fields: Fields,
         body: Body = None,
