@@ -19,6 +19,7 @@ import typer
 from checkout_cli.cli.state import State, print_json
 from checkout_cli.errors import UsageError
 from checkout_cli.requests import MAX_LIST_LIMIT
+from checkout_cli.workflows.report_file import defused
 
 DEFAULT_LIMIT = 100  # every list command's page unless --limit says otherwise
 
@@ -133,10 +134,6 @@ def write_csv(rows: list[Row], columns: tuple[Column, ...]) -> None:
         writer.writerow(csv_cell(value(row)) for _, value in columns)
 
 
-# What makes Excel, LibreOffice and Google Sheets read a cell as a formula (OWASP's list).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
 def csv_cell(value: Any) -> str:
     if value is None:
         return ""
@@ -144,8 +141,7 @@ def csv_cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)  # numbers stay numbers; a negative amount is not a formula
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return defused(str(value))
 
 
 def _footer(result: dict[str, Any], key: str, noun: str = "", *, empty: bool = False) -> None:

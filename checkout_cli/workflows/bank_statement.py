@@ -23,8 +23,6 @@ as (currency, balance) → order numbers.
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -32,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from checkout_cli.backends.base import Backend
-from checkout_cli.errors import CheckoutError, ConflictError, UsageError
+from checkout_cli.errors import CheckoutError, ConflictError
 from checkout_cli.money import format_money
 from checkout_cli.statements import LineProblem, StatementLine
+from checkout_cli.workflows.report_file import ReportFile
 
 ORDERS = "order-management"
 # YEAR-NNNNNN as next_order_number makes it; a space or nothing between, as banks rewrite it.
@@ -305,19 +304,7 @@ def count(items: Iterator[StatementLine | LineProblem]) -> tuple[int, list[LineP
     return total, problems
 
 
-# What makes Excel, LibreOffice and Google Sheets read a cell as a formula (OWASP's list), as
-# `checkout … --csv` defuses it: a payer names themselves on the statement, so the report's
-# counterparty (and a description quoted in a message) is anyone's text.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-class Report:
+class Report(ReportFile):
     """The per-line report, written as lines finish (``.csv`` or ``.json``)."""
 
     KEYS = (
@@ -334,34 +321,10 @@ class Report:
     )
 
     def __init__(self, path: Path) -> None:
-        self.json = path.suffix.lower() == ".json"
-        try:
-            self.handle = path.open("w", newline="", encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(
-                "report_unwritable",
-                f"cannot write the report {path}: {exc.strerror}",
-                field="report",
-            ) from None
-        self.count = 0
-        if self.json:
-            self.handle.write("[")
-        else:
-            self.writer = csv.DictWriter(self.handle, fieldnames=self.KEYS, extrasaction="ignore")
-            self.writer.writeheader()
+        super().__init__(path, self.KEYS)
 
     def add(self, outcome: LineOutcome) -> None:
-        row = {k: v for k, v in asdict(outcome).items() if k in self.KEYS}
-        if self.json:
-            self.handle.write(("," if self.count else "") + "\n  " + json.dumps(row))
-        else:
-            self.writer.writerow({k: _cell(v) for k, v in row.items()})
-        self.count += 1
-
-    def close(self) -> None:
-        if self.json:
-            self.handle.write("\n]\n")
-        self.handle.close()
+        self.write(asdict(outcome))
 
 
 def run(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import difflib
 import hashlib
-import json
 import os
 import sqlite3
 import time
@@ -44,6 +43,7 @@ from checkout_cli.errors import (
 from checkout_cli.requests import Address, Customer, DefKey, ExternalReference, Quantity, Sku
 from checkout_cli.schema import Cents, Request, check, field_type, validate
 from checkout_cli.values import JSONRefused, load_json, parse_int
+from checkout_cli.workflows.report_file import ReportFile
 
 COLUMNS = (
     "reference",
@@ -871,38 +871,13 @@ class ProgressLines:
         )
 
 
-class Report:
+class Report(ReportFile):
     """The per-order report, written as orders finish (``.csv`` or ``.json``)."""
 
     KEYS = ("reference", "status", "checkout_token", "order_number", "error")
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.json = path.suffix.lower() == ".json"
-        try:
-            self.handle = path.open("w", newline="", encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(
-                "report_unwritable",
-                f"cannot write the report {path}: {exc.strerror}",
-                field="report",
-            ) from None
-        self.count = 0
-        if self.json:
-            self.handle.write("[")
-        else:
-            self.writer = csv.DictWriter(self.handle, fieldnames=self.KEYS)
-            self.writer.writeheader()
+        super().__init__(path, self.KEYS)
 
     def add(self, outcome: Outcome) -> None:
-        row = {k: getattr(outcome, k) for k in self.KEYS}
-        if self.json:
-            self.handle.write(("," if self.count else "") + "\n  " + json.dumps(row))
-        else:
-            self.writer.writerow(row)
-        self.count += 1
-
-    def close(self) -> None:
-        if self.json:
-            self.handle.write("\n]\n")
-        self.handle.close()
+        self.write({k: getattr(outcome, k) for k in self.KEYS})
