@@ -233,18 +233,26 @@ def payment_objects(conn: sqlite3.Connection, order_row_id: int) -> list[dict[st
     ]
 
 
+def _line_quantities(
+    conn: sqlite3.Connection, table: str, owner: str, order_row_id: int
+) -> dict[int, list[dict[str, int]]]:
+    """Per refund or shipment (``owner``), the order lines and units it covers."""
+    lines: dict[int, list[dict[str, int]]] = {}
+    for line in conn.execute(
+        f"SELECT {owner}, line_no, quantity FROM {table} WHERE order_id = ? ORDER BY id",
+        (order_row_id,),
+    ):
+        lines.setdefault(line[owner], []).append(
+            {"line_id": line["line_no"], "quantity": line["quantity"]}
+        )
+    return lines
+
+
 def refund_objects(conn: sqlite3.Connection, order_row_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT * FROM refunds WHERE order_id = ? ORDER BY id", (order_row_id,)
     ).fetchall()
-    lines: dict[int, list[dict[str, int]]] = {}
-    for line in conn.execute(
-        "SELECT refund_id, line_no, quantity FROM refund_lines WHERE order_id = ? ORDER BY id",
-        (order_row_id,),
-    ):
-        lines.setdefault(line["refund_id"], []).append(
-            {"line_id": line["line_no"], "quantity": line["quantity"]}
-        )
+    lines = _line_quantities(conn, "refund_lines", "refund_id", order_row_id)
     return [
         {
             "refund_id": f"ref_{r['id']}",
@@ -268,15 +276,7 @@ def fulfilment_objects(conn: sqlite3.Connection, order_row_id: int) -> list[dict
     rows = conn.execute(
         "SELECT * FROM fulfilments WHERE order_id = ? ORDER BY id", (order_row_id,)
     ).fetchall()
-    lines: dict[int, list[dict[str, int]]] = {}
-    for line in conn.execute(
-        "SELECT fulfilment_id, line_no, quantity FROM fulfilment_lines WHERE order_id = ? "
-        "ORDER BY id",
-        (order_row_id,),
-    ):
-        lines.setdefault(line["fulfilment_id"], []).append(
-            {"line_id": line["line_no"], "quantity": line["quantity"]}
-        )
+    lines = _line_quantities(conn, "fulfilment_lines", "fulfilment_id", order_row_id)
     return [
         {
             "fulfilment_id": f"ful_{r['id']}",
