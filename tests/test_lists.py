@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -202,12 +204,18 @@ def test_bad_paging_or_format_is_one_usage_line(backend, cli, db_path, command, 
 def test_a_reader_that_stops_early_gets_no_error(backend, db_path):
     many_products(backend, 300)
     command = ["products", "list", "--format", "csv", "--limit", "10000"]
+    # A one-page pipe, made before the child starts: the listing (~15 KB) cannot
+    # all fit, so the writer always meets the closed end, however fast it runs.
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
     run = subprocess.Popen(
         [sys.executable, "-m", "checkout_cli", "--db", str(db_path), *command],
-        stdout=subprocess.PIPE,
+        stdout=write_end,
         stderr=subprocess.PIPE,
     )
-    assert run.stdout is not None and run.stderr is not None
+    os.close(write_end)
+    run.stdout = os.fdopen(read_end, "rb")
+    assert run.stderr is not None
     assert (
         run.stdout.readline()
         == b"sku,name,price_cents,currency,stock,allow_backorder,status,meta_defs\r\n"
