@@ -22,6 +22,7 @@ SHOPPING_CART = "shopping-cart"
 PRODUCT_CATALOG = "product-catalog"
 ORDER_MANAGEMENT = "order-management"
 CHECKOUT_ADMIN = "checkout-admin"
+ORDER_EVENTS = "order-events"
 
 # Access, declared per endpoint and read by every face (server, remote client, MCP).
 # A token's scope grants its own endpoints and those of the scopes before it.
@@ -256,6 +257,7 @@ def _endpoints() -> list[Endpoint]:
             destructive=True,
             idempotent=True,
         ),
+        # shopping-cart: merge-cart, link-visitor (engine/cart_merge.py)
         # product-catalog
         Endpoint(
             PRODUCT_CATALOG,
@@ -333,6 +335,7 @@ def _endpoints() -> list[Endpoint]:
             destructive=True,
             idempotent=True,
         ),
+        # product-catalog: create, update, delete, search, bulk-upsert (engine/catalog_platform.py)
         # order-management
         Endpoint(
             ORDER_MANAGEMENT,
@@ -693,6 +696,7 @@ def _endpoints() -> list[Endpoint]:
             destructive=True,
             idempotent=True,
         ),
+        # order-events: subscriptions, deliveries, fire-event (engine/webhook_*.py)
     ]
 
 

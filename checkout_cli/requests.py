@@ -651,3 +651,12 @@ class CreatePaymentLink(Request):
         Annotated[str, _url("where the provider sends the customer after paying")] | None
     ) = None
     webhook_url: Annotated[str, _url("where the provider reports payment changes")] | None = None
+
+
+# --- shopping-cart: merge-cart, link-visitor ---
+
+
+# --- product-catalog: create, update, delete, search, bulk-upsert ---
+
+
+# --- order-events ---

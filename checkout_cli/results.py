@@ -666,3 +666,12 @@ class VaultSet(Result):
 class VaultDeleted(Result):
     name: str
     set: bool
+
+
+# --- shopping-cart: merge-cart, link-visitor ---
+
+
+# --- product-catalog: create, update, delete, search, bulk-upsert ---
+
+
+# --- order-events ---

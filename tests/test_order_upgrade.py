@@ -8,7 +8,7 @@ from pathlib import Path
 
 from checkout_cli.backends.local import LocalBackend
 from checkout_cli.engine.invariants import check_invariants
-from checkout_cli.engine.schema import MIGRATIONS
+from checkout_cli.engine.schema import MIGRATIONS, SCHEMA_VERSION
 
 ORDERS = "order-management"
 AT = "2026-11-02T10:00:00.000000Z"
@@ -103,7 +103,7 @@ def test_orders_of_release_8_say_what_they_were_paid(tmp_path):
         paid = backend.call(ORDERS, "get-order", {"order_id": "2026-000001"})
         unpaid = backend.call(ORDERS, "get-order", {"order_id": "2026-000002"})
         conn = backend.engine.conn
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 9
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert check_invariants(conn) == []
     finally:
         backend.close()

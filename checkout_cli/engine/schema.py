@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -498,6 +498,99 @@ def _v9(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v10(conn: sqlite3.Connection) -> None:
+    """Carts a visitor is linked to and merged into; order events sent out as webhooks.
+
+    A change that should tell subscribers queues one ``webhook_events`` row (its payload fixed
+    at that moment) and one ``webhook_deliveries`` row per subscription in the same
+    transaction; delivery runs after the commit (engine/webhook_delivery.py), so an event is
+    delivered at least once whatever process dies when.
+    """
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
+    for sql in (
+        "ALTER TABLE carts ADD COLUMN visitor_id TEXT",
+        # A merged cart is abandoned; it names the cart its items went to.
+        "ALTER TABLE carts ADD COLUMN merged_into INTEGER REFERENCES carts(id)",
+    ):
+        conn.execute(sql)
+    db.table("carts").create_index(["visitor_id"])
+    db.table("webhook_subscriptions").create(
+        {
+            "id": int,
+            "public_id": str,
+            "url": str,
+            "events": str,  # JSON list of event types, or ["*"]
+            "status": str,  # active, disabled (unsubscribed: the receiver answered 410)
+            "description": str,
+            "secret_name": str,  # the vault entry holding its signing secret
+            "created_at": str,
+            "disabled_at": str,
+            "disabled_reason": str,
+        },
+        pk="id",
+        not_null={"public_id", "url", "events", "status", "secret_name", "created_at"},
+        defaults={"status": "active"},
+    )
+    db.table("webhook_subscriptions").create_index(["public_id"], unique=True)
+    db.table("webhook_events").create(
+        {
+            "id": int,
+            "public_id": str,
+            "type": str,
+            "event_row_id": int,  # the timeline event it tells of (null: a trigger's test event)
+            "order_id": int,
+            "checkout_id": int,
+            "payload": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"public_id", "type", "payload", "created_at"},
+        foreign_keys=[
+            ("event_row_id", "events"),
+            ("order_id", "orders"),
+            ("checkout_id", "checkouts"),
+        ],
+    )
+    db.table("webhook_events").create_index(["public_id"], unique=True)
+    # One webhook event per timeline event and type.
+    db.table("webhook_events").create_index(["event_row_id", "type"], unique=True)
+    db.table("webhook_deliveries").create(
+        {
+            "id": int,
+            "public_id": str,
+            "event_id": int,
+            "subscription_id": int,
+            "status": str,  # queued, sending, delivered, failed (retrying), dead (gave up)
+            "attempts": int,
+            "next_attempt_at": str,
+            "claimed_at": str,
+            "response_status": int,
+            "response_body": str,
+            "last_error": str,
+            "delivered_at": str,
+            "created_at": str,
+            "resend_of": int,
+        },
+        pk="id",
+        not_null={"public_id", "event_id", "subscription_id", "status", "attempts", "created_at"},
+        defaults={"attempts": 0},
+        foreign_keys=[
+            ("event_id", "webhook_events"),
+            ("subscription_id", "webhook_subscriptions"),
+            ("resend_of", "webhook_deliveries", "id"),
+        ],
+    )
+    db.table("webhook_deliveries").create_index(["public_id"], unique=True)
+    db.table("webhook_deliveries").create_index(["status", "next_attempt_at"])
+    # Exactly once per event and subscription (a resend is its own row, naming the first).
+    conn.execute(
+        "CREATE UNIQUE INDEX webhook_deliveries_once ON webhook_deliveries "
+        "(event_id, subscription_id) WHERE resend_of IS NULL"
+    )
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _v1,
     2: _v2,
@@ -508,6 +601,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     7: _v7,
     8: _v8,
     9: _v9,
+    10: _v10,
 }
 
 
