@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from checkout_cli.backends.local import LocalBackend
 from checkout_cli.cli.app import app
+from checkout_cli.engine.schema import SCHEMA_VERSION
 from checkout_cli.workflows.batch import COLUMNS, Journal, Order, StoreIdentity, scan
 from tests.conftest import FIXTURES, dump, load_fixtures
 from tests.engine_helpers import FLOW, prescription
@@ -691,7 +692,7 @@ def test_get_store_names_the_store(backend, cli, db_path, tmp_path):
     assert store == {
         "project_id": "local",
         "store_id": backend.engine.store_id,
-        "schema_version": 9,
+        "schema_version": SCHEMA_VERSION,
     }
     assert store["store_id"].startswith("store_")
     assert cli("--json", "call", "checkout-admin", "get-store").json() == store

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from checkout_cli.cli.app import app
+from checkout_cli.engine.schema import SCHEMA_VERSION
 from tests.conftest import WATCH
 from tests.serve_helpers import (
     PROJECT,
@@ -50,7 +51,7 @@ def test_get_store_over_http_is_the_stores_own_identity(own_server):
         assert remote.call("checkout-admin", "get-store") == {
             "project_id": PROJECT,
             "store_id": local.engine.store_id,
-            "schema_version": 9,
+            "schema_version": SCHEMA_VERSION,
         }
     finally:
         remote.close()
