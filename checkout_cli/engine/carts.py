@@ -53,6 +53,7 @@ def cart_object(conn: sqlite3.Connection, cart: sqlite3.Row) -> dict[str, Any]:
         "currency": cart["currency"],
         "items": items,
         "subtotal_cents": sum(i["line_total_cents"] for i in items),
+        "visitor_id": cart["visitor_id"],
     }
 
 
@@ -209,8 +210,19 @@ def remove_item(engine: Engine, body: requests.CartLine) -> dict[str, Any]:
         return cart_object(conn, cart)
 
 
-def get_cart(engine: Engine, body: requests.CartRef) -> dict[str, Any]:
+def get_cart(engine: Engine, body: requests.GetCart) -> dict[str, Any]:
+    from checkout_cli.engine.cart_merge import visitor_cart
+
+    if body.given("cart_token") == body.given("visitor_id"):
+        raise ValidationError(
+            "missing_field" if body.cart_token is None else "invalid_value",
+            "give cart_token or visitor_id (one of the two)",
+            field="cart_token",
+        )
     with engine.read() as conn:
+        if body.cart_token is None:
+            assert body.visitor_id is not None
+            return cart_object(conn, visitor_cart(conn, body.visitor_id))
         return cart_object(conn, load_cart(conn, body.cart_token))
 
 
