@@ -22,7 +22,7 @@ from checkout_cli.engine.carts import (
     load_cart,
 )
 from checkout_cli.engine.core import Engine
-from checkout_cli.errors import ConflictError, NotFoundError, ValidationError
+from checkout_cli.errors import ConflictError, ValidationError
 
 
 def _refuse_open_checkout(conn: sqlite3.Connection, cart: sqlite3.Row) -> None:
@@ -117,19 +117,3 @@ def link_visitor(engine: Engine, body: requests.LinkVisitor) -> dict[str, Any]:
             (body.visitor_id, now, cart["id"]),
         )
         return cart_object(conn, load_cart(conn, cart["token"]))
-
-
-def visitor_cart(conn: sqlite3.Connection, visitor_id: str) -> sqlite3.Row:
-    """The visitor's active linked cart."""
-    row = conn.execute(
-        "SELECT * FROM carts WHERE visitor_id = ? AND status = 'active' ORDER BY id DESC",
-        (visitor_id,),
-    ).fetchone()
-    if row is None:
-        raise NotFoundError(
-            "cart_not_found",
-            f"visitor {visitor_id!r} has no active cart",
-            field="visitor_id",
-            recovery="link one with `checkout cart link-visitor CART VISITOR_ID`",
-        )
-    return row
