@@ -78,7 +78,7 @@ class Endpoint:
 
     @property
     def reads_only(self) -> bool:
-        return self.name.startswith(("get-", "list-"))
+        return self.name.startswith(("get-", "list-", "search-"))
 
     @property
     def writes_store(self) -> bool:
@@ -380,7 +380,6 @@ def _endpoints() -> list[Endpoint]:
             "checkout products search 'daily lens'",
             scope=READ,
             result="ProductList",
-            store_unchanged=True,
         ),
         Endpoint(
             PRODUCT_CATALOG,
