@@ -51,7 +51,7 @@ def skus(conn: Any, prefix: str) -> list[str]:
 
 
 def test_create_product_then_the_same_sku_is_a_conflict(shop, prefix):
-    backend, behind = shop
+    backend, _ = shop
     sku = f"{prefix}-A"
     body = {"sku": sku, "name": "Lens cleaner", "price_cents": 695, "stock": 3}
     created = backend.call(CATALOG, "create-product", body)

@@ -322,7 +322,10 @@ def delete(
 
         if not can_prompt(state.settings):
             raise missing_input(["--yes (confirm the delete)"])
-        question = f"delete product {request.get('sku')} (archived if orders or carts use it)?"
+        question = (
+            f"Delete product {request.get('sku')}? (Archived instead if orders, checkouts or "
+            "carts refer to it.)"
+        )
         if not prompter().confirm(question, default=False):
             output.say("not deleted")
             return
