@@ -15,7 +15,7 @@ from checkout_cli.endpoints import ENDPOINTS, PRODUCT_CATALOG
 app = typer.Typer(
     rich_markup_mode=None,
     add_completion=False,
-    help="The catalog: list, search, show, add, update, delete, upsert, set stock, import."
+    help="The catalog: list, search, add, update, delete, set stock, import."
     "\n\nExample: checkout products list",
     no_args_is_help=True,
 )
