@@ -238,8 +238,8 @@ def _endpoints() -> list[Endpoint]:
         Endpoint(
             SHOPPING_CART,
             "get-cart",
-            "A cart with its lines and subtotal.",
-            requests.CartRef,
+            "A cart with its lines and subtotal (by token, or a visitor's active cart).",
+            requests.GetCart,
             "carts:get_cart",
             "checkout cart show cart_XXXX",
             scope=READ,
@@ -258,6 +258,32 @@ def _endpoints() -> list[Endpoint]:
             idempotent=True,
         ),
         # shopping-cart: merge-cart, link-visitor (engine/cart_merge.py)
+        Endpoint(
+            SHOPPING_CART,
+            "merge-cart",
+            "Add a cart's items into another (same SKU: quantities add); the source is "
+            "abandoned, naming the target. Again: the target, already_merged.",
+            requests.MergeCart,
+            "cart_merge:merge_cart",
+            "checkout cart merge cart_SOURCE cart_TARGET",
+            scope=OPERATE,
+            result="MergedCart",
+            destructive=True,
+            idempotent=True,
+        ),
+        Endpoint(
+            SHOPPING_CART,
+            "link-visitor",
+            "Link a cart to a visitor id; the visitor's cart linked before is unlinked "
+            "(one active cart a visitor).",
+            requests.LinkVisitor,
+            "cart_merge:link_visitor",
+            "checkout cart link-visitor cart_XXXX visitor-42",
+            scope=OPERATE,
+            result="Cart",
+            destructive=True,
+            idempotent=True,
+        ),
         # product-catalog
         Endpoint(
             PRODUCT_CATALOG,

@@ -655,6 +655,51 @@ class CreatePaymentLink(Request):
 
 # --- shopping-cart: merge-cart, link-visitor ---
 
+VisitorId = Annotated[
+    str,
+    Text(
+        100,
+        pattern=r"[!-~](?:[ -~]*[!-~])?",
+        code="invalid_visitor_id",
+        description="visitor id: 1-100 printable characters, no space at either end",
+    ),
+]
+
+
+class MergeCart(Request):
+    source_cart_token: Annotated[
+        str,
+        Text(
+            80,
+            pattern=TOKEN_PATTERN,
+            code="invalid_token_format",
+            description="cart whose items move (it is abandoned)",
+            kind="cart",
+        ),
+    ]
+    target_cart_token: Annotated[
+        str,
+        Text(
+            80,
+            pattern=TOKEN_PATTERN,
+            code="invalid_token_format",
+            description="cart the items are added to",
+            kind="cart",
+        ),
+    ]
+
+
+class LinkVisitor(Request):
+    cart_token: Token
+    visitor_id: VisitorId
+
+
+class GetCart(Request):
+    """A cart by its token, or a visitor's active cart by the visitor's id (one of the two)."""
+
+    cart_token: Token | None = None
+    visitor_id: VisitorId | None = None
+
 
 # --- product-catalog: create, update, delete, search, bulk-upsert ---
 

@@ -53,7 +53,7 @@ TimelineState = Annotated[
         )
     ),
 ]
-CartState = Annotated[str, Choice(("active", "converted"))]
+CartState = Annotated[str, Choice(("active", "converted", "abandoned"))]
 ProductState = Annotated[str, Choice(("active", "archived"))]
 EmailState = Annotated[str, Choice(("queued", "sending", "sent", "failed"))]
 Scope = Annotated[str, Choice(SCOPES)]
@@ -196,6 +196,7 @@ class Cart(Result):
     currency: str
     items: list[CartItem]
     subtotal_cents: int
+    visitor_id: str | None
 
 
 # --- catalog and meta definitions ------------------------------------------------------------
@@ -669,6 +670,12 @@ class VaultDeleted(Result):
 
 
 # --- shopping-cart: merge-cart, link-visitor ---
+
+
+class MergedCart(Cart):
+    """The target cart after a merge; already_merged: the source had been merged into it."""
+
+    already_merged: bool
 
 
 # --- product-catalog: create, update, delete, search, bulk-upsert ---

@@ -46,6 +46,7 @@ def test_add_item_without_token_makes_a_new_cart(backend):
             }
         ],
         "subtotal_cents": 4990,
+        "visitor_id": None,
     }
     other = add(backend, "LENS-DAILY-30", 1)
     assert other["cart_token"] != cart["cart_token"]

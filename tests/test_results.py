@@ -42,7 +42,7 @@ def _validate(spec: dict[str, Any], ref: str, answer: dict[str, Any]) -> None:
 
 
 def test_every_endpoint_declares_a_result_model_of_its_own_kind():
-    assert len(ENDPOINTS) == 48
+    assert len(ENDPOINTS) == 50
     for endpoint in ENDPOINTS.values():
         assert issubclass(endpoint.result_model, results.Result), endpoint.name
         assert endpoint.result_model.model_config.get("extra") == "forbid"
@@ -81,7 +81,14 @@ def test_published_results_name_their_real_fields():
     )
     assert line["properties"]["unit_price_cents"]["type"] == "integer"  # minor units
     cart = _component(spec, _result_ref(spec, "shopping-cart", "get-cart"))
-    assert cart["required"] == ["cart_token", "status", "currency", "items", "subtotal_cents"]
+    assert cart["required"] == [
+        "cart_token",
+        "status",
+        "currency",
+        "items",
+        "subtotal_cents",
+        "visitor_id",
+    ]
     listed = _component(spec, _result_ref(spec, "product-catalog", "list-products"))
     assert {"products", "total", "limit", "offset"} <= set(listed["required"])
     # The request's Customer and the result's customer are both components, by their own names.

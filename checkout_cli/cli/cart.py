@@ -95,10 +95,59 @@ def remove(
 
 
 @app.command("show", help=_help("get-cart"))
-def show(ctx: typer.Context, cart_token: CartToken = None, body: Body = None) -> None:
-    _run(ctx, "get-cart", with_arguments(merge_body(body), (*_CART, cart_token)))
+def show(
+    ctx: typer.Context,
+    cart_token: CartToken = None,
+    visitor: Annotated[
+        str | None, typer.Option("--visitor", help="the visitor's active cart, not a token")
+    ] = None,
+    body: Body = None,
+) -> None:
+    request = merge_body(body, visitor_id=visitor)
+    if request.get("visitor_id") is None:
+        request = with_arguments(request, (*_CART, cart_token))
+    elif cart_token is not None:
+        request["cart_token"] = cart_token  # both given: the engine refuses it in one line
+    _run(ctx, "get-cart", request)
 
 
 @app.command("clear", help=_help("clear-cart"))
 def clear(ctx: typer.Context, cart_token: CartToken = None, body: Body = None) -> None:
     _run(ctx, "clear-cart", with_arguments(merge_body(body), (*_CART, cart_token)))
+
+
+@app.command("merge", help=_help("merge-cart"))
+def merge(
+    ctx: typer.Context,
+    source: Annotated[
+        str | None,
+        typer.Argument(metavar="SOURCE", help="cart whose items move", show_default=False),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Argument(metavar="TARGET", help="cart they are added to", show_default=False),
+    ] = None,
+    body: Body = None,
+) -> None:
+    request = with_arguments(
+        merge_body(body),
+        ("source_cart_token", "SOURCE", source),
+        ("target_cart_token", "TARGET", target),
+    )
+    _run(ctx, "merge-cart", request)
+
+
+@app.command("link-visitor", help=_help("link-visitor"))
+def link_visitor(
+    ctx: typer.Context,
+    cart_token: CartToken = None,
+    visitor_id: Annotated[
+        str | None,
+        typer.Argument(metavar="VISITOR_ID", help="the visitor's id", show_default=False),
+    ] = None,
+    body: Body = None,
+) -> None:
+    request = with_arguments(
+        merge_body(body), (*_CART, cart_token), ("visitor_id", "VISITOR_ID", visitor_id)
+    )
+    _run(ctx, "link-visitor", request)

@@ -290,7 +290,12 @@ def checkout_view(co: dict[str, Any]) -> None:
 def cart_view(cart: dict[str, Any]) -> None:
     out().print(
         Text.assemble(
-            ("Cart ", "bold"), (cart["cart_token"], "bold"), "  ", (cart["status"], "cyan")
+            ("Cart ", "bold"),
+            (cart["cart_token"], "bold"),
+            "  ",
+            (cart["status"], "cyan"),
+            f"  visitor {cart['visitor_id']}" if cart.get("visitor_id") else "",
+            "  (already merged)" if cart.get("already_merged") else "",
         )
     )
     out().print(items_table(cart["items"], cart["currency"], with_line=False))

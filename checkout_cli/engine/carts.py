@@ -27,6 +27,22 @@ def load_cart(conn: sqlite3.Connection, token: str) -> sqlite3.Row:
     return row
 
 
+def visitor_cart(conn: sqlite3.Connection, visitor_id: str) -> sqlite3.Row:
+    """The visitor's active linked cart."""
+    row = conn.execute(
+        "SELECT * FROM carts WHERE visitor_id = ? AND status = 'active' ORDER BY id DESC",
+        (visitor_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(
+            "cart_not_found",
+            f"visitor {visitor_id!r} has no active cart",
+            field="visitor_id",
+            recovery="link one with `checkout cart link-visitor CART VISITOR_ID`",
+        )
+    return row
+
+
 def cart_lines(conn: sqlite3.Connection, cart_id: int) -> list[sqlite3.Row]:
     return conn.execute(
         "SELECT ci.product_sku, ci.quantity, p.name, p.price_cents, p.currency, p.status, "
@@ -53,6 +69,7 @@ def cart_object(conn: sqlite3.Connection, cart: sqlite3.Row) -> dict[str, Any]:
         "currency": cart["currency"],
         "items": items,
         "subtotal_cents": sum(i["line_total_cents"] for i in items),
+        "visitor_id": cart["visitor_id"],
     }
 
 
@@ -209,8 +226,17 @@ def remove_item(engine: Engine, body: requests.CartLine) -> dict[str, Any]:
         return cart_object(conn, cart)
 
 
-def get_cart(engine: Engine, body: requests.CartRef) -> dict[str, Any]:
+def get_cart(engine: Engine, body: requests.GetCart) -> dict[str, Any]:
+    if body.given("cart_token") == body.given("visitor_id"):
+        raise ValidationError(
+            "missing_field" if body.cart_token is None else "invalid_value",
+            "give cart_token or visitor_id (one of the two)",
+            field="cart_token",
+        )
     with engine.read() as conn:
+        if body.cart_token is None:
+            assert body.visitor_id is not None
+            return cart_object(conn, visitor_cart(conn, body.visitor_id))
         return cart_object(conn, load_cart(conn, body.cart_token))
 
 
