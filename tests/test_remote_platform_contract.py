@@ -133,6 +133,16 @@ def whole_flow(target: Target, catalog: Path, import_catalog: bool) -> dict[str,
         sorted((i["product_sku"], i["quantity"], i["line_total_cents"]) for i in cart["items"]),
         cart["subtotal_cents"],
     )
+    other = target.ok("cart", "add", "PLAT-CASE")["cart_token"]
+    merged = target.ok("cart", "merge", other, token)
+    seen["merged"] = (
+        merged["cart_token"] == token,
+        sorted((i["product_sku"], i["quantity"], i["line_total_cents"]) for i in merged["items"]),
+        merged["subtotal_cents"],
+    )
+    seen["source"] = target.ok("cart", "show", other)["status"]
+    visitor = f"visitor-{uuid.uuid4().hex[:8]}"
+    seen["visitor"] = target.ok("cart", "link-visitor", token, visitor)["visitor_id"] == visitor
     email = f"anna-{uuid.uuid4().hex[:8]}@example.com"
     checkout = target.ok("initiate-checkout", token)
     chk = checkout["checkout_token"]
@@ -165,12 +175,15 @@ def whole_flow(target: Target, catalog: Path, import_catalog: bool) -> dict[str,
 EXPECTED = {
     "catalog": [("PLAT-CASE", 650), ("PLAT-LENS-30", 2495)],
     "cart": ("active", [("PLAT-CASE", 1, 650), ("PLAT-LENS-30", 3, 7485)], 8135),
-    "initiated": ("active", False, 8135),
+    "merged": (True, [("PLAT-CASE", 2, 1300), ("PLAT-LENS-30", 3, 7485)], 8785),
+    "source": "abandoned",
+    "visitor": True,
+    "initiated": ("active", False, 8785),
     "payment": ("completable", "invoice"),
     "status": "completed",
     "orders": [True],
 }
-TOTALS = {"subtotal_cents": 8135, "shipping_cents": 495, "tax_cents": 0, "total_cents": 8630}
+TOTALS = {"subtotal_cents": 8785, "shipping_cents": 495, "tax_cents": 0, "total_cents": 9280}
 
 
 def test_the_whole_flow_agrees_on_the_platform_and_on_checkout_serve(
@@ -191,7 +204,7 @@ def test_the_whole_flow_agrees_on_the_platform_and_on_checkout_serve(
         "pending",
         "unpaid",
         True,
-        [("PLAT-CASE", 1, 650), ("PLAT-LENS-30", 3, 7485)],
+        [("PLAT-CASE", 2, 1300), ("PLAT-LENS-30", 3, 7485)],
         TOTALS,
     )
     # Every call was the documented POST under the numeric project, never /iapi/meta.
