@@ -286,15 +286,22 @@ def test_invoice_checkout_off_is_403_exit_7(platform: FakePlatform) -> None:
         ("settings", "set", "allow_invoice_checkout", "true"),
         ("products", "set-stock", "PLAT-CASE", "5"),
         ("meta", "list"),
+        ("checkouts", "list"),
+        ("outbox", "list"),
+        ("tokens", "list"),
+        ("doctor",),
+        ("reconcile", "--dry-run"),
     ],
-    ids=["settings-show", "settings-set", "set-stock", "meta-list"],
+    ids=lambda args: "-".join(args),
 )
 def test_our_own_extras_are_not_supported_by_the_platform(
     platform: FakePlatform, args: tuple[str, ...]
 ) -> None:
     seed_catalog(platform)
+    before = len(platform.requests)
     run = platform_target(platform).cli(*args)
     error = refusal(run, 3)
+    assert len(platform.requests) == before + 1  # one call, refused: nothing else sent
     assert error["code"] == "endpoint_not_supported"
     assert "not supported by this remote" in error["message"]
     assert platform.products["PLAT-CASE"]["stock"] is None  # nothing changed

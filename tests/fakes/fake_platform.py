@@ -251,7 +251,7 @@ class FakePlatform(FakeProviderServer):
             p
             for p in self.products.values()
             if (not query or query in p["sku"].lower() or query in p["name"].lower())
-            and (body.get("all") or p["status"] == "active")
+            and (body.get("include_archived") or p["status"] == "active")
         ]
         return self._page(sorted(rows, key=lambda p: p["sku"]), body, "products")
 
@@ -286,9 +286,9 @@ class FakePlatform(FakeProviderServer):
         ordered = any(i["product_sku"] == product["sku"] for o in self.orders for i in o["items"])
         if ordered:  # orders refer to it: archived, not removed
             product["status"] = "archived"
-            return {"sku": product["sku"], "deleted": False, "archived": True}
+            return {"sku": product["sku"], "action": "archived"}
         del self.products[product["sku"]]
-        return {"sku": product["sku"], "deleted": True, "archived": False}
+        return {"sku": product["sku"], "action": "deleted"}
 
     def search_products(self, body: dict[str, Any]) -> dict[str, Any]:
         _text(body, "query")
