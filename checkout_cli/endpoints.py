@@ -78,7 +78,7 @@ class Endpoint:
 
     @property
     def reads_only(self) -> bool:
-        return self.name.startswith(("get-", "list-"))
+        return self.name.startswith(("get-", "list-", "search-"))
 
     @property
     def writes_store(self) -> bool:
@@ -362,6 +362,64 @@ def _endpoints() -> list[Endpoint]:
             idempotent=True,
         ),
         # product-catalog: create, update, delete, search, bulk-upsert (engine/catalog_platform.py)
+        Endpoint(
+            PRODUCT_CATALOG,
+            "create-product",
+            "Create a product (one with the SKU already: 409 product_exists).",
+            requests.CreateProduct,
+            "catalog_platform:create_product",
+            "checkout products add LENS-30 --name 'Daily lenses' --price-cents 2495",
+            scope=ADMIN,
+            result="Product",
+        ),
+        Endpoint(
+            PRODUCT_CATALOG,
+            "update-product",
+            "Change a product: only the fields given change.",
+            requests.UpdateProduct,
+            "catalog_platform:update_product",
+            "checkout products update LENS-30 --price-cents 2295",
+            scope=ADMIN,
+            result="Product",
+            destructive=True,
+            idempotent=True,
+        ),
+        Endpoint(
+            PRODUCT_CATALOG,
+            "delete-product",
+            "Delete a product; one that orders, checkouts, carts or reservations refer to is "
+            "archived instead (the answer says which).",
+            requests.ProductRef,
+            "catalog_platform:delete_product",
+            "checkout products delete LENS-30 --yes",
+            scope=ADMIN,
+            result="DeletedProduct",
+            destructive=True,
+            idempotent=True,
+        ),
+        Endpoint(
+            PRODUCT_CATALOG,
+            "search-products",
+            "Products whose SKU or name holds every word of the query (archived left out).",
+            requests.SearchProducts,
+            "catalog_platform:search_products",
+            "checkout products search 'daily lens'",
+            scope=READ,
+            result="ProductList",
+        ),
+        Endpoint(
+            PRODUCT_CATALOG,
+            "bulk-upsert-products",
+            "Create or update up to 500 products; each item succeeds or fails on its own "
+            "(per-item status and a summary: success does not mean every item was written).",
+            requests.BulkUpsertProducts,
+            "catalog_platform:bulk_upsert_products",
+            "checkout products import fixtures/catalog.json",
+            scope=ADMIN,
+            result="BulkUpsertedProducts",
+            destructive=True,
+            idempotent=True,
+        ),
         # order-management
         Endpoint(
             ORDER_MANAGEMENT,

@@ -703,5 +703,39 @@ class GetCart(Request):
 
 # --- product-catalog: create, update, delete, search, bulk-upsert ---
 
+# At most this many products in one bulk-upsert-products call (the platform's limit).
+BULK_UPSERT_LIMIT = 500
+
+
+class CreateProduct(UpsertProduct):
+    """A new product: one that exists already is refused (409 product_exists)."""
+
+
+class UpdateProduct(Request):
+    """Only the fields given change."""
+
+    sku: Sku
+    name: Annotated[str, Text(200)] | None = None
+    price_cents: Annotated[int, Cents("unit price in minor units, tax excluded")] | None = None
+    currency: Annotated[str, Currency()] | None = None
+    stock: Stock | None = None
+    allow_backorder: Annotated[bool, Flag()] | None = None
+    status: Annotated[str, Choice(("active", "archived"))] | None = None
+    meta_defs: list[MetaDefRef] | None = None
+    config: (
+        Annotated[dict[str, Any], AnyObject("product configuration, e.g. lists used by line meta")]
+        | None
+    ) = None
+
+
+class SearchProducts(Page):
+    query: Annotated[str, Text(100, description="words, each in the SKU or the name")]
+    include_archived: Annotated[bool, Flag()] | None = None
+
+
+class BulkUpsertProducts(Request):
+    # Each item is checked on its own (as upsert-product's body), so one bad item fails alone.
+    products: list[Annotated[dict[str, Any], AnyObject("a product, as upsert-product takes it")]]
+
 
 # --- order-events ---

@@ -681,4 +681,38 @@ class MergedCart(Cart):
 # --- product-catalog: create, update, delete, search, bulk-upsert ---
 
 
+class DeletedProduct(Result):
+    sku: str
+    action: Annotated[
+        str, Choice(("deleted", "archived"))
+    ]  # archived: orders, checkouts, carts refer to it
+
+
+class BulkItemError(Result):
+    type: str
+    code: str
+    message: str
+    field: str | None = None
+
+
+class BulkItem(Result):
+    index: int
+    sku: str | None
+    status: Annotated[str, Choice(("created", "updated", "failed"))]
+    error: BulkItemError | None = None
+
+
+class BulkSummary(Result):
+    total: int
+    by_action: dict[str, int]
+    by_error_type: dict[str, int]
+
+
+class BulkUpsertedProducts(Result):
+    """success:true even when some items failed: read each item's status."""
+
+    items: list[BulkItem]
+    summary: BulkSummary
+
+
 # --- order-events ---

@@ -45,6 +45,10 @@ ADMIN_ONLY = {
     ("product-catalog", "upsert-product"),
     ("product-catalog", "set-stock"),
     ("product-catalog", "upsert-meta-definition"),
+    ("product-catalog", "create-product"),
+    ("product-catalog", "update-product"),
+    ("product-catalog", "delete-product"),
+    ("product-catalog", "bulk-upsert-products"),
     (ADMIN, "set-setting"),
     (ADMIN, "import-settings"),
     (ADMIN, "unset-setting"),
@@ -61,7 +65,7 @@ ADMIN_ONLY = {
 def needed_scope(key: tuple[str, str]) -> str:
     if key in ADMIN_ONLY:
         return "admin"
-    return "read" if key[1].startswith(("get-", "list-")) else "operate"
+    return "read" if key[1].startswith(("get-", "list-", "search-")) else "operate"
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +146,13 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
         (catalog, "get-product"): {"sku": "LENS-DAILY-30"},
         (catalog, "upsert-product"): {"sku": "MATRIX-1", "name": "Matrix", "price_cents": 100},
         (catalog, "set-stock"): {"sku": "LENS-DAILY-30", "stock": 5},
+        (catalog, "create-product"): {"sku": "MATRIX-NEW", "name": "Matrix", "price_cents": 100},
+        (catalog, "update-product"): {"sku": "LENS-DAILY-30", "price_cents": 2495},
+        (catalog, "delete-product"): {"sku": "MATRIX-1"},
+        (catalog, "search-products"): {"query": "lens"},
+        (catalog, "bulk-upsert-products"): {
+            "products": [{"sku": "MATRIX-2", "name": "Matrix", "price_cents": 100}]
+        },
         (catalog, "list-meta-definitions"): {},
         (catalog, "get-meta-definition"): {"def_key": "lens_prescription"},
         (catalog, "upsert-meta-definition"): {

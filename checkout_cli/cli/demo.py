@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from checkout_cli.cli.state import State, print_json
-from checkout_cli.endpoints import CHECKOUT_ADMIN, CHECKOUT_FLOW, SHOPPING_CART
+from checkout_cli.endpoints import CHECKOUT_ADMIN, CHECKOUT_FLOW, PRODUCT_CATALOG, SHOPPING_CART
 from checkout_cli.errors import UsageError
 
 
@@ -69,7 +69,9 @@ def demo(ctx: typer.Context) -> None:
     for key, value in {**fixture("settings.json"), "email_outbox_dir": str(outbox_dir)}.items():
         state.call(CHECKOUT_ADMIN, "set-setting", {"key": key, "value": value})
     import_definitions(state, fixture("meta_definitions.json")["definitions"])
-    products = import_catalog(state, fixture("catalog.json")["products"])
+    catalog = fixture("catalog.json")["products"]
+    import_catalog(state, catalog)
+    products = [state.call(PRODUCT_CATALOG, "get-product", {"sku": p["sku"]}) for p in catalog]
     if not quiet:
         output.out().rule("Catalog (fixtures/catalog.json)")
         output.products_view(products)

@@ -9,20 +9,14 @@ import typer
 
 from checkout_cli.cli import completion, listing
 from checkout_cli.cli.listing import Format, Limit, Offset, Quiet
-from checkout_cli.cli.state import (
-    Body,
-    State,
-    merge_body,
-    read_items_file,
-    upsert_all,
-    with_arguments,
-)
+from checkout_cli.cli.state import Body, State, merge_body, read_items_file, with_arguments
 from checkout_cli.endpoints import ENDPOINTS, PRODUCT_CATALOG
 
 app = typer.Typer(
     rich_markup_mode=None,
     add_completion=False,
-    help="The catalog: list, show, upsert, set stock, import.\n\nExample: checkout products list",
+    help="The catalog: list, search, show, add, update, delete, upsert, set stock, import."
+    "\n\nExample: checkout products list",
     no_args_is_help=True,
 )
 
@@ -149,8 +143,89 @@ def set_stock(
     )
 
 
-def import_catalog(state: State, products: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return upsert_all(state, PRODUCT_CATALOG, "upsert-product", products, "product")
+def check_catalog(products: list[dict[str, Any]]) -> None:
+    """Every item checked as upsert-product's body before anything is sent (the error names
+    the first bad one; nothing is written)."""
+    from checkout_cli.errors import CheckoutError, ValidationError
+    from checkout_cli.requests import UpsertProduct
+    from checkout_cli.schema import validate
+
+    for index, item in enumerate(products):
+        try:
+            validate(UpsertProduct, item)
+        except CheckoutError as exc:
+            raise ValidationError(
+                exc.code,
+                f"product {index + 1}: {exc.message}",
+                field=f"products[{index}].{exc.field}",
+                recovery=exc.recovery,
+            ) from None
+
+
+def bulk_upsert(state: State, products: list[dict[str, Any]]) -> dict[str, Any]:
+    """bulk-upsert-products in calls of at most BULK_UPSERT_LIMIT; one merged result (each
+    item's index counted over the whole list)."""
+    from collections import Counter
+
+    from checkout_cli.requests import BULK_UPSERT_LIMIT
+
+    items: list[dict[str, Any]] = []
+    by_action: Counter[str] = Counter({"created": 0, "updated": 0, "failed": 0})
+    by_error_type: Counter[str] = Counter()
+    for start in range(0, len(products), BULK_UPSERT_LIMIT):
+        chunk = products[start : start + BULK_UPSERT_LIMIT]
+        result = state.call(PRODUCT_CATALOG, "bulk-upsert-products", {"products": chunk})
+        items += [{**item, "index": item["index"] + start} for item in result["items"]]
+        by_action.update(result["summary"]["by_action"])
+        by_error_type.update(result["summary"]["by_error_type"])
+    summary = {
+        "total": len(items),
+        "by_action": dict(by_action),
+        "by_error_type": dict(by_error_type),
+    }
+    return {"items": items, "summary": summary}
+
+
+def failed_items_error(result: dict[str, Any]) -> Exception | None:
+    """Exit 4 naming every failed item (index and SKU), or None when all were written."""
+    from checkout_cli.errors import ValidationError
+
+    failed = [i for i in result["items"] if i["status"] == "failed"]
+    if not failed:
+        return None
+    named = "; ".join(
+        f"product {i['index'] + 1} ({i['sku'] or 'no SKU'}): {i['error']['message']}"
+        for i in failed
+    )
+    first = failed[0]["error"]
+    return ValidationError(
+        first["code"],
+        f"{len(failed)} of {len(result['items'])} products not written: {named}",
+        field=f"products[{failed[0]['index']}].{first.get('field') or 'sku'}",
+        recovery="fix those items and import the file again (the others were written)",
+    )
+
+
+def import_catalog(state: State, products: list[dict[str, Any]]) -> dict[str, Any]:
+    """Check every product, then write them with bulk-upsert-products (500 a call). A failed
+    item raises (exit 4) after the good ones were written."""
+    check_catalog(products)
+    result = bulk_upsert(state, products)
+    error = failed_items_error(result)
+    if error is not None:
+        raise error
+    return result
+
+
+def _say_imported(result: dict[str, Any]) -> None:
+    from checkout_cli.cli import output
+
+    actions = result["summary"]["by_action"]
+    output.say(
+        f"{actions.get('created', 0)} created, {actions.get('updated', 0)} updated, "
+        f"{actions.get('failed', 0)} failed",
+        "red" if actions.get("failed") else "green",
+    )
 
 
 @app.command("import")
@@ -158,12 +233,130 @@ def import_(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="JSON file: a list of products", show_default=False)],
 ) -> None:
-    """Create or update every product in a catalog file; all are checked before any is written.
+    """Create or update every product in a catalog file with bulk-upsert-products (500 a
+    call); all are checked before any is sent. An item the store refuses fails alone: the
+    others are written, and the command exits 4 naming each failed one.
 
     Example: checkout products import fixtures/catalog.json
     """
+    state: State = ctx.obj
+    products = read_items_file(file, "products")
+    check_catalog(products)
+    result = bulk_upsert(state, products)
+    state.show(result, _say_imported)
+    error = failed_items_error(result)
+    if error is not None:
+        raise error
+
+
+@app.command("add", help=_help("create-product"))
+def add(
+    ctx: typer.Context,
+    sku: Sku = None,
+    name: Annotated[str | None, typer.Option(help="product name")] = None,
+    price_cents: Annotated[int | None, typer.Option(help="unit price in minor units")] = None,
+    currency: Annotated[
+        str | None, typer.Option(help="ISO currency (default: the store's)")
+    ] = None,
+    stock: Annotated[int | None, typer.Option(help="units in stock (omit: untracked)")] = None,
+    allow_backorder: Annotated[
+        bool | None, typer.Option("--allow-backorder/--no-backorder", help="sell beyond stock")
+    ] = None,
+    body: Body = None,
+) -> None:
+    state: State = ctx.obj
+    request = merge_body(
+        body,
+        name=name,
+        price_cents=price_cents,
+        currency=currency,
+        stock=stock,
+        allow_backorder=allow_backorder,
+    )
+    state.run(PRODUCT_CATALOG, "create-product", with_arguments(request, ("sku", "SKU", sku)), _one)
+
+
+@app.command("update", help=_help("update-product"))
+def update(
+    ctx: typer.Context,
+    sku: Sku = None,
+    name: Annotated[str | None, typer.Option(help="new name")] = None,
+    price_cents: Annotated[int | None, typer.Option(help="new unit price in minor units")] = None,
+    currency: Annotated[str | None, typer.Option(help="new ISO currency")] = None,
+    stock: Annotated[int | None, typer.Option(help="units in stock")] = None,
+    allow_backorder: Annotated[
+        bool | None, typer.Option("--allow-backorder/--no-backorder", help="sell beyond stock")
+    ] = None,
+    status: Annotated[str | None, typer.Option(help="active or archived")] = None,
+    body: Body = None,
+) -> None:
+    state: State = ctx.obj
+    request = merge_body(
+        body,
+        name=name,
+        price_cents=price_cents,
+        currency=currency,
+        stock=stock,
+        allow_backorder=allow_backorder,
+        status=status,
+    )
+    state.run(PRODUCT_CATALOG, "update-product", with_arguments(request, ("sku", "SKU", sku)), _one)
+
+
+@app.command(
+    "delete",
+    help=_help("delete-product") + "\n\nAsks to confirm on a terminal unless --yes.",
+)
+def delete(
+    ctx: typer.Context,
+    sku: Sku = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    body: Body = None,
+) -> None:
     from checkout_cli.cli import output
 
     state: State = ctx.obj
-    imported = import_catalog(state, read_items_file(file, "products"))
-    state.show({"products": imported}, lambda r: output.products_view(r["products"]))
+    request = with_arguments(merge_body(body), ("sku", "SKU", sku))
+    if not yes:
+        from checkout_cli.cli.prompts import can_prompt, missing_input, prompter
+
+        if not can_prompt(state.settings):
+            raise missing_input(["--yes (confirm the delete)"])
+        question = f"delete product {request.get('sku')} (archived if orders or carts use it)?"
+        if not prompter().confirm(question, default=False):
+            output.say("not deleted")
+            return
+
+    def render(result: dict[str, Any]) -> None:
+        if result["action"] == "deleted":
+            output.say(f"product {result['sku']} deleted", "green")
+        else:
+            output.say(
+                f"product {result['sku']} archived: orders, checkouts or carts refer to it",
+                "yellow",
+            )
+
+    state.run(PRODUCT_CATALOG, "delete-product", request, render)
+
+
+@app.command("search", help=_help("search-products"))
+def search(
+    ctx: typer.Context,
+    text: Annotated[
+        str | None, typer.Argument(metavar="TEXT", help="words to find", show_default=False)
+    ] = None,
+    include_archived: Annotated[
+        bool | None, typer.Option("--all", help="include archived products")
+    ] = None,
+    limit: Limit = listing.DEFAULT_LIMIT,
+    offset: Offset = 0,
+    fmt: Format = None,
+    quiet: Quiet = False,
+    body: Body = None,
+) -> None:
+    state: State = ctx.obj
+    body_ = with_arguments(
+        merge_body(body, include_archived=include_archived, **listing.page(limit, offset)),
+        ("query", "TEXT", text),
+    )
+    listing.run(state, PRODUCT_CATALOG, "search-products", body_, PRODUCTS, fmt, quiet)
