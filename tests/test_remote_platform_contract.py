@@ -21,7 +21,6 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from checkout_cli.cli.app import app
-from checkout_cli.endpoints import ENDPOINTS
 from tests.fakes.fake_platform import PROJECT_ID, WPA_TOKEN, WPS_TOKEN, FakePlatform
 from tests.serve_helpers import Served, served_fixture  # noqa: F401
 
@@ -57,13 +56,6 @@ CUSTOMER_FLAGS = [
     "--tax-cents",
     "0",
 ]
-
-
-def _has(service: str, name: str) -> bool:
-    return (service, name) in ENDPOINTS
-
-
-IMPORTS_IN_BULK = _has("product-catalog", "bulk-upsert-products")
 
 
 @dataclass
@@ -115,11 +107,20 @@ def seed_catalog(fake: FakePlatform) -> None:
         assert answer.json()["success"] is True, answer.text
 
 
-def whole_flow(target: Target, catalog: Path, import_catalog: bool) -> dict[str, Any]:
+def whole_flow(target: Target, catalog: Path) -> dict[str, Any]:
     """The user's flow; returns the projection both remotes must agree on."""
     seen: dict[str, Any] = {}
-    if import_catalog:
-        target.ok("products", "import", str(catalog))
+    seen["import"] = target.ok("products", "import", str(catalog))
+    added = target.ok("products", "add", "PLAT-EXTRA", "--name", "Extra", "--price-cents", "100")
+    updated = target.ok("products", "update", "PLAT-EXTRA", "--price-cents", "150")
+    found = target.ok("products", "search", "platform travel")
+    deleted = target.ok("products", "delete", "PLAT-EXTRA", "--yes")
+    seen["products"] = (
+        (added["sku"], added["price_cents"], added["status"]),
+        (updated["name"], updated["price_cents"]),
+        [p["sku"] for p in found["products"] if p["sku"].startswith("PLAT-")],
+        deleted,
+    )
     listed = target.ok("products", "list", "--query", "PLAT-")
     seen["catalog"] = sorted(
         (p["sku"], p["price_cents"]) for p in listed["products"] if p["sku"].startswith("PLAT-")
@@ -173,6 +174,23 @@ def whole_flow(target: Target, catalog: Path, import_catalog: bool) -> dict[str,
 
 
 EXPECTED = {
+    "import": {
+        "items": [
+            {"index": 0, "sku": "PLAT-LENS-30", "status": "created"},
+            {"index": 1, "sku": "PLAT-CASE", "status": "created"},
+        ],
+        "summary": {
+            "total": 2,
+            "by_action": {"created": 2, "updated": 0, "failed": 0},
+            "by_error_type": {},
+        },
+    },
+    "products": (
+        ("PLAT-EXTRA", 100, "active"),
+        ("Extra", 150),
+        ["PLAT-CASE"],
+        {"sku": "PLAT-EXTRA", "action": "deleted"},
+    ),
     "catalog": [("PLAT-CASE", 650), ("PLAT-LENS-30", 2495)],
     "cart": ("active", [("PLAT-CASE", 1, 650), ("PLAT-LENS-30", 3, 7485)], 8135),
     "merged": (True, [("PLAT-CASE", 2, 1300), ("PLAT-LENS-30", 3, 7485)], 8785),
@@ -191,10 +209,8 @@ def test_the_whole_flow_agrees_on_the_platform_and_on_checkout_serve(
 ) -> None:
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps({"products": CATALOG}))
-    if not IMPORTS_IN_BULK:  # `products import` still calls our own upsert-product
-        seed_catalog(platform)
-    on_platform = whole_flow(platform_target(platform), catalog, import_catalog=IMPORTS_IN_BULK)
-    on_serve = whole_flow(Target(served.url, served.project, served.token), catalog, True)
+    on_platform = whole_flow(platform_target(platform), catalog)
+    on_serve = whole_flow(Target(served.url, served.project, served.token), catalog)
     assert on_platform == on_serve
     assert {k: on_serve[k] for k in EXPECTED} == EXPECTED
     assert on_serve["customer"] == (True, TOTALS)
@@ -213,10 +229,6 @@ def test_the_whole_flow_agrees_on_the_platform_and_on_checkout_serve(
     assert len(platform.orders) == 1
 
 
-@pytest.mark.skipif(
-    not IMPORTS_IN_BULK,
-    reason="needs `checkout products import` calling product-catalog/bulk-upsert-products",
-)
 def test_products_import_on_the_platform_is_one_bulk_upsert(
     platform: FakePlatform, tmp_path: Path
 ) -> None:
@@ -226,6 +238,34 @@ def test_products_import_on_the_platform_is_one_bulk_upsert(
     assert sorted(platform.products) == ["PLAT-CASE", "PLAT-LENS-30"]
     calls = platform.calls("product-catalog", "bulk-upsert-products")
     assert len(calls) == 1 and len(calls[0].json()["products"]) == 2
+
+
+def test_products_import_goes_in_calls_of_at_most_500(
+    platform: FakePlatform, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "catalog.json"
+    products = [{"sku": f"BULK-{n:04d}", "name": f"Item {n}", "price_cents": 100 + n}
+                for n in range(1201)]  # fmt: skip
+    catalog.write_text(json.dumps({"products": products}))
+    result = platform_target(platform).ok("products", "import", str(catalog))
+    calls = platform.calls("product-catalog", "bulk-upsert-products")
+    assert [len(c.json()["products"]) for c in calls] == [500, 500, 201]
+    assert all(c.status == 200 for c in calls)  # the platform refuses more than 500 (422)
+    assert len(platform.products) == 1201
+    assert result["summary"]["by_action"]["created"] == 1201
+
+
+def test_an_item_the_platform_fails_is_named_and_exits_4(
+    platform: FakePlatform, tmp_path: Path
+) -> None:
+    # "success: true does not mean all items succeeded": the others are written.
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"products": CATALOG}))
+    platform.refused_skus.add("PLAT-CASE")
+    run = platform_target(platform).cli("products", "import", str(catalog))
+    assert run.exit_code == 4, (run.stdout, run.stderr)
+    assert "PLAT-CASE" in run.output and "Traceback" not in run.output
+    assert sorted(platform.products) == ["PLAT-LENS-30"]
 
 
 def test_a_429_burst_is_waited_out_and_the_command_succeeds(platform: FakePlatform) -> None:

@@ -110,6 +110,7 @@ class FakePlatform(FakeProviderServer):
         self._retry_after = "1"
         self._http_200_failures: set[tuple[str, str]] = set()
         self._forced: dict[tuple[str, str], PlatformError] = {}
+        self.refused_skus: set[str] = set()  # bulk-upsert-products fails these items
         self._state = threading.RLock()
         self._handlers: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
             ("product-catalog", "list-products"): self.list_products,
@@ -246,11 +247,11 @@ class FakePlatform(FakeProviderServer):
         return product
 
     def list_products(self, body: dict[str, Any]) -> dict[str, Any]:
-        query = (body.get("query") or "").lower()
+        words = (body.get("query") or "").lower().split()
         rows = [
             p
             for p in self.products.values()
-            if (not query or query in p["sku"].lower() or query in p["name"].lower())
+            if all(w in p["sku"].lower() or w in p["name"].lower() for w in words)
             and (body.get("include_archived") or p["status"] == "active")
         ]
         return self._page(sorted(rows, key=lambda p: p["sku"]), body, "products")
@@ -311,6 +312,8 @@ class FakePlatform(FakeProviderServer):
                 if not isinstance(item, dict):
                     raise PlatformError("validation", "invalid_item", "an item is an object")
                 _text(item, "sku")
+                if sku in self.refused_skus:
+                    raise PlatformError("conflict", "sku_locked", f"{sku} is locked", "sku")
                 existing = self.products.get(sku or "")
                 product = {"sku": sku, **self._product_fields(item, existing or {})}
                 action = "updated" if existing else "created"
