@@ -375,3 +375,13 @@ def test_the_fake_serves_only_the_documented_posts(platform: FakePlatform) -> No
     answer = httpx.post(f"{base}/project/{PROJECT_ID}/checkout-admin/get-settings", headers=auth)
     assert answer.status_code == 404
     assert answer.json()["error_object"]["code"] == "endpoint_not_found"
+
+
+def test_a_project_token_is_for_its_own_project_only() -> None:
+    with FakePlatform(projects=(PROJECT_ID, "67890")) as platform:
+        elsewhere = Target(platform.base_url, "67890", WPS_TOKEN)
+        error = refusal(elsewhere.cli("products", "list"), 7)
+        assert (error["type"], error["code"]) == ("forbidden", "project_not_owned")
+        account = Target(platform.base_url, "67890", WPA_TOKEN)
+        assert account.ok("products", "list")["products"] == []
+        assert platform.errors == []

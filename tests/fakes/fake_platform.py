@@ -18,6 +18,7 @@ What the documentation says, and this fake does:
 - the catalog's ``bulk-upsert-products`` takes at most 500 items and reports per item
   (``created``/``updated``/``failed``) with ``summary.by_action`` and ``summary.by_error_type``;
   ``merge-cart`` abandons the source cart, its items merged into the target.
+  ``refused_skus`` makes the bulk upsert fail those items (the rest are written).
 
 State is in memory. Totals are the fake's own: subtotal = Σ unit price × quantity; shipping and
 tax as given to ``set-customer`` (else 0).
