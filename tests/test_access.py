@@ -96,6 +96,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "cart": local.call(
                 "shopping-cart", "add-item", {"product_sku": "LENS-MONTH-6", "quantity": 1}
             )["cart_token"],
+            "merge_source": local.call(
+                "shopping-cart", "add-item", {"product_sku": "LENS-MONTH-6", "quantity": 1}
+            )["cart_token"],
             "order": order["order"]["order_number"],
         }
     finally:
@@ -142,6 +145,12 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
         (carts, "remove-item"): {"cart_token": cart, "product_sku": "GIFT-CARD-25"},
         (carts, "get-cart"): {"cart_token": cart},
         (carts, "clear-cart"): {"cart_token": cart},
+        # The same source into the same target again: already merged, still allowed.
+        (carts, "merge-cart"): {
+            "source_cart_token": ids["merge_source"],
+            "target_cart_token": cart,
+        },
+        (carts, "link-visitor"): {"cart_token": cart, "visitor_id": "matrix"},
         (catalog, "list-products"): {},
         (catalog, "get-product"): {"sku": "LENS-DAILY-30"},
         (catalog, "upsert-product"): {"sku": "MATRIX-1", "name": "Matrix", "price_cents": 100},
@@ -197,7 +206,9 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
 
 def test_every_endpoint_has_a_plausible_body():
     assert set(
-        plausible_bodies({"checkout": "", "other_checkout": "", "cart": "", "order": ""})
+        plausible_bodies(
+            {"checkout": "", "other_checkout": "", "cart": "", "merge_source": "", "order": ""}
+        )
     ) == set(ENDPOINTS)
 
 

@@ -42,6 +42,8 @@ CART_TOOLS = [
     "shopping-cart_remove_item",
     "shopping-cart_get_cart",
     "shopping-cart_clear_cart",
+    "shopping-cart_merge_cart",
+    "shopping-cart_link_visitor",
 ]
 # Secrets, tokens and the settings that decide where secrets are sent are never tools.
 SECRET_TOOLS = {
