@@ -270,7 +270,8 @@ def _iso_code(
     """Exactly one of ``codes`` (loaded on first use), published as the field's enum."""
 
     def check(value: Any) -> Any:
-        if value is not None and value not in codes():
+        # Not a string (a list, an object) is refused too, not looked up: it may not hash.
+        if value is not None and (not isinstance(value, str) or value not in codes()):
             raise refuse(f"invalid_{kind}", f"{shown(value)} is not an {refused}", recovery)
         return value
 

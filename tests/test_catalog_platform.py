@@ -51,7 +51,7 @@ def skus(conn: Any, prefix: str) -> list[str]:
 
 
 def test_create_product_then_the_same_sku_is_a_conflict(shop, prefix):
-    backend, behind = shop
+    backend, _ = shop
     sku = f"{prefix}-A"
     body = {"sku": sku, "name": "Lens cleaner", "price_cents": 695, "stock": 3}
     created = backend.call(CATALOG, "create-product", body)
@@ -176,6 +176,7 @@ def test_bulk_upsert_fails_each_bad_item_alone(shop, prefix):
         {"sku": f"{prefix}-OLD", "name": "Old, renamed", "price_cents": 6},
         {"name": "no sku", "price_cents": 1},
         {"sku": f"{prefix}-META", "name": "M", "price_cents": 1, "meta_defs": [{"def_key": "no"}]},
+        "not a product",
     ]
     result = backend.call(CATALOG, "bulk-upsert-products", {"products": products})
     statuses = [(i["index"], i["sku"], i["status"]) for i in result["items"]]
@@ -185,17 +186,19 @@ def test_bulk_upsert_fails_each_bad_item_alone(shop, prefix):
         (2, f"{prefix}-OLD", "updated"),
         (3, None, "failed"),
         (4, f"{prefix}-META", "failed"),
+        (5, None, "failed"),
     ]
     errors = [i["error"] for i in result["items"] if i["status"] == "failed"]
     assert [(e["type"], e["field"]) for e in errors] == [
         ("validation", "price_cents"),
         ("validation", "sku"),
         ("not_found", "meta_defs[0].def_key"),
+        ("validation", "body"),
     ]
     assert result["summary"] == {
-        "total": 5,
-        "by_action": {"created": 1, "updated": 1, "failed": 3},
-        "by_error_type": {"validation": 2, "not_found": 1},
+        "total": 6,
+        "by_action": {"created": 1, "updated": 1, "failed": 4},
+        "by_error_type": {"validation": 3, "not_found": 1},
     }
     conn = behind.engine.conn
     assert skus(conn, prefix) == [f"{prefix}-NEW", f"{prefix}-OLD"]

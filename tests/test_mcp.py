@@ -66,6 +66,7 @@ READ_ONLY_TOOLS = {
     "shopping-cart_get_cart",
     "product-catalog_list_products",
     "product-catalog_get_product",
+    "product-catalog_search_products",
     "product-catalog_list_meta_definitions",
     "product-catalog_get_meta_definition",
     "order-management_list_orders",
@@ -312,7 +313,7 @@ async def test_read_only_exposes_only_get_and_list_tools(backend, db_path, tmp_p
         names = await tool_names(session)
         assert set(names) == READ_ONLY_TOOLS
         for name in names:
-            assert name.split("_", 1)[1].startswith(("get_", "list_")), name
+            assert name.split("_", 1)[1].startswith(("get_", "list_", "search_")), name
         assert "checkout-flow_initiate_checkout" not in names
         assert "checkout-admin_set_setting" not in names
         # A hidden writing tool cannot be called by name either.

@@ -107,7 +107,9 @@ COMMANDS: dict[str, Entry] = {
     ),
     "cart": Entry("checkout_cli.cli.cart", "Build a cart: add, update, remove items.", "app"),
     "products": Entry(
-        "checkout_cli.cli.products", "The catalog: list, show, upsert, set stock, import.", "app"
+        "checkout_cli.cli.products",
+        "The catalog: list, search, add, update, delete, set stock, import.",
+        "app",
     ),
     "orders": Entry("checkout_cli.cli.orders", "Orders made by completed checkouts.", "app"),
     "meta": Entry(

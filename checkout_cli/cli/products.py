@@ -15,7 +15,7 @@ from checkout_cli.endpoints import ENDPOINTS, PRODUCT_CATALOG
 app = typer.Typer(
     rich_markup_mode=None,
     add_completion=False,
-    help="The catalog: list, search, show, add, update, delete, upsert, set stock, import."
+    help="The catalog: list, search, add, update, delete, set stock, import."
     "\n\nExample: checkout products list",
     no_args_is_help=True,
 )
@@ -322,7 +322,10 @@ def delete(
 
         if not can_prompt(state.settings):
             raise missing_input(["--yes (confirm the delete)"])
-        question = f"delete product {request.get('sku')} (archived if orders or carts use it)?"
+        question = (
+            f"Delete product {request.get('sku')}? (Archived instead if orders, checkouts or "
+            "carts refer to it.)"
+        )
         if not prompter().confirm(question, default=False):
             output.say("not deleted")
             return

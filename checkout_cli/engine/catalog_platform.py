@@ -97,7 +97,8 @@ def bulk_upsert_products(engine: Engine, body: requests.BulkUpsertProducts) -> d
     items: list[dict[str, Any]] = []
     with engine.write() as conn:
         for index, raw in enumerate(body.products):
-            sku = raw.get("sku") if isinstance(raw.get("sku"), str) else None
+            given = raw.get("sku") if isinstance(raw, dict) else None
+            sku = given if isinstance(given, str) else None
             conn.execute("SAVEPOINT bulk_item")
             try:
                 product = validate(requests.UpsertProduct, raw)
