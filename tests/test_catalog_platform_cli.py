@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from contextlib import closing
 from pathlib import Path
@@ -32,8 +33,13 @@ def remote_cli(served: Served, *args: str) -> Any:
     return result
 
 
-def bulk_calls(served: Served) -> int:
-    """bulk-upsert-products requests so far, as the server's access log has them."""
+def bulk_calls(served: Served, at_least: int = 0) -> int:
+    """bulk-upsert-products requests so far, as the server's access log has them. The server
+    logs a request after answering it, so the last line may lag the client: wait (≤ 10 s) for
+    ``at_least`` lines before counting."""
+    deadline = time.monotonic() + 10
+    while served.log.read_text().count(BULK) < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
     return served.log.read_text().count(BULK)
 
 
@@ -113,7 +119,7 @@ def test_import_sends_calls_of_500_to_the_server(served, tmp_path):
     )
     assert result.exit_code == 0, result.stderr
     assert "1201 created, 0 updated, 0 failed" in result.stderr
-    assert bulk_calls(served) - before == 3
+    assert bulk_calls(served, at_least=before + 3) - before == 3
     with closing(served.local()) as behind:
         count = behind.engine.conn.execute(
             "SELECT COUNT(*) FROM products WHERE sku LIKE ?", (prefix + "%",)
