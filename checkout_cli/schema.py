@@ -120,7 +120,9 @@ def Text(
             if not value and min_length:
                 raise refuse("missing_field", "must not be empty")
             if not compiled.fullmatch(value):
-                raise refuse(code, f"{shown(value)} is not valid", f"expected {pattern}")
+                # The field's own words, where it has them, say more to an operator than a regex.
+                expected = description or pattern
+                raise refuse(code, f"{shown(value)} is not valid", f"expected {expected}")
             return value
         value = value.strip()
         if len(value) < min_length:
