@@ -19,7 +19,7 @@ def record(
     detail: dict[str, Any] | None = None,
     order_id: int | None = None,
 ) -> None:
-    conn.execute(
+    cur = conn.execute(
         "INSERT INTO events (checkout_id, at, actor, kind, from_status, to_status, detail, "
         "request_key, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -33,6 +33,11 @@ def record(
             engine.request_key,
             order_id,
         ),
+    )
+    from checkout_cli.engine import webhook_events  # order events out, in this transaction
+
+    webhook_events.queue(
+        engine, conn, cur.lastrowid or 0, checkout_id, kind, to_status, order_id
     )
 
 
