@@ -13,6 +13,7 @@ import json
 import sqlite3
 from typing import Any
 
+from checkout_cli.engine import events
 from checkout_cli.engine.core import Engine, dumps, loads, new_token
 
 EVENT_TYPES: tuple[str, ...] = (
@@ -160,3 +161,9 @@ def payload_text(row: sqlite3.Row) -> str:
     text: str = row["payload"]
     json.loads(text)  # stored by insert_event; never anything but JSON
     return text
+
+
+def register() -> None:
+    """Offer every recorded timeline event to ``queue`` (once per process)."""
+    if queue not in events.AFTER_RECORD:
+        events.AFTER_RECORD.append(queue)

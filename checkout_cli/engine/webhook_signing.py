@@ -46,9 +46,7 @@ def load_secret(conn: sqlite3.Connection, name: str) -> str | None:
 
 
 def signature(secret: str, timestamp: int, body: str) -> str:
-    return hmac.new(
-        secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256
-    ).hexdigest()
+    return hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
 
 
 def sign(secret: str, body: str, timestamp: int | None = None) -> str:
