@@ -15,20 +15,9 @@ from typing import Any
 
 from checkout_cli.engine import events
 from checkout_cli.engine.core import Engine, dumps, loads, new_token
+from checkout_cli.requests import WEBHOOK_EVENT_TYPES
 
-EVENT_TYPES: tuple[str, ...] = (
-    "checkout.completed",
-    "checkout.cancelled",
-    "order.created",
-    "order.paid",
-    "order.partially_paid",
-    "order.partially_refunded",
-    "order.refunded",
-    "order.cancelled",
-    "order.completed",
-    "order.fulfilled",
-    "order.partially_fulfilled",
-)
+EVENT_TYPES = WEBHOOK_EVENT_TYPES
 ALL = "*"
 
 # An order column's new value → the event type it makes.
