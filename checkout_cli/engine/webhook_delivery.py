@@ -82,8 +82,10 @@ _DUE = (
 )
 
 
-def claim(engine: Engine, subscription_id: int | None = None) -> sqlite3.Row | None:
-    """Take one due delivery (a short transaction, no network)."""
+def claim(
+    engine: Engine, subscription_id: int | None = None, skip: tuple[int, ...] = ()
+) -> sqlite3.Row | None:
+    """Take one due delivery (a short transaction, no network), none of ``skip``."""
     with engine.write(durable=False) as conn:
         now = engine.clock()
         stale = iso(now - lease(conn))
@@ -92,6 +94,9 @@ def claim(engine: Engine, subscription_id: int | None = None) -> sqlite3.Row | N
         if subscription_id is not None:
             sql += " AND d.subscription_id = ?"
             params.append(subscription_id)
+        if skip:
+            sql += f" AND d.id NOT IN ({', '.join('?' * len(skip))})"
+            params.extend(skip)
         row: sqlite3.Row | None = conn.execute(
             sql + " ORDER BY d.next_attempt_at, d.id LIMIT 1", params
         ).fetchone()
@@ -205,12 +210,15 @@ def deliver_due(
     subscription_id: int | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
-    """Send what is due now (at most ``limit`` attempts); each is claimed before it is sent."""
+    """Send what is due now (at most ``limit`` attempts, one per delivery: a failure waits
+    for its backoff and the next run); each is claimed before it is sent."""
     outcomes: list[Outcome] = []
+    tried: list[int] = []
     while len(outcomes) < limit:
-        row = claim(engine, subscription_id)
+        row = claim(engine, subscription_id, tuple(tried))
         if row is None:
             break
+        tried.append(row["id"])
         outcome = send(engine, row, timeout)
         outcomes.append(outcome)
         if on_outcome is not None:
