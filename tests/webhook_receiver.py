@@ -32,6 +32,8 @@ class Receiver:
     got: list[Received] = field(default_factory=list)
     hold: threading.Event | None = None
     arrived: threading.Event = field(default_factory=threading.Event)
+    hold_seconds: float = 30
+    answered: int = 0
 
     def start(self) -> Receiver:
         receiver = self
@@ -54,13 +56,14 @@ class Receiver:
                 )
                 receiver.arrived.set()
                 if receiver.hold is not None:
-                    receiver.hold.wait(30)
+                    receiver.hold.wait(receiver.hold_seconds)
                 status = receiver.answers.pop(0) if receiver.answers else 200
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", "2")
                     self.end_headers()
                     self.wfile.write(b"ok")
+                    receiver.answered += 1
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the sender gave up waiting (a timeout test)
 
