@@ -740,3 +740,76 @@ class BulkUpsertProducts(Request):
 
 
 # --- order-events ---
+
+# Webhook event types (engine/webhook_events.py says which change makes which).
+WEBHOOK_EVENT_TYPES: tuple[str, ...] = (
+    "checkout.completed",
+    "checkout.cancelled",
+    "order.created",
+    "order.paid",
+    "order.partially_paid",
+    "order.partially_refunded",
+    "order.refunded",
+    "order.cancelled",
+    "order.completed",
+    "order.fulfilled",
+    "order.partially_fulfilled",
+)
+WEBHOOK_DELIVERY_STATES = ("queued", "sending", "delivered", "failed", "dead")
+EventType = Annotated[
+    str,
+    Choice(WEBHOOK_EVENT_TYPES, code="unknown_event", description="a webhook event type"),
+]
+SubscribedType = Annotated[
+    str,
+    Choice(
+        (*WEBHOOK_EVENT_TYPES, "*"),
+        code="unknown_event",
+        description='a webhook event type, or "*" for every one',
+    ),
+]
+SubscriptionId = Annotated[
+    str, Text(80, pattern=TOKEN_PATTERN, code="invalid_id", description="subscription id (whs_…)")
+]
+
+
+class Subscribe(Request):
+    url: Annotated[str, _url("where events are POSTed (http or https)")]
+    events: list[SubscribedType]
+    description: Annotated[str, Text(200, description="what the receiver is")] | None = None
+
+
+class SubscriptionRef(Request):
+    subscription_id: SubscriptionId
+
+
+class ListDeliveries(Page):
+    subscription_id: SubscriptionId | None = None
+    status: (
+        Annotated[
+            str,
+            Choice(WEBHOOK_DELIVERY_STATES, code="invalid_status", description="delivery status"),
+        ]
+        | None
+    ) = None
+    event_type: EventType | None = None
+
+
+class FireEvent(Request):
+    type: EventType
+    order_id: (
+        Annotated[str, Text(80, description="order id or number (default: the latest order)")]
+        | None
+    ) = None
+    dry_run: Annotated[bool, Flag("answer the payload and its subscribers; write nothing")] = False
+
+
+class DeliveryRef(Request):
+    delivery_id: Annotated[
+        str, Text(80, pattern=TOKEN_PATTERN, code="invalid_id", description="delivery id (whd_…)")
+    ]
+
+
+class DeliverEvents(Request):
+    subscription_id: SubscriptionId | None = None
+    limit: Annotated[int, Whole(1, 1000, description="at most this many attempts")] | None = None

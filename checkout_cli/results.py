@@ -716,3 +716,70 @@ class BulkUpsertedProducts(Result):
 
 
 # --- order-events ---
+
+
+class Subscription(Result):
+    subscription_id: str
+    url: str
+    events: list[str]
+    status: str  # active, disabled
+    description: str | None
+    created_at: str
+    disabled_at: str | None
+    disabled_reason: str | None
+
+
+class SubscriptionCreated(Subscription):
+    secret: str  # shown once: signs every delivery (kept in the vault)
+
+
+class SubscriptionList(Paged):
+    subscriptions: list[Subscription]
+
+
+class WebhookDelivery(Result):
+    delivery_id: str
+    event_id: str
+    event_type: str
+    subscription_id: str
+    url: str
+    status: str
+    attempts: int
+    next_attempt_at: str | None
+    response_status: int | None
+    response_body: str | None
+    last_error: str | None
+    delivered_at: str | None
+    created_at: str
+    resend_of: str | None
+
+
+class DeliveryList(Paged):
+    deliveries: list[WebhookDelivery]
+
+
+class FiredEvent(Result):
+    dry_run: bool
+    event_id: str | None  # None on a dry run
+    type: str
+    payload: dict[str, Any]
+    subscriptions: list[str]
+    deliveries: list[str]
+
+
+class DeliveryOutcome(Result):
+    delivery_id: str
+    event_id: str
+    event_type: str
+    subscription_id: str
+    status: str
+    response_status: int | None
+    error: str | None
+
+
+class DeliveryRun(Result):
+    attempted: int
+    delivered: int
+    failed: int
+    dead: int
+    deliveries: list[DeliveryOutcome]

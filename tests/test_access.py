@@ -58,6 +58,9 @@ ADMIN_ONLY = {
     (ADMIN, "list-vault"),
     (ADMIN, "refund-payment"),  # money back out of the shop: an administrator's decision
     ("order-management", "refund-order"),  # the same for an order's money
+    ("order-events", "subscribe"),  # where the shop's order data is sent
+    ("order-events", "unsubscribe"),
+    ("order-events", "resend-delivery"),
 }
 # ... read: get-*/list-* and nothing else; operate: everything else (the default).
 
@@ -201,6 +204,13 @@ def plausible_bodies(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any
         (ADMIN, "set-vault"): {"name": "stripe_secret_key", "value": SECRET},
         (ADMIN, "delete-vault"): {"name": "smtp_password"},
         (ADMIN, "refund-payment"): {"checkout_token": chk, "provider_payment_id": "tr_matrix"},
+        ("order-events", "subscribe"): {"url": f"{CLOSED}/hooks", "events": ["order.paid"]},
+        ("order-events", "list-subscriptions"): {},
+        ("order-events", "unsubscribe"): {"subscription_id": "whs_matrix"},
+        ("order-events", "list-deliveries"): {},
+        ("order-events", "fire-event"): {"type": "order.paid", "dry_run": True},
+        ("order-events", "resend-delivery"): {"delivery_id": "whd_matrix"},
+        ("order-events", "deliver-events"): {},
     }
 
 

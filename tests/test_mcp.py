@@ -61,6 +61,7 @@ SECRET_TOOLS = {
 # Not tools either (NO_MCP), though no secret: a CI smoke run's, not an assistant's.
 NOT_TOOLS = SECRET_TOOLS | {"checkout-admin_start_smoke", "checkout-admin_finish_smoke"}
 NOT_TOOLS |= {"order-management_refund_order"}  # money back out, as refund-payment
+NOT_TOOLS |= {"order-events_subscribe"}  # its answer holds the subscription's signing secret
 READ_ONLY_TOOLS = {
     "checkout-flow_get_checkout_status",
     "shopping-cart_get_cart",
@@ -76,6 +77,8 @@ READ_ONLY_TOOLS = {
     "checkout-admin_list_checkouts",
     "checkout-admin_get_settings",
     "checkout-admin_get_store",
+    "order-events_list_subscriptions",
+    "order-events_list_deliveries",
 }
 BY_TOOL_NAME = {endpoint.tool_name: endpoint for endpoint in ENDPOINTS.values()}
 

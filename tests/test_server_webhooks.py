@@ -214,6 +214,7 @@ def test_every_endpoint_that_reaches_a_provider_or_mail_server_is_marked():
         "finish-smoke",  # closes its own run's provider payment
         "record-payment",  # the payment received email
         "fulfil-order",  # the shipped email
+        "deliver-events",  # the webhook receivers
     }
 
 

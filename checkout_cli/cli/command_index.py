@@ -127,6 +127,11 @@ COMMANDS: dict[str, Entry] = {
         "outside the store (CHECKOUT_VAULT_KEY, or a key file in the config dir).",
         "vault_app",
     ),
+    "events": Entry(
+        "checkout_cli.cli.events",
+        "Order events out as signed webhooks: subscribe a URL, see its deliveries, test it.",
+        "events_app",
+    ),
     "tokens": Entry(
         _SERVE,
         "API tokens for `checkout serve`, each with a scope (read, operate, admin).",

@@ -597,6 +597,9 @@ def cancel_checkout(engine: Engine, body: requests.CancelCheckout) -> dict[str, 
         warnings.append(_still_open_warning(payment))
     if due:
         raise expired_error(co)
+    from checkout_cli.engine import webhook_delivery
+
+    webhook_delivery.after_commit(engine)  # checkout.cancelled to webhook subscribers
     result = get_checkout_status(engine, requests.CheckoutRef(checkout_token=token))
     if refund is not None:
         result["refund"] = refunds.refund_object(refund)

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from checkout_cli.engine.core import Engine, dumps, loads
+
+# Called for every event recorded, inside its transaction: (engine, conn, event row id,
+# checkout id, kind, to_status, order id). engine/webhook_events.py adds its ``queue`` when
+# the engine package is imported (engine/__init__.py), so no change misses it.
+AFTER_RECORD: list[
+    Callable[[Engine, sqlite3.Connection, int, int, str, str | None, int | None], None]
+] = []
 
 
 def record(
@@ -19,7 +27,7 @@ def record(
     detail: dict[str, Any] | None = None,
     order_id: int | None = None,
 ) -> None:
-    conn.execute(
+    cur = conn.execute(
         "INSERT INTO events (checkout_id, at, actor, kind, from_status, to_status, detail, "
         "request_key, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -34,6 +42,8 @@ def record(
             order_id,
         ),
     )
+    for hook in AFTER_RECORD:  # order events out (engine/webhook_events.py), in this transaction
+        hook(engine, conn, cur.lastrowid or 0, checkout_id, kind, to_status, order_id)
 
 
 def by_this_request(

@@ -30,7 +30,11 @@ on, and listing the records involved (checkout token, order number, SKU, line nu
     ``email``: the outbox kind, e.g. ``shipped:3``) has that email in the outbox, and no order
     has an email of one kind twice (the outbox's UNIQUE (order_id, kind), checked in case it
     was lost); an event whose email was switched off by its setting names none, so nothing
-    is expected of it.
+    is expected of it;
+12. no webhook event lost: every webhook event has a delivery for each subscription that was
+    active and wanted its type when it was made; no delivery is left ``sending`` past its
+    lease (a killed sender: the next `checkout events deliver` retakes it); and every
+    delivery given up (``dead``) to a subscription still active is listed, to be resent.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ NAMES = {
     9: "refunded_within_paid",
     10: "shipped_within_ordered",
     11: "one_email_per_event",
+    12: "no_webhook_event_lost",
 }
 
 
@@ -584,6 +589,53 @@ def _one_email_per_event(conn: sqlite3.Connection) -> Iterator[Violation]:
         )
 
 
+def _no_webhook_event_lost(conn: sqlite3.Connection) -> Iterator[Violation]:
+    from checkout_cli.engine import webhook_delivery
+    from checkout_cli.engine.core import iso, utc_now
+
+    for row in _rows(
+        conn,
+        "SELECT e.public_id AS event, e.type, s.public_id AS subscription FROM webhook_events e "
+        "JOIN webhook_subscriptions s ON s.created_at <= e.created_at AND (s.disabled_at IS NULL "
+        "OR s.disabled_at > e.created_at) AND EXISTS (SELECT 1 FROM json_each(s.events) j "
+        "WHERE j.value IN ('*', e.type)) WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries d "
+        "WHERE d.event_id = e.id AND d.subscription_id = s.id) ORDER BY e.id, s.id",
+    ):
+        yield Violation(
+            12,
+            f"webhook event {row['event']} ({row['type']}) has no delivery to subscription "
+            f"{row['subscription']}",
+            dict(row),
+        )
+    stale = iso(utc_now() - webhook_delivery.lease(conn))
+    for row in _rows(
+        conn,
+        "SELECT d.public_id AS delivery, d.claimed_at FROM webhook_deliveries d "
+        "WHERE d.status = 'sending' AND d.claimed_at <= ? ORDER BY d.id",
+        (stale,),
+    ):
+        yield Violation(
+            12,
+            f"webhook delivery {row['delivery']} was left sending at {row['claimed_at']} "
+            "(its sender died); `checkout events deliver` sends it again",
+            dict(row),
+        )
+    for row in _rows(
+        conn,
+        "SELECT d.public_id AS delivery, e.type, d.last_error FROM webhook_deliveries d "
+        "JOIN webhook_events e ON e.id = d.event_id JOIN webhook_subscriptions s "
+        "ON s.id = d.subscription_id WHERE d.status = 'dead' AND s.status = 'active' "
+        "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries r WHERE r.resend_of = d.id "
+        "AND r.status = 'delivered') ORDER BY d.id",
+    ):
+        yield Violation(
+            12,
+            f"webhook delivery {row['delivery']} ({row['type']}) was given up: "
+            f"{row['last_error']}; resend it with `checkout events resend {row['delivery']}`",
+            dict(row),
+        )
+
+
 CHECKS: tuple[Callable[[sqlite3.Connection], Iterator[Violation]], ...] = (
     _one_order_per_checkout,
     _one_open_checkout_per_cart,
@@ -596,6 +648,7 @@ CHECKS: tuple[Callable[[sqlite3.Connection], Iterator[Violation]], ...] = (
     _refunded_within_paid,
     _shipped_within_ordered,
     _one_email_per_event,
+    _no_webhook_event_lost,
 )
 
 

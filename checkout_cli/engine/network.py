@@ -30,3 +30,8 @@ def check(peer: str) -> None:
             "network_not_allowed_here",
             f"this endpoint talked to {peer}, but its registry entry lacks calls_out=True",
         )
+
+
+def allowed() -> bool:
+    """Whether the engine may talk to the network on this thread now."""
+    return not getattr(_thread, "forbidden", False)

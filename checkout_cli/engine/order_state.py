@@ -114,21 +114,12 @@ def refresh(engine: Engine, conn: sqlite3.Connection, order_row_id: int) -> sqli
     order = conn.execute("SELECT * FROM orders WHERE id = ?", (order_row_id,)).fetchone()
     now = amounts(conn, order)
     derived = derive(now)
-    moved = False
-    for column in ("status", "payment_status", "fulfilment_status"):
-        before, after = order[column], getattr(derived, column)
-        if before != after:
-            moved = True
-            events.record(
-                engine,
-                conn,
-                order["checkout_id"],
-                f"order_{column}_changed",
-                from_status=before,
-                to_status=after,
-                detail={"order_number": order["order_number"]},
-                order_id=order_row_id,
-            )
+    moves = [
+        (column, order[column], getattr(derived, column))
+        for column in ("status", "payment_status", "fulfilment_status")
+        if order[column] != getattr(derived, column)
+    ]
+    moved = bool(moves)
     moved = moved or (order["amount_paid_cents"], order["amount_refunded_cents"]) != (
         now.paid,
         now.refunded,
@@ -146,5 +137,17 @@ def refresh(engine: Engine, conn: sqlite3.Connection, order_row_id: int) -> sqli
             order_row_id,
         ),
     )
+    # Recorded after the update: an event's subscribers see the order as it now is.
+    for column, before, after in moves:
+        events.record(
+            engine,
+            conn,
+            order["checkout_id"],
+            f"order_{column}_changed",
+            from_status=before,
+            to_status=after,
+            detail={"order_number": order["order_number"]},
+            order_id=order_row_id,
+        )
     row: sqlite3.Row = conn.execute("SELECT * FROM orders WHERE id = ?", (order_row_id,)).fetchone()
     return row

@@ -213,6 +213,9 @@ def deliver_for_order(engine: Engine, order_id: str) -> None:
     """Deliver a just-completed order's email; a failure stays queued (see ``send-outbox``)."""
     rows = engine.conn.execute(_PENDING + " AND ord.order_id = ?", (order_id,)).fetchall()
     _deliver_after_commit(engine, rows)
+    from checkout_cli.engine import webhook_delivery
+
+    webhook_delivery.after_commit(engine)  # and the order's events to webhook subscribers
 
 
 STUCK_AFTER_MINUTES = 10

@@ -147,6 +147,10 @@ def reconcile(engine: Engine, body: requests.Reconcile) -> dict[str, Any]:
     changes += refunds.refresh_pending(engine, dry_run)
     found = strays.findings(engine.conn)
     known = {f["provider_payment_id"] for f in found}
+    if not dry_run:
+        from checkout_cli.engine import webhook_delivery
+
+        webhook_delivery.after_commit(engine)  # webhooks still due, retries included
     return {
         "dry_run": dry_run,
         "changes": changes,

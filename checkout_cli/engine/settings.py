@@ -143,6 +143,27 @@ SETTINGS: dict[str, Setting] = {
             "seconds to wait for a payment provider",
             maximum=600,
         ),
+        Setting(
+            "webhook_timeout_seconds",
+            "int",
+            10,
+            "seconds to wait for a webhook receiver (a claim is retaken after 3x this)",
+            maximum=600,
+        ),
+        Setting(
+            "webhook_max_attempts",
+            "int",
+            12,
+            "attempts before a webhook delivery is given up (dead)",
+            maximum=100,
+        ),
+        Setting(
+            "webhook_retry_base_seconds",
+            "int",
+            10,
+            "first wait before a failed webhook delivery is retried (doubling, at most 1 h)",
+            maximum=3600,
+        ),
     )
 }
 

@@ -16,11 +16,12 @@ thread has its own SQLite connection; workers share the store through its locks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from checkout_cli import access
 from checkout_cli.backends.local import LocalBackend
 from checkout_cli.endpoints import ENDPOINTS, HTTP, get_endpoint
-from checkout_cli.engine import network
+from checkout_cli.engine import network, webhook_delivery
 from checkout_cli.engine.core import REMOTE_ACTOR_PREFIX
 from checkout_cli.engine.tokens import Caller
 from checkout_cli.errors import (
@@ -220,7 +221,19 @@ def build_app(db_path: Path) -> ASGIApp:
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/webhooks/{provider}", webhook, methods=["POST"]),
     ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Webhook deliveries leave from a thread of their own, never inside a request.
+        sender = webhook_delivery.DeliveryThread(db_path)
+        sender.start()
+        try:
+            yield
+        finally:
+            sender.stop()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=routes,
         exception_handlers={
             CheckoutError: on_checkout_error,
