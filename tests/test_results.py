@@ -42,7 +42,7 @@ def _validate(spec: dict[str, Any], ref: str, answer: dict[str, Any]) -> None:
 
 
 def test_every_endpoint_declares_a_result_model_of_its_own_kind():
-    assert len(ENDPOINTS) == 55
+    assert len(ENDPOINTS) == 62
     for endpoint in ENDPOINTS.values():
         assert issubclass(endpoint.result_model, results.Result), endpoint.name
         assert endpoint.result_model.model_config.get("extra") == "forbid"
