@@ -279,6 +279,9 @@ def test_resend_is_a_new_delivery_of_the_same_event(backend, receiver):
         {"url": "not a url", "events": ["order.paid"]},
         {"url": "https://shop.example/hooks", "events": ["order.nope"]},
         {"url": "https://shop.example/hooks", "events": []},
+        {"url": "http://[::1", "events": ["order.paid"]},
+        {"url": "http://shop.example/\u0000", "events": ["order.paid"]},
+        {"url": "http://shop.example:99999/hooks", "events": ["order.paid"]},
     ],
 )
 def test_bad_subscriptions_are_refused_and_nothing_written(backend, db_path, body):
@@ -287,6 +290,26 @@ def test_bad_subscriptions_are_refused_and_nothing_written(backend, db_path, bod
         backend.call(EVENTS, "subscribe", body)
     assert refused.value.exit_code == 4
     assert dump(db_path) == before
+
+
+def test_an_unparseable_url_fails_its_delivery_and_the_others_are_still_sent(
+    backend, receiver, db_path
+):
+    """A subscription stored before its URL was checked (or edited by hand) that httpx cannot
+    parse: its delivery fails like a refused connection, and the run goes on to the others."""
+    bad = backend.call(EVENTS, "subscribe", {"url": receiver.url, "events": ["*"]})
+    execute(
+        db_path,
+        "UPDATE webhook_subscriptions SET url = ? WHERE public_id = ?",
+        ("http://[::1", bad["subscription_id"]),
+    )
+    subscribe(backend, receiver, ["checkout.completed"])
+    invoice_order(backend)
+    deliver(backend)
+    assert receiver.types() == ["checkout.completed"]
+    failed = deliveries(backend, subscription_id=bad["subscription_id"])
+    assert failed and {d["status"] for d in failed} == {"failed"}
+    assert all("InvalidURL" in (d["last_error"] or "") for d in failed)
 
 
 def test_the_secret_is_shown_once(backend, receiver, cli, db_path: Path):

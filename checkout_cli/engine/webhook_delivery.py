@@ -142,7 +142,9 @@ def send(engine: Engine, row: sqlite3.Row, timeout: float | None = None) -> Outc
             status_code, text = _post(row["url"], body, headers, wait)
         except httpx.TimeoutException:
             error = f"timed out after {wait:g} s"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            # ValueError: a URL httpx cannot even parse (a port past 65535, a bad IPv6 host);
+            # a failed attempt like any other, never the end of the run for the others.
             error = f"{type(exc).__name__}: {exc}"[:BODY_KEPT]
     return record(engine, row, status_code, text, error)
 

@@ -45,6 +45,26 @@ def _load_subscription(conn: sqlite3.Connection, public_id: str) -> sqlite3.Row:
     return row
 
 
+def check_url(url: str) -> None:
+    """Refuse a URL that no POST could ever reach: one httpx cannot parse, without a host, with
+    a control character or a port past 65535."""
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+        ok = bool(parsed.host) and (port is None or 0 < port <= 65535)
+    except (httpx.InvalidURL, ValueError):
+        ok = False
+    if not ok or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise ValidationError(
+            "invalid_url",
+            f"url: {url!r} is not valid",
+            field="url",
+            recovery="expected where events are POSTed (http or https)",
+        )
+
+
 def subscribe(engine: Engine, body: requests.Subscribe) -> dict[str, Any]:
     if not body.events:
         raise ValidationError(
@@ -53,6 +73,7 @@ def subscribe(engine: Engine, body: requests.Subscribe) -> dict[str, Any]:
             field="events",
             recovery="e.g. --event order.paid, or --event '*' for every one",
         )
+    check_url(body.url)
     wanted = list(dict.fromkeys(body.events))
     if webhook_events.ALL in wanted:
         wanted = [webhook_events.ALL]
