@@ -61,6 +61,7 @@ ADMIN_ONLY = {
     ("order-events", "subscribe"),  # where the shop's order data is sent
     ("order-events", "unsubscribe"),
     ("order-events", "resend-delivery"),
+    ("order-events", "fire-event"),  # signed like a real event, to every subscriber
 }
 # ... read: get-*/list-* and nothing else; operate: everything else (the default).
 

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from checkout_cli.errors import CheckoutError
 from tests.conftest import dump, ready_checkout
 from tests.engine_helpers import ORDERS, complete, invoice, scalar, setting
+from tests.serve_helpers import create_token, served_fixture  # noqa: F401
 from tests.webhook_receiver import Receiver
 
 EVENTS = "order-events"
@@ -260,6 +262,29 @@ def test_trigger_queues_and_delivers_a_test_event(backend, receiver):
     )
     assert [r.event_id for r in receiver.got] == [fired["event_id"]]
     assert receiver.got[0].signed
+    # the order is unpaid and not refunded: the body says it is a test, real events do not
+    assert receiver.got[0].body["test"] is True
+    assert fired["payload"]["test"] is True
+
+
+def test_real_events_are_not_marked_test(backend, receiver):
+    subscribe(backend, receiver, ["checkout.completed"])
+    invoice_order(backend)
+    assert receiver.got and all("test" not in r.body for r in receiver.got)
+
+
+def test_an_operate_token_cannot_trigger_a_test_event(served):
+    """A triggered event is signed like a real one and reaches every subscriber: it needs
+    admin, as resend-delivery does."""
+    operate = create_token(served.db, "trigger-operate", scope="operate")
+    for body in ({"type": "order.paid"}, {"type": "order.paid", "dry_run": True}):
+        answer = httpx.post(
+            served.endpoint_url(EVENTS, "fire-event"),
+            headers={"Authorization": f"Bearer {operate}"},
+            json=body,
+        )
+        assert answer.status_code == 403
+        assert answer.json()["error_object"]["code"] == "forbidden_scope"
 
 
 def test_resend_is_a_new_delivery_of_the_same_event(backend, receiver):

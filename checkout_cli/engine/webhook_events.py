@@ -91,16 +91,21 @@ def insert_event(
     checkout_id: int | None,
     order_id: int | None,
     to: list[sqlite3.Row],
+    test: bool = False,
 ) -> str:
-    """One webhook event and a queued delivery for each subscription in ``to``."""
+    """One webhook event and a queued delivery for each subscription in ``to``; a test event
+    (``checkout events trigger``) says so in its body, ``"test": true``, so that a receiver
+    never takes it for the order's real state."""
     now = engine.now()
     public_id = new_token("evt")
-    payload = {
+    payload: dict[str, Any] = {
         "id": public_id,
         "type": event_type,
         "created_at": now,
         "data": data_object(conn, event_type, checkout_id, order_id),
     }
+    if test:
+        payload["test"] = True
     cur = conn.execute(
         "INSERT INTO webhook_events (public_id, type, event_row_id, order_id, checkout_id, "
         "payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",

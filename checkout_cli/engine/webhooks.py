@@ -199,6 +199,7 @@ def fire_event(engine: Engine, body: requests.FireEvent) -> dict[str, Any]:
                 "type": body.type,
                 "created_at": engine.now(),
                 "data": webhook_events.data_object(conn, body.type, checkout_id, order_id),
+                "test": True,
             }
         return {
             "dry_run": True,
@@ -219,6 +220,7 @@ def fire_event(engine: Engine, body: requests.FireEvent) -> dict[str, Any]:
             checkout_id=checkout_id,
             order_id=order_id,
             to=to,
+            test=True,
         )
         event = conn.execute(
             "SELECT id, payload FROM webhook_events WHERE public_id = ?", (event_id,)
