@@ -53,9 +53,19 @@ def load_config_file() -> dict[str, Any]:
         raise UsageError("bad_config", f"{path}: {exc}", recovery="fix or remove the file") from exc
 
 
+PG_SCHEMES = ("postgresql://", "postgres://")
+
+StoreTarget = Path | str  # the path of an SQLite file, or a PostgreSQL URL
+
+
+def is_pg_url(target: StoreTarget) -> bool:
+    """Whether ``target`` names a PostgreSQL database (a URL) rather than an SQLite file."""
+    return isinstance(target, str) and target.lower().startswith(PG_SCHEMES)
+
+
 @dataclass(frozen=True)
 class Settings:
-    db: Path
+    db: StoreTarget  # a Path, or a postgresql:// URL (str)
     profile: str | None
     db_given: bool = False  # chosen by flag, env or profile rather than the default
     remote: str | None = None
@@ -100,7 +110,11 @@ def resolve(
             )
         values = profiles[name]
     chosen = db or env.get("CHECKOUT_DB") or values.get("db")
-    path = Path(chosen).expanduser() if chosen else data_dir() / "checkout.db"
+    path: StoreTarget = (
+        (chosen if is_pg_url(chosen) else Path(chosen).expanduser())
+        if chosen
+        else data_dir() / "checkout.db"
+    )
     no_input = no_input or env.get("CI", "").lower() in ("1", "true", "yes")
     return Settings(
         db=path,

@@ -5,12 +5,16 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import random
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from checkout_cli.config import StoreTarget, is_pg_url
 from checkout_cli.endpoints import Endpoint, get_endpoint
-from checkout_cli.engine.store import is_read_only, read_only_error
+from checkout_cli.engine.store import WriteConflict, is_read_only, read_only_error
+from checkout_cli.engine.stores import describe
 from checkout_cli.errors import NotFoundError, UnavailableError
 from checkout_cli.schema import validate
 
@@ -36,12 +40,48 @@ def check_result(endpoint: Endpoint, result: Any) -> None:
         ) from exc
 
 
+# A PostgreSQL transaction aborted for a concurrent one runs again, this many times at most.
+WRITE_CONFLICT_ATTEMPTS = 20
+
+
+def _run(engine: Engine, handler: Any, request: Any) -> dict[str, Any]:
+    """The handler, run again from its start when PostgreSQL aborted one of its transactions
+    for a concurrent one (``WriteConflict``): its bodies touch only the database, and a call
+    whose earlier transactions committed resumes from them, as after a crash. Inside an
+    atomic server request the conflict goes up: the whole request runs again there."""
+    for attempt in range(WRITE_CONFLICT_ATTEMPTS):
+        try:
+            result: dict[str, Any] = handler(engine, request)
+            return result
+        except WriteConflict:
+            if engine.store.in_request_transaction:
+                raise
+            time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+    raise too_busy()
+
+
+def too_busy() -> UnavailableError:
+    return UnavailableError(
+        "database_busy",
+        f"the store aborted this call {WRITE_CONFLICT_ATTEMPTS} times for concurrent writes",
+        recovery="try again",
+    )
+
+
 class LocalBackend:
-    def __init__(self, db_path: Path, *, actor: str = "operator", create: bool = True) -> None:
-        self.db_path = Path(db_path)
+    def __init__(
+        self,
+        db_path: StoreTarget,
+        *,
+        actor: str = "operator",
+        create: bool = True,
+        pooled: bool = False,
+    ) -> None:
+        self.db_path: StoreTarget = db_path if is_pg_url(db_path) else Path(db_path)
         self.actor = actor
         self.create = create
-        self.description = f"local store {self.db_path}"
+        self.pooled = pooled
+        self.description = f"local store {describe(self.db_path)}"
         self._engine: Engine | None = None
 
     @property
@@ -49,6 +89,10 @@ class LocalBackend:
         if self._engine is None:
             from checkout_cli.engine.core import Engine
 
+            if is_pg_url(self.db_path):
+                self._engine = Engine(self.db_path, actor=self.actor, pooled=self.pooled)
+                return self._engine
+            assert isinstance(self.db_path, Path)
             if not self.create and not self.db_path.exists():
                 raise NotFoundError(
                     "store_not_found",
@@ -77,7 +121,7 @@ class LocalBackend:
             engine = self.engine
             if engine.store.read_only and endpoint.writes_store:
                 raise read_only_error(self.db_path)  # before it calls out or half-does anything
-            result: dict[str, Any] = handler(engine, request)
+            result: dict[str, Any] = _run(engine, handler, request)
         except sqlite3.OperationalError as exc:
             if is_read_only(exc):
                 raise read_only_error(self.db_path) from None
@@ -97,6 +141,8 @@ class LocalBackend:
         return result
 
     def _damaged(self, exc: sqlite3.DatabaseError) -> UnavailableError:
+        if not isinstance(self.db_path, Path):
+            return UnavailableError("store_damaged", f"the store {describe(self.db_path)}: {exc}")
         if "not a database" in str(exc):
             return UnavailableError(
                 "not_a_store",

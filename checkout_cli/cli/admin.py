@@ -392,17 +392,18 @@ def init(
     Example: checkout --db shop.db init --project-id shop-nl
     """
     from checkout_cli.cli import output
+    from checkout_cli.engine.stores import describe, store_exists
 
     state: State = ctx.obj
     state.creates_store = True
-    existed = state.settings.db.exists()
+    existed = store_exists(state.settings.db)
     if project_id:
         if existed and not force:
             _refuse_another_project_id(state, project_id)
         state.call(CHECKOUT_ADMIN, "set-setting", {"key": "project_id", "value": project_id})
     settings = state.call(CHECKOUT_ADMIN, "get-settings")["settings"]
     result = {
-        "db": str(state.settings.db),
+        "db": describe(state.settings.db),
         "created": not existed,
         "project_id": settings["project_id"],
     }
@@ -415,13 +416,15 @@ def init(
 
 
 def _refuse_another_project_id(state: State, project_id: str) -> None:
+    from checkout_cli.engine.stores import describe
     from checkout_cli.errors import ConflictError
 
     current = state.call(CHECKOUT_ADMIN, "get-settings")["settings"]["project_id"]
     if current != project_id.strip():  # as the setting will store it
         raise ConflictError(
             "project_id_differs",
-            f"store {state.settings.db} serves project {current}; --project-id {project_id} "
+            f"store {describe(state.settings.db)} serves project {current}; "
+            f"--project-id {project_id} "
             f"would change that, and every client of its server would then need "
             f"--project {project_id}",
             field="project_id",

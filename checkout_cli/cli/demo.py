@@ -37,6 +37,12 @@ def demo(ctx: typer.Context) -> None:
 
     state: State = ctx.obj
     if state.settings.db_given:
+        if not isinstance(state.settings.db, Path):
+            raise UsageError(
+                "demo_needs_a_file",
+                "the demo makes a fresh SQLite store; it does not run on a PostgreSQL database",
+                recovery="name a new file with --db, or leave --db out",
+            )
         if state.settings.db.exists() and state.settings.db.stat().st_size > 0:
             raise UsageError(
                 "store_not_fresh",

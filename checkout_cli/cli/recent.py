@@ -22,9 +22,14 @@ def _path() -> Path:
 
 
 def _key(settings: Settings) -> str:
-    where = (
-        f"{settings.remote}#{settings.project}" if settings.remote else str(settings.db.resolve())
-    )
+    if settings.remote:
+        where = f"{settings.remote}#{settings.project}"
+    elif isinstance(settings.db, Path):
+        where = str(settings.db.resolve())
+    else:
+        from checkout_cli.engine.stores import describe
+
+        where = describe(settings.db)  # a URL, never with its password
     return f"{settings.actor}|{settings.profile or ''}|{where}"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -54,9 +55,11 @@ def serve(
     """
     import uvicorn
 
+    from checkout_cli.engine.stores import describe
+
     state: State = ctx.obj
     db = state.settings.db
-    if not db.exists():
+    if isinstance(db, Path) and not db.exists():
         raise UsageError(
             "store_missing",
             f"no store at {db}",
@@ -73,7 +76,7 @@ def serve(
     state.close()
     os.environ["CHECKOUT_SERVE_DB"] = str(db)
     print(
-        f"serving project {settings['project_id']} from {db} on http://{host}:{port}",
+        f"serving project {settings['project_id']} from {describe(db)} on http://{host}:{port}",
         file=sys.stderr,
     )
     uvicorn.run(

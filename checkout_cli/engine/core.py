@@ -8,9 +8,9 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from checkout_cli.engine.store import Store
+from checkout_cli.engine.stores import StoreTarget, open_store
 
 REMOTE_ACTOR_PREFIX = "api:"  # the actor of a call over HTTP: api:TOKEN-NAME
 
@@ -45,12 +45,13 @@ class Engine:
 
     def __init__(
         self,
-        path: Path | str,
+        target: StoreTarget,
         *,
         actor: str = "operator",
         clock: Callable[[], datetime] = utc_now,
+        pooled: bool = False,
     ) -> None:
-        self.store = Store(Path(path))
+        self.store = open_store(target, pooled=pooled)
         self.actor = actor
         self.clock = clock
         # The Idempotency-Key of the HTTP request being served (scoped to its caller), if any.
@@ -64,11 +65,12 @@ class Engine:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        return self.store.conn
+        # A PostgreSQL store's connection answers the engine as sqlite3's does (pg_store.py).
+        return cast("sqlite3.Connection", self.store.conn)
 
     @property
     def data_dir(self) -> Path:
-        return self.store.path.parent
+        return self.store.data_dir
 
     def now(self) -> str:
         return iso(self.clock())

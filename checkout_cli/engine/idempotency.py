@@ -211,9 +211,12 @@ class IdempotentCall:
                     row["owner"] or "an earlier version",
                 )
         conn.execute(
-            "INSERT OR REPLACE INTO idempotent_requests "
+            "INSERT INTO idempotent_requests "
             "(key, request_hash, status, owner, lease_until, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+            "request_hash = excluded.request_hash, status = excluded.status, "
+            "owner = excluded.owner, lease_until = excluded.lease_until, "
+            "created_at = excluded.created_at, http_status = NULL, response = NULL",
             (self.key, self.request_hash, IN_PROGRESS, self.owner, lease_until, iso(now)),
         )
 
@@ -227,7 +230,7 @@ class IdempotentCall:
 
     def _delete_expired(self, conn: sqlite3.Connection, now: datetime) -> None:
         conn.execute(
-            "DELETE FROM idempotent_requests WHERE rowid IN (SELECT rowid FROM "
+            "DELETE FROM idempotent_requests WHERE key IN (SELECT key FROM "
             "idempotent_requests WHERE created_at < ? ORDER BY created_at LIMIT ?)",
             (self._cutoff(now), EXPIRED_PER_CLAIM),
         )

@@ -31,6 +31,11 @@ from checkout_cli.errors import UnavailableError
 BUSY_TIMEOUT_MS = 30_000
 
 
+class WriteConflict(Exception):
+    """A write transaction PostgreSQL aborted because a concurrent one could not be ordered
+    with it (``pg_store``); the call that ran it runs again. SQLite's writers queue instead."""
+
+
 @dataclass
 class RequestWrites:
     """The writes of one server request (``Store.request``)."""
@@ -127,6 +132,16 @@ class Store:
                 yield conn
         if not self._open:  # still open: its request commits it
             self._after_commit()
+
+    @property
+    def in_request_transaction(self) -> bool:
+        """An atomic request's transaction is open on this connection."""
+        return self._open
+
+    @property
+    def data_dir(self) -> Path:
+        """Where files made for this store go: beside it."""
+        return self.path.parent
 
     def _after_commit(self) -> None:
         if self._wants_flush:

@@ -19,9 +19,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
+from checkout_cli.config import StoreTarget
 from checkout_cli.engine import network, settings, webhook_signing
 from checkout_cli.engine.core import Engine, iso
 
@@ -273,7 +273,7 @@ class DeliveryThread:
     """`checkout serve`'s sender: wakes every second (or when a change signals it) and sends
     what is due, on its own connection, never inside a request."""
 
-    def __init__(self, db_path: Path, interval: float = 1.0) -> None:
+    def __init__(self, db_path: StoreTarget, interval: float = 1.0) -> None:
         self.db_path = db_path
         self.interval = interval
         self._event = threading.Event()

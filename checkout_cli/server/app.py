@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -35,9 +36,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from checkout_cli import access
 from checkout_cli.backends.local import LocalBackend
+from checkout_cli.config import StoreTarget, is_pg_url
 from checkout_cli.endpoints import ENDPOINTS, HTTP, get_endpoint
 from checkout_cli.engine import network, webhook_delivery
 from checkout_cli.engine.core import REMOTE_ACTOR_PREFIX
+from checkout_cli.engine.store import WriteConflict
 from checkout_cli.engine.tokens import Caller
 from checkout_cli.errors import (
     AuthError,
@@ -68,7 +71,7 @@ class _Backends(threading.local):
 class Service:
     """The store behind the app: a LocalBackend per thread (the event loop's, the pool's)."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: StoreTarget) -> None:
         self.db_path = db_path
         self._local = _Backends()
         self._call_out = ThreadPoolExecutor(CALL_OUT_THREADS, thread_name_prefix="call-out")
@@ -78,7 +81,8 @@ class Service:
 
     def backend(self, actor: str = "server") -> LocalBackend:
         if self._local.backend is None:
-            self._local.backend = LocalBackend(self.db_path, actor=actor)
+            # PostgreSQL: connections from the process's pool, checked and replaced when lost.
+            self._local.backend = LocalBackend(self.db_path, actor=actor, pooled=True)
         self._local.backend.engine.actor = actor
         return self._local.backend
 
@@ -144,7 +148,7 @@ def _parse_json(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def build_app(db_path: Path) -> ASGIApp:
+def build_app(db_path: StoreTarget) -> ASGIApp:
     service = Service(db_path)
 
     async def iapi(request: Request) -> Response:
@@ -185,8 +189,8 @@ def build_app(db_path: Path) -> ASGIApp:
         )
 
     async def healthz(request: Request) -> Response:
-        service.backend().engine.conn.execute("SELECT 1")
-        return JSONResponse({"status": "ok"})
+        service.backend().engine.conn.execute("SELECT 1")  # 503 database_unavailable if not
+        return JSONResponse({"status": "ok", "database": "reachable"})
 
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(openapi(service.project_id))
@@ -284,9 +288,9 @@ def _idempotent(
     # Atomic unless the endpoint may wait on the network (see engine/idempotency.py).
     call = IdempotentCall(backend.engine, f"{actor}:{key}", digest, atomic=not endpoint.calls_out)
     try:
-        remembered = call.remembered()
-        if remembered is None:
-            return _run_once(call, backend, endpoint, body)
+        remembered = _remembered_or_run(call, backend, endpoint, body)
+        if isinstance(remembered, Response):
+            return remembered
     except Replay as replay:
         remembered = replay.answer
     except KeyConflict as conflict:  # the key's claim refuses it: no answer to keep
@@ -296,6 +300,24 @@ def _idempotent(
         return response
     status, payload = remembered
     return JSONResponse(payload, status_code=status, headers={"Idempotent-Replayed": "true"})
+
+
+def _remembered_or_run(
+    call: Any, backend: LocalBackend, endpoint: Any, body: dict[str, Any]
+) -> Any:
+    """The remembered answer, or the request run under its claim. An atomic request whose
+    transaction PostgreSQL aborted for a concurrent one left nothing: it runs again whole."""
+    from checkout_cli.backends.local import WRITE_CONFLICT_ATTEMPTS, too_busy
+
+    for attempt in range(WRITE_CONFLICT_ATTEMPTS):
+        try:
+            remembered = call.remembered()
+            if remembered is None:
+                return _run_once(call, backend, endpoint, body)
+            return remembered
+        except WriteConflict:
+            time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+    raise too_busy()
 
 
 def _run_once(call: Any, backend: LocalBackend, endpoint: Any, body: dict[str, Any]) -> Response:
@@ -371,4 +393,5 @@ def app_from_env() -> Any:
         handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(message)s"))
         access_log.addHandler(handler)
         access_log.setLevel(logging.INFO)
-    return build_app(Path(os.environ["CHECKOUT_SERVE_DB"]))
+    target = os.environ["CHECKOUT_SERVE_DB"]
+    return build_app(target if is_pg_url(target) else Path(target))
