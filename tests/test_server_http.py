@@ -240,7 +240,7 @@ def test_get_with_query_parameters_on_reads(served, http):
 
 def test_meta_healthz_and_openapi_list_every_endpoint_served_over_http(served, http):
     health = http.get(f"{served.url}/healthz")
-    assert health.json() == {"status": "ok"}
+    assert health.json() == {"status": "ok", "database": "reachable"}
     assert "server" not in health.headers  # the software and its version are nobody's business
     over_http = {key: e for key, e in ENDPOINTS.items() if HTTP in e.faces}
     assert ("checkout-admin", "set-vault") not in over_http  # local-only: not even described
