@@ -65,7 +65,8 @@ class Shape:
     tables: dict[str, list[tuple[str, str, bool, str | None]]]  # name, kind, not null, default
     primary_keys: dict[str, tuple[str, ...]]
     identity: set[str]  # tables whose key is made by the store (rowid alias / identity)
-    indexes: dict[str, tuple[str, tuple[str, ...], bool, bool]]  # table, columns, unique, partial
+    # table, columns in order, unique, the WHERE of a partial index
+    indexes: dict[str, tuple[str, tuple[str, ...], bool, str | None]]
     foreign_keys: set[tuple[str, tuple[str, ...], str, tuple[str, ...]]]
     rows: dict[str, int]
     store_info_keys: set[str]
@@ -80,6 +81,18 @@ def _default(text: str | None) -> str | None:
     return text[1:-1] if text.startswith("'") and text.endswith("'") else text
 
 
+def _predicate(text: str | None) -> str | None:
+    """A partial index's WHERE in one spelling: PostgreSQL shows `x IN ('a', 'b')` as
+    `(x = ANY (ARRAY['a'::text, 'b'::text]))`."""
+    if text is None:
+        return None
+    text = text.replace("::text", "")
+    text = re.sub(r"(\w+) IN \(([^)]*)\)", r"\1 = ANY (ARRAY[\2])", text)
+    while text.startswith("(") and text.endswith(")"):
+        text = text[1:-1]
+    return text
+
+
 def _sqlite_shape(path: Path) -> Shape:
     conn = sqlite3.connect(path)
     names = [
@@ -92,7 +105,7 @@ def _sqlite_shape(path: Path) -> Shape:
     primary_keys: dict[str, tuple[str, ...]] = {}
     identity: set[str] = set()
     foreign_keys: set[tuple[str, tuple[str, ...], str, tuple[str, ...]]] = set()
-    indexes: dict[str, tuple[str, tuple[str, ...], bool, bool]] = {}
+    indexes: dict[str, tuple[str, tuple[str, ...], bool, str | None]] = {}
     for table in names:
         info = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
         # A key column holds no NULL in PostgreSQL; SQLite's rowid alias can't either.
@@ -119,7 +132,13 @@ def _sqlite_shape(path: Path) -> Shape:
             if origin == "pk":
                 continue
             columns = tuple(r[2] for r in conn.execute(f'PRAGMA index_info("{name}")'))
-            indexes[name] = (table, columns, bool(unique), bool(partial))
+            where = None
+            if partial:
+                sql = conn.execute(
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+                ).fetchone()[0]
+                where = _predicate(sql.split(" WHERE ", 1)[1])
+            indexes[name] = (table, columns, bool(unique), where)
     rows = {t: conn.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in names}
     keys = {r[0] for r in conn.execute("SELECT key FROM store_info")}
     conn.close()
@@ -155,9 +174,10 @@ def _pg_shape(conn: Any) -> Shape:
                 identity.add(table)
             tables[table].append((name, kinds.get(kind, kind), nullable == "NO", _default(dflt)))
     primary_keys: dict[str, tuple[str, ...]] = {t: () for t in names}
-    indexes: dict[str, tuple[str, tuple[str, ...], bool, bool]] = {}
-    for table, name, unique, primary, partial, columns in q(
-        "SELECT t.relname, i.relname, x.indisunique, x.indisprimary, x.indpred IS NOT NULL, "
+    indexes: dict[str, tuple[str, tuple[str, ...], bool, str | None]] = {}
+    for table, name, unique, primary, where, columns in q(
+        "SELECT t.relname, i.relname, x.indisunique, x.indisprimary, "
+        "pg_get_expr(x.indpred, x.indrelid), "
         "ARRAY(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(n, o) "
         "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n ORDER BY k.o) "
         "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
@@ -167,7 +187,7 @@ def _pg_shape(conn: Any) -> Shape:
         if primary:
             primary_keys[table] = tuple(columns)
         else:
-            indexes[name] = (table, tuple(columns), unique, partial)
+            indexes[name] = (table, tuple(columns), unique, _predicate(where))
     foreign_keys = {
         (table, tuple(src), target, tuple(dst))
         for table, target, src, dst in q(
@@ -204,13 +224,13 @@ def test_a_new_postgresql_store_has_the_sqlite_stores_schema(
     lite = sqlite_shape
 
     assert sorted(pg.tables) == sorted(lite.tables)
-    assert len(lite.tables) == 27
+    assert lite.tables and lite.indexes and lite.foreign_keys  # the catalogs were read
     for table, columns in lite.tables.items():
         # Names in order, kind, NOT NULL and default, column by column.
         assert pg.tables[table] == columns, table
     assert pg.primary_keys == lite.primary_keys
     assert pg.identity == lite.identity
-    assert pg.indexes == lite.indexes  # names, columns in order, unique, partial
+    assert pg.indexes == lite.indexes  # names, columns in order, unique, WHERE
     assert pg.foreign_keys == lite.foreign_keys
     assert pg.rows == lite.rows
     assert pg.store_info_keys == lite.store_info_keys == {"store_id"}

@@ -428,7 +428,8 @@ def migrate(conn: Connection[Any]) -> int:
         return current
     if current == 0:
         conn.execute(
-            f"CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at {_T} NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            f"(version BIGINT PRIMARY KEY, applied_at {_T} NOT NULL)"
         )
     for version in range(max(current + 1, FIRST_VERSION), SCHEMA_VERSION + 1):
         MIGRATIONS[version](conn)
