@@ -412,7 +412,12 @@ def current_version(conn: Connection[Any]) -> int:
 
 def migrate(conn: Connection[Any]) -> int:
     """Bring the schema up to ``SCHEMA_VERSION``; refuse a store made by a newer release.
-    Returns the version the store had (read inside the caller's transaction)."""
+    Returns the version the store had (read inside the caller's transaction).
+
+    Two processes migrating one new database take turns on an advisory lock. That only
+    helps a READ COMMITTED transaction: a SERIALIZABLE one keeps the snapshot its first
+    statement took, from before the other's commit, and fails with DuplicateTable; so
+    migrate at READ COMMITTED (or retry a failed attempt in a new transaction)."""
     from checkout_cli.engine.core import iso, utc_now
     from checkout_cli.errors import ConflictError
 
