@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from checkout_cli.backends.local import LocalBackend
 from checkout_cli.cli.app import app
+from checkout_cli.config import StoreTarget, is_pg_url
 from checkout_cli.errors import CheckoutError
 from tests.fakes.fake_mollie import FakeMollie
 from tests.fakes.fake_stripe import FakeStripe
@@ -71,8 +72,12 @@ class SecretWatch:
                     self.leaks.append(f"{self.test}: {where} holds {kind} {secret[:8]}…")
                     break
 
-    def export_store(self, path: Path) -> None:
+    def export_store(self, path: StoreTarget) -> None:
         """The store's file and WAL byte by byte, then every row of every table."""
+        if is_pg_url(path):
+            self._export_database(str(path))
+            return
+        assert isinstance(path, Path)
         for part in (path, Path(f"{path}-wal")):
             if part.exists():
                 self.seen(f"file {part}", part.read_bytes())
@@ -89,6 +94,28 @@ class SecretWatch:
         finally:
             conn.close()
         self.seen(f"rows of {path}", json.dumps(export, default=str))
+
+    def _export_database(self, url: str) -> None:
+        """Every row of every table of a PostgreSQL store (its files are the server's)."""
+        import psycopg
+
+        try:
+            conn = psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError:
+            return  # dropped already, or the test stopped the server
+        try:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                )
+            ]
+            export = {
+                t: [list(row) for row in conn.execute(f'SELECT * FROM "{t}"')] for t in tables
+            }
+        finally:
+            conn.close()
+        self.seen(f"rows of {url}", json.dumps(export, default=str))
 
 
 WATCH = SecretWatch()
@@ -155,9 +182,36 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "shop.db"
 
 
-def load_fixtures(backend: LocalBackend) -> None:
+# Tests that use the ``store`` fixture (through ``backend`` or ``cli`` too) run once on each
+# store; one that also asks for ``db_path`` reads the SQLite file itself, and runs on SQLite.
+STORE_KINDS = ("sqlite", "postgres")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_kind" not in metafunc.fixturenames:
+        return
+    on_file = "db_path" in metafunc.fixturenames or metafunc.definition.get_closest_marker(
+        "sqlite_only"
+    )
+    kinds = ["sqlite"] if on_file else list(STORE_KINDS)
+    metafunc.parametrize("store_kind", kinds, scope="function")
+
+
+@pytest.fixture
+def store(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> StoreTarget:
+    """The test's store: an SQLite file, or a fresh PostgreSQL database (``pg_url``)."""
+    if store_kind == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return tmp_path / "shop.db"
+
+
+def load_fixtures(backend: LocalBackend, outbox_dir: Path | None = None) -> None:
     settings = json.loads((FIXTURES / "settings.json").read_text())
-    settings["email_outbox_dir"] = str(backend.db_path.parent / "outbox")
+    if outbox_dir is None:
+        assert isinstance(backend.db_path, Path), "a PostgreSQL store's test names its outbox"
+        outbox_dir = backend.db_path.parent / "outbox"
+    settings["email_outbox_dir"] = str(outbox_dir)
     for key, value in settings.items():
         backend.call("checkout-admin", "set-setting", {"key": key, "value": value})
     for definition in json.loads((FIXTURES / "meta_definitions.json").read_text())["definitions"]:
@@ -167,13 +221,13 @@ def load_fixtures(backend: LocalBackend) -> None:
 
 
 @pytest.fixture
-def backend(db_path: Path):
+def backend(store: StoreTarget, tmp_path: Path):
     """A LocalBackend on a fresh store with the fixture catalog and settings loaded."""
-    local = WatchedBackend(db_path, actor="test")
-    load_fixtures(local)
+    local = WatchedBackend(store, actor="test")
+    load_fixtures(local, tmp_path / "outbox")
     yield local
     local.close()
-    WATCH.export_store(db_path)
+    WATCH.export_store(store)
 
 
 STRIPE_KEY = WATCH.secret("sk_test_51Fake0Stripe0Secret0Key0abcdefghijklmnop")
@@ -263,14 +317,14 @@ class Result:
 
 
 @pytest.fixture
-def cli(db_path: Path):
+def cli(store: StoreTarget):
     """Run ``checkout --db <test store> ARGS`` in-process; stdout and stderr kept apart."""
     runner = CliRunner()
 
     def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-        result = runner.invoke(app, ["--db", str(db_path), *args], input=input, env=env)
+        result = runner.invoke(app, ["--db", str(store), *args], input=input, env=env)
         WATCH.seen(f"checkout {' '.join(args)}", result.stdout + result.stderr)
         return Result(result.exit_code, result.stdout, result.stderr)
 
     yield run
-    WATCH.export_store(db_path)
+    WATCH.export_store(store)

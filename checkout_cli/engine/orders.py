@@ -53,7 +53,7 @@ def next_order_number(conn: sqlite3.Connection, year: int) -> str:
     name = f"order_number:{year}"
     conn.execute(
         "INSERT INTO counters (name, value) VALUES (?, 1) "
-        "ON CONFLICT(name) DO UPDATE SET value = value + 1",
+        "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1",
         (name,),
     )
     value = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0]

@@ -272,7 +272,9 @@ class PgStore:
 
         found = pg_schema.current_version(self.raw)
         if found != SCHEMA_VERSION:
-            with self.write():
+            # READ COMMITTED: a process that waited on another's migration lock then sees
+            # the tables it made (a SERIALIZABLE snapshot, taken before the wait, would not).
+            with self.errors_translated(), self.raw.transaction():
                 pg_schema.migrate(self.raw)
         self.identity_tables = frozenset(
             row[0]
