@@ -6,7 +6,9 @@ import base64
 import json
 import logging
 import os
+import re
 import sqlite3
+import uuid
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +22,16 @@ from checkout_cli.cli.app import app
 from checkout_cli.errors import CheckoutError
 from tests.fakes.fake_mollie import FakeMollie
 from tests.fakes.fake_stripe import FakeStripe
+from tests.pg_cluster import Cluster, ClusterError, available
 
 # Every answer a test's local backend gives (in-process, and in the CLIs and servers it starts,
 # which inherit it) is checked against its endpoint's result model (backends/local.py).
 os.environ.setdefault("CHECKOUT_CHECK_RESULTS", "1")
 
 FIXTURES = Path(__file__).resolve().parent.parent / "checkout_cli" / "fixtures"
+# The real temp dir, before isolated_dirs points tempfile at each test's own: the PostgreSQL
+# cluster outlives every test, and its socket path must stay short.
+PG_BASE_DIR = tempfile.gettempdir()
 
 
 def encodings(secret: str) -> set[str]:
@@ -274,3 +280,32 @@ def cli(db_path: Path):
 
     yield run
     WATCH.export_store(db_path)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server (tests/pg_cluster.py), one per xdist worker. Skipped where
+    PostgreSQL cannot run, unless CHECKOUT_REQUIRE_PG=1 (CI), where that fails instead."""
+    reason = available()
+    if reason:
+        if os.environ.get("CHECKOUT_REQUIRE_PG") == "1":
+            pytest.fail(f"CHECKOUT_REQUIRE_PG=1 but PostgreSQL cannot run: {reason}")
+        pytest.skip(f"PostgreSQL: {reason}")
+    try:
+        cluster = Cluster.start(PG_BASE_DIR)
+    except ClusterError as exc:  # binaries are here: a cluster that will not start is an error
+        pytest.fail(f"the PostgreSQL test cluster did not start: {exc}")
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster, request: pytest.FixtureRequest):
+    """A fresh, empty database on the test cluster for this test alone; dropped after it."""
+    stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    name = f"t_{stem}_{uuid.uuid4().hex[:10]}"
+    url = pg_cluster.create_database(name)
+    yield url
+    if not pg_cluster.running:  # a test that stopped the server and failed before restarting it
+        pg_cluster.start_again()
+    pg_cluster.drop_database(name)
