@@ -8,8 +8,8 @@ import logging
 import os
 import re
 import sqlite3
-import uuid
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -300,12 +300,26 @@ def pg_cluster():
 
 
 @pytest.fixture
-def pg_url(pg_cluster: Cluster, request: pytest.FixtureRequest):
-    """A fresh, empty database on the test cluster for this test alone; dropped after it."""
+def pg_new_database(pg_cluster: Cluster, request: pytest.FixtureRequest):
+    """Makes fresh, empty databases on the test cluster (named after the test) and returns their
+    URLs; each is dropped after the test."""
     stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
-    name = f"t_{stem}_{uuid.uuid4().hex[:10]}"
-    url = pg_cluster.create_database(name)
-    yield url
-    if not pg_cluster.running:  # a test that stopped the server and failed before restarting it
+    made: list[str] = []
+
+    def new() -> str:
+        name = f"t_{stem}_{uuid.uuid4().hex[:10]}"
+        url = pg_cluster.create_database(name)
+        made.append(name)
+        return url
+
+    yield new
+    if made and not pg_cluster.running:  # a test stopped the server and failed before starting it
         pg_cluster.start_again()
-    pg_cluster.drop_database(name)
+    for name in made:
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def pg_url(pg_new_database) -> str:
+    """A fresh, empty database on the test cluster for this test alone; dropped after it."""
+    return pg_new_database()

@@ -26,10 +26,12 @@ from typing import Any
 PG_USER = "postgres"  # the OS user the server runs as when we are root; also the database role
 PREFERRED = Path("/usr/lib/postgresql/15/bin")
 NEEDED = ("initdb", "pg_ctl", "postgres")
+# Not synchronous_commit=off: stop() is a crash (-m immediate), and commits whose WAL was still
+# in the server's buffers are lost with it, so a test's committed write could vanish across a
+# stop and start. With fsync=off a synchronous commit costs one write() to the kernel, no flush.
 SETTINGS = (
     "-c listen_addresses=127.0.0.1",
     "-c fsync=off",
-    "-c synchronous_commit=off",
     "-c full_page_writes=off",
     "-c max_connections=200",
 )
@@ -45,12 +47,13 @@ def _has_binaries(bindir: Path) -> bool:
 
 
 def find_bindir() -> Path | None:
-    """The server binaries' directory: ``CHECKOUT_PG_BINDIR`` if set, Debian's PostgreSQL 15,
-    ``pg_config --bindir``, then the newest /usr/lib/postgresql/*/bin."""
-    candidates: list[Path] = []
+    """The server binaries' directory: ``CHECKOUT_PG_BINDIR`` alone if set (None if it lacks
+    them), else Debian's PostgreSQL 15, ``pg_config --bindir``, the newest
+    /usr/lib/postgresql/*/bin."""
     if os.environ.get("CHECKOUT_PG_BINDIR"):
-        candidates.append(Path(os.environ["CHECKOUT_PG_BINDIR"]))
-    candidates.append(PREFERRED)
+        chosen = Path(os.environ["CHECKOUT_PG_BINDIR"])
+        return chosen if _has_binaries(chosen) else None
+    candidates: list[Path] = [PREFERRED]
     pg_config = shutil.which("pg_config")
     if pg_config:
         try:
@@ -79,10 +82,10 @@ def _as_root() -> bool:
 def available() -> str | None:
     """Why a cluster cannot run here, or None when it can."""
     if find_bindir() is None:
-        return (
-            "no PostgreSQL server binaries (initdb, pg_ctl, postgres) in "
+        where = os.environ.get("CHECKOUT_PG_BINDIR") or (
             f"{PREFERRED}, `pg_config --bindir` or /usr/lib/postgresql/*/bin"
         )
+        return f"no PostgreSQL server binaries (initdb, pg_ctl, postgres) in {where}"
     try:
         import psycopg  # noqa: F401
     except ImportError:
