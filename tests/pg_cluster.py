@@ -106,6 +106,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(base_dir: str | Path) -> list[Path]:
+    """Stop and remove the clusters under ``base_dir`` whose owning process has died (a test run
+    killed before its atexit ran leaves its server running); returns their directories."""
+    swept: list[Path] = []
+    for owner_file in Path(base_dir).glob("pgtest-*/owner"):
+        root = owner_file.parent
+        try:
+            owner = int(owner_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        bindir = find_bindir()
+        if bindir is not None:
+            stale = Cluster(bindir, root, 0)
+            stale.running = True
+            stale.close()
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+        swept.append(root)
+    return swept
+
+
 def _traversable_by_others(path: Path) -> bool:
     return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents])
 
@@ -139,10 +172,12 @@ class Cluster:
         base = Path(base_dir or tempfile.gettempdir())
         if _as_root() and not _traversable_by_others(base):
             base = Path("/tmp")  # the postgres user must reach its own directory
+        sweep(base)
         root = Path(tempfile.mkdtemp(prefix="pgtest-", dir=base))
         cluster = cls(bindir, root, free_port())
         atexit.register(cluster.close)
         try:
+            (root / "owner").write_text(str(os.getpid()))
             cluster.sockdir.mkdir()
             if _as_root():
                 user = pwd.getpwnam(PG_USER)
@@ -197,7 +232,7 @@ class Cluster:
             return
         self._closed = True
         try:
-            if self.running or (self.data / "postmaster.pid").exists():
+            if self.data.is_dir() and (self.running or (self.data / "postmaster.pid").exists()):
                 self._run("pg_ctl", "stop", "-w", "-m", "immediate", "-D", str(self.data))
         except ClusterError:
             pass

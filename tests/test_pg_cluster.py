@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from tests.pg_cluster import Cluster
+from tests.pg_cluster import Cluster, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,6 +113,25 @@ def test_a_cluster_of_its_own_is_stopped_and_removed_on_close() -> None:
     assert not root.exists()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=3).close()
+
+
+def test_a_cluster_whose_owner_died_is_swept_by_the_next_start() -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    orphan = Cluster.start()
+    mine = Cluster.start()
+    try:
+        assert orphan.root.parent == mine.root.parent
+        (orphan.root / "owner").write_text(dead)
+        assert sweep(orphan.root.parent) == [orphan.root]
+        assert not orphan.root.exists()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", orphan.port), timeout=3).close()
+        with psycopg.connect(mine.url()) as conn:  # a live owner's cluster is left alone
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        mine.close()
+        orphan.close()
 
 
 @pytest.mark.slow  # a pytest run of its own each
