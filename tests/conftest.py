@@ -6,8 +6,10 @@ import base64
 import json
 import logging
 import os
+import re
 import sqlite3
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,16 @@ from checkout_cli.config import StoreTarget, is_pg_url
 from checkout_cli.errors import CheckoutError
 from tests.fakes.fake_mollie import FakeMollie
 from tests.fakes.fake_stripe import FakeStripe
+from tests.pg_cluster import Cluster, ClusterError, available
 
 # Every answer a test's local backend gives (in-process, and in the CLIs and servers it starts,
 # which inherit it) is checked against its endpoint's result model (backends/local.py).
 os.environ.setdefault("CHECKOUT_CHECK_RESULTS", "1")
 
 FIXTURES = Path(__file__).resolve().parent.parent / "checkout_cli" / "fixtures"
+# The real temp dir, before isolated_dirs points tempfile at each test's own: the PostgreSQL
+# cluster outlives every test, and its socket path must stay short.
+PG_BASE_DIR = tempfile.gettempdir()
 
 
 def encodings(secret: str) -> set[str]:
@@ -328,3 +334,46 @@ def cli(store: StoreTarget):
 
     yield run
     WATCH.export_store(store)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server (tests/pg_cluster.py), one per xdist worker. Skipped where
+    PostgreSQL cannot run, unless CHECKOUT_REQUIRE_PG=1 (CI), where that fails instead."""
+    reason = available()
+    if reason:
+        if os.environ.get("CHECKOUT_REQUIRE_PG") == "1":
+            pytest.fail(f"CHECKOUT_REQUIRE_PG=1 but PostgreSQL cannot run: {reason}")
+        pytest.skip(f"PostgreSQL: {reason}")
+    try:
+        cluster = Cluster.start(PG_BASE_DIR)
+    except ClusterError as exc:  # binaries are here: a cluster that will not start is an error
+        pytest.fail(f"the PostgreSQL test cluster did not start: {exc}")
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def pg_new_database(pg_cluster: Cluster, request: pytest.FixtureRequest):
+    """Makes fresh, empty databases on the test cluster (named after the test) and returns their
+    URLs; each is dropped after the test."""
+    stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    made: list[str] = []
+
+    def new() -> str:
+        name = f"t_{stem}_{uuid.uuid4().hex[:10]}"
+        url = pg_cluster.create_database(name)
+        made.append(name)
+        return url
+
+    yield new
+    if made and not pg_cluster.running:  # a test stopped the server and failed before starting it
+        pg_cluster.start_again()
+    for name in made:
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def pg_url(pg_new_database) -> str:
+    """A fresh, empty database on the test cluster for this test alone; dropped after it."""
+    return pg_new_database()
