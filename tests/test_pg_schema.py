@@ -7,10 +7,8 @@ one store and not the other (or made differently) fails here.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,32 +23,15 @@ from checkout_cli.engine.schema import SCHEMA_VERSION  # noqa: E402
 from checkout_cli.engine.store import Store  # noqa: E402
 from checkout_cli.errors import ConflictError  # noqa: E402
 
-try:  # the suite's own PostgreSQL server, once tests/conftest.py provides one
-    from tests.conftest import pg_url as _suite_pg_url  # type: ignore[attr-defined]  # noqa: F401
-except ImportError:
-
-    @pytest.fixture
-    def pg_url() -> str:
-        """A PostgreSQL server to make databases on (CHECKOUT_TEST_PG_URL), else skipped."""
-        url = os.environ.get("CHECKOUT_TEST_PG_URL")
-        if not url:
-            pytest.skip("no PostgreSQL server: set CHECKOUT_TEST_PG_URL")
-        return url
-
 
 @pytest.fixture
 def pg_conn(pg_url: str) -> Iterator[Any]:
-    """A connection to a new, empty database on the server (dropped afterwards)."""
-    name = f"schema_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    conn = psycopg.connect(psycopg.conninfo.make_conninfo(pg_url, dbname=name))
+    """A connection to a new, empty database on the test cluster (dropped after the test)."""
+    conn = psycopg.connect(pg_url)
     try:
         yield conn
     finally:
         conn.close()
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}"')
 
 
 def _migrate(conn: Any) -> int:
