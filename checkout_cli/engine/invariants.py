@@ -137,7 +137,7 @@ def _one_open_checkout_per_cart(conn: sqlite3.Connection) -> Iterator[Violation]
         "SELECT k.token AS cart_token, COUNT(*) AS n, "
         "GROUP_CONCAT(c.token || ' (' || c.status || ')', ', ') AS checkouts "
         f"FROM checkouts c JOIN carts k ON k.id = c.cart_id WHERE c.status IN ({marks}) "
-        "GROUP BY c.cart_id HAVING COUNT(*) > 1 ORDER BY c.cart_id",
+        "GROUP BY c.cart_id, k.id HAVING COUNT(*) > 1 ORDER BY c.cart_id",
         OPEN_STATES,
     ):
         yield Violation(
@@ -287,7 +287,7 @@ def _one_confirmation_per_order(conn: sqlite3.Connection) -> Iterator[Violation]
         "SELECT o.order_number, c.token, COUNT(b.id) AS n FROM orders o "
         "LEFT JOIN checkouts c ON c.id = o.checkout_id "
         "LEFT JOIN outbox b ON b.order_id = o.id AND b.kind = 'order_confirmation' "
-        "GROUP BY o.id HAVING COUNT(b.id) != 1 ORDER BY o.id",
+        "GROUP BY o.id, c.id HAVING COUNT(b.id) != 1 ORDER BY o.id",
     ):
         what = "no confirmation email" if row["n"] == 0 else f"{row['n']} confirmation emails"
         yield Violation(
@@ -538,7 +538,7 @@ def _shipped_within_ordered(conn: sqlite3.Connection) -> Iterator[Violation]:
         conn,
         "SELECT o.order_number, l.line_no, l.product_sku, l.quantity, SUM(f.quantity) AS shipped "
         "FROM fulfilment_lines f JOIN orders o ON o.id = f.order_id JOIN order_lines l ON "
-        "l.order_id = f.order_id AND l.line_no = f.line_no GROUP BY f.order_id, f.line_no "
+        "l.order_id = f.order_id AND l.line_no = f.line_no GROUP BY f.order_id, f.line_no, o.id, l.id "
         "HAVING SUM(f.quantity) > l.quantity ORDER BY o.id, l.line_no",
     ):
         yield Violation(
@@ -579,7 +579,7 @@ def _one_email_per_event(conn: sqlite3.Connection) -> Iterator[Violation]:
         conn,
         "SELECT o.order_number, x.kind AS email, COUNT(*) AS emails FROM outbox x "
         "JOIN orders o ON o.id = x.order_id WHERE x.kind != 'order_confirmation' "
-        "GROUP BY x.order_id, x.kind HAVING COUNT(*) > 1 ORDER BY o.order_number, x.kind",
+        "GROUP BY x.order_id, x.kind, o.id HAVING COUNT(*) > 1 ORDER BY o.order_number, x.kind",
     ):
         yield Violation(
             11,

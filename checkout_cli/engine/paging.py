@@ -31,6 +31,6 @@ def page(
     """The rows of ``sql`` (a SELECT with its WHERE) on the page ``body`` asks for, and the
     paging fields of the answer: ``total`` rows match, this page starts at ``offset``."""
     limit, offset = limits(body, default_limit)
-    total = conn.execute(f"SELECT COUNT(*) FROM ({sql})", params).fetchone()[0]
+    total = conn.execute(f"SELECT COUNT(*) FROM ({sql}) AS page", params).fetchone()[0]
     rows = conn.execute(f"{sql} ORDER BY {order_by} LIMIT ? OFFSET ?", [*params, limit, offset])
     return rows.fetchall(), {"total": total, "limit": limit, "offset": offset}

@@ -29,7 +29,7 @@ def reserve(engine: Engine, conn: sqlite3.Connection, checkout_id: int) -> None:
     lines = conn.execute(
         "SELECT l.product_sku, SUM(l.quantity) AS quantity, p.stock, p.allow_backorder "
         "FROM checkout_lines l JOIN products p ON p.sku = l.product_sku "
-        "WHERE l.checkout_id = ? GROUP BY l.product_sku",
+        "WHERE l.checkout_id = ? GROUP BY l.product_sku, p.sku",
         (checkout_id,),
     ).fetchall()
     for line in lines:

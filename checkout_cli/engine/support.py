@@ -84,7 +84,7 @@ def _shortfalls(conn: sqlite3.Connection, checkout_id: int) -> list[dict[str, An
         "(SELECT COALESCE(SUM(r.quantity), 0) FROM stock_reservations r "
         " WHERE r.sku = l.product_sku AND r.checkout_id != l.checkout_id) AS held "
         "FROM checkout_lines l JOIN products p ON p.sku = l.product_sku "
-        "WHERE l.checkout_id = ? GROUP BY l.product_sku",
+        "WHERE l.checkout_id = ? GROUP BY l.product_sku, l.checkout_id, p.sku",
         (checkout_id,),
     ).fetchall()
     return [
