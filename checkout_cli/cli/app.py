@@ -166,8 +166,8 @@ def root(
             "--db",
             envvar="CHECKOUT_DB",
             show_envvar=True,
-            metavar="PATH",
-            help="SQLite store to use [default: the platform's data dir]",
+            metavar="PATH|URL",
+            help="SQLite store file, or a postgresql:// URL [default: the platform's data dir]",
         ),
     ] = None,
     remote: Annotated[

@@ -538,8 +538,9 @@ def _shipped_within_ordered(conn: sqlite3.Connection) -> Iterator[Violation]:
         conn,
         "SELECT o.order_number, l.line_no, l.product_sku, l.quantity, SUM(f.quantity) AS shipped "
         "FROM fulfilment_lines f JOIN orders o ON o.id = f.order_id JOIN order_lines l ON "
-        "l.order_id = f.order_id AND l.line_no = f.line_no GROUP BY f.order_id, f.line_no, o.id, l.id "
-        "HAVING SUM(f.quantity) > l.quantity ORDER BY o.id, l.line_no",
+        "l.order_id = f.order_id AND l.line_no = f.line_no "
+        "GROUP BY f.order_id, f.line_no, o.id, l.id HAVING SUM(f.quantity) > l.quantity "
+        "ORDER BY o.id, l.line_no",
     ):
         yield Violation(
             10,

@@ -418,7 +418,8 @@ def migrate(conn: Connection[Any]) -> int:
     helps a READ COMMITTED transaction: a SERIALIZABLE one keeps the snapshot its first
     statement took, from before the other's commit, and fails with DuplicateTable; so
     migrate at READ COMMITTED (or retry a failed attempt in a new transaction)."""
-    from checkout_cli.engine.core import iso, utc_now
+    from datetime import UTC, datetime
+
     from checkout_cli.errors import ConflictError
 
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
@@ -440,6 +441,6 @@ def migrate(conn: Connection[Any]) -> int:
         MIGRATIONS[version](conn)
         conn.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
-            (version, iso(utc_now())),
+            (version, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")),
         )
     return current

@@ -359,9 +359,7 @@ class PgStore:
             self.raw.execute("RELEASE nested")
 
     @contextmanager
-    def request(
-        self, on_write: Callable[[Any], None], *, atomic: bool
-    ) -> Iterator[RequestWrites]:
+    def request(self, on_write: Callable[[Any], None], *, atomic: bool) -> Iterator[RequestWrites]:
         """As ``Store.request``: the server request's writes, atomic or claimed."""
         writes = RequestWrites(on_write, atomic)
         self._request = writes
