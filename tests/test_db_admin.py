@@ -102,6 +102,38 @@ def test_backup_while_another_process_keeps_writing(backend, db_path, tmp_path, 
     assert json.loads(doctor.stdout)["violations"] == []
 
 
+def test_writes_between_steps_restart_the_copy_then_one_step_finishes_it(
+    backend, db_path, tmp_path, monkeypatch
+):
+    """Every step is followed by a write from another connection (as a serving process
+    does): the stepped copy keeps restarting, so the rest is copied in one step."""
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    made: list[int] = []
+    seen: list[int] = []
+
+    class WritingProgress(store_admin._Progress):
+        def __call__(self, status: int, remaining: int, total: int) -> None:
+            made.append(len(made) + 1)
+            writer.execute(
+                "INSERT INTO products (sku, name, price_cents, currency, created_at) "
+                "VALUES (?, 'Written', 100, 'EUR', '2026-12-03T00:00:00Z')",
+                (f"W-{made[-1]}",),
+            )
+            try:
+                super().__call__(status, remaining, total)
+            finally:
+                seen.append(self.restarts)
+
+    monkeypatch.setattr(store_admin, "_Progress", WritingProgress)
+    dest = tmp_path / "copy.db"
+    result = store_admin.backup(db_path, dest, step_pages=1)
+    writer.close()
+    assert seen[-1] == store_admin.RESTARTS_BEFORE_ONE_STEP  # it did restart, and gave up
+    assert result["integrity"] == "ok" and _integrity(dest) == ["ok"]
+    # The one step copied every write made before it.
+    assert _skus(dest) == {f"W-{n}" for n in made}
+
+
 def test_backup_command_reports_what_it_wrote(backend, db_path, tmp_path, cli):
     ready_checkout(backend)
     dest = tmp_path / "copy.db"
