@@ -137,6 +137,11 @@ COMMANDS: dict[str, Entry] = {
         "API tokens for `checkout serve`, each with a scope (read, operate, admin).",
         "tokens_app",
     ),
+    "db": Entry(
+        "checkout_cli.cli.db",
+        "The store itself: back it up, see its schema version, migrate it.",
+        "db_app",
+    ),
     "profiles": Entry(
         "checkout_cli.cli.profiles",
         "Profiles in config.toml: switch between stores and team servers.",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from checkout_cli.errors import ConflictError
+
 SCHEMA_VERSION = 10
 
 
@@ -611,19 +613,25 @@ VAULT_SEALED_SINCE = 7
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema up to ``SCHEMA_VERSION``; refuse a store made by a newer release.
     Returns the version the store had (read inside the caller's transaction)."""
-    from checkout_cli.errors import ConflictError
-
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     if current > SCHEMA_VERSION:
-        raise ConflictError(
-            "store_too_new",
-            f"the store has schema version {current}; this release knows {SCHEMA_VERSION}",
-            recovery="upgrade checkout-cli",
-        )
+        raise too_new_error(current)
     for version in range(current + 1, SCHEMA_VERSION + 1):
         MIGRATIONS[version](conn)
         conn.execute(f"PRAGMA user_version = {version}")
     return current
+
+
+def too_new_error(found: int) -> ConflictError:
+    """The one refusal of a store written by a newer release: every command gives it."""
+    from checkout_cli import __version__
+
+    return ConflictError(
+        "store_too_new",
+        f"the store has schema version {found}; this checkout-cli ({__version__}) knows "
+        f"versions up to {SCHEMA_VERSION}",
+        recovery=f"use a newer checkout-cli, one that knows schema version {found}",
+    )
 
 
 def after_upgrade(conn: sqlite3.Connection, from_version: int) -> bool:

@@ -65,9 +65,12 @@ class Store:
         self._wants_flush = False  # a write in it asked to be durable
         self._wants_scrub = False  # a write in it overwrote or deleted a secret
         self._request: RequestWrites | None = None
-        from checkout_cli.engine.schema import SCHEMA_VERSION, after_upgrade, migrate
+        from checkout_cli.engine.schema import SCHEMA_VERSION, after_upgrade, migrate, too_new_error
 
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:  # refused before anything is written, read-only or not
+            self.close()
+            raise too_new_error(version)
         if version != SCHEMA_VERSION and self.read_only:
             self.close()
             raise _needs_upgrade(self.path, version, SCHEMA_VERSION)

@@ -1,0 +1,126 @@
+"""checkout db backup / status / migrate: the store itself (engine: engine/store_admin.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from checkout_cli.cli.state import State, print_json
+from checkout_cli.errors import UsageError
+
+db_app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
+    help="The store itself: back it up, see its schema version, migrate it.\n\n"
+    "Example: checkout db backup ~/backups/shop-2026-12-03.db",
+    no_args_is_help=True,
+)
+
+
+def _target(state: State) -> Path:
+    if state.settings.remote:
+        raise UsageError(
+            "db_needs_store",
+            "`checkout db` works on a store (--db), not on a remote server",
+            recovery="run it where the store is, with --db PATH (and no --remote)",
+        )
+    return state.settings.db
+
+
+def _show(state: State, result: dict[str, Any], lines: list[str]) -> None:
+    if state.settings.json:
+        print_json(result)
+        return
+    from rich.text import Text
+
+    from checkout_cli.cli import output
+
+    for line in lines:
+        output.out().print(Text(line), soft_wrap=True)
+
+
+def _where(store: dict[str, Any]) -> str:
+    if store["kind"] == "sqlite":
+        return f"SQLite store {store['path']}"
+    user = f" as {store['user']}" if store.get("user") else ""
+    return f"PostgreSQL store {store['database']} on {store['host']}:{store['port']}{user}"
+
+
+@db_app.command("backup")
+def backup(
+    ctx: typer.Context,
+    dest: Annotated[Path, typer.Argument(metavar="DEST", help="the backup file to write")],
+    force: Annotated[bool, typer.Option("--force", help="replace DEST if it exists")] = False,
+) -> None:
+    """Copy a SQLite store to DEST while it may be serving, then check the copy.
+
+    The copy goes to a temporary file beside DEST (0600) and is renamed into place once
+    SQLite's integrity check passes: DEST is whole or absent. An existing DEST is refused
+    unless --force; DEST may not be the store itself. For PostgreSQL: pg_dump or
+    `checkout db copy`.
+
+    Example: checkout db backup ~/backups/shop-2026-12-03.db
+    """
+    from checkout_cli.engine import store_admin
+
+    state: State = ctx.obj
+    result = store_admin.backup(_target(state), dest, force=force)
+    counts = ", ".join(f"{n} {table}" for table, n in result["counts"].items())
+    _show(
+        state,
+        result,
+        [
+            f"wrote {result['backup']}: {result['bytes']} bytes, schema version "
+            f"{result['schema_version']}, integrity ok, {counts}"
+        ],
+    )
+
+
+@db_app.command("status")
+def status(ctx: typer.Context) -> None:
+    """Which store, its schema version, and whether this checkout-cli can use it as it is.
+
+    Opens the store read-only: nothing is made or changed. A store a newer release wrote is
+    refused, as every command refuses it.
+
+    Example: checkout db status --json
+    """
+    from checkout_cli.engine import store_admin
+
+    state: State = ctx.obj
+    result = store_admin.status(_target(state))
+    state_line = {
+        "current": "up to date",
+        "older": "older: run `checkout db migrate`",
+    }[result["state"]]
+    _show(
+        state,
+        result,
+        [
+            _where(result["store"]),
+            f"schema version {result['schema_version']}, this checkout-cli expects "
+            f"{result['expected_version']}: {state_line}",
+        ],
+    )
+
+
+@db_app.command("migrate")
+def migrate(ctx: typer.Context) -> None:
+    """Bring the store's schema up to this checkout-cli's version (forward only).
+
+    Any command also does this when it opens an older store; this one does only that, and
+    says what it did. A store a newer release wrote is refused.
+
+    Example: checkout db migrate
+    """
+    from checkout_cli.engine import store_admin
+
+    state: State = ctx.obj
+    result = store_admin.migrate(_target(state))
+    if result["from_version"] == result["to_version"]:
+        line = f"already at schema version {result['to_version']}: nothing to do"
+    else:
+        line = f"migrated from schema version {result['from_version']} to {result['to_version']}"
+    _show(state, result, [f"{_where(result['store'])}: {line}"])
