@@ -1,7 +1,8 @@
 """Who may call what, over which face: the one reader of the registry's access declarations.
 
 Each endpoint declares the least token ``scope`` that may call it and the ``faces`` it may be
-called over (``endpoints.py``); each setting declares whether it is ``local_only``
+called over (``endpoints.py``), and the ``mcp_opt_in`` by which an operator may grant an
+assistant what MCP refuses by default (``checkout mcp --allow-refunds``); each setting declares whether it is ``local_only``
 (``engine/settings.py``). The HTTP server asks here after authenticating a request and before
 running anything; the remote client asks before sending anything, so a secret refused here
 never leaves the machine; MCP builds its tool list here and asks again per call.
@@ -9,7 +10,7 @@ never leaves the machine; MCP builds its tool list here and asks again per call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from checkout_cli.endpoints import CHECKOUT_ADMIN, CLI, HTTP, MCP, SCOPES, Endpoint
@@ -32,8 +33,27 @@ def grants(scope: str, needed: str) -> bool:
     return scope in SCOPES and SCOPES.index(scope) >= SCOPES.index(needed)
 
 
-def allowed(endpoint: Endpoint, face: str, scope: str) -> bool:
-    return face in endpoint.faces and grants(scope, endpoint.scope)
+def allowed(
+    endpoint: Endpoint, face: str, scope: str, opt_ins: Collection[str] = ()
+) -> bool:
+    """May ``scope`` call it over ``face``: its faces say so, or over MCP the operator's
+    ``opt_ins`` (the ``--allow-NAME`` flags `checkout mcp` was started with) name its
+    ``mcp_opt_in``; an endpoint kept off HTTP (local-only) is never opted in."""
+    on_face = face in endpoint.faces or (
+        face == MCP and HTTP in endpoint.faces and opted_in(endpoint, opt_ins)
+    )
+    return on_face and grants(scope, endpoint.scope)
+
+
+def opted_in(endpoint: Endpoint, opt_ins: Collection[str]) -> bool:
+    """Whether the operator's opt-ins grant an assistant what this endpoint's declaration
+    keeps from MCP by default."""
+    return endpoint.mcp_opt_in is not None and endpoint.mcp_opt_in in opt_ins
+
+
+def opt_in_flag(name: str) -> str:
+    """``--allow-refunds``: the `checkout mcp` flag for an opt-in (``MCP_OPT_INS``)."""
+    return f"--allow-{name}"
 
 
 def local_only_settings(endpoint: Endpoint, body: Mapping[str, Any]) -> list[str]:
@@ -85,16 +105,25 @@ def check_scope(endpoint: Endpoint, scope: str, body: Mapping[str, Any] | None =
         )
 
 
-def check_body(endpoint: Endpoint, face: str, body: Mapping[str, Any]) -> None:
+def check_body(
+    endpoint: Endpoint, face: str, body: Mapping[str, Any], opt_ins: Collection[str] = ()
+) -> None:
     """Refuse a change to a local-only setting from any face but the local CLI, and over MCP a
-    flag that raises the call's scope (money back out is a person's decision, never an
-    assistant's, as refund-payment is no MCP tool)."""
+    flag that raises the call's scope (money back out is a person's decision, not an
+    assistant's, as refund-payment is no MCP tool) unless the operator's ``opt_ins`` name the
+    endpoint's ``mcp_opt_in``."""
     raised = needed_scope(endpoint, body)
-    if face == MCP and raised[0] != endpoint.scope:
+    if face == MCP and raised[0] != endpoint.scope and not opted_in(endpoint, opt_ins):
+        recovery = f"ask staff to run it: `{endpoint.example}`"
+        if endpoint.mcp_opt_in is not None:
+            recovery = (
+                f"an operator may allow it by starting the MCP server with "
+                f"`checkout mcp {opt_in_flag(endpoint.mcp_opt_in)}`; else {recovery}"
+            )
         raise ForbiddenError(
             "forbidden_scope",
             f"{raised[1]} is not for an assistant: it needs a person with scope {raised[0]}",
-            recovery=f"ask staff to run it: `{endpoint.example}`",
+            recovery=recovery,
         )
     keys = local_only_settings(endpoint, body) if face != CLI else []
     if keys:

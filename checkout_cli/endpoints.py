@@ -33,6 +33,9 @@ CLI, HTTP, MCP = "cli", "http", "mcp"
 EVERY_FACE = frozenset({CLI, HTTP, MCP})
 NO_MCP = frozenset({CLI, HTTP})  # secrets' names and settings: never through an assistant
 LOCAL_ONLY = frozenset({CLI})  # secrets and tokens: only on the store's own machine
+# The opt-ins `checkout mcp` takes (``--allow-NAME``), each what an operator grants by it.
+REFUNDS = "refunds"
+MCP_OPT_INS = {REFUNDS: "money back out: refund-order, and cancel-order with refund"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,10 @@ class Endpoint:
     # Request flags that, when set, make the call need a higher scope: (field, scope), e.g. a
     # cancel that refunds money needs what refund-payment needs.
     raised_scope: tuple[tuple[str, str], ...] = field(default=(), kw_only=True)
+    # What MCP refuses by default (the endpoint if its faces leave MCP out, else a
+    # ``raised_scope`` flag) that an operator may grant an assistant by starting the server
+    # with ``checkout mcp --allow-NAME``: the name of that opt-in (``MCP_OPT_INS``), or None.
+    mcp_opt_in: str | None = field(default=None, kw_only=True)
     # Result fields that hold a secret, shown once: a remembered answer (Idempotency-Key)
     # keeps the rest, and a replay says the request succeeded without them.
     secret_fields: tuple[str, ...] = field(default=(), kw_only=True)
@@ -478,11 +485,12 @@ def _endpoints() -> list[Endpoint]:
             "order_refunds:refund_order",
             "checkout orders refund 2026-000042 --line LENS-DAILY-30=1 --restock --yes",
             calls_out=True,
-            # Sends a customer's money back: an administrator's decision, never an assistant's
-            # (as refund-payment).
+            # Sends a customer's money back: an administrator's decision, not an assistant's
+            # (as refund-payment) unless the operator started `checkout mcp --allow-refunds`.
             scope=ADMIN,
             result="RefundedOrder",
             faces=NO_MCP,
+            mcp_opt_in=REFUNDS,
             destructive=True,
         ),
         Endpoint(
@@ -497,6 +505,7 @@ def _endpoints() -> list[Endpoint]:
             scope=OPERATE,
             result="CancelledOrder",
             raised_scope=(("refund", ADMIN),),  # refund sends money back, as refund-order does
+            mcp_opt_in=REFUNDS,  # ... so an assistant may refund only as it may refund-order
             destructive=True,
             idempotent=True,
         ),

@@ -4,13 +4,15 @@ Tool ``{service}_{endpoint with - as _}`` takes the endpoint's request object (i
 Schema from the registry) and returns the endpoint's result object. A failure is a tool
 error whose structured content is the ``error_object`` (type, code, message, field,
 recovery), so an assistant can correct its call. Which endpoints are tools is the registry's
-``faces`` (``checkout_cli.access``): no vault, token or settings-writing tool, ever.
+``faces`` (``checkout_cli.access``): no vault, token or settings-writing tool, ever; what an
+endpoint's ``mcp_opt_in`` names only when the operator passed its ``--allow-NAME``.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+from collections.abc import Collection
 from typing import Any
 
 import anyio
@@ -27,13 +29,14 @@ from checkout_cli.schema import inline_schema
 
 
 def exposed_endpoints(
-    *, read_only: bool = False, pattern: str | None = None
+    *, read_only: bool = False, pattern: str | None = None, opt_ins: Collection[str] = ()
 ) -> dict[str, Endpoint]:
-    """The tools: endpoints the registry lets MCP call (``--read-only``: as a read token could)."""
+    """The tools: endpoints the registry lets MCP call (``--read-only``: as a read token could;
+    ``opt_ins``: the operator's ``--allow-NAME`` flags)."""
     scope = READ if read_only else ADMIN
     tools = {}
     for endpoint in ENDPOINTS.values():
-        if not access.allowed(endpoint, MCP, scope):
+        if not access.allowed(endpoint, MCP, scope, opt_ins):
             continue
         if pattern and not fnmatch.fnmatchcase(endpoint.tool_name, pattern):
             continue
@@ -54,7 +57,9 @@ def tool_annotations(endpoint: Endpoint) -> types.ToolAnnotations:
     )
 
 
-def build_server(calls: ToolCalls, tools: dict[str, Endpoint]) -> Server:
+def build_server(
+    calls: ToolCalls, tools: dict[str, Endpoint], opt_ins: Collection[str] = ()
+) -> Server:
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(
             tools=[
@@ -75,7 +80,7 @@ def build_server(calls: ToolCalls, tools: dict[str, Endpoint]) -> Server:
                 from checkout_cli.errors import NotFoundError
 
                 raise NotFoundError("tool_not_found", f"no tool named {params.name!r}")
-            access.check_body(endpoint, MCP, params.arguments or {})
+            access.check_body(endpoint, MCP, params.arguments or {}, opt_ins)
             result = await calls.call(endpoint.service, endpoint.name, params.arguments or {})
         except CheckoutError as exc:
             return _error(exc)
@@ -105,9 +110,11 @@ def _error(exc: CheckoutError) -> types.CallToolResult:
     )
 
 
-def run_stdio(backend: Backend, tools: dict[str, Endpoint]) -> None:
+def run_stdio(
+    backend: Backend, tools: dict[str, Endpoint], opt_ins: Collection[str] = ()
+) -> None:
     calls = ToolCalls(backend)
-    server = build_server(calls, tools)
+    server = build_server(calls, tools, opt_ins)
 
     async def main() -> None:
         async with stdio_server() as (read_stream, write_stream):
