@@ -2,7 +2,8 @@
 
 Each endpoint declares the least token ``scope`` that may call it and the ``faces`` it may be
 called over (``endpoints.py``), and the ``mcp_opt_in`` by which an operator may grant an
-assistant what MCP refuses by default (``checkout mcp --allow-refunds``); each setting declares whether it is ``local_only``
+assistant what MCP refuses by default (``checkout mcp --allow-refunds``); each setting
+declares whether it is ``local_only``
 (``engine/settings.py``). The HTTP server asks here after authenticating a request and before
 running anything; the remote client asks before sending anything, so a secret refused here
 never leaves the machine; MCP builds its tool list here and asks again per call.
@@ -33,9 +34,7 @@ def grants(scope: str, needed: str) -> bool:
     return scope in SCOPES and SCOPES.index(scope) >= SCOPES.index(needed)
 
 
-def allowed(
-    endpoint: Endpoint, face: str, scope: str, opt_ins: Collection[str] = ()
-) -> bool:
+def allowed(endpoint: Endpoint, face: str, scope: str, opt_ins: Collection[str] = ()) -> bool:
     """May ``scope`` call it over ``face``: its faces say so, or over MCP the operator's
     ``opt_ins`` (the ``--allow-NAME`` flags `checkout mcp` was started with) name its
     ``mcp_opt_in``; an endpoint kept off HTTP (local-only) is never opted in."""

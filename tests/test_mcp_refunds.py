@@ -118,4 +118,3 @@ async def test_over_a_remote_the_token_scope_still_decides(served, backend, db_p
         refused = await error(session, CANCEL, {"order_id": number, "refund": True})
         assert (refused["type"], refused["code"]) == ("forbidden", "forbidden_scope")
         assert dump(db_path) == before
-

@@ -110,9 +110,7 @@ def _error(exc: CheckoutError) -> types.CallToolResult:
     )
 
 
-def run_stdio(
-    backend: Backend, tools: dict[str, Endpoint], opt_ins: Collection[str] = ()
-) -> None:
+def run_stdio(backend: Backend, tools: dict[str, Endpoint], opt_ins: Collection[str] = ()) -> None:
     calls = ToolCalls(backend)
     server = build_server(calls, tools, opt_ins)
 
