@@ -26,6 +26,13 @@ def _target(state: State) -> Path:
             "`checkout db` works on a store (--db), not on a remote server",
             recovery="run it where the store is, with --db PATH (and no --remote)",
         )
+    if not isinstance(state.settings.db, Path):
+        raise UsageError(
+            "db_needs_sqlite",
+            "`checkout db` works on an SQLite store file; a PostgreSQL store is backed up with "
+            "its own tools",
+            recovery="pg_dump the database (its schema version is in schema_migrations)",
+        )
     return state.settings.db
 
 
