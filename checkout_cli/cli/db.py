@@ -65,8 +65,7 @@ def backup(
 
     The copy goes to a temporary file beside DEST (0600) and is renamed into place once
     SQLite's integrity check passes: DEST is whole or absent. An existing DEST is refused
-    unless --force; DEST may not be the store itself. For PostgreSQL: pg_dump or
-    `checkout db copy`.
+    unless --force; DEST may not be the store itself. For PostgreSQL: pg_dump.
 
     Example: checkout db backup ~/backups/shop-2026-12-03.db
     """

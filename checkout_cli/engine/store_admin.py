@@ -3,7 +3,7 @@
 Each function takes the store's target (a path, or a ``postgresql://`` URL) and answers a
 plain dict; nothing here prints. PostgreSQL plugs in at the three ``_pg_*`` points: when
 ``pg_store`` has its schema-version and migrate methods, ``status`` and ``migrate`` call them
-there; ``backup`` stays SQLite-only (pg_dump, or ``checkout db copy``).
+there; ``backup`` stays SQLite-only (pg_dump).
 
 Backup uses SQLite's online backup API from a connection of its own, a few pages per step, so
 a serving process keeps writing meanwhile (a write restarts the copy at its next step; after a
@@ -203,7 +203,7 @@ def backup(
         raise UsageError(
             "backup_sqlite_only",
             f"`checkout db backup` copies a SQLite store; for {_where(describe_url(url))} "
-            "use pg_dump or `checkout db copy`",
+            "use pg_dump",
         )
     path = Path(target)
     real = _existing_store(path)
