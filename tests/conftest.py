@@ -206,6 +206,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
+def store_kind() -> str:
+    """SQLite, for a fixture that asks for the store itself at run time (not parametrized)."""
+    return "sqlite"
+
+
+@pytest.fixture
 def store(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> StoreTarget:
     """The test's store: an SQLite file, or a fresh PostgreSQL database (``pg_url``)."""
     if store_kind == "postgres":

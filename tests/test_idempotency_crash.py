@@ -37,7 +37,7 @@ CLIENTS, WORKERS = 4, 3
 # Clients run flows until the store has seen enough of both (writes, and workers killed under
 # them), so a slow machine gets more flows, not a weaker test; the carts are a supply for that.
 MIN_WRITES, MIN_KILLS, MIN_CUT_OFF = 500, 5, 3
-CARTS_PER_CLIENT = 60
+CARTS_PER_CLIENT = 150
 ADDS_PER_FLOW = 3
 DEADLINE_SECONDS = 240  # the clients stop here whatever happened (the test then fails)
 

@@ -826,10 +826,11 @@ SCHEMA_CODES = {"key": "invalid_def_key", "field-not-object": "invalid_type"}
 
 
 @pytest.mark.parametrize("definition", MALFORMED)
-def test_malformed_definitions_are_refused(request, backend, db_path, definition):
+def test_malformed_definitions_are_refused(request, backend, db_path, store_kind, definition):
     before = dump(db_path)
     error = refused(lambda: backend.call(CATALOG, "upsert-meta-definition", definition))
-    expected = SCHEMA_CODES.get(request.node.callspec.id, "invalid_meta_definition")
+    case = request.node.callspec.id.removeprefix(f"{store_kind}-")
+    expected = SCHEMA_CODES.get(case, "invalid_meta_definition")
     assert error.code == expected, error.to_error_object()
     assert error.field and error.http_status == 422
     assert dump(db_path) == before
