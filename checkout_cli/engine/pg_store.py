@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,7 @@ class Cursor:
         self.rowcount = -1
         self.row_factory: Any = None  # accepted and ignored: rows are always ``Row``
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Cursor:
         self._connection._run(self, sql, params)
         return self
 
@@ -128,6 +128,13 @@ class Cursor:
             self._cursor.close()
 
 
+def _bound(params: Sequence[Any] | Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any] | None:
+    """sqlite3's parameters as psycopg takes them: a mapping for ``:name``, else a tuple."""
+    if not params:
+        return None
+    return params if isinstance(params, Mapping) else tuple(params)
+
+
 class Connection:
     """The store's connection as handlers use it (a ``sqlite3.Connection`` look-alike)."""
 
@@ -145,7 +152,7 @@ class Connection:
     def cursor(self) -> Cursor:
         return Cursor(self)
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Cursor:
         return Cursor(self).execute(sql, params)
 
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> Cursor:
@@ -157,7 +164,7 @@ class Connection:
     def close(self) -> None:
         self._store.close()
 
-    def _run(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> None:
+    def _run(self, cursor: Cursor, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> None:
         pragma = self._pragma(sql)
         if pragma is not None:
             cursor._rows = pragma
@@ -169,7 +176,7 @@ class Connection:
             text += " RETURNING id"
         with self._store.errors_translated():
             raw = self._store.raw.cursor(row_factory=_row_factory)
-            raw.execute(text, tuple(params) if params else None)
+            raw.execute(text, _bound(params))
         cursor._cursor, cursor.rowcount = raw, raw.rowcount
         if returns_id:
             found = raw.fetchone()

@@ -160,8 +160,7 @@ _SURPLUS = (
     "- CASE WHEN o.cancelled_at IS NULL THEN o.total_cents ELSE 0 END AS surplus, "
     "(SELECT MAX(p.id) FROM order_payments op JOIN payments p ON p.id = op.payment_id "
     "WHERE op.order_id = o.id AND p.order_id = o.id) AS link_id "
-    "FROM orders o JOIN checkouts c ON c.id = o.checkout_id WHERE link_id IS NOT NULL "
-    "AND surplus > 0"
+    "FROM orders o JOIN checkouts c ON c.id = o.checkout_id"
 )
 
 
@@ -172,8 +171,10 @@ def overpaid_findings(
 
     sql, params = _SURPLUS, []
     if checkout_id is not None:
-        sql += " AND c.id = ?"
+        sql += " WHERE c.id = ?"
         params.append(checkout_id)
+    # The computed columns are filtered outside: only SQLite reads an alias inside WHERE.
+    sql = f"SELECT * FROM ({sql}) AS o WHERE link_id IS NOT NULL AND surplus > 0"
     cursor = conn.cursor()
     cursor.row_factory = sqlite3.Row
     try:
