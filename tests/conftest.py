@@ -24,6 +24,7 @@ from checkout_cli.errors import CheckoutError
 from tests.fakes.fake_mollie import FakeMollie
 from tests.fakes.fake_stripe import FakeStripe
 from tests.pg_cluster import Cluster, ClusterError, available
+from tests.store_rows import dump as dump  # re-exported: the suite imports it from here
 
 # Every answer a test's local backend gives (in-process, and in the CLIs and servers it starts,
 # which inherit it) is checked against its endpoint's result model (backends/local.py).
@@ -149,7 +150,7 @@ class Watched:
 
 
 class WatchedBackend(Watched, LocalBackend):
-    pass
+    outbox_dir: Path  # where the fixture settings put the file transport's emails
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -238,7 +239,8 @@ def load_fixtures(backend: LocalBackend, outbox_dir: Path | None = None) -> None
 def backend(store: StoreTarget, tmp_path: Path):
     """A LocalBackend on a fresh store with the fixture catalog and settings loaded."""
     local = WatchedBackend(store, actor="test")
-    load_fixtures(local, tmp_path / "outbox")
+    local.outbox_dir = tmp_path / "outbox"
+    load_fixtures(local, local.outbox_dir)
     yield local
     local.close()
     WATCH.export_store(store)
@@ -309,15 +311,6 @@ def ready_checkout(backend: Any, items: list[tuple[str, int]] | None = None) -> 
     ]
     backend.call("checkout-flow", "set-customer", {"checkout_token": token, **CUSTOMER})
     return token
-
-
-def dump(path: Path) -> list[str]:
-    """The store's whole content as SQL, to compare before and after a refused command."""
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 @dataclass

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from checkout_cli.config import StoreTarget
 from checkout_cli.engine.core import utc_now
 from checkout_cli.engine.invariants import check_invariants
+from checkout_cli.engine.stores import open_store
 from checkout_cli.errors import (
     AuthError,
     CheckoutError,
@@ -21,7 +21,8 @@ from checkout_cli.errors import (
     UnavailableError,
     ValidationError,
 )
-from tests.conftest import CUSTOMER, dump
+from tests.conftest import CUSTOMER
+from tests.store_rows import dump, query
 
 FLOW = "checkout-flow"
 CART = "shopping-cart"
@@ -117,19 +118,11 @@ def setting(backend: Any, key: str, value: Any) -> None:
     backend.call(ADMIN, "set-setting", {"key": key, "value": value})
 
 
-def query(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-def scalar(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> Any:
+def scalar(db_path: StoreTarget, sql: str, params: tuple[Any, ...] = ()) -> Any:
     return query(db_path, sql, params)[0][0]
 
 
-def events(db_path: Path, token: str) -> list[tuple[str, str | None, str | None]]:
+def events(db_path: StoreTarget, token: str) -> list[tuple[str, str | None, str | None]]:
     """``(kind, from_status, to_status)`` of a checkout's timeline, oldest first."""
     return query(
         db_path,
@@ -139,12 +132,12 @@ def events(db_path: Path, token: str) -> list[tuple[str, str | None, str | None]
     )
 
 
-def assert_invariants(db_path: Path) -> None:
-    conn = sqlite3.connect(db_path)
+def assert_invariants(target: StoreTarget) -> None:
+    store = open_store(target)
     try:
-        violations = check_invariants(conn)
+        violations = check_invariants(store.conn)  # type: ignore[arg-type]
     finally:
-        conn.close()
+        store.close()
     assert violations == [], [v.message for v in violations]
 
 

@@ -619,7 +619,7 @@ def test_file_transport_writes_a_parseable_eml_named_by_order_number(backend, tm
 def test_file_transport_default_folder_is_beside_the_store(backend):
     backend.call("checkout-admin", "set-setting", {"key": "email_outbox_dir", "value": ""})
     result = invoice_order(backend)
-    target = backend.db_path.parent / "outbox" / f"{result['order']['order_number']}.eml"
+    target = backend.outbox_dir / f"{result['order']['order_number']}.eml"
     assert target.is_file()
 
 

@@ -76,6 +76,7 @@ def test_no_violations_on_an_empty_store(tmp_path):
     engine.close()
 
 
+@pytest.mark.sqlite_only
 def test_check_reads_only_on_any_connection(backend):
     rich_store(backend)
     before = dump(backend.db_path)
@@ -409,6 +410,7 @@ def test_8_order_counts_a_payment_that_is_not_paid(planted):
     }
 
 
+@pytest.mark.sqlite_only
 def test_every_kind_at_once_through_the_endpoint(planted, backend):
     names = planted.names
     with sqlite3.connect(backend.db_path) as conn:

@@ -70,6 +70,7 @@ def test_two_open_checkouts_of_one_reference_make_one_order(backend):
     assert_invariants(backend.db_path)
 
 
+@pytest.mark.sqlite_only
 def test_the_store_refuses_a_second_order_row_for_a_reference(backend):
     complete(backend, referenced_checkout(backend, "INV-1"))
     conn = sqlite3.connect(backend.db_path)

@@ -365,7 +365,7 @@ def test_a_completion_whose_worker_died_is_answered_as_its_own_and_its_email_sen
     assert [kind for kind, *_ in events(backend.db_path, token)].count("checkout_completed") == 1
     assert scalar(backend.db_path, "SELECT COUNT(*) FROM orders") == 1
     assert scalar(backend.db_path, "SELECT status FROM outbox") == "sent"
-    assert len(list((backend.db_path.parent / "outbox").iterdir())) == 1
+    assert len(list((backend.outbox_dir).iterdir())) == 1
     assert scalar(backend.db_path, "SELECT status FROM idempotent_requests") == "done"
 
 

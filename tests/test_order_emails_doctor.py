@@ -10,6 +10,7 @@ import pytest
 from checkout_cli.engine.invariants import check_invariants
 from tests.conftest import ready_checkout
 from tests.engine_helpers import ORDERS, complete, invoice, setting
+from tests.store_rows import query
 
 
 def _order_with_its_life(backend) -> str:
@@ -43,8 +44,7 @@ def test_each_event_names_its_email_and_doctor_finds_one_missing(backend):
     conn = backend.engine.conn
     assert check_invariants(conn) == []
     for kind in named.values():
-        with sqlite3.connect(backend.db_path) as raw:
-            raw.execute("DELETE FROM outbox WHERE kind = ?", (kind,))
+        query(backend.db_path, "DELETE FROM outbox WHERE kind = ?", (kind,))
     found = [v for v in check_invariants(conn) if v.invariant == 11]
     assert sorted(v.records["email"] for v in found) == sorted(named.values())
     assert all(number in v.message for v in found)

@@ -383,6 +383,7 @@ def test_a_paid_order_is_cancelled_only_with_refund(provider, backend):
     assert_invariants(backend.db_path)
 
 
+@pytest.mark.sqlite_only
 def test_a_shipped_order_cannot_be_cancelled(backend):
     order = invoice_order(backend)
     with sqlite3.connect(backend.db_path) as conn:  # one line shipped (as fulfil-order records)
@@ -433,16 +434,18 @@ def _payment_link(backend, fake, order: dict) -> str:
             ],
         }
     )
-    with sqlite3.connect(backend.db_path) as conn:
-        oid, cid = conn.execute(
-            "SELECT id, checkout_id FROM orders WHERE order_id = ?", (order["order_id"],)
-        ).fetchone()
-        conn.execute(
-            "INSERT INTO payments (checkout_id, provider, provider_payment_id, status, "
-            "amount_cents, currency, order_id, created_at) "
-            "VALUES (?, 'stripe', ?, 'open', ?, 'EUR', ?, '2026-01-01T00:00:00Z')",
-            (cid, session.id, order["totals"]["total_cents"], oid),
-        )
+    [(oid, cid)] = query(
+        backend.db_path,
+        "SELECT id, checkout_id FROM orders WHERE order_id = ?",
+        (order["order_id"],),
+    )
+    query(
+        backend.db_path,
+        "INSERT INTO payments (checkout_id, provider, provider_payment_id, status, "
+        "amount_cents, currency, order_id, created_at) "
+        "VALUES (?, 'stripe', ?, 'open', ?, 'EUR', ?, '2026-01-01T00:00:00Z')",
+        (cid, session.id, order["totals"]["total_cents"], oid),
+    )
     return session.id
 
 
@@ -481,14 +484,15 @@ def test_a_payment_link_paid_meanwhile_is_recorded_and_the_cancel_refused(backen
 def test_doctor_finds_more_restocked_than_ordered(backend):
     order = invoice_order(backend)
     cancel(backend, order)  # 3 lenses back
-    with sqlite3.connect(backend.db_path) as conn:  # one more, planted behind the engine's back
-        conn.execute("UPDATE products SET stock = stock + 1 WHERE sku = 'LENS-DAILY-30'")
-        conn.execute(
-            "INSERT INTO stock_movements (sku, delta, reason, ref, at) "
-            "VALUES ('LENS-DAILY-30', 1, 'restock', ?, '2026-01-01T00:00:00Z')",
-            (order["order_id"],),
-        )
-        violations = check_invariants(conn)
+    # one more, planted behind the engine's back
+    query(backend.db_path, "UPDATE products SET stock = stock + 1 WHERE sku = 'LENS-DAILY-30'")
+    query(
+        backend.db_path,
+        "INSERT INTO stock_movements (sku, delta, reason, ref, at) "
+        "VALUES ('LENS-DAILY-30', 1, 'restock', ?, '2026-01-01T00:00:00Z')",
+        (order["order_id"],),
+    )
+    violations = check_invariants(backend.engine.conn)
     assert [(v.invariant, v.records.get("restocked")) for v in violations] == [(3, 4)]
     assert "restocks give back 4" in violations[0].message
 

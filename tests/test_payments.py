@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from datetime import timedelta
 from email import policy
@@ -14,6 +13,7 @@ import pytest
 from checkout_cli.engine.payment_sync import handle_webhook
 from checkout_cli.errors import AuthError, NotFoundError, PaymentError, UnavailableError
 from tests.conftest import WEBHOOK_SECRET, ready_checkout
+from tests.store_rows import dump, query
 
 
 @pytest.fixture(params=["stripe", "mollie"])
@@ -186,7 +186,7 @@ def _pending(backend, name):
 
 
 def _db_dump(backend):
-    return list(backend.engine.conn.iterdump())
+    return dump(backend.db_path)
 
 
 def test_stripe_webhook_valid_forged_stale_replayed(stripe_fake, backend):
@@ -302,8 +302,7 @@ def test_reconcile_completes_paid_leaves_unpaid_expires_stale(stripe_fake, backe
     assert actions[paid]["to_status"] == "completed"
     assert actions[stale]["to_status"] == "expired"
     assert actions[unpaid]["to_status"] == "expired"  # past its TTL too: stock released
-    conn = sqlite3.connect(backend.db_path)
-    assert conn.execute("SELECT COUNT(*) FROM stock_reservations").fetchone()[0] == 0
+    assert query(backend.db_path, "SELECT COUNT(*) FROM stock_reservations") == [(0,)]
     assert _stock(backend) == 98
 
 
@@ -339,7 +338,7 @@ def test_payment_link_is_emailed_when_configured(provider, backend, tmp_path):
     assert [(e["kind"], e["checkout_token"], e["status"]) for e in emails] == [
         ("payment_link", token, "sent")
     ]
-    sent = list((backend.db_path.parent / "outbox").glob(f"{token}-payment-link-*.eml"))
+    sent = list((backend.outbox_dir).glob(f"{token}-payment-link-*.eml"))
     assert len(sent) == 1
     message = BytesParser(policy=policy.default).parsebytes(sent[0].read_bytes())
     assert co["payment"]["redirect_url"] in message.get_body(("plain",)).get_content()
