@@ -5,7 +5,6 @@ the CLI's `cart merge` / `cart link-visitor` / `cart show --visitor`."""
 from __future__ import annotations
 
 import re
-import sqlite3
 import uuid
 from typing import Any
 
@@ -16,6 +15,7 @@ from checkout_cli.errors import CheckoutError, ConflictError, NotFoundError, Val
 from tests.conftest import dump, ready_checkout
 from tests.engine_helpers import CART, add, cart_with, complete, invoice, refused
 from tests.serve_helpers import served_fixture  # noqa: F401
+from tests.store_rows import query
 from tests.test_cli_flow import error_object, ok
 
 LENS, CASE = "LENS-DAILY-30", "CASE-TRAVEL"
@@ -40,15 +40,12 @@ def lines(cart: dict[str, Any]) -> list[tuple[str, int]]:
 
 def carts_row(db: Any, token: str) -> tuple[str, str | None, str | None]:
     """(status, merged_into's token, visitor_id) as stored."""
-    conn = sqlite3.connect(db)
-    try:
-        row = conn.execute(
-            "SELECT c.status, m.token, c.visitor_id FROM carts c "
-            "LEFT JOIN carts m ON m.id = c.merged_into WHERE c.token = ?",
-            (token,),
-        ).fetchone()
-    finally:
-        conn.close()
+    [row] = query(
+        db,
+        "SELECT c.status, m.token, c.visitor_id FROM carts c "
+        "LEFT JOIN carts m ON m.id = c.merged_into WHERE c.token = ?",
+        (token,),
+    )
     return row[0], row[1], row[2]
 
 
@@ -103,10 +100,7 @@ def converted_cart(backend):
 
 
 def _usd(db: Any, token: str) -> None:
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute("UPDATE carts SET currency = 'USD' WHERE token = ?", (token,))
-    conn.close()
+    query(db, "UPDATE carts SET currency = 'USD' WHERE token = ?", (token,))
 
 
 def test_merge_refusals_write_nothing(backend, converted_cart):

@@ -30,7 +30,7 @@ from checkout_cli.backends.local import LocalBackend
 db, tokens_file, ready_dir, go_file, seed, action = sys.argv[1:7]
 tokens = json.loads(Path(tokens_file).read_text())
 random.Random(int(seed)).shuffle(tokens)
-backend = LocalBackend(Path(db), actor=f"worker-{seed}")
+backend = LocalBackend(db if "://" in db else Path(db), actor=f"worker-{seed}")
 backend.engine  # open the store and import the engine before the start
 Path(ready_dir, seed).touch()
 deadline = time.monotonic() + 30
@@ -141,7 +141,7 @@ def test_processes_complete_the_same_checkouts_once(backend, tmp_path):
     assert query(db, "SELECT kind, status, COUNT(*) FROM outbox GROUP BY kind, status") == [
         ("order_confirmation", "sent", CHECKOUTS)
     ]
-    assert len(list((db.parent / "outbox").glob("*.eml"))) == CHECKOUTS
+    assert len(list(backend.outbox_dir.glob("*.eml"))) == CHECKOUTS
     assert scalar(db, "SELECT COUNT(*) FROM events WHERE kind = 'checkout_completed'") == CHECKOUTS
     # They really ran side by side: more than one process completed some of them.
     actors = query(db, "SELECT DISTINCT actor FROM events WHERE kind = 'checkout_completed'")

@@ -9,9 +9,11 @@ import stat
 
 import pytest
 
+from checkout_cli.config import is_pg_url
 from checkout_cli.engine.core import Engine
 from checkout_cli.engine.invariants import Violation, check_invariants
 from checkout_cli.engine.schema import SCHEMA_VERSION
+from checkout_cli.engine.stores import open_store
 from checkout_cli.errors import ConflictError
 from tests.conftest import dump, ready_checkout
 from tests.engine_helpers import (
@@ -30,6 +32,7 @@ from tests.engine_helpers import (
 # ---- the store -------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_store_file_and_pragmas(backend):
     path = backend.db_path
     conn = backend.engine.conn
@@ -137,6 +140,10 @@ def planted(backend, tmp_path):
     names = rich_store(backend)
 
     def plant(*statements: str) -> list[Violation]:
+        if is_pg_url(backend.db_path):
+            return _planted_in_a_transaction(
+                backend.db_path, [sql.format(**names) for sql in statements]
+            )
         copy = tmp_path / f"copy-{len(list(tmp_path.glob('copy-*')))}.db"
         target = sqlite3.connect(copy)
         source = sqlite3.connect(backend.db_path)
@@ -152,6 +159,20 @@ def planted(backend, tmp_path):
 
     plant.names = names
     return plant
+
+
+def _planted_in_a_transaction(url: str, statements: list[str]) -> list[Violation]:
+    """PostgreSQL: the statements and the check in one transaction, rolled back after."""
+    store = open_store(url)
+    try:
+        store.conn.execute("BEGIN")
+        for sql in statements:
+            store.conn.execute(sql)
+        found = check_invariants(store.conn)
+        store.conn.execute("ROLLBACK")
+        return found
+    finally:
+        store.close()
 
 
 def kinds(violations: list[Violation]) -> list[int]:

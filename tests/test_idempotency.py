@@ -306,7 +306,8 @@ owner = __import__(module_name, fromlist=["_"])
 for parent in parents:
     owner = getattr(owner, parent)
 setattr(owner, attribute, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
-_idempotent(Service(Path(db)), "front-desk", key, get_endpoint(service, name), json.loads(body))
+store = db if "://" in db else Path(db)
+_idempotent(Service(store), "front-desk", key, get_endpoint(service, name), json.loads(body))
 raise SystemExit("not killed")
 """
 BEFORE_THE_ANSWER = "checkout_cli.engine.idempotency:IdempotentCall.remember"

@@ -3,8 +3,6 @@ missing from the outbox (invariant 11), and a switched-off email is expected of 
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from checkout_cli.engine.invariants import check_invariants
@@ -28,13 +26,13 @@ def _order_with_its_life(backend) -> str:
 
 
 def _emails_named(db_path) -> dict[str, str]:
-    with sqlite3.connect(db_path) as conn:
-        return dict(
-            conn.execute(
-                "SELECT kind, json_extract(detail, '$.email') FROM events "
-                "WHERE json_extract(detail, '$.email') IS NOT NULL ORDER BY id"
-            ).fetchall()
+    return dict(
+        query(
+            db_path,
+            "SELECT kind, json_extract(detail, '$.email') FROM events "
+            "WHERE json_extract(detail, '$.email') IS NOT NULL ORDER BY id",
         )
+    )
 
 
 def test_each_event_names_its_email_and_doctor_finds_one_missing(backend):
@@ -68,15 +66,15 @@ def test_switched_off_emails_are_expected_of_nobody(backend):
 
 
 def _outbox_kinds(db_path, number: str) -> list[str]:
-    with sqlite3.connect(db_path) as conn:
-        return [
-            kind.split(":")[0]
-            for (kind,) in conn.execute(
-                "SELECT x.kind FROM outbox x JOIN orders o ON o.id = x.order_id "
-                "WHERE o.order_number = ? ORDER BY x.id",
-                (number,),
-            )
-        ]
+    return [
+        kind.split(":")[0]
+        for (kind,) in query(
+            db_path,
+            "SELECT x.kind FROM outbox x JOIN orders o ON o.id = x.order_id "
+            "WHERE o.order_number = ? ORDER BY x.id",
+            (number,),
+        )
+    ]
 
 
 def _paid_refunded_cancelled(backend) -> str:

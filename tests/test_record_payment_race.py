@@ -16,7 +16,7 @@ def _record(db: str, body: dict[str, Any], start: Any, answers: Any) -> None:
     from checkout_cli.backends.local import LocalBackend
     from checkout_cli.errors import CheckoutError
 
-    backend = LocalBackend(Path(db), actor="racer")
+    backend = LocalBackend(db if "://" in db else Path(db), actor="racer")
     try:
         start.wait(30)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import ready_checkout
 
 
@@ -18,6 +20,7 @@ def test_invoice_flow_through_engine(backend):
     assert product["stock"] == 98
 
 
+@pytest.mark.sqlite_only  # the demo makes a fresh SQLite file by design
 def test_demo_runs(cli):
     result = cli("--json", "demo")
     assert result.exit_code == 0, result.stderr

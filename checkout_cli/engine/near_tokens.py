@@ -18,11 +18,12 @@ def near_clause(typed: str) -> tuple[str, list[object]]:
     text = typed.lower()
     half = max(1, (len(text) - 2) // 2)
     if len(text) < MIN_LENGTH:
-        return " AND 0", []
+        return " AND 1 = 0", []
     # A subquery of token and id alone: SQLite scans the token index, not the wide rows.
     return (
         " AND id IN (SELECT id FROM checkouts WHERE length(token) BETWEEN ? AND ?"
-        " AND (lower(substr(token, 1, ?)) = ? OR lower(substr(token, -?)) = ?))",
+        # the last characters as both stores count them (SQLite alone reads a negative start)
+        " AND (lower(substr(token, 1, ?)) = ? OR lower(substr(token, length(token) - ? + 1)) = ?))",
         [len(text) - 1, len(text) + 1, half, text[:half], half, text[-half:]],
     )
 

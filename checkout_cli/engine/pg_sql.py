@@ -1,9 +1,10 @@
 """The engine's SQL, as PostgreSQL reads it: the one place where the two stores' SQL differs.
 
 Handlers write SQLite's dialect (``?`` and ``:name`` placeholders, ``IS`` against any value,
-``json_extract``, ``GROUP_CONCAT``, a case-blind ``LIKE``); ``translate`` rewrites a statement once (cached) into what PostgreSQL
-means by the same thing. It reads string literals and quoted names as opaque, so text inside
-them is never rewritten, and doubles each ``%`` outside placeholders, as psycopg expects.
+``json_extract``, ``GROUP_CONCAT``, a case-blind ``LIKE``); ``translate`` rewrites a statement
+once (cached) into what PostgreSQL means by the same thing. It reads string literals and quoted
+names as opaque, so text inside them is never rewritten, and doubles each ``%`` outside
+placeholders, as psycopg expects.
 """
 
 from __future__ import annotations
