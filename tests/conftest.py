@@ -191,8 +191,8 @@ def db_path(tmp_path: Path) -> Path:
 
 # Tests that use the ``store`` fixture (through ``backend`` or ``cli`` too) run once on each
 # store named in CHECKOUT_TEST_STORES (default: sqlite; "sqlite,postgres" adds the PostgreSQL
-# run, which does not pass everywhere yet); one that also asks for ``db_path`` reads the SQLite
-# file itself, and runs on SQLite.
+# runs, skipped where no server can start unless CHECKOUT_REQUIRE_PG=1); one that asks for
+# ``db_path`` or is marked ``sqlite_only`` reads the SQLite file itself, and runs on SQLite.
 STORE_KINDS = tuple(os.environ.get("CHECKOUT_TEST_STORES", "sqlite").split(","))
 
 

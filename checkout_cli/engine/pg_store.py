@@ -31,7 +31,7 @@ from checkout_cli.engine.store import RequestWrites, WriteConflict
 from checkout_cli.errors import UnavailableError, UsageError
 
 CONNECT_TIMEOUT_SECONDS = 10
-POOL_MAX = 8  # connections a server process keeps (a worker's loop and its call-out threads)
+POOL_MAX = 12  # connections a server process keeps (a worker's loop and its call-out threads)
 
 
 def missing_driver() -> UsageError:
