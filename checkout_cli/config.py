@@ -63,6 +63,11 @@ def is_pg_url(target: StoreTarget) -> bool:
     return isinstance(target, str) and target.lower().startswith(PG_SCHEMES)
 
 
+def store_target(text: str) -> StoreTarget:
+    """A store as written (--db, CHECKOUT_DB, a profile): a PostgreSQL URL, else a file path."""
+    return text if is_pg_url(text) else Path(text).expanduser()
+
+
 @dataclass(frozen=True)
 class Settings:
     db: StoreTarget  # a Path, or a postgresql:// URL (str)
@@ -110,11 +115,7 @@ def resolve(
             )
         values = profiles[name]
     chosen = db or env.get("CHECKOUT_DB") or values.get("db")
-    path: StoreTarget = (
-        (chosen if is_pg_url(chosen) else Path(chosen).expanduser())
-        if chosen
-        else data_dir() / "checkout.db"
-    )
+    path = store_target(chosen) if chosen else data_dir() / "checkout.db"
     no_input = no_input or env.get("CI", "").lower() in ("1", "true", "yes")
     return Settings(
         db=path,

@@ -26,11 +26,12 @@ import json, random, sys, time
 from pathlib import Path
 
 from checkout_cli.backends.local import LocalBackend
+from checkout_cli.config import store_target
 
 db, tokens_file, ready_dir, go_file, seed, action = sys.argv[1:7]
 tokens = json.loads(Path(tokens_file).read_text())
 random.Random(int(seed)).shuffle(tokens)
-backend = LocalBackend(db if "://" in db else Path(db), actor=f"worker-{seed}")
+backend = LocalBackend(store_target(db), actor=f"worker-{seed}")
 backend.engine  # open the store and import the engine before the start
 Path(ready_dir, seed).touch()
 deadline = time.monotonic() + 30

@@ -295,7 +295,7 @@ def test_an_answer_with_a_secret_is_kept_without_it(workers):
 
 KILLED_MID_REQUEST = """
 import json, os, signal, sys
-from pathlib import Path
+from checkout_cli.config import store_target
 from checkout_cli.endpoints import get_endpoint
 from checkout_cli.server.app import Service, _idempotent
 
@@ -306,8 +306,8 @@ owner = __import__(module_name, fromlist=["_"])
 for parent in parents:
     owner = getattr(owner, parent)
 setattr(owner, attribute, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
-store = db if "://" in db else Path(db)
-_idempotent(Service(store), "front-desk", key, get_endpoint(service, name), json.loads(body))
+endpoint = get_endpoint(service, name)
+_idempotent(Service(store_target(db)), "front-desk", key, endpoint, json.loads(body))
 raise SystemExit("not killed")
 """
 BEFORE_THE_ANSWER = "checkout_cli.engine.idempotency:IdempotentCall.remember"

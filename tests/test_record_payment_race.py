@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-from pathlib import Path
 from typing import Any
 
 from tests.conftest import ready_checkout
@@ -14,9 +13,10 @@ ROUNDS = 4
 
 def _record(db: str, body: dict[str, Any], start: Any, answers: Any) -> None:
     from checkout_cli.backends.local import LocalBackend
+    from checkout_cli.config import store_target
     from checkout_cli.errors import CheckoutError
 
-    backend = LocalBackend(db if "://" in db else Path(db), actor="racer")
+    backend = LocalBackend(store_target(db), actor="racer")
     try:
         start.wait(30)
         try:
