@@ -26,15 +26,15 @@ from typing import Any
 PG_USER = "postgres"  # the OS user the server runs as when we are root; also the database role
 PREFERRED = Path("/usr/lib/postgresql/15/bin")
 NEEDED = ("initdb", "pg_ctl", "postgres")
-# Not synchronous_commit=off: stop() is a crash (-m immediate), and commits whose WAL was still
-# in the server's buffers are lost with it, so a test's committed write could vanish across a
-# stop and start. With fsync=off a synchronous commit costs one write() to the kernel, no flush.
 SETTINGS = (
     "-c listen_addresses=127.0.0.1",
-    "-c fsync=off",
-    "-c full_page_writes=off",
     "-c max_connections=200",
 )
+# For tests, durability off. Not synchronous_commit=off: stop() is a crash (-m immediate), and
+# commits whose WAL was still in the server's buffers are lost with it, so a test's committed
+# write could vanish across a stop and start. With fsync=off a synchronous commit costs one
+# write() to the kernel, no flush.
+FAST = ("-c fsync=off", "-c full_page_writes=off")
 NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -146,13 +146,14 @@ def _traversable_by_others(path: Path) -> bool:
 class Cluster:
     """One running (or stopped) server in its own directory. Make it with :meth:`start`."""
 
-    def __init__(self, bindir: Path, root: Path, port: int) -> None:
+    def __init__(self, bindir: Path, root: Path, port: int, *, durable: bool = False) -> None:
         self.bindir = bindir
         self.root = root
         self.data = root / "data"
         self.sockdir = root / "sock"
         self.log = root / "server.log"
         self.port = port
+        self.settings = SETTINGS if durable else (*SETTINGS, *FAST)
         self.running = False
         self.startup_seconds = 0.0  # initdb plus the first start, for reports
         self._closed = False
@@ -160,9 +161,10 @@ class Cluster:
     # -- making and running ---------------------------------------------------------------
 
     @classmethod
-    def start(cls, base_dir: str | Path | None = None) -> Cluster:
+    def start(cls, base_dir: str | Path | None = None, *, durable: bool = False) -> Cluster:
         """initdb into a fresh directory under ``base_dir`` (the temp dir by default), then start
-        the server on a free port. Raises ClusterError if it cannot."""
+        the server on a free port. Raises ClusterError if it cannot. ``durable`` keeps fsync on,
+        as a real server runs (the benchmarks); tests run without it, for speed."""
         reason = available()
         if reason:
             raise ClusterError(reason)
@@ -174,7 +176,7 @@ class Cluster:
             base = Path("/tmp")  # the postgres user must reach its own directory
         sweep(base)
         root = Path(tempfile.mkdtemp(prefix="pgtest-", dir=base))
-        cluster = cls(bindir, root, free_port())
+        cluster = cls(bindir, root, free_port(), durable=durable)
         atexit.register(cluster.close)
         try:
             (root / "owner").write_text(str(os.getpid()))
@@ -210,7 +212,7 @@ class Cluster:
 
     def start_again(self) -> None:
         """Start the (stopped) server again on the same port and directory."""
-        options = " ".join((*SETTINGS, f"-p {self.port}", f"-k {self.sockdir}"))
+        options = " ".join((*self.settings, f"-p {self.port}", f"-k {self.sockdir}"))
         self._run(
             "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log),
             "-o", options,

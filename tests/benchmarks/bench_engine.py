@@ -1,6 +1,12 @@
-"""Engine throughput: whole checkout flows per second in one process, against raw sqlite3.
+"""Engine throughput: whole checkout flows per second in one process, against the raw driver.
 
     python tests/benchmarks/bench_engine.py [--flows 300] [--rounds 3] [--profile]
+        [--store sqlite|postgres|sqlite,postgres] [--pg-url postgresql://…]
+
+With ``--store sqlite,postgres`` both stores run in the same rounds and print side by side.
+PostgreSQL runs on a throwaway durable cluster (fsync on) unless ``--pg-url`` names a server to
+make databases on; its baseline is raw psycopg doing the same statements in SERIALIZABLE
+transactions, as the engine's PostgreSQL store does.
 
 Engine: ``LocalBackend`` on a fresh store in a temp dir (WAL; every durable commit on disk
 before it returns, as ``Store.write`` does it), confirmation emails through the ``file``
@@ -36,11 +42,13 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import invoice_flow, load_fixtures, verdict
+from common import invoice_flow, load_fixtures, parse_stores, pg_server, verdict
 
 from checkout_cli.backends.local import LocalBackend
 
@@ -58,8 +66,9 @@ def token(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(15)}"
 
 
-def engine_backend(folder: Path) -> LocalBackend:
-    backend = LocalBackend(folder / "engine.db", actor="bench")
+def engine_backend(folder: Path, target: Path | str | None = None) -> LocalBackend:
+    """The engine on ``target`` (default: ``folder/engine.db``), emails into ``folder/outbox``."""
+    backend = LocalBackend(target or folder / "engine.db", actor="bench")
     load_fixtures(backend, folder / "outbox")
     backend.call(
         "product-catalog",
@@ -103,29 +112,56 @@ def engine_shape(folder: Path) -> dict[str, Any]:
 
 
 class Baseline:
-    """The same writes as the engine's five endpoint transactions, in raw sqlite3."""
+    """The same writes as the engine's five endpoint transactions, in raw sqlite3 or raw
+    psycopg (``?`` written ``%s``; ids by ``RETURNING id`` on both)."""
 
-    def __init__(self, path: Path, shape: dict[str, Any], *, with_outbox: bool) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        self.conn.execute("PRAGMA busy_timeout = 30000")
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = FULL")
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        for sql in shape["schema"]:
-            self.conn.execute(sql)
-        self.conn.execute(
+    def __init__(self, conn: Any, shape: dict[str, Any], folder: Path, *, with_outbox: bool):
+        self.conn = conn
+        self.pg = not isinstance(conn, sqlite3.Connection)
+        self.begin = "BEGIN ISOLATION LEVEL SERIALIZABLE" if self.pg else "BEGIN IMMEDIATE"
+        self.sql: dict[str, str] = {}
+        self.x(
+            self.conn,
             "INSERT INTO products (sku, name, price_cents, currency, stock) VALUES (?, ?, ?, ?, ?)",
             (SKU, "Benchmark lenses, 30 pack", PRICE, "EUR", INITIAL_STOCK),
         )
         self.text = "x" * shape["text_len"]
         self.html = "<p>" + "x" * max(shape["html_len"] - 7, 0) + "</p>"
         self.with_outbox = with_outbox
-        self.outbox_dir = path.parent / f"{path.stem}-outbox"
+        self.outbox_dir = folder
         self.outbox_dir.mkdir(exist_ok=True)
         self.orders = 0
 
-    def tx(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        self.conn.execute("BEGIN IMMEDIATE")
+    @classmethod
+    def on_sqlite(cls, path: Path, shape: dict[str, Any], **kw: Any) -> Baseline:
+        """A file with the engine's own schema (copied from a fresh store) and its pragmas."""
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        for sql in shape["schema"]:
+            conn.execute(sql)
+        return cls(conn, shape, path.parent / f"{path.stem}-outbox", **kw)
+
+    @classmethod
+    def on_postgres(cls, url: str, shape: dict[str, Any], folder: Path, **kw: Any) -> Baseline:
+        """A database whose schema the engine's own migrations made (then left alone)."""
+        import psycopg
+
+        from checkout_cli.engine.stores import open_store
+
+        open_store(url).close()
+        return cls(psycopg.connect(url, autocommit=True), shape, folder, **kw)
+
+    def x(self, c: Any, sql: str, params: Any = ()) -> Any:
+        """``c.execute`` with the driver's placeholder."""
+        if self.pg:
+            sql = self.sql.get(sql) or self.sql.setdefault(sql, sql.replace("?", "%s"))
+        return c.execute(sql, params)
+
+    def tx(self, work: Callable[[Any], Any]) -> Any:
+        self.conn.execute(self.begin)
         try:
             result = work(self.conn)
         except BaseException:
@@ -141,33 +177,38 @@ class Baseline:
         )
 
         def add_item(c: sqlite3.Connection) -> int:
-            cart = c.execute(
+            cart = self.x(
+                c,
                 "INSERT INTO carts (token, status, currency, created_at, updated_at) "
-                "VALUES (?, 'active', 'EUR', ?, ?)",
+                "VALUES (?, 'active', 'EUR', ?, ?) RETURNING id",
                 (token("cart"), now(), now()),
-            ).lastrowid
-            c.execute(
+            ).fetchone()[0]
+            self.x(
+                c,
                 "INSERT INTO cart_items (cart_id, product_sku, quantity, added_at) "
                 "VALUES (?, ?, 1, ?)",
                 (cart, SKU, now()),
             )
-            c.execute("UPDATE carts SET updated_at = ? WHERE id = ?", (now(), cart))
+            self.x(c, "UPDATE carts SET updated_at = ? WHERE id = ?", (now(), cart))
             return cart
 
         def initiate(c: sqlite3.Connection) -> int:
-            sku, quantity, price, name = c.execute(
+            sku, quantity, price, name = self.x(
+                c,
                 "SELECT i.product_sku, i.quantity, p.price_cents, p.name FROM cart_items i "
                 "JOIN products p ON p.sku = i.product_sku WHERE i.cart_id = ?",
                 (cart,),
             ).fetchone()
             total = price * quantity
-            checkout = c.execute(
+            checkout = self.x(
+                c,
                 "INSERT INTO checkouts (token, cart_id, status, currency, subtotal_cents, "
                 "shipping_cents, tax_cents, total_cents, created_at, updated_at, expires_at) "
-                "VALUES (?, ?, 'active', 'EUR', ?, 0, 0, ?, ?, ?, ?)",
+                "VALUES (?, ?, 'active', 'EUR', ?, 0, 0, ?, ?, ?, ?) RETURNING id",
                 (token("chk"), cart, total, total, now(), now(), now()),
-            ).lastrowid
-            c.execute(
+            ).fetchone()[0]
+            self.x(
+                c,
                 "INSERT INTO checkout_lines (checkout_id, line_no, product_sku, name, quantity, "
                 "unit_price_cents, line_total_cents, tax_cents) VALUES (?, 1, ?, ?, ?, ?, ?, 0)",
                 (checkout, sku, name, quantity, price, total),
@@ -176,10 +217,11 @@ class Baseline:
             return checkout
 
         def set_customer(c: sqlite3.Connection) -> None:
-            c.execute(
-                "UPDATE checkout_lines SET tax_cents = 524 WHERE checkout_id = ?", (checkout,)
+            self.x(
+                c, "UPDATE checkout_lines SET tax_cents = 524 WHERE checkout_id = ?", (checkout,)
             )
-            c.execute(
+            self.x(
+                c,
                 "UPDATE checkouts SET customer = ?, shipping_address = ?, billing_address = ?, "
                 "shipping_cents = 495, tax_cents = 524, total_cents = subtotal_cents + 1019, "
                 "updated_at = ? WHERE id = ?",
@@ -188,14 +230,16 @@ class Baseline:
             self.event(c, checkout, "active", "active")
 
         def create_payment(c: sqlite3.Connection) -> None:
-            c.execute(
+            self.x(
+                c,
                 "INSERT INTO payments (checkout_id, provider, status, amount_cents, currency, "
                 "idempotency_key, created_at, updated_at) "
                 "SELECT id, 'invoice', 'pending', total_cents, currency, ?, ?, ? "
                 "FROM checkouts WHERE id = ?",
                 (token("idem"), now(), now(), checkout),
             )
-            c.execute(
+            self.x(
+                c,
                 "UPDATE checkouts SET status = 'completable', updated_at = ? WHERE id = ?",
                 (now(), checkout),
             )
@@ -203,50 +247,58 @@ class Baseline:
 
         def complete(c: sqlite3.Connection) -> int:
             year = now()[:4]
-            changed = c.execute(
-                "UPDATE products SET stock = stock - 1 WHERE sku = ? AND stock >= 1", (SKU,)
+            changed = self.x(
+                c, "UPDATE products SET stock = stock - 1 WHERE sku = ? AND stock >= 1", (SKU,)
             ).rowcount
             assert changed == 1
             order_id = token("ord")
-            c.execute(
+            self.x(
+                c,
                 "INSERT INTO stock_movements (sku, delta, reason, ref, at) "
                 "VALUES (?, -1, 'order', ?, ?)",
                 (SKU, order_id, now()),
             )
-            (number,) = c.execute(
+            (number,) = self.x(
+                c,
                 "INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT(name) "
-                "DO UPDATE SET value = value + 1 RETURNING value",
+                "DO UPDATE SET value = counters.value + 1 RETURNING value",
                 (f"order_number:{year}",),
             ).fetchone()
-            order = c.execute(
+            order = self.x(
+                c,
                 "INSERT INTO orders (order_id, order_number, checkout_id, status, "
                 "payment_status, currency, customer, shipping_address, billing_address, "
                 "subtotal_cents, shipping_cents, tax_cents, total_cents, created_at) "
                 "SELECT ?, ?, id, 'pending', 'unpaid', currency, customer, shipping_address, "
                 "billing_address, subtotal_cents, shipping_cents, tax_cents, total_cents, ? "
-                "FROM checkouts WHERE id = ?",
+                "FROM checkouts WHERE id = ? RETURNING id",
                 (order_id, f"{year}-{number:06d}", now(), checkout),
-            ).lastrowid
-            c.execute(
+            ).fetchone()[0]
+            self.x(
+                c,
                 "INSERT INTO order_lines (order_id, line_no, product_sku, name, quantity, "
                 "unit_price_cents, line_total_cents, tax_cents, meta) SELECT ?, line_no, "
                 "product_sku, name, quantity, unit_price_cents, line_total_cents, tax_cents, "
                 "meta FROM checkout_lines WHERE checkout_id = ?",
                 (order, checkout),
             )
-            c.execute(
+            self.x(
+                c,
                 "UPDATE checkouts SET status = 'completed', updated_at = ? WHERE id = ?",
                 (now(), checkout),
             )
             self.event(c, checkout, "completable", "completed")
-            c.execute("DELETE FROM stock_reservations WHERE checkout_id = ?", (checkout,))
-            c.execute(
+            self.x(c, "DELETE FROM stock_reservations WHERE checkout_id = ?", (checkout,))
+            self.x(
+                c,
                 "UPDATE carts SET status = 'converted', updated_at = ? WHERE id = ?",
                 (now(), cart),
             )
-            return c.execute(
+            return self.x(
+                c,
                 "INSERT INTO outbox (order_id, kind, recipient, subject, body_text, body_html, "
-                "status, created_at) VALUES (?, 'order_confirmation', ?, ?, ?, ?, 'queued', ?)",
+                "status, created_at) VALUES (?, 'order_confirmation', ?, ?, ?, ?, 'queued', ?) "
+                "RETURNING id",
                 (
                     order,
                     "anna@example.com",
@@ -255,7 +307,7 @@ class Baseline:
                     self.html,
                     now(),
                 ),
-            ).lastrowid
+            ).fetchone()[0]
 
         cart = self.tx(add_item)
         checkout = self.tx(initiate)
@@ -265,7 +317,8 @@ class Baseline:
         self.orders += 1
         if self.with_outbox:  # what the engine does after commit: claim, write, mark sent
             self.tx(
-                lambda c: c.execute(
+                lambda c: self.x(
+                    c,
                     "UPDATE outbox SET status = 'sending', attempts = attempts + 1 "
                     "WHERE id = ? AND status IN ('queued', 'failed')",
                     (email,),
@@ -273,14 +326,14 @@ class Baseline:
             )
             (self.outbox_dir / f"{email}.eml").write_text(self.text + self.html)
             self.tx(
-                lambda c: c.execute(
-                    "UPDATE outbox SET status = 'sent', sent_at = ? WHERE id = ?", (now(), email)
+                lambda c: self.x(
+                    c, "UPDATE outbox SET status = 'sent', sent_at = ? WHERE id = ?", (now(), email)
                 )
             )
 
-    @staticmethod
-    def event(c: sqlite3.Connection, checkout: int, from_status: Any, to_status: str) -> None:
-        c.execute(
+    def event(self, c: Any, checkout: int, from_status: Any, to_status: str) -> None:
+        self.x(
+            c,
             "INSERT INTO events (checkout_id, at, actor, kind, from_status, to_status, detail) "
             "VALUES (?, ?, 'bench', 'transition', ?, ?, ?)",
             (checkout, now(), from_status, to_status, json.dumps({"by": "bench"})),
@@ -288,8 +341,8 @@ class Baseline:
 
     def check(self, n: int) -> list[str]:
         problems = []
-        (orders,) = self.conn.execute("SELECT COUNT(*) FROM orders").fetchone()
-        (stock,) = self.conn.execute("SELECT stock FROM products WHERE sku = ?", (SKU,)).fetchone()
+        (orders,) = self.x(self.conn, "SELECT COUNT(*) FROM orders").fetchone()
+        (stock,) = self.x(self.conn, "SELECT stock FROM products WHERE sku = ?", (SKU,)).fetchone()
         if orders != n:
             problems.append(f"baseline: {orders} orders, expected {n}")
         if stock != INITIAL_STOCK - n:
@@ -334,9 +387,9 @@ def check_engine(backend: LocalBackend, outbox_dir: Path, n: int) -> list[str]:
     return problems
 
 
-def profile_engine(folder: Path, n: int, top: int) -> None:
+def profile_engine(folder: Path, target: Path | str | None, n: int, top: int) -> None:
     folder.mkdir()
-    backend = engine_backend(folder)
+    backend = engine_backend(folder, target)
     invoice_flow(backend, SKU)
     profiler = cProfile.Profile()
     profiler.enable()
@@ -354,16 +407,69 @@ def profile_engine(folder: Path, n: int, top: int) -> None:
         print("\n".join(lines[start - 2 : start + top + 1]))
 
 
+@dataclass
+class Side:
+    """One store's contenders: the engine and the two raw baselines."""
+
+    store: str
+    folder: Path
+    target: Path | str | None
+    backend: LocalBackend
+    base5: Baseline
+    base7: Baseline
+
+    def contenders(self) -> dict[str, Callable[[], Any]]:
+        return {
+            "engine": lambda: invoice_flow(self.backend, SKU),
+            "baseline (5 tx)": self.base5.flow,
+            "baseline (7 tx + .eml)": self.base7.flow,
+        }
+
+    def check(self, n: int) -> list[str]:
+        found = check_engine(self.backend, self.folder / "outbox", n)
+        found += self.base5.check(n) + self.base7.check(n)
+        return [f"{self.store} {p}" for p in found]
+
+    def close(self) -> None:
+        self.backend.close()
+        self.base5.close()
+        self.base7.close()
+
+
+def make_side(
+    store: str, root: Path, shape: dict[str, Any], new_db: Callable[[str], str] | None
+) -> Side:
+    folder = root / store
+    folder.mkdir()
+    if store == "postgres":
+        assert new_db is not None
+        target: Path | str | None = new_db("engine")
+        base5 = Baseline.on_postgres(new_db("raw5"), shape, folder / "raw5", with_outbox=False)
+        base7 = Baseline.on_postgres(new_db("raw7"), shape, folder / "raw7", with_outbox=True)
+    else:
+        target = None
+        base5 = Baseline.on_sqlite(folder / "baseline.db", shape, with_outbox=False)
+        base7 = Baseline.on_sqlite(folder / "baseline_outbox.db", shape, with_outbox=True)
+    return Side(store, folder, target, engine_backend(folder, target), base5, base7)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flows", type=int, default=300, help="flows per contender")
     parser.add_argument("--rounds", type=int, default=3, help="alternating chunks per contender")
+    parser.add_argument(
+        "--store", default="sqlite", help="sqlite, postgres, or both: sqlite,postgres"
+    )
+    parser.add_argument(
+        "--pg-url", help="a PostgreSQL server to make databases on (default: start one)"
+    )
     parser.add_argument("--profile", action="store_true", help="always show the cProfile")
     parser.add_argument("--top", type=int, default=25, help="rows in the profile")
     args = parser.parse_args()
     n, rounds = args.flows, max(1, min(args.rounds, args.flows))
+    stores = parse_stores(args.store)
 
-    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp, ExitStack() as stack:
         root = Path(tmp)
         (root / "shape").mkdir()
         shape = engine_shape(root / "shape")
@@ -372,59 +478,65 @@ def main() -> None:
             f"engine, per flow: {shape['commits']} commits, {shape['writes']} writes, "
             f"{shape['reads']} reads; email bodies {shape['text_len']} + {shape['html_len']} chars"
         )
-
-        backend = engine_backend(root)
-        base5 = Baseline(root / "baseline.db", shape, with_outbox=False)
-        base7 = Baseline(root / "baseline_outbox.db", shape, with_outbox=True)
-        contenders: dict[str, Callable[[], Any]] = {
-            "engine": lambda: invoice_flow(backend, SKU),
-            "baseline (5 tx)": base5.flow,
-            "baseline (7 tx + .eml)": base7.flow,
+        new_db = stack.enter_context(pg_server(args.pg_url)) if "postgres" in stores else None
+        sides = [make_side(store, root, shape, new_db) for store in stores]
+        contenders = {
+            (side.store, name): flow for side in sides for name, flow in side.contenders().items()
         }
         elapsed = dict.fromkeys(contenders, 0.0)
-        done = dict.fromkeys(contenders, 0)
         for round_no in range(rounds):
             chunk = n // rounds + (1 if round_no < n % rounds else 0)
-            for name, flow in contenders.items():
+            for key, flow in contenders.items():
                 started = time.perf_counter()
                 for _ in range(chunk):
                     flow()
-                elapsed[name] += time.perf_counter() - started
-                done[name] += chunk
+                elapsed[key] += time.perf_counter() - started
 
-        rate = {name: done[name] / elapsed[name] for name in contenders}
+        rate = {key: n / elapsed[key] for key in contenders}
         print(f"\n== {n} flows each, in {rounds} alternating rounds, durable commits")
-        for name in contenders:
-            per_flow = elapsed[name] / done[name] * 1000
+        for store, name in contenders:
+            per_flow = elapsed[store, name] / n * 1000
             print(
-                f"  {name:<24} {rate[name]:8.1f} flows/s   {per_flow:6.2f} ms/flow   "
-                f"({elapsed[name]:.2f} s)"
+                f"  {store:<9}{name:<24} {rate[store, name]:8.1f} flows/s   "
+                f"{per_flow:6.2f} ms/flow   ({elapsed[store, name]:.2f} s)"
             )
-        ratio = rate["engine"] / rate["baseline (5 tx)"]
-        print(
-            f"  ratio engine / baseline (5 tx): {ratio:.3f}  target >= {TARGET:.3f}  "
-            f"{verdict(ratio, TARGET, higher_is_better=True)}"
-        )
-        context = rate["engine"] / rate["baseline (7 tx + .eml)"]
-        print(f"  ratio engine / baseline (7 tx + .eml): {context:.3f}  (context)")
+        missed = []
+        for side in sides:
+            ratio = rate[side.store, "engine"] / rate[side.store, "baseline (5 tx)"]
+            context = rate[side.store, "engine"] / rate[side.store, "baseline (7 tx + .eml)"]
+            print(
+                f"  {side.store}: engine / raw {'psycopg' if side.target else 'sqlite3'} (5 tx) "
+                f"{ratio:.3f}  target >= {TARGET:.3f}  "
+                f"{verdict(ratio, TARGET, higher_is_better=True)};  "
+                f"/ (7 tx + .eml) {context:.3f} (context)"
+            )
+            if ratio < TARGET:
+                missed.append(side)
+        if len(sides) == 2:
+            across = rate["postgres", "engine"] / rate["sqlite", "engine"]
+            print(f"  engine on postgres / engine on sqlite: {across:.3f}  (context)")
 
-        problems = check_engine(backend, root / "outbox", n)
-        problems += base5.check(n) + base7.check(n)
-        backend.close()
-        base5.close()
-        base7.close()
+        problems = [p for side in sides for p in side.check(n)]
+        for side in sides:
+            side.close()
         print("\n== invariants after the run")
         if problems:
             for problem in problems:
                 print(f"  FAILED: {problem}")
         else:
             print(
-                f"  ok: exactly {n} orders, stock {INITIAL_STOCK} - {n} = {INITIAL_STOCK - n}, "
-                f"{n} emails sent ({n} .eml files), check_invariants() clean; baselines exact"
+                f"  ok on {' and '.join(stores)}: exactly {n} orders, stock {INITIAL_STOCK} - "
+                f"{n} = {INITIAL_STOCK - n}, {n} emails sent ({n} .eml files), "
+                "check_invariants() clean; baselines exact"
             )
 
-        if args.profile or ratio < TARGET:
-            profile_engine(root / "profile", min(n, 200), args.top)
+        for side in sides if args.profile else missed:
+            profile_engine(
+                root / f"profile-{side.store}",
+                side.target and new_db and new_db("profile"),
+                min(n, 200),
+                args.top,
+            )
         if problems:
             raise SystemExit(1)
 

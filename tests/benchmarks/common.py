@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import statistics
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 CUSTOMER = {
     "customer": {"email": "anna@example.com", "name": "Anna de Vries"},
@@ -81,3 +86,50 @@ def median_ms(samples: list[float]) -> float:
 def verdict(ratio: float, target: float, higher_is_better: bool = False) -> str:
     ok = ratio >= target if higher_is_better else ratio <= target
     return "ok" if ok else "MISSED"
+
+
+def parse_stores(text: str) -> list[str]:
+    """``--store sqlite,postgres`` → ["sqlite", "postgres"]; anything else is refused."""
+    stores = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(stores) - {"sqlite", "postgres"})
+    if unknown or not stores:
+        raise SystemExit(f"--store takes sqlite, postgres or both (comma-separated), not {text!r}")
+    return list(dict.fromkeys(stores))
+
+
+@contextmanager
+def pg_server(url: str | None) -> Iterator[Callable[[str], str]]:
+    """Makes PostgreSQL databases for a benchmark: on the server at ``url`` (one we may CREATE
+    DATABASE on; each is dropped afterwards), or else on a throwaway cluster started for the run
+    with durability on (fsync, full page writes), as a production server runs. Yields
+    ``new(name) -> url``."""
+    import psycopg
+    from psycopg import sql
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from pg_cluster import Cluster
+
+    cluster = None if url else Cluster.start(durable=True)
+    base = url or cluster.url()
+    made: list[str] = []
+
+    def new(name: str) -> str:
+        dbname = f"bench_{name}_{secrets.token_hex(4)}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        made.append(dbname)
+        return urlunsplit(urlsplit(base)._replace(path=f"/{dbname}"))
+
+    try:
+        yield new
+    finally:
+        if cluster is not None:
+            cluster.close()
+        else:
+            with psycopg.connect(base, autocommit=True) as conn:
+                for dbname in made:
+                    conn.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                            sql.Identifier(dbname)
+                        )
+                    )
