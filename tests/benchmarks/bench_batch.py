@@ -2,6 +2,8 @@
 
     python tests/benchmarks/bench_batch.py [--orders 10000] [--memory-sizes 1000,10000]
                                            [--skip-throughput] [--skip-memory] [--tracemalloc]
+                                           [--store sqlite|postgres|sqlite,postgres]
+                                           [--pg-url postgresql://â€¦]
 
 Throughput (one process, this one): ``checkout batch invoice FILE`` run in-process through the
 CLI app on ``--orders`` generated orders (validation pass, journal, report and all), and the
@@ -17,6 +19,9 @@ fresh store; its peak RSS comes from ``os.wait4``. Target: peak(10,000) <= 1.2 Ã
 (the file is streamed twice, never held). ``--tracemalloc`` also runs each size in a child
 that traces Python allocations (slower) and reports the traced peak.
 
+With ``--store sqlite,postgres`` both run on each store in the same rounds (PostgreSQL on a
+throwaway durable cluster unless ``--pg-url``), and memory is measured on each store.
+
 Exit status 0 whatever the figures: this is a measurement, not a test.
 """
 
@@ -31,11 +36,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from common import isolated_env, load_fixtures, verdict
+from common import isolated_env, load_fixtures, parse_stores, pg_server, verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -79,16 +84,16 @@ def write_file(path: Path, count: int, start: int = 0) -> None:
                 )
 
 
-def make_store(db: Path) -> None:
+def make_store(db: Path | str, outbox: Path) -> None:
     from checkout_cli.backends.local import LocalBackend
 
     backend = LocalBackend(db, actor="bench")
-    load_fixtures(backend, db.parent / f"{db.stem}-outbox")
+    load_fixtures(backend, outbox)
     backend.call("product-catalog", "set-stock", {"sku": "LENS-MONTH-6", "stock": 10**9})
     backend.close()
 
 
-def engine_flow(db: Path, count: int, start: int = 0) -> float:
+def engine_flow(db: Path | str, count: int, start: int = 0) -> float:
     """The same orders straight through the engine; returns seconds."""
     from checkout_cli.backends.local import LocalBackend
 
@@ -126,7 +131,7 @@ def engine_flow(db: Path, count: int, start: int = 0) -> float:
     return elapsed
 
 
-def batch_in_process(db: Path, source: Path, journal: Path, report: Path) -> float:
+def batch_in_process(db: Path | str, source: Path, journal: Path, report: Path) -> float:
     """``checkout batch invoice`` through the CLI app in this process; returns seconds."""
     from checkout_cli.cli.app import app
 
@@ -142,54 +147,85 @@ def batch_in_process(db: Path, source: Path, journal: Path, report: Path) -> flo
     return elapsed
 
 
-def count_orders(db: Path) -> int:
-    import sqlite3
+def count_orders(db: Path | str) -> int:
+    from checkout_cli.engine.stores import open_store
 
-    conn = sqlite3.connect(db)
+    store = open_store(db)
     try:
-        return conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+        return store.conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
     finally:
-        conn.close()
+        store.close()
 
 
-def throughput(root: Path, count: int, chunks: int) -> None:
-    """Engine and batch take turns, chunk by chunk, so a busy machine slows both alike."""
+class Stores:
+    """Fresh stores of the kinds asked for: SQLite files under ``root``, PostgreSQL databases
+    from ``new_database``."""
+
+    def __init__(self, root: Path, new_database: Callable[[str], str] | None) -> None:
+        self.root, self.new_database = root, new_database
+
+    def make(self, store: str, name: str) -> Path | str:
+        if store == "sqlite":
+            target: Path | str = self.root / f"{name}.db"
+        else:
+            assert self.new_database is not None
+            target = self.new_database(name)
+        make_store(target, self.root / f"{store}-{name}-outbox")
+        return target
+
+
+def throughput(stores: Stores, kinds: list[str], count: int, chunks: int) -> None:
+    """Engine and batch take turns, chunk by chunk (and store by store), so a busy machine
+    slows them all alike."""
+    root = stores.root
     size = -(-count // chunks)
     print(
         f"throughput: {count:,} generated orders in one process, "
-        f"{chunks} alternating chunk(s) of <= {size:,}",
+        f"{chunks} alternating chunk(s) of <= {size:,}; stores: {', '.join(kinds)}",
         flush=True,
     )
-    engine_db, batch_db = root / "engine.db", root / "batch.db"
-    make_store(engine_db)
-    make_store(batch_db)
-    engine_s = batch_s = 0.0
+    targets = {(k, who): stores.make(k, f"{who}") for k in kinds for who in ("engine", "batch")}
+    seconds = {key: 0.0 for key in targets}
     for number, start in enumerate(range(0, count, size), 1):
         n = min(size, count - start)
         source = root / f"orders-{number}.csv"
         write_file(source, n, start)
-        if number % 2:
-            engine_s += engine_flow(engine_db, n, start)
-            batch_s += batch_in_process(
-                batch_db, source, root / "journal.db", root / f"report-{number}.csv"
+        for kind in kinds:
+            runs = ("engine", "batch") if number % 2 else ("batch", "engine")
+            for who in runs:
+                target = targets[kind, who]
+                if who == "engine":
+                    seconds[kind, who] += engine_flow(target, n, start)
+                else:
+                    journal, report = root / f"journal-{kind}.db", root / f"report-{number}.csv"
+                    seconds[kind, who] += batch_in_process(target, source, journal, report)
+            print(
+                f"  {kind:8} after {start + n:>7,}: engine "
+                f"{(start + n) / seconds[kind, 'engine']:7.1f} orders/s, batch "
+                f"{(start + n) / seconds[kind, 'batch']:7.1f} orders/s",
+                flush=True,
             )
-        else:
-            batch_s += batch_in_process(
-                batch_db, source, root / "journal.db", root / f"report-{number}.csv"
-            )
-            engine_s += engine_flow(engine_db, n, start)
         source.unlink()
-        print(
-            f"  after {start + n:>7,}: engine {(start + n) / engine_s:7.1f} orders/s, "
-            f"batch {(start + n) / batch_s:7.1f} orders/s",
-            flush=True,
+    rate = {key: count / s for key, s in seconds.items()}
+    for kind in kinds:
+        assert (
+            count_orders(targets[kind, "engine"]) == count_orders(targets[kind, "batch"]) == count
         )
-    assert count_orders(engine_db) == count_orders(batch_db) == count
-    engine_rate, batch_rate = count / engine_s, count / batch_s
-    print(f"  engine in-process flow : {engine_s:8.2f} s  {engine_rate:8.1f} orders/s")
-    print(f"  checkout batch invoice : {batch_s:8.2f} s  {batch_rate:8.1f} orders/s")
-    ratio = batch_rate / engine_rate
-    print(f"  ratio batch/engine     : {ratio:.3f}  (target >= 0.8: {verdict(ratio, 0.8, True)})")
+        engine, batch = seconds[kind, "engine"], seconds[kind, "batch"]
+        print(
+            f"  {kind:8} engine in-process flow : {engine:8.2f} s  {count / engine:8.1f} orders/s"
+        )
+        print(f"  {kind:8} checkout batch invoice : {batch:8.2f} s  {count / batch:8.1f} orders/s")
+        ratio = rate[kind, "batch"] / rate[kind, "engine"]
+        print(
+            f"  {kind:8} ratio batch/engine     : {ratio:.3f}  "
+            f"(target >= 0.8: {verdict(ratio, 0.8, True)})"
+        )
+    if len(kinds) == 2:
+        print(
+            "  PostgreSQL / SQLite, batch orders/s: "
+            f"{rate['postgres', 'batch'] / rate['sqlite', 'batch']:.2f}x (context)"
+        )
 
 
 CHILD_TRACEMALLOC = """
@@ -217,17 +253,20 @@ def child_peak(command: list[str], env: dict[str, str]) -> tuple[int, float, str
     return process.returncode, rss, text
 
 
-def memory(root: Path, sizes: list[int], traced: bool) -> None:
-    print(f"memory: peak of a fresh `checkout batch invoice` process per size {sizes}", flush=True)
+def memory(stores: Stores, kind: str, sizes: list[int], traced: bool) -> None:
+    root = stores.root
+    print(
+        f"memory ({kind}): peak of a fresh `checkout batch invoice` process per size {sizes}",
+        flush=True,
+    )
     env = isolated_env(root)
     rss: dict[int, int] = {}
     peaks: dict[int, int] = {}
     for size in sizes:
         for mode in ("rss", "tracemalloc") if traced else ("rss",):
-            folder = root / f"mem-{size}-{mode}"
+            folder = root / f"mem-{kind}-{size}-{mode}"
             folder.mkdir()
-            db, source = folder / "shop.db", folder / "orders.csv"
-            make_store(db)
+            db, source = stores.make(kind, f"mem_{size}_{mode}"), folder / "orders.csv"
             write_file(source, size)
             args = ["--db", str(db), "batch", "invoice", str(source)]
             args += ["--journal", str(folder / "journal.db")]
@@ -267,15 +306,23 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--store", default="sqlite", help="sqlite, postgres, or sqlite,postgres")
+    parser.add_argument("--pg-url", help="a PostgreSQL server to make databases on")
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
-        root = Path(tmp)
+    kinds = parse_stores(options.store)
+    with contextlib.ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-batch-")))
         os.environ.update(isolated_env(root))  # the in-process CLI's data dir, too
+        new_database = None
+        if "postgres" in kinds:
+            new_database = stack.enter_context(pg_server(options.pg_url))
+        stores = Stores(root, new_database)
         if not options.skip_throughput:
-            throughput(root, options.orders, options.chunks)
+            throughput(stores, kinds, options.orders, options.chunks)
         if not options.skip_memory:
             sizes = [int(s) for s in options.memory_sizes.split(",")]
-            memory(root, sizes, options.tracemalloc)
+            for kind in kinds:
+                memory(stores, kind, sizes, options.tracemalloc)
 
 
 if __name__ == "__main__":
