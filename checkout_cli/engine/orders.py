@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from checkout_cli import requests
-from checkout_cli.engine import events, order_state
+from checkout_cli.engine import counters, events, order_state
 from checkout_cli.engine.catalog import move_stock
 from checkout_cli.engine.core import Engine, loads, new_token
 from checkout_cli.engine.paging import page
@@ -50,14 +50,7 @@ def order_summary(row: sqlite3.Row) -> dict[str, Any]:
 
 def next_order_number(conn: sqlite3.Connection, year: int) -> str:
     """Short, sequential, readable over the phone: ``2026-000042``."""
-    name = f"order_number:{year}"
-    conn.execute(
-        "INSERT INTO counters (name, value) VALUES (?, 1) "
-        "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1",
-        (name,),
-    )
-    value = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0]
-    return f"{year}-{value:06d}"
+    return f"{year}-{counters.next_value(conn, f'order_number:{year}'):06d}"
 
 
 def _order_number(engine: Engine, conn: sqlite3.Connection, co: sqlite3.Row) -> str:

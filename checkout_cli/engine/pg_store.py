@@ -18,6 +18,7 @@ A lost connection is ``database_unavailable`` (HTTP 503, exit 6); the next use c
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -158,6 +159,30 @@ class Connection:
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> Cursor:
         return Cursor(self).executemany(sql, seq)
 
+    def next_in_sequence(self, name: str) -> int:
+        """The counter ``name``'s next value from its sequence (engine/counters.py says why).
+        On the counter's first use the sequence is made and the transaction is run again, as
+        after a serialization failure (``nextval`` of a missing sequence would abort the
+        transaction; ``to_regclass`` gives NULL instead)."""
+        sequence = _sequence_name(name)
+        row = self.execute("SELECT nextval(to_regclass(?)) AS value", (sequence,)).fetchone()
+        if row is None or row["value"] is None:
+            self._store.make_sequence(sequence, name)
+            # This transaction's catalog lookups still miss it: run the transaction again.
+            raise WriteConflict(f"made the sequence for counter {name}")
+        return int(row["value"])
+
+    def sequence_values(self) -> dict[str, int]:
+        """Each counter's last value given out by its sequence (none yet: absent)."""
+        rows = self.execute(
+            "SELECT obj_description(c.oid, 'pg_class'), s.last_value FROM pg_sequences s "
+            "JOIN pg_namespace n ON n.nspname = s.schemaname "
+            "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.sequencename "
+            "WHERE s.schemaname = current_schema() AND starts_with(s.sequencename, ?)",
+            (_SEQUENCE_PREFIX,),
+        ).fetchall()
+        return {row[0]: int(row[1]) for row in rows if row[0] and row[1] is not None}
+
     def commit(self) -> None:  # sqlite3's API; transactions are the store's
         pass
 
@@ -290,6 +315,30 @@ class PgStore:
                 "AND is_identity = 'YES' AND table_schema = current_schema()"
             )
         )
+
+    def make_sequence(self, sequence: str, name: str) -> None:
+        """Makes counter ``name``'s sequence, starting after the value its ``counters`` row
+        holds (a store copied from SQLite brings one along). On a connection of its own, so it
+        is there for every transaction at once; a process that made it first is no error."""
+        from psycopg import errors, sql
+
+        with connection(self.url) as raw:
+            row = raw.execute("SELECT value FROM counters WHERE name = %s", (name,)).fetchone()
+            start = (row[0] if row else 0) + 1
+            try:
+                with raw.transaction():
+                    raw.execute(
+                        sql.SQL("CREATE SEQUENCE {} START WITH {}").format(
+                            sql.Identifier(sequence), sql.Literal(start)
+                        )
+                    )
+                    raw.execute(
+                        sql.SQL("COMMENT ON SEQUENCE {} IS {}").format(
+                            sql.Identifier(sequence), sql.Literal(name)
+                        )
+                    )
+            except (errors.DuplicateTable, errors.UniqueViolation):
+                pass  # made meanwhile by another process
 
     def schema_version(self) -> int:
         from checkout_cli.engine import pg_schema
@@ -424,6 +473,16 @@ def connection(url: str) -> Iterator[Any]:
         yield raw
     finally:
         raw.close()
+
+
+_SEQUENCE_PREFIX = "counter_"
+
+
+def _sequence_name(name: str) -> str:
+    """``order_number:2026`` → ``counter_order_number_2026``."""
+    if not re.fullmatch(r"[a-z0-9_:]{1,50}", name):
+        raise ValueError(f"not a counter name: {name!r}")
+    return _SEQUENCE_PREFIX + name.replace(":", "_")
 
 
 def configure(raw: Any) -> None:
