@@ -178,10 +178,11 @@ def db_path(tmp_path: Path) -> Path:
 
 
 # Tests that use the ``store`` fixture (through ``backend`` or ``cli`` too) run once on each
-# store named in CHECKOUT_TEST_STORES (default: sqlite; "sqlite,postgres" adds the PostgreSQL
-# runs, skipped where no server can start unless CHECKOUT_REQUIRE_PG=1); one that asks for
-# ``db_path`` or is marked ``sqlite_only`` reads the SQLite file itself, and runs on SQLite.
-STORE_KINDS = tuple(os.environ.get("CHECKOUT_TEST_STORES", "sqlite").split(","))
+# store named in CHECKOUT_TEST_STORES (default both, "sqlite,postgres"; the PostgreSQL runs
+# are skipped where no server can start unless CHECKOUT_REQUIRE_PG=1; "sqlite" is quicker).
+# One that asks for ``db_path`` or is marked ``sqlite_only`` reads the SQLite file itself,
+# and runs on SQLite.
+STORE_KINDS = tuple(os.environ.get("CHECKOUT_TEST_STORES", "sqlite,postgres").split(","))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
