@@ -82,7 +82,10 @@ class Row:
 
 
 def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
-    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+    # The names straight from the result: ``cursor.description`` builds a Column per field.
+    result = cursor.pgresult
+    fields = range(result.nfields) if result is not None else ()
+    index = {result.fname(i).decode(): i for i in fields}
     return lambda values: Row(values, index)
 
 
