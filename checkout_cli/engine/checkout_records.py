@@ -42,41 +42,67 @@ def current_payment(conn: sqlite3.Connection, checkout_id: int) -> sqlite3.Row |
     ).fetchone()
 
 
-def payment_object(row: sqlite3.Row | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {
-        "provider": row["provider"],
-        "provider_payment_id": row["provider_payment_id"],
-        "status": row["status"],
-        "redirect_url": row["redirect_url"],
-        "amount_cents": row["amount_cents"],
-        "reference": row["reference"],
-    }
+PAYMENT_FIELDS = (
+    "provider",
+    "provider_payment_id",
+    "status",
+    "redirect_url",
+    "amount_cents",
+    "reference",
+)
 
 
 def totals_object(row: sqlite3.Row) -> dict[str, int]:
     return {k: row[k] for k in ("subtotal_cents", "shipping_cents", "tax_cents", "total_cents")}
 
 
+# The cart's token, the order and the current payment (as ``current_payment`` picks it) in one
+# statement: the checkout object is answered after every write, and each statement is a round
+# trip on PostgreSQL.
+_AROUND_CHECKOUT = f"""SELECT ca.token AS cart_token,
+    o.order_id, o.order_number, o.status AS order_status, o.payment_status,
+    {", ".join(f"p.{c} AS pay_{c}" for c in PAYMENT_FIELDS)}
+FROM carts ca
+LEFT JOIN orders o ON o.checkout_id = :checkout
+LEFT JOIN payments p ON p.id = (
+    SELECT id FROM payments WHERE checkout_id = :checkout
+    AND status NOT IN ('creating', 'create_failed') AND order_id IS NULL
+    ORDER BY id DESC LIMIT 1)
+WHERE ca.id = :cart"""
+
+
 def checkout_object(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
     lines = conn.execute(
         "SELECT * FROM checkout_lines WHERE checkout_id = ? ORDER BY line_no", (co["id"],)
     ).fetchall()
-    cart = conn.execute("SELECT token FROM carts WHERE id = ?", (co["cart_id"],)).fetchone()
-    order = conn.execute("SELECT * FROM orders WHERE checkout_id = ?", (co["id"],)).fetchone()
+    around = conn.execute(
+        _AROUND_CHECKOUT, {"checkout": co["id"], "cart": co["cart_id"]}
+    ).fetchone()
+    order = None
+    if around["order_id"] is not None:
+        order = order_summary(
+            {
+                "order_id": around["order_id"],
+                "order_number": around["order_number"],
+                "status": around["order_status"],
+                "payment_status": around["payment_status"],
+            }
+        )
+    payment = None
+    if around["pay_status"] is not None:
+        payment = {c: around[f"pay_{c}"] for c in PAYMENT_FIELDS}
     return {
         "checkout_token": co["token"],
         "status": co["status"],
-        "cart_token": cart["token"],
+        "cart_token": around["cart_token"],
         "currency": co["currency"],
         "items": line_objects(lines),
         "customer": loads(co["customer"]),
         "shipping_address": loads(co["shipping_address"]),
         "billing_address": loads(co["billing_address"]),
         "totals": totals_object(co),
-        "payment": payment_object(current_payment(conn, co["id"])),
-        "order": order_summary(order) if order else None,
+        "payment": payment,
+        "order": order,
         "created_at": co["created_at"],
         "updated_at": co["updated_at"],
         "expires_at": co["expires_at"],

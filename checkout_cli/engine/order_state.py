@@ -73,21 +73,16 @@ def balance_due(order: sqlite3.Row) -> int:
 
 
 def amounts(conn: sqlite3.Connection, order: sqlite3.Row) -> Amounts:
-    """What the order's rows add up to (not its stored columns)."""
-    oid = order["id"]
-    paid = conn.execute(
-        "SELECT COALESCE(SUM(amount_cents), 0) FROM order_payments WHERE order_id = ?", (oid,)
-    ).fetchone()[0]
-    refunded = conn.execute(
-        "SELECT COALESCE(SUM(amount_cents), 0) FROM refunds WHERE order_id = ? AND status = ?",
-        (oid, SUCCEEDED),
-    ).fetchone()[0]
-    ordered = conn.execute(
-        "SELECT COALESCE(SUM(quantity), 0) FROM order_lines WHERE order_id = ?", (oid,)
-    ).fetchone()[0]
-    shipped = conn.execute(
-        "SELECT COALESCE(SUM(quantity), 0) FROM fulfilment_lines WHERE order_id = ?", (oid,)
-    ).fetchone()[0]
+    """What the order's rows add up to (not its stored columns), in one statement."""
+    sums = conn.execute(
+        "SELECT (SELECT COALESCE(SUM(amount_cents), 0) FROM order_payments WHERE order_id = :o),"
+        " (SELECT COALESCE(SUM(amount_cents), 0) FROM refunds WHERE order_id = :o"
+        " AND status = :succeeded),"
+        " (SELECT COALESCE(SUM(quantity), 0) FROM order_lines WHERE order_id = :o),"
+        " (SELECT COALESCE(SUM(quantity), 0) FROM fulfilment_lines WHERE order_id = :o)",
+        {"o": order["id"], "succeeded": SUCCEEDED},
+    ).fetchone()
+    paid, refunded, ordered, shipped = sums[0], sums[1], sums[2], sums[3]
     return Amounts(
         total=order["total_cents"],
         paid=paid,

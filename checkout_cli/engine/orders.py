@@ -4,6 +4,7 @@ refunds, shipments, cancelling) is in their own modules, and `order_state` keeps
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 from checkout_cli import requests
@@ -38,7 +39,7 @@ def line_objects(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
     ]
 
 
-def order_summary(row: sqlite3.Row) -> dict[str, Any]:
+def order_summary(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:
     """The ``order`` part of the checkout object."""
     return {
         "order_id": row["order_id"],

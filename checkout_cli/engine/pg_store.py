@@ -163,16 +163,16 @@ class Connection:
         return Cursor(self).executemany(sql, seq)
 
     def next_in_sequence(self, name: str) -> int:
-        """The counter ``name``'s next value from its sequence (engine/counters.py says why).
-        On the counter's first use the sequence is made and the transaction is run again, as
-        after a serialization failure (``nextval`` of a missing sequence would abort the
-        transaction; ``to_regclass`` gives NULL instead)."""
+        """The counter ``name``'s next value from its sequence (engine/counters.py says why),
+        made in this transaction on the counter's first use. ``nextval`` of a missing sequence
+        would abort the transaction; ``to_regclass`` gives NULL instead."""
         sequence = _sequence_name(name)
-        row = self.execute("SELECT nextval(to_regclass(?)) AS value", (sequence,)).fetchone()
+        take = "SELECT nextval(to_regclass(?)) AS value"
+        row = self.execute(take, (sequence,)).fetchone()
         if row is None or row["value"] is None:
             self._store.make_sequence(sequence, name)
-            # This transaction's catalog lookups still miss it: run the transaction again.
-            raise WriteConflict(f"made the sequence for counter {name}")
+            row = self.execute(take, (sequence,)).fetchone()
+        assert row is not None and row["value"] is not None
         return int(row["value"])
 
     def sequence_values(self) -> dict[str, int]:
@@ -320,28 +320,27 @@ class PgStore:
         )
 
     def make_sequence(self, sequence: str, name: str) -> None:
-        """Makes counter ``name``'s sequence, starting after the value its ``counters`` row
-        holds (a store copied from SQLite brings one along). On a connection of its own, so it
-        is there for every transaction at once; a process that made it first is no error."""
+        """Makes counter ``name``'s sequence in the open transaction, starting after the value
+        its ``counters`` row holds (a store copied from SQLite brings one along). Two first
+        uses at once: the second waits for the first to commit, then runs again."""
         from psycopg import errors, sql
 
-        with connection(self.url) as raw:
-            row = raw.execute("SELECT value FROM counters WHERE name = %s", (name,)).fetchone()
-            start = (row[0] if row else 0) + 1
+        row = self.conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        start = (row["value"] if row else 0) + 1
+        with self.errors_translated():
             try:
-                with raw.transaction():
-                    raw.execute(
-                        sql.SQL("CREATE SEQUENCE {} START WITH {}").format(
-                            sql.Identifier(sequence), sql.Literal(start)
-                        )
+                self.raw.execute(
+                    sql.SQL("CREATE SEQUENCE {} START WITH {}").format(
+                        sql.Identifier(sequence), sql.Literal(start)
                     )
-                    raw.execute(
-                        sql.SQL("COMMENT ON SEQUENCE {} IS {}").format(
-                            sql.Identifier(sequence), sql.Literal(name)
-                        )
+                )
+                self.raw.execute(
+                    sql.SQL("COMMENT ON SEQUENCE {} IS {}").format(
+                        sql.Identifier(sequence), sql.Literal(name)
                     )
-            except (errors.DuplicateTable, errors.UniqueViolation):
-                pass  # made meanwhile by another process
+                )
+            except (errors.DuplicateTable, errors.UniqueViolation) as exc:
+                raise WriteConflict(f"counter {name}'s sequence was made meanwhile") from exc
 
     def schema_version(self) -> int:
         from checkout_cli.engine import pg_schema

@@ -62,11 +62,21 @@ def wants(events_json: str, event_type: str) -> bool:
     return ALL in wanted or event_type in wanted
 
 
-def subscribers(conn: sqlite3.Connection, event_type: str) -> list[sqlite3.Row]:
-    rows = conn.execute(
+def active_subscriptions(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute(
         "SELECT * FROM webhook_subscriptions WHERE status = 'active' ORDER BY id"
     ).fetchall()
-    return [r for r in rows if wants(r["events"], event_type)]
+
+
+def subscribers(conn: sqlite3.Connection, event_type: str) -> list[sqlite3.Row]:
+    return [r for r in active_subscriptions(conn) if wants(r["events"], event_type)]
+
+
+def may_make_events(kind: str, to_status: str | None) -> bool:
+    """Whether a timeline event of this kind can make any webhook event (no lookups)."""
+    return kind in ("checkout_completed", "checkout_cancelled") or (
+        (kind, to_status or "") in _ORDER_MOVES
+    )
 
 
 def data_object(
@@ -129,7 +139,13 @@ def queue(
     to_status: str | None,
     order_id: int | None,
 ) -> None:
-    """Queue the webhook events one timeline event makes (in the caller's transaction)."""
+    """Queue the webhook events one timeline event makes (in the caller's transaction).
+    Without a subscription nothing more is looked up: this runs on every timeline event."""
+    if not may_make_events(kind, to_status):
+        return
+    active = active_subscriptions(conn)
+    if not active:
+        return
     types = types_for(conn, checkout_id, kind, to_status)
     if not types:
         return
@@ -137,7 +153,7 @@ def queue(
         row = conn.execute("SELECT id FROM orders WHERE checkout_id = ?", (checkout_id,)).fetchone()
         order_id = row["id"] if row is not None else None
     for event_type in types:
-        to = subscribers(conn, event_type)
+        to = [r for r in active if wants(r["events"], event_type)]
         if to:
             insert_event(
                 engine,
