@@ -19,6 +19,7 @@ A lost connection is ``database_unavailable`` (HTTP 503, exit 6); the next use c
 from __future__ import annotations
 
 import re
+import select
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -254,10 +255,21 @@ class PgStore:
     @property
     def raw(self) -> Any:
         """The psycopg connection, made (or taken from the pool) again after one was lost."""
-        if self._raw is None or self._raw.closed or self._raw.broken:
+        if self._raw is None or self._raw.closed or self._raw.broken or self._hung_up():
             self._discard()
             self._raw = self._connect()
         return self._raw
+
+    def _hung_up(self) -> bool:
+        """The server closed the connection kept between calls (it was restarted): an idle
+        connection has nothing to read unless the server said goodbye. Checked without a
+        round trip, so a call after an outage gets a new connection instead of a 503."""
+        from psycopg import pq
+
+        raw = self._raw
+        if self._open or raw.info.transaction_status != pq.TransactionStatus.IDLE:
+            return False
+        return bool(select.select([raw.fileno()], [], [], 0)[0])
 
     def _connect(self) -> Any:
         import psycopg
@@ -305,19 +317,20 @@ class PgStore:
         from checkout_cli.engine import pg_schema
         from checkout_cli.engine.schema import SCHEMA_VERSION
 
-        found = pg_schema.current_version(self.raw)
-        if found != SCHEMA_VERSION:
-            # READ COMMITTED: a process that waited on another's migration lock then sees
-            # the tables it made (a SERIALIZABLE snapshot, taken before the wait, would not).
-            with self.errors_translated(), self.raw.transaction():
-                pg_schema.migrate(self.raw)
-        self.identity_tables = frozenset(
-            row[0]
-            for row in self.raw.execute(
-                "SELECT table_name FROM information_schema.columns WHERE column_name = 'id' "
-                "AND is_identity = 'YES' AND table_schema = current_schema()"
+        with self.errors_translated():
+            found = pg_schema.current_version(self.raw)
+            if found != SCHEMA_VERSION:
+                # READ COMMITTED: a process that waited on another's migration lock then sees
+                # the tables it made (a SERIALIZABLE snapshot, taken before the wait, would not).
+                with self.raw.transaction():
+                    pg_schema.migrate(self.raw)
+            self.identity_tables = frozenset(
+                row[0]
+                for row in self.raw.execute(
+                    "SELECT table_name FROM information_schema.columns WHERE column_name = 'id' "
+                    "AND is_identity = 'YES' AND table_schema = current_schema()"
+                )
             )
-        )
 
     def make_sequence(self, sequence: str, name: str) -> None:
         """Makes counter ``name``'s sequence in the open transaction, starting after the value

@@ -24,6 +24,7 @@ from typing import Any
 from checkout_cli.config import StoreTarget
 from checkout_cli.engine import network, settings, webhook_signing
 from checkout_cli.engine.core import Engine, iso
+from checkout_cli.errors import UnavailableError
 
 BODY_KEPT = 1000
 MAX_BACKOFF_SECONDS = 3600
@@ -299,7 +300,9 @@ class DeliveryThread:
     def _run(self) -> None:
         import logging
 
-        engine = Engine(self.db_path, actor="webhooks")
+        log = logging.getLogger("checkout.webhooks")
+        engine: Engine | None = None  # opened in the loop: a database down now may be back
+        waiting = False  # the database is unreachable: said once per outage, not every second
         try:
             while not self._stop.is_set():
                 self._event.wait(self.interval)
@@ -307,8 +310,15 @@ class DeliveryThread:
                 if self._stop.is_set():
                     break
                 try:
+                    engine = engine or Engine(self.db_path, actor="webhooks")
                     deliver_due(engine)
+                    waiting = False
+                except UnavailableError as exc:
+                    if not waiting:
+                        log.warning("webhook delivery waits for the database: %s", exc.message)
+                    waiting = True
                 except Exception:
-                    logging.getLogger("checkout.webhooks").exception("webhook delivery failed")
+                    log.exception("webhook delivery failed")
         finally:
-            engine.close()
+            if engine is not None:
+                engine.close()
