@@ -58,6 +58,7 @@ SMTP_PASSWORD = WATCH.secret("smtp-replicas-Pa55-4c1e9a7b")
 FLOW, CART = "checkout-flow", "shopping-cart"
 # Failures a client of a load-balanced pair may see while a replica or the database is away.
 CONNECTION_ERRORS = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)
+CONNECTION_NAMES = tuple(error.__name__ for error in CONNECTION_ERRORS)
 RETRIES = 400  # per call, while the database comes back (each waits RETRY_PAUSE or Retry-After)
 RETRY_PAUSE = 0.05
 
@@ -503,16 +504,23 @@ def orders_by_checkout(shop: Shop) -> Counter[str]:
     return Counter(token for (token,) in rows)
 
 
-def assert_one_email_per_order(shop: Shop) -> None:
-    """One confirmation row per order, sent, and the SMTP server got each exactly once."""
+def assert_one_email_per_order(shop: Shop, cut_off: frozenset[str] = frozenset()) -> None:
+    """One confirmation row per order, sent, and the SMTP server got each exactly once. An
+    email of ``cut_off`` (recipients whose completion a killed replica may have been
+    delivering) may be left ``sending``: sent once or not at all, for an operator to tell."""
     rows = shop.sql(
         "SELECT o.order_number, x.status, x.recipient FROM orders o "
         "LEFT JOIN outbox x ON x.order_id = o.id AND x.kind = 'order_confirmation'"
     )
-    assert [r for r in rows if r[1] != "sent"] == []
-    assert shop.one("SELECT count(*) FROM outbox WHERE status = 'sending'") == 0
     got = shop.smtp.per_recipient()
-    assert {r[2]: 1 for r in rows} == dict(got)
+    sending = {r[2] for r in rows if r[1] == "sending"}
+    assert sending <= cut_off, sending
+    assert [r for r in rows if r[1] not in ("sent", "sending")] == []
+    assert shop.one("SELECT count(*) FROM outbox") == len(rows)
+    assert {r[2]: 1 for r in rows if r[2] not in sending} == {
+        to: n for to, n in got.items() if to not in sending
+    }
+    assert all(got[to] <= 1 for to in sending), got
 
 
 # -- (a) one checkout completed from both replicas at once ---------------------------------------
@@ -659,6 +667,7 @@ class Workload:
     buyers: int
     alive: list[Replica]
     failures: list[tuple[str, str]] = field(default_factory=list)  # (replica, what)
+    cut: set[str] = field(default_factory=set)  # keys of calls a replica may have been running
     done_calls: int = 0
     answered: dict[int, Answer] = field(default_factory=dict)  # buyer -> completion
     after_event: Counter[str] = field(default_factory=Counter)  # replica -> calls answered
@@ -674,10 +683,13 @@ class Workload:
                 answer = call(self.shop, replica, service, name, body, key)
             except CONNECTION_ERRORS as exc:
                 self._failed(replica, f"{type(exc).__name__} on {name}")
+                if not isinstance(exc, httpx.ConnectError):  # it may have got in
+                    with self._lock:
+                        self.cut.add(key)
                 time.sleep(RETRY_PAUSE)
                 continue
             if answer.status == 503:
-                assert answer.code in {"database_unavailable", "too_busy"}, answer
+                assert answer.code in {"database_unavailable", "database_busy"}, answer
                 self._failed(replica, f"503 {answer.code} on {name}")
                 time.sleep(RETRY_PAUSE)
                 continue
@@ -793,13 +805,20 @@ def test_a_replica_killed_mid_run_loses_and_doubles_nothing(shop: Shop) -> None:
 
     work.run(kill_first, after_calls=40)
     assert first.process is not None and first.process.returncode == -signal.SIGKILL
-    # Only transport errors, and only from the killed replica.
-    assert {replica for replica, _ in work.failures} <= {"replica-1"}, work.failures
+    # Transport errors from the killed replica only; the survivor, with every buyer on it, may
+    # say it is too busy (503 database_busy: a hot row aborted a call too often).
+    unclear = [
+        (replica, what)
+        for replica, what in work.failures
+        if not what.startswith(CONNECTION_NAMES if replica == "replica-1" else "503 database_busy")
+    ]
+    assert unclear == [], Counter(unclear)
     assert work.after_event["replica-2"] > 0  # the calls went on, on the survivor
     assert second.healthy()
     work.assert_nothing_lost_or_doubled()
     send_outbox(shop)
-    assert_one_email_per_order(shop)
+    cut = frozenset(email_of(int(key.split("-")[1])) for key in work.cut if key.count("-") == 1)
+    assert_one_email_per_order(shop, cut_off=cut)
     assert_store_sound(shop)
 
 
@@ -811,8 +830,9 @@ def test_a_database_restart_mid_run_loses_and_doubles_nothing(shop: Shop) -> Non
         assert replica.process is not None and replica.process.poll() is None
         assert replica.healthy()
     assert sum(work.after_event.values()) > 0
-    clear = ("503 database_unavailable", *(error.__name__ for error in CONNECTION_ERRORS))
-    assert all(what.startswith(clear) for _, what in work.failures), work.failures
+    clear = ("503 database_", *CONNECTION_NAMES)  # unavailable, or busy once it is back
+    unclear = [what for _, what in work.failures if not what.startswith(clear)]
+    assert unclear == [], Counter(unclear)
     work.assert_nothing_lost_or_doubled()
     send_outbox(shop)
     assert_one_email_per_order(shop)
