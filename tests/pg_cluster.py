@@ -26,10 +26,7 @@ from typing import Any
 PG_USER = "postgres"  # the OS user the server runs as when we are root; also the database role
 PREFERRED = Path("/usr/lib/postgresql/15/bin")
 NEEDED = ("initdb", "pg_ctl", "postgres")
-SETTINGS = (
-    "-c listen_addresses=127.0.0.1",
-    "-c max_connections=200",
-)
+SETTINGS = ("-c max_connections=200",)  # and listen_addresses, the cluster's host
 # For tests, durability off. Not synchronous_commit=off: stop() is a crash (-m immediate), and
 # commits whose WAL was still in the server's buffers are lost with it, so a test's committed
 # write could vanish across a stop and start. With fsync=off a synchronous commit costs one
@@ -146,13 +143,24 @@ def _traversable_by_others(path: Path) -> bool:
 class Cluster:
     """One running (or stopped) server in its own directory. Make it with :meth:`start`."""
 
-    def __init__(self, bindir: Path, root: Path, port: int, *, durable: bool = False) -> None:
+    def __init__(
+        self,
+        bindir: Path,
+        root: Path,
+        port: int,
+        *,
+        durable: bool = False,
+        host: str = "127.0.0.1",
+        netns: str | None = None,
+    ) -> None:
         self.bindir = bindir
         self.root = root
         self.data = root / "data"
         self.sockdir = root / "sock"
         self.log = root / "server.log"
         self.port = port
+        self.host = host
+        self.netns = netns  # the network namespace the server runs in (`ip netns exec`)
         self.settings = SETTINGS if durable else (*SETTINGS, *FAST)
         self.running = False
         self.startup_seconds = 0.0  # initdb plus the first start, for reports
@@ -161,10 +169,19 @@ class Cluster:
     # -- making and running ---------------------------------------------------------------
 
     @classmethod
-    def start(cls, base_dir: str | Path | None = None, *, durable: bool = False) -> Cluster:
+    def start(
+        cls,
+        base_dir: str | Path | None = None,
+        *,
+        durable: bool = False,
+        host: str = "127.0.0.1",
+        netns: str | None = None,
+    ) -> Cluster:
         """initdb into a fresh directory under ``base_dir`` (the temp dir by default), then start
         the server on a free port. Raises ClusterError if it cannot. ``durable`` keeps fsync on,
-        as a real server runs (the benchmarks); tests run without it, for speed."""
+        as a real server runs (the benchmarks); tests run without it, for speed. ``host``: the
+        one address it listens on; ``netns``: the network namespace it runs in, which must
+        hold that address (the free port is then picked on loopback here, free there too)."""
         reason = available()
         if reason:
             raise ClusterError(reason)
@@ -176,7 +193,7 @@ class Cluster:
             base = Path("/tmp")  # the postgres user must reach its own directory
         sweep(base)
         root = Path(tempfile.mkdtemp(prefix="pgtest-", dir=base))
-        cluster = cls(bindir, root, free_port(), durable=durable)
+        cluster = cls(bindir, root, free_port(), durable=durable, host=host, netns=netns)
         atexit.register(cluster.close)
         try:
             (root / "owner").write_text(str(os.getpid()))
@@ -196,6 +213,9 @@ class Cluster:
                 "--locale=C",
                 "--no-sync",
             )
+            if host != "127.0.0.1":  # clients on the host's own subnets (test use only)
+                with (cluster.data / "pg_hba.conf").open("a") as hba:
+                    hba.write("host all all samenet trust\n")
             for attempt in range(3):  # another process may take the free port before we do
                 try:
                     cluster.start_again()
@@ -212,7 +232,8 @@ class Cluster:
 
     def start_again(self) -> None:
         """Start the (stopped) server again on the same port and directory."""
-        options = " ".join((*self.settings, f"-p {self.port}", f"-k {self.sockdir}"))
+        listen = f"-c listen_addresses={self.host}"
+        options = " ".join((*self.settings, listen, f"-p {self.port}", f"-k {self.sockdir}"))
         self._run(
             "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log),
             "-o", options,
@@ -252,7 +273,7 @@ class Cluster:
     # -- databases --------------------------------------------------------------------------
 
     def url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/{dbname}"
+        return f"postgresql://{PG_USER}@{self.host}:{self.port}/{dbname}"
 
     def connect(self, dbname: str = "postgres", **kwargs: Any) -> Any:
         """A psycopg connection to ``dbname`` (autocommit unless told otherwise)."""
@@ -287,6 +308,8 @@ class Cluster:
         command = [str(self.bindir / program), *args]
         if _as_root():
             command = ["runuser", "-u", PG_USER, "--", *command]
+        if self.netns is not None:  # the server pg_ctl starts stays in the namespace
+            command = ["ip", "netns", "exec", self.netns, *command]
         done = subprocess.run(
             command, cwd=self.root, capture_output=True, text=True, timeout=120, check=False
         )

@@ -4,13 +4,17 @@ A row is claimed (``queued``/``failed`` -> ``sending``) in a short transaction b
 transport runs and marked ``sent`` or ``failed`` after, so two processes never deliver the
 same email and the write lock is never held while talking to a mail server. Claims and marks
 are bookkeeping commits without their own fsync (``write(durable=False)``): a killed process
-loses none of them; only a power cut could undo the last ones and let an email go twice.
+loses none of them; only a power cut could undo the last ones and let an email go twice. On
+PostgreSQL a claim or mark that a concurrent write aborted runs again on its own: a lost mark
+would leave a delivered email ``sending`` (and ``--retry-stuck`` would send it twice).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import sqlite3
+import time
 from typing import Any
 
 from checkout_cli import requests
@@ -18,8 +22,10 @@ from checkout_cli.engine import emails, settings, vault
 from checkout_cli.engine.core import Engine
 from checkout_cli.engine.mail import DeliveryFailed, transport_for, uses_password
 from checkout_cli.engine.paging import page
+from checkout_cli.engine.store import WriteConflict
 
 log = logging.getLogger(__name__)
+BOOKKEEPING_ATTEMPTS = 20  # a claim or mark aborted for a concurrent write runs again
 
 
 def queue_confirmation(engine: Engine, conn: sqlite3.Connection, order_row_id: int) -> None:
@@ -93,6 +99,22 @@ def _error_text(exc: Exception) -> str:
     return error[:500]
 
 
+def _bookkeeping(engine: Engine, sql: str, params: tuple[Any, ...]) -> int:
+    """One claim or mark in a transaction of its own; its rowcount. Aborted for a concurrent
+    write (PostgreSQL), it alone runs again: the call around it cannot, once the email may
+    be out. Inside a request's open transaction the abort is the request's to handle."""
+    for attempt in range(BOOKKEEPING_ATTEMPTS - 1):
+        try:
+            with engine.write(durable=False) as tx:
+                return int(tx.execute(sql, params).rowcount)
+        except WriteConflict:
+            if engine.store.in_request_transaction:
+                raise
+            time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+    with engine.write(durable=False) as tx:  # the last attempt: a conflict now goes up
+        return int(tx.execute(sql, params).rowcount)
+
+
 def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
     if not rows:
         return []
@@ -102,12 +124,12 @@ def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
     transport = transport_for(config, password, engine.data_dir)
     results = []
     for row in rows:
-        with engine.write(durable=False) as tx:
-            claimed = tx.execute(
-                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_at = ? "
-                "WHERE id = ? AND status IN ('queued', 'failed')",
-                (engine.now(), row["id"]),
-            ).rowcount
+        claimed = _bookkeeping(
+            engine,
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_at = ? "
+            "WHERE id = ? AND status IN ('queued', 'failed')",
+            (engine.now(), row["id"]),
+        )
         if not claimed:
             continue
         # Everything between the claim and the result is inside the try: whatever fails
@@ -125,18 +147,18 @@ def _deliver(engine: Engine, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
             transport.send(message, row["name"])
         except Exception as exc:  # any failure leaves the email queued for retry
             error = _error_text(exc)
-            with engine.write(durable=False) as tx:
-                tx.execute(
-                    "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
-                    (error, row["id"]),
-                )
+            _bookkeeping(
+                engine,
+                "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
+                (error, row["id"]),
+            )
             results.append({"id": row["id"], "status": "failed", "error": error})
             continue
-        with engine.write(durable=False) as tx:
-            tx.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
-                (engine.now(), row["id"]),
-            )
+        _bookkeeping(
+            engine,
+            "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
+            (engine.now(), row["id"]),
+        )
         results.append({"id": row["id"], "status": "sent", "error": None})
     return results
 
