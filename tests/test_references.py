@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import string
+import uuid
 from typing import Any
 
 import pytest
@@ -155,7 +156,8 @@ def test_suggestions_over_a_real_server_with_a_read_token(served, cli):
     remote = served.remote()
     cart = new_cart(remote)
     token = remote.call(FLOW, "initiate-checkout", {"cart_token": cart})["checkout_token"]
-    read_token = create_token(served.db, "phone-read", scope="read")
+    # The served store lives for the session and this test runs once per store kind.
+    read_token = create_token(served.db, f"phone-read-{uuid.uuid4().hex[:8]}", scope="read")
     env = {"CHECKOUT_TOKEN": read_token}
     suggested(cli(*served.remote_args(), "status", token.swapcase(), env=env), token)
 

@@ -244,6 +244,7 @@ class PgStore:
         self.description = describe(url)
         self._pool = pool
         self._raw: Any = None
+        self._raw_is_pooled = False
         self.conn = Connection(self)
         self._open = False
         self._request: RequestWrites | None = None
@@ -274,14 +275,21 @@ class PgStore:
     def _connect(self) -> Any:
         import psycopg
 
+        self._raw_is_pooled = False
         try:
             if self._pool is not None:
-                raw = self._pool.getconn(timeout=CONNECT_TIMEOUT_SECONDS)
-            else:
-                raw = psycopg.connect(
-                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
-                )
-                configure(raw)
+                try:
+                    raw = self._pool.getconn(timeout=CONNECT_TIMEOUT_SECONDS)
+                    self._raw_is_pooled = True
+                    return raw
+                except Exception:
+                    # After a long outage the pool waits up to minutes between its attempts
+                    # (exponential backoff); a database that is back answers this one now.
+                    pass
+            raw = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+            )
+            configure(raw)
         except Exception as exc:
             raise unavailable(self.description, exc) from None
         return raw
@@ -290,7 +298,7 @@ class PgStore:
         raw, self._raw = self._raw, None
         if raw is None:
             return
-        if self._pool is not None:
+        if self._raw_is_pooled:
             self._pool.putconn(raw)  # the pool checks it, and replaces a broken one
         else:
             raw.close()
