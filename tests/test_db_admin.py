@@ -232,11 +232,94 @@ def test_status_names_a_postgresql_store_without_its_password():
         "database": "orders",
         "user": "shop",
     }
-    with pytest.raises(Exception) as info:
-        store_admin.status("postgresql://shop:hunter2@db.example:5433/orders")
-    assert "hunter2" not in str(info.value)
     # A URL that went through Path (as --db does today) is still recognised.
     assert store_admin.pg_url(Path("postgresql://u@h/db")) == "postgresql://u@h/db"
+
+
+# ---- status and migrate on PostgreSQL ----------------------------------------------------------
+
+
+def pg_checkout(*args: str):
+    """``checkout ARGS`` in-process against a PostgreSQL store (no SQLite fixture involved)."""
+    from typer.testing import CliRunner
+
+    from checkout_cli.cli.app import app
+
+    env = {name: None for name in ("CHECKOUT_PROFILE", "CHECKOUT_REMOTE", "CHECKOUT_DB")}
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def _pg_versions(url: str) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if not found or not found[0]:
+            return []
+        return [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
+
+
+def _pg_tables(url: str) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+        return {row[0] for row in rows}
+
+
+def test_status_and_migrate_of_a_postgresql_store(pg_url):
+    assert pg_checkout("--db", pg_url, "init", "--project-id", "shop-nl").exit_code == 0
+    versions = _pg_versions(pg_url)
+    status = pg_checkout("--db", pg_url, "--json", "db", "status")
+    assert status.exit_code == 0, status.stderr
+    found = json.loads(status.stdout)
+    assert found["store"]["kind"] == "postgresql"
+    assert found["store"]["database"] == pg_url.rsplit("/", 1)[1]
+    assert found["schema_version"] == found["expected_version"] == SCHEMA_VERSION
+    assert found["state"] == "current"
+    assert "PostgreSQL store" in pg_checkout("--db", pg_url, "db", "status").stdout
+    migrated = pg_checkout("--db", pg_url, "db", "migrate")
+    assert migrated.exit_code == 0, migrated.stderr
+    assert "nothing to do" in migrated.stdout
+    assert _pg_versions(pg_url) == versions
+
+
+@pytest.mark.parametrize("command", ["status", "migrate"])
+def test_a_database_never_set_up_is_no_store_and_is_not_made_one(pg_url, command):
+    result = pg_checkout("--db", pg_url, "db", command)
+    assert result.exit_code == 3, result.stderr
+    assert result.stderr.count("\n") == 1 and "no store in" in result.stderr
+    assert _pg_tables(pg_url) == set()
+
+
+@pytest.mark.parametrize("command", ["status", "migrate"])
+def test_a_newer_postgresql_store_is_refused_and_left_alone(pg_url, command):
+    import psycopg
+
+    assert pg_checkout("--db", pg_url, "init", "--project-id", "shop-nl").exit_code == 0
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, 'later')",
+            (SCHEMA_VERSION + 1,),
+        )
+    result = pg_checkout("--db", pg_url, "db", command)
+    assert result.exit_code == 4 and "store_too_new" not in result.stdout
+    assert result.stderr.count("\n") == 1 and str(SCHEMA_VERSION + 1) in result.stderr
+    assert sorted(_pg_versions(pg_url))[-1] == SCHEMA_VERSION + 1
+
+
+@pytest.mark.parametrize("command", ["status", "migrate"])
+def test_an_unreachable_postgresql_store_is_exit_6_without_its_password(command):
+    from tests.serve_helpers import free_port
+
+    url = f"postgresql://shop:hunter2@127.0.0.1:{free_port()}/orders?connect_timeout=2"
+    result = pg_checkout("--db", url, "db", command)
+    assert result.exit_code == 6, result.stderr
+    assert result.stderr.count("\n") == 1 and "database" in result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 # ---- migrate ---------------------------------------------------------------------------------

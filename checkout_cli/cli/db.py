@@ -19,21 +19,29 @@ db_app = typer.Typer(
 )
 
 
-def _target(state: State) -> Path:
+def _target(state: State) -> Path | str:
+    """The store `checkout db` works on: a SQLite path or a PostgreSQL URL, never a remote."""
     if state.settings.remote:
         raise UsageError(
             "db_needs_store",
             "`checkout db` works on a store (--db), not on a remote server",
-            recovery="run it where the store is, with --db PATH (and no --remote)",
-        )
-    if not isinstance(state.settings.db, Path):
-        raise UsageError(
-            "db_needs_sqlite",
-            "`checkout db` works on an SQLite store file; a PostgreSQL store is backed up with "
-            "its own tools",
-            recovery="pg_dump the database (its schema version is in schema_migrations)",
+            recovery="run it where the store is, with --db PATH or --db postgresql://… "
+            "(and no --remote)",
         )
     return state.settings.db
+
+
+def _sqlite_target(state: State) -> Path:
+    target = _target(state)
+    if not isinstance(target, Path):
+        raise UsageError(
+            "db_needs_sqlite",
+            "`checkout db backup` copies an SQLite store file; a PostgreSQL store is backed up "
+            "with its own tools",
+            recovery="pg_dump the database, or use the platform's backups and point-in-time "
+            "recovery",
+        )
+    return target
 
 
 def _show(state: State, result: dict[str, Any], lines: list[str]) -> None:
@@ -72,7 +80,7 @@ def backup(
     from checkout_cli.engine import store_admin
 
     state: State = ctx.obj
-    result = store_admin.backup(_target(state), dest, force=force)
+    result = store_admin.backup(_sqlite_target(state), dest, force=force)
     counts = ", ".join(f"{n} {table}" for table, n in result["counts"].items())
     _show(
         state,

@@ -52,6 +52,22 @@ def describe(url: str) -> str:
     return f"postgresql://{user}{parts.hostname or 'localhost'}{port}{parts.path}"
 
 
+def read_schema_version(url: str) -> int:
+    """The schema version of the store at ``url`` (0: never set up), read on a connection of
+    its own without changing or making anything."""
+    try:
+        import psycopg
+    except ImportError:
+        raise missing_driver() from None
+    from checkout_cli.engine import pg_schema
+
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS) as raw:
+            return pg_schema.current_version(raw)
+    except psycopg.Error as exc:
+        raise unavailable(describe(url), exc) from None
+
+
 class Row:
     """A row as ``sqlite3.Row`` reads: by column name or position, ``keys()``, ``dict(row)``."""
 

@@ -1,9 +1,8 @@
-"""Store administration: `checkout db backup`, `db status`, `db migrate` (SQLite today).
+"""Store administration: `checkout db backup`, `db status`, `db migrate`.
 
 Each function takes the store's target (a path, or a ``postgresql://`` URL) and answers a
-plain dict; nothing here prints. PostgreSQL plugs in at the three ``_pg_*`` points: when
-``pg_store`` has its schema-version and migrate methods, ``status`` and ``migrate`` call them
-there; ``backup`` stays SQLite-only (pg_dump).
+plain dict; nothing here prints. ``status`` and ``migrate`` work on both stores; ``backup`` is
+SQLite-only (a PostgreSQL database is backed up with pg_dump or the platform's own backups).
 
 Backup uses SQLite's online backup API from a connection of its own, a few pages per step, so
 a serving process keeps writing meanwhile (a write restarts the copy at its next step; after a
@@ -135,16 +134,30 @@ def status(target: Path | str) -> dict[str, Any]:
 
 
 def _pg_status(url: str) -> dict[str, Any]:
-    # PostgreSQL plugs in here: PgStore's read-only schema-version query.
-    raise _pg_unsupported(describe_url(url), "read its schema version")
+    found = _pg_existing_version(url)
+    return {
+        "store": describe_url(url),
+        "schema_version": found,
+        "expected_version": SCHEMA_VERSION,
+        "state": _state(found),
+    }
 
 
-def _pg_unsupported(store: dict[str, Any], what: str) -> UnavailableError:
-    return UnavailableError(
-        "postgres_unsupported",
-        f"cannot {what} at {_where(store)}: this build has no PostgreSQL store yet",
-        recovery="use a SQLite store path with --db",
-    )
+def _pg_existing_version(url: str) -> int:
+    """The schema version of the PostgreSQL store at ``url``; a database that was never set
+    up as a store is refused as a missing store file is."""
+    from checkout_cli.engine import pg_store
+
+    found = pg_store.read_schema_version(url)
+    if found == 0:
+        where = pg_store.describe(url)
+        raise NotFoundError(
+            "store_not_found",
+            f"no store in {where}",
+            recovery=f"create it with `checkout --db {where} init`, or check the URL "
+            "(--db, CHECKOUT_DB or the profile)",
+        )
+    return found
 
 
 # ---- migrate -------------------------------------------------------------------------------
@@ -155,8 +168,7 @@ def migrate(target: Path | str) -> dict[str, Any]:
     A missing store is not made; a newer one is refused before anything is written."""
     url = pg_url(target)
     if url is not None:
-        # PostgreSQL plugs in here: open PgStore (it migrates as Store does) and report.
-        raise _pg_unsupported(describe_url(url), "migrate the store")
+        return _pg_migrate(url)
     path = Path(target)
     real = _existing_store(path)
     found = _read_version(real)
@@ -169,6 +181,20 @@ def migrate(target: Path | str) -> dict[str, Any]:
         "store": {"kind": "sqlite", "path": str(path)},
         "from_version": found,
         "to_version": _read_version(real),
+    }
+
+
+def _pg_migrate(url: str) -> dict[str, Any]:
+    found = _pg_existing_version(url)
+    _state(found)
+    if found < SCHEMA_VERSION:
+        from checkout_cli.engine.pg_store import PgStore
+
+        PgStore(url).close()  # the store migrates itself when opened, in one transaction
+    return {
+        "store": describe_url(url),
+        "from_version": found,
+        "to_version": _pg_existing_version(url),
     }
 
 
