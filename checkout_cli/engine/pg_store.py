@@ -555,8 +555,18 @@ def unavailable(where: str, exc: BaseException) -> UnavailableError:
     return UnavailableError(
         "database_unavailable",
         f"the database {where} cannot be reached: {_without_password(reason)}",
-        recovery="check that PostgreSQL is running and reachable; the next call connects again",
+        recovery=_recovery(reason),
     )
+
+
+def _recovery(reason: str) -> str:
+    """What to check, from libpq's reason: the password, the certificate, or the server."""
+    lowered = reason.lower()
+    if "password" in lowered or "authentication failed" in lowered:
+        return "check the user and password (in the URL, PGPASSWORD, PGPASSFILE or ~/.pgpass)"
+    if "certificate" in lowered or "ssl" in lowered:
+        return "check sslmode and sslrootcert against the server's certificate"
+    return "check that PostgreSQL is running and reachable; the next call connects again"
 
 
 def _without_password(text: str) -> str:
