@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from checkout_cli.engine import pg_sql
 from checkout_cli.engine.store import RequestWrites, WriteConflict
+from checkout_cli.engine.table_shapes import TableShape
 from checkout_cli.errors import UnavailableError, UsageError
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -489,6 +490,75 @@ class PgStore:
             if self._raw_alive():
                 self.raw.execute("COMMIT")
 
+    # --- a copy of the store (engine/store_copy.py) --------------------------------------
+
+    def table_shapes(self) -> list[TableShape]:
+        """The store's tables (not ``schema_migrations``, PostgreSQL's own bookkeeping)."""
+        with self.errors_translated():
+            names = [
+                row[0]
+                for row in self.raw.execute(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' "
+                    "AND table_name <> 'schema_migrations' ORDER BY table_name"
+                )
+            ]
+            columns: dict[str, list[str]] = {name: [] for name in names}
+            for table, column in self.raw.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+            ):
+                columns.get(table, []).append(column)
+            keys: dict[str, list[str]] = {name: [] for name in names}
+            references: dict[str, list[tuple[str, str]]] = {name: [] for name in names}
+            for table, kind, column, parent in self.raw.execute(
+                "SELECT t.relname, c.contype, a.attname, p.relname FROM pg_constraint c "
+                "JOIN pg_class t ON t.oid = c.conrelid "
+                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) "
+                "LEFT JOIN pg_class p ON p.oid = c.confrelid "
+                "WHERE c.connamespace = current_schema()::regnamespace "
+                "AND c.contype IN ('p', 'f') "
+                "ORDER BY t.relname, c.conname, array_position(c.conkey, a.attnum)"
+            ):
+                if table not in keys:
+                    continue
+                if kind == "p":
+                    keys[table].append(column)
+                else:
+                    references[table].append((column, parent))
+        return [
+            TableShape(name, tuple(columns[name]), tuple(keys[name]), tuple(references[name]))
+            for name in names
+        ]
+
+    def forget_counters(self) -> None:
+        """Drops every counter's sequence in the open transaction: each is made again from
+        the copied ``counters`` row on its next use (``make_sequence``)."""
+        from psycopg import sql
+
+        with self.errors_translated():
+            found = self.raw.execute(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema() "
+                "AND starts_with(sequencename, %s)",
+                (_SEQUENCE_PREFIX,),
+            ).fetchall()
+            for (sequence,) in found:
+                self.raw.execute(sql.SQL("DROP SEQUENCE {}").format(sql.Identifier(sequence)))
+
+    def after_copy_in(self) -> None:
+        """Each identity key gives out values after the largest copied id (rows came in
+        with their ids, which moves no identity sequence on)."""
+        from psycopg import sql
+
+        with self.errors_translated():
+            for table in sorted(self.identity_tables):
+                self.raw.execute(
+                    sql.SQL(
+                        "SELECT setval(pg_get_serial_sequence({}, 'id'), "
+                        "COALESCE(max(id), 0) + 1, false) FROM {}"
+                    ).format(sql.Literal(table), sql.Identifier(table))
+                )
+
     def empty_wal(self) -> None:
         """SQLite's concern; nothing to do here."""
 
@@ -566,6 +636,8 @@ def _recovery(reason: str) -> str:
         return "check the user and password (in the URL, PGPASSWORD, PGPASSFILE or ~/.pgpass)"
     if "certificate" in lowered or "ssl" in lowered:
         return "check sslmode and sslrootcert against the server's certificate"
+    if "database" in lowered and "does not exist" in lowered:
+        return "create the database first (createdb, or the platform's console), or check the URL"
     return "check that PostgreSQL is running and reachable; the next call connects again"
 
 

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from checkout_cli.engine.table_shapes import TableShape
 from checkout_cli.errors import UnavailableError
 
 BUSY_TIMEOUT_MS = 30_000
@@ -282,6 +283,36 @@ class Store:
             yield self.conn
         finally:
             self.conn.execute("COMMIT")
+
+    def table_shapes(self) -> list[TableShape]:
+        """The store's own tables (none of SQLite's), in the order they were made."""
+        names = [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid"
+            )
+        ]
+        shapes = []
+        for name in names:
+            info = self.conn.execute(f'PRAGMA table_info("{name}")').fetchall()
+            keyed = sorted((row for row in info if row["pk"]), key=lambda row: row["pk"])
+            references = self.conn.execute(f'PRAGMA foreign_key_list("{name}")').fetchall()
+            shapes.append(
+                TableShape(
+                    name,
+                    tuple(row["name"] for row in info),
+                    tuple(row["name"] for row in keyed),
+                    tuple((row["from"], row["table"]) for row in references),
+                )
+            )
+        return shapes
+
+    def forget_counters(self) -> None:
+        """A counter is a ``counters`` row here: a copy replaces those with the other rows."""
+
+    def after_copy_in(self) -> None:
+        """Nothing to do: SQLite gives out rowids after the largest in the table."""
 
     def close(self) -> None:
         self.conn.close()
