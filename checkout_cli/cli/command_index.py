@@ -139,7 +139,7 @@ COMMANDS: dict[str, Entry] = {
     ),
     "db": Entry(
         "checkout_cli.cli.db",
-        "The store itself: back it up, see its schema version, migrate it.",
+        "The store itself: back it up, copy it, see its schema version, migrate it.",
         "db_app",
     ),
     "profiles": Entry(
