@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -276,3 +279,71 @@ def test_a_copy_that_fails_its_check_leaves_the_target_as_it_was(
     line = one_line_error(result, 1)
     assert "rolled back" in line
     assert dump(target) == before
+
+
+ORDER_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from checkout_cli.backends.local import LocalBackend
+    from tests.conftest import CUSTOMER
+
+    target, stop = sys.argv[1], Path(sys.argv[2])
+    backend = LocalBackend(Path(target) if "://" not in target else target, actor="writer")
+    n = 0
+    while not stop.exists():
+        cart = backend.call(
+            "shopping-cart", "add-item", {"product_sku": "GIFT-CARD-25", "quantity": 1}
+        )
+        token = backend.call(
+            "checkout-flow", "initiate-checkout", {"cart_token": cart["cart_token"]}
+        )["checkout_token"]
+        flow = lambda name, **body: backend.call(
+            "checkout-flow", name, {"checkout_token": token, **body}
+        )
+        flow("set-customer", **CUSTOMER)
+        flow("create-payment", provider="invoice")
+        flow("complete-checkout")
+        n += 1
+        print(n, flush=True)
+    backend.close()
+    """
+)
+
+
+@pytest.mark.parametrize("source_kind", ["sqlite", "postgres"])
+def test_a_store_taking_orders_meanwhile_is_copied_as_it_was_at_one_moment(
+    tmp_path: Path, source_kind: str, pg_new_database: Any
+) -> None:
+    source: StoreTarget = tmp_path / "shop.db" if source_kind == "sqlite" else pg_new_database()
+    backend = LocalBackend(source, actor="test")
+    load_fixtures(backend, tmp_path / "outbox")
+    backend.close()
+    target: StoreTarget = pg_new_database() if source_kind == "sqlite" else tmp_path / "copy.db"
+    stop = tmp_path / "stop"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", ORDER_WRITER, str(source), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert writer.stdout is not None
+        for _ in range(5):  # a few orders in before the copy starts
+            writer.stdout.readline()
+        copied = copy(source, target)
+    finally:
+        stop.touch()
+        out, err = writer.communicate(timeout=60)
+    assert writer.returncode == 0, err
+    orders = copied["orders_compared"]
+    assert orders >= 5 and copied["doctor_findings"] == []
+    assert int(out.split()[-1]) > orders  # the source took orders after the snapshot
+    # One moment: the first n orders whole (numbers without a hole, each with its line and
+    # its one email), nothing of the orders after it.
+    numbers = [row[0] for row in query(target, "SELECT order_number FROM orders ORDER BY id")]
+    assert [int(n.split("-")[1]) for n in numbers] == list(range(1, orders + 1))
+    assert query(target, "SELECT count(*) FROM order_lines")[0][0] == orders
+    assert query(target, "SELECT count(*) FROM outbox")[0][0] == orders
+    assert_invariants(target)

@@ -145,6 +145,10 @@ def _copy(source: Any, target: Any, *, force: bool, where: str) -> dict[str, Any
     shapes = _ordered(target.table_shapes())
     with source.read() as reading:
         _same_tables(shapes, source.table_shapes())
+        # Read once, after the snapshot began: a PostgreSQL sequence is outside any snapshot
+        # and moves on while the source serves, so its value then is at least every number
+        # the copied rows hold (a gap at most, never a number given out twice).
+        values = counters.current_values(reading)
         try:
             with target.write(scrub=True) as writing:
                 held = _rows_held(writing, shapes)
@@ -157,9 +161,9 @@ def _copy(source: Any, target: Any, *, force: bool, where: str) -> dict[str, Any
                     )
                 _empty(writing, shapes)
                 target.forget_counters()
-                rows = _write_rows(reading, writing, shapes)
+                rows = _write_rows(reading, writing, shapes, values)
                 target.after_copy_in()
-                checked = _verify(reading, writing, shapes, rows)
+                checked = _verify(reading, writing, shapes, rows, values)
         except WriteConflict:
             raise UnavailableError(
                 "database_busy",
@@ -242,14 +246,15 @@ def _empty(conn: Any, shapes: list[TableShape]) -> None:
         conn.execute(f"DELETE FROM {_quoted(shape.name)}")
 
 
-def _write_rows(reading: Any, writing: Any, shapes: list[TableShape]) -> dict[str, int]:
+def _write_rows(
+    reading: Any, writing: Any, shapes: list[TableShape], values: dict[str, int]
+) -> dict[str, int]:
     """Every source row into the target, with the ids it had; returns the rows per table."""
     written: dict[str, int] = {}
     later: list[tuple[TableShape, tuple[str, ...], list[tuple[Any, ...]]]] = []
     before: set[str] = set()
     for shape in shapes:
         if shape.name in COPIED_AS_VALUES:
-            values = counters.current_values(reading)
             writing.executemany(
                 "INSERT INTO counters (name, value) VALUES (?, ?)", sorted(values.items())
             )
@@ -311,7 +316,11 @@ def _batches(cursor: Iterable[Any]) -> Iterable[list[Any]]:
 
 
 def _verify(
-    reading: Any, writing: Any, shapes: list[TableShape], rows: dict[str, int]
+    reading: Any,
+    writing: Any,
+    shapes: list[TableShape],
+    rows: dict[str, int],
+    values: dict[str, int],
 ) -> dict[str, Any]:
     """Inside the target's transaction: anything found here rolls the copy back."""
     for shape in shapes:
@@ -319,7 +328,7 @@ def _verify(
             continue
         if _count(writing, shape.name) != rows[shape.name]:
             _differs(f"the row count of {shape.name}")
-    if counters.current_values(writing) != counters.current_values(reading):
+    if counters.current_values(writing) != values:
         _differs("the counters (order numbers)")
     found_there = _findings(reading)
     if _findings(writing) != found_there:
