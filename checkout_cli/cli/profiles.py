@@ -19,8 +19,39 @@ app = typer.Typer(
 
 
 def _shown(values: dict[str, Any]) -> dict[str, Any]:
-    """A profile for display: the token is never shown, only whether it is set."""
-    return {k: ("(set)" if k == "token" else v) for k, v in values.items()}
+    """A profile for display: the token is never shown, only whether it is set, and a
+    database URL never with a password (one written into config.toml by hand)."""
+    from checkout_cli.config import is_pg_url
+    from checkout_cli.engine.stores import describe
+
+    def shown(key: str, value: Any) -> Any:
+        if key == "token":
+            return "(set)"
+        if key == "db" and is_pg_url(value):
+            return describe(value)
+        return value
+
+    return {k: shown(k, v) for k, v in values.items()}
+
+
+def _refuse_password(db: str | None) -> None:
+    """config.toml is plain text: a profile keeps no database password (libpq finds it)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from checkout_cli.config import is_pg_url
+    from checkout_cli.errors import UsageError
+
+    if db is None or not is_pg_url(db):
+        return
+    parts = urlsplit(db)
+    if parts.password is not None or "password" in parse_qs(parts.query):
+        raise UsageError(
+            "password_in_profile",
+            "a profile is kept in plain text in config.toml, so its database URL may not "
+            "hold a password; nothing was saved",
+            recovery="leave the password out of the URL and set PGPASSWORD, or put it in "
+            "~/.pgpass (or the file PGPASSFILE names)",
+        )
 
 
 @app.command("list")
@@ -84,7 +115,9 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(show_default=Fa
 def add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(show_default=False)],
-    db: Annotated[str | None, typer.Option(help="SQLite store path")] = None,
+    db: Annotated[
+        str | None, typer.Option(help="the store: a SQLite file path or a postgresql:// URL")
+    ] = None,
     remote: Annotated[str | None, typer.Option(help="server URL")] = None,
     project: Annotated[str | None, typer.Option(help="project id on the server")] = None,
     token_stdin: Annotated[
@@ -101,6 +134,7 @@ def add(
     from checkout_cli.config import save_profile
     from checkout_cli.errors import UsageError
 
+    _refuse_password(db)
     values = {k: v for k, v in {"db": db, "remote": remote, "project": project}.items() if v}
     if token_stdin:
         token = sys.stdin.read().strip()
