@@ -165,7 +165,8 @@ def add_item(engine: Engine, body: requests.AddItem) -> dict[str, Any]:
                 (new_token("cart"), currency, now, now),
             )
             cart = conn.execute("SELECT * FROM carts WHERE id = ?", (cur.lastrowid,)).fetchone()
-        _sellable(conn, body.product_sku, cart["currency"], cart["test_run"])
+        if body.cart_token:  # a new cart's currency was checked above, and it is in no run
+            _sellable(conn, body.product_sku, cart["currency"], cart["test_run"])
         row = conn.execute(
             "SELECT quantity FROM cart_items WHERE cart_id = ? AND product_sku = ?",
             (cart["id"], body.product_sku),

@@ -310,11 +310,14 @@ def _replacing(
     """
     from checkout_cli.engine import provider_payments
 
-    with engine.read() as conn:
-        co = load_checkout(conn, token)
-        replaces = not is_due(engine, co) and admissible(conn, co)
-    if replaces:
-        provider_payments.close_for_replacement(engine, token)
+    # Most checkouts have no open provider payment (an invoice, a payment linked by hand):
+    # one statement says so, and ``work`` checks everything in its own transaction.
+    if provider_payments.any_open_payment(engine.conn, token):
+        with engine.read() as conn:
+            co = load_checkout(conn, token)
+            replaces = not is_due(engine, co) and admissible(conn, co)
+        if replaces:
+            provider_payments.close_for_replacement(engine, token)
     return with_checkout(engine, token, work)
 
 
@@ -330,24 +333,28 @@ def create_payment(engine: Engine, body: requests.CreatePayment) -> dict[str, An
         refuse_if_paid,
     )
 
-    def admissible(conn: sqlite3.Connection, co: sqlite3.Row) -> bool:
-        if made_payment_before(engine, conn, co):
-            return False
+    def checked(conn: sqlite3.Connection, co: sqlite3.Row) -> tuple[bool, sqlite3.Row | None]:
+        """(whether an open provider payment stands in the way, the current payment), or
+        refused: not open, no customer, invoices not allowed, paid already."""
         refuse_unless_open(co)
         require_customer(co)
         _refuse_invoice_unless_allowed(conn)
         payment = current_payment(conn, co["id"])
         if _invoiced(payment, body):
-            return False
+            return False, payment
         refuse_if_paid(co, payment)
-        return is_open_provider_payment(payment)
+        return is_open_provider_payment(payment), payment
+
+    def admissible(conn: sqlite3.Connection, co: sqlite3.Row) -> bool:
+        return not made_payment_before(engine, conn, co) and checked(conn, co)[0]
 
     def work(conn: sqlite3.Connection, co: sqlite3.Row) -> dict[str, Any]:
         if made_payment_before(engine, conn, co):
             return checkout_object(conn, co)
-        if admissible(conn, co):  # made again since it was closed
-            raise in_progress(co, _open_payment(conn, co))
-        payment = current_payment(conn, co["id"])
+        open_in_the_way, payment = checked(conn, co)
+        if open_in_the_way:  # made again since it was closed
+            assert payment is not None
+            raise in_progress(co, payment)
         if _invoiced(payment, body):
             return checkout_object(conn, co)  # already invoiced: idempotent
         if payment is not None and payment["status"] == "pending":
@@ -475,7 +482,7 @@ def complete_checkout(engine: Engine, body: requests.CheckoutRef) -> dict[str, A
             "UPDATE carts SET status = 'converted', updated_at = ? WHERE id = ?",
             (engine.now(), co["cart_id"]),
         )
-        outbox.queue_confirmation(engine, conn, order["id"])
+        outbox.queue_confirmation(engine, conn, order)  # as made: nothing since moved it
         return {
             **checkout_object(conn, load_checkout(conn, co["token"])),
             "already_completed": False,

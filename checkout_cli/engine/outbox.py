@@ -28,12 +28,12 @@ log = logging.getLogger(__name__)
 BOOKKEEPING_ATTEMPTS = 20  # a claim or mark aborted for a concurrent write runs again
 
 
-def queue_confirmation(engine: Engine, conn: sqlite3.Connection, order_row_id: int) -> None:
+def queue_confirmation(engine: Engine, conn: sqlite3.Connection, row: sqlite3.Row) -> None:
+    """The confirmation of the order ``row`` (as the completing transaction holds it)."""
     from checkout_cli.engine.orders import order_object
 
-    order = order_object(
-        conn, conn.execute("SELECT * FROM orders WHERE id = ?", (order_row_id,)).fetchone()
-    )
+    order_row_id = row["id"]
+    order = order_object(conn, row)
     shop = settings.read(conn, "shop_name")
     conn.execute(
         "INSERT INTO outbox (order_id, kind, recipient, subject, body_text, body_html, status, "

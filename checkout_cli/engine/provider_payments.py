@@ -206,6 +206,19 @@ def is_open_provider_payment(payment: sqlite3.Row | None) -> TypeGuard[sqlite3.R
     )
 
 
+def any_open_payment(conn: sqlite3.Connection, token: str) -> bool:
+    """Whether checkout ``token`` has any payment ``is_open_provider_payment`` calls open: one
+    statement, so a checkout without one need not be read closely before it is written."""
+    marks = ", ".join("?" for _ in PROVIDERS)
+    found = conn.execute(
+        "SELECT 1 FROM payments p JOIN checkouts c ON c.id = p.checkout_id "
+        f"WHERE c.token = ? AND p.provider IN ({marks}) AND p.provider_payment_id <> '' "
+        "AND p.status IN (?, ?) LIMIT 1",
+        (token, *PROVIDERS, OPEN, PENDING),
+    ).fetchone()
+    return found is not None
+
+
 def _needs_replacing(
     current: sqlite3.Row | None, name: str, co: sqlite3.Row, body: requests.CreatePayment
 ) -> bool:
