@@ -221,6 +221,11 @@ def test_a_forced_copy_replaces_a_shop_and_keeps_the_numbering_of_the_source(
 
 @pytest.fixture
 def small_shop(tmp_path: Path) -> Path:
+    return make_small_shop(tmp_path)
+
+
+def make_small_shop(tmp_path: Path) -> Path:
+    """A shop of one invoiced order."""
     path = tmp_path / "shop.db"
     backend = LocalBackend(path, actor="test")
     load_fixtures(backend, tmp_path / "outbox")

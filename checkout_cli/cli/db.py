@@ -178,6 +178,11 @@ def copy(
     state: State = ctx.obj
     if state.settings.remote:
         _target(state)  # the usual refusal: a copy is between stores, never a remote
+    for flag, given in (("--from", source), ("--to", target)):
+        if not given.strip():
+            raise UsageError(
+                "missing_store", f"{flag} is empty", recovery=f"give {flag} a file path or a URL"
+            )
     result = store_copy.copy_store(store_target(source), store_target(target), force=force)
     tables = result["tables"]
     found = result["doctor_findings"]

@@ -531,6 +531,25 @@ class PgStore:
             for name in names
         ]
 
+    def session_mark(self) -> tuple[int, Any]:
+        """This connection's server process and its start: what another connection sees in
+        ``pg_stat_activity`` only if it is in the same database of the same server."""
+        with self.errors_translated():
+            row = self.raw.execute(
+                "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+            ).fetchone()
+        return (int(row[0]), row[1])
+
+    def sees_session(self, mark: tuple[int, Any]) -> bool:
+        """Whether the session ``mark`` names is connected to this very database."""
+        with self.errors_translated():
+            row = self.raw.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND backend_start = %s "
+                "AND datname = current_database()",
+                mark,
+            ).fetchone()
+        return row is not None
+
     def forget_counters(self) -> None:
         """Drops every counter's sequence in the open transaction: each is made again from
         the copied ``counters`` row on its next use (``make_sequence``)."""

@@ -89,25 +89,38 @@ def _identity(target: StoreTarget) -> tuple[Any, ...]:
     return ("postgresql", described["host"], described["port"], described["database"])
 
 
+# Files SQLite (and the store's writer lock) keep beside a store: part of it, never a target.
+SIDE_FILES = ("-wal", "-shm", "-journal", "-writer.lock")
+
+
 def _refuse_same(source: StoreTarget, target: StoreTarget) -> None:
     same = _identity(source) == _identity(target)
     if not same and not is_pg_url(source) and not is_pg_url(target):
         source_path, target_path = Path(source), Path(target)
         same = source_path.exists() and target_path.exists() and source_path.samefile(target_path)
+        real_target = os.path.realpath(target_path)
+        real_source = os.path.realpath(source_path)
+        same = same or any(real_target == real_source + side for side in SIDE_FILES)
     if same:
-        raise UsageError(
-            "copy_same_store",
-            f"--from and --to name the same store ({_where(source)}); nothing was copied",
-            recovery="give --to a new file or another database",
-        )
+        _same_store(source)
+
+
+def _same_store(source: StoreTarget) -> None:
+    raise UsageError(
+        "copy_same_store",
+        f"--from and --to name the same store ({_where(source)}); nothing was copied",
+        recovery="give --to a new file or another database",
+    )
 
 
 def _require_source(source: StoreTarget) -> None:
     """The source must already be a store: a copy never makes the store it reads."""
     try:
         store_admin.status(source)  # not_a_store, store_too_new, database_unavailable
-    except NotFoundError as exc:
-        raise NotFoundError(
+    except (NotFoundError, UnavailableError) as exc:
+        if exc.code == "database_unavailable":
+            raise
+        raise type(exc)(
             exc.code, f"{exc.message}; nothing was copied", recovery="check the store --from names"
         ) from None
 
@@ -121,6 +134,12 @@ def _check_target(target: StoreTarget) -> None:
         store_exists(target)
         return
     path = Path(target)
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise UsageError(
+            "copy_target_not_a_file",
+            f"{path} is not a regular file (a device, a pipe or a socket); nothing was copied",
+            recovery="give --to a new file name",
+        )
     if path.is_dir():
         raise UsageError(
             "copy_target_is_folder",
@@ -143,6 +162,10 @@ def _check_target(target: StoreTarget) -> None:
 
 def _copy(source: Any, target: Any, *, force: bool, where: str) -> dict[str, Any]:
     shapes = _ordered(target.table_shapes())
+    mark = getattr(source, "session_mark", None)
+    seen = getattr(target, "sees_session", None)
+    if mark is not None and seen is not None and seen(mark()):
+        _same_store(where)  # one database under two spellings (localhost, 127.0.0.1, ?port=)
     with source.read() as reading:
         _same_tables(shapes, source.table_shapes())
         # Read once, after the snapshot began: a PostgreSQL sequence is outside any snapshot
