@@ -167,7 +167,9 @@ def test_backup_refuses_an_existing_dest_unless_forced(backend, db_path, tmp_pat
     assert _integrity(dest) == ["ok"] and _files(tmp_path) == before
 
 
-@pytest.mark.parametrize("how", ["same path", "symlink", "hard link"])
+@pytest.mark.parametrize(
+    "how", ["same path", "symlink", "hard link", "-wal", "-shm", "-journal", "-writer.lock"]
+)
 def test_backup_refuses_the_store_itself(backend, db_path, tmp_path, cli, how):
     backend.close()
     dest = db_path
@@ -177,6 +179,8 @@ def test_backup_refuses_the_store_itself(backend, db_path, tmp_path, cli, how):
     elif how == "hard link":
         dest = tmp_path / "hard.db"
         os.link(db_path, dest)
+    elif how.startswith("-"):  # a file SQLite keeps beside the store: a backup there is lost
+        dest = Path(f"{db_path}{how}")
     before, files = dump(db_path), _files(tmp_path)
     result = cli("db", "backup", str(dest), "--force")
     assert result.exit_code == 2
@@ -398,3 +402,14 @@ def test_a_newer_store_is_refused_by_every_command_alike(backend, db_path, tmp_p
     assert dump(db_path) == before and _files(tmp_path) - lock == files - lock
     as_json = json.loads(cli("--json", *args).stderr)
     assert as_json["error_object"]["code"] == "store_too_new"
+
+
+def test_backup_refuses_a_target_that_is_no_regular_file(backend, db_path, tmp_path, cli):
+    backend.close()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    before, files = dump(db_path), _files(tmp_path)
+    result = cli("db", "backup", str(fifo), "--force")
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "not a regular file" in result.stderr
+    assert dump(db_path) == before and _files(tmp_path) == files

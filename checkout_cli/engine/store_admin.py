@@ -260,11 +260,37 @@ def backup(
     }
 
 
+# Files SQLite (and the store's writer lock) keep beside a store: part of it, never a copy's
+# destination (a copy named SHOP.db-wal is taken for a stale WAL and thrown away).
+SIDE_FILES = ("-wal", "-shm", "-journal", "-writer.lock")
+
+
+def part_of_store(real_store: str, path: Path) -> bool:
+    """Whether ``path`` is the store at ``real_store`` (by path, symlink or hard link) or one
+    of the files SQLite keeps beside it."""
+    real = os.path.realpath(path)
+    if real == real_store or any(real == real_store + side for side in SIDE_FILES):
+        return True
+    return path.exists() and os.path.samefile(path, real_store)
+
+
+def is_special_file(path: Path) -> bool:
+    """A device, pipe or socket: never a store file to write (replacing /dev/null is not a
+    backup)."""
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
 def _check_dest(real: str, dest: Path, *, force: bool) -> None:
-    if os.path.realpath(dest) == real or (dest.exists() and os.path.samefile(dest, real)):
+    if part_of_store(real, dest):
         raise UsageError(
             "backup_is_store",
             f"{dest} is the store itself; a backup must go to another file",
+            recovery="give a new file name for the backup",
+        )
+    if is_special_file(dest):
+        raise UsageError(
+            "backup_not_a_file",
+            f"{dest} is not a regular file (a device, a pipe or a socket); nothing was written",
             recovery="give a new file name for the backup",
         )
     if dest.is_dir():

@@ -26,6 +26,7 @@ from typing import Any
 from checkout_cli.config import StoreTarget, is_pg_url
 from checkout_cli.engine import counters, invariants, orders, store_admin
 from checkout_cli.engine.store import WriteConflict
+from checkout_cli.engine.stores import describe, open_store, store_exists
 from checkout_cli.engine.table_shapes import TableShape
 from checkout_cli.errors import (
     ConflictError,
@@ -48,14 +49,12 @@ def copy_store(source: StoreTarget, target: StoreTarget, *, force: bool = False)
     _refuse_same(source, target)
     _require_source(source)
     _check_target(target)
-    from checkout_cli.engine.stores import open_store
-
     started = time.monotonic()
     source_store = open_store(source)
     try:
         target_store = open_store(target)
         try:
-            copied = _copy(source_store, target_store, force=force, where=_where(target))
+            copied = _copy(source_store, target_store, force=force, where=describe(target))
         finally:
             target_store.close()
     finally:
@@ -72,14 +71,9 @@ def copy_store(source: StoreTarget, target: StoreTarget, *, force: bool = False)
 
 
 def _described(target: StoreTarget) -> dict[str, Any]:
-    url = store_admin.pg_url(target) if is_pg_url(target) else None
-    return store_admin.describe_url(url) if url else {"kind": "sqlite", "path": str(target)}
-
-
-def _where(target: StoreTarget) -> str:
-    from checkout_cli.engine.stores import describe
-
-    return describe(target)
+    if is_pg_url(target):
+        return store_admin.describe_url(str(target))
+    return {"kind": "sqlite", "path": str(target)}
 
 
 def _identity(target: StoreTarget) -> tuple[Any, ...]:
@@ -89,18 +83,13 @@ def _identity(target: StoreTarget) -> tuple[Any, ...]:
     return ("postgresql", described["host"], described["port"], described["database"])
 
 
-# Files SQLite (and the store's writer lock) keep beside a store: part of it, never a target.
-SIDE_FILES = ("-wal", "-shm", "-journal", "-writer.lock")
-
-
 def _refuse_same(source: StoreTarget, target: StoreTarget) -> None:
     same = _identity(source) == _identity(target)
     if not same and not is_pg_url(source) and not is_pg_url(target):
-        source_path, target_path = Path(source), Path(target)
-        same = source_path.exists() and target_path.exists() and source_path.samefile(target_path)
-        real_target = os.path.realpath(target_path)
-        real_source = os.path.realpath(source_path)
-        same = same or any(real_target == real_source + side for side in SIDE_FILES)
+        source_path = Path(source)
+        same = source_path.exists() and store_admin.part_of_store(
+            os.path.realpath(source_path), Path(target)
+        )
     if same:
         _same_store(source)
 
@@ -108,7 +97,7 @@ def _refuse_same(source: StoreTarget, target: StoreTarget) -> None:
 def _same_store(source: StoreTarget) -> None:
     raise UsageError(
         "copy_same_store",
-        f"--from and --to name the same store ({_where(source)}); nothing was copied",
+        f"--from and --to name the same store ({describe(source)}); nothing was copied",
         recovery="give --to a new file or another database",
     )
 
@@ -129,12 +118,10 @@ def _check_target(target: StoreTarget) -> None:
     """An existing SQLite target must be a store or an empty file; a PostgreSQL one must be
     reachable (the database itself is made by its administrator, not by us)."""
     if is_pg_url(target):
-        from checkout_cli.engine.stores import store_exists
-
         store_exists(target)
         return
     path = Path(target)
-    if path.exists() and not path.is_dir() and not path.is_file():
+    if store_admin.is_special_file(path):
         raise UsageError(
             "copy_target_not_a_file",
             f"{path} is not a regular file (a device, a pipe or a socket); nothing was copied",
